@@ -1,0 +1,350 @@
+"""The CRM mirror: what happened, as imported from files or synced from a CRM.
+
+Every row that came from outside keeps where it came from
+(``external_source``, for example "csv" or "hubspot") and its id there
+(``external_id``), unique per organisation, so a re-import or re-sync updates
+the row instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from spm.models import Membership
+from spm.tenancy import TenantModel
+
+MONEY = {"max_digits": 18, "decimal_places": 2}
+
+
+class ExternalRecord(TenantModel):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_source = models.CharField(max_length=40, blank=True)
+    external_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        abstract = True
+        base_manager_name = "unscoped"
+
+
+def external_unique(name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(
+        "organization",
+        "external_source",
+        "external_id",
+        name=f"{name}_external_unique",
+        condition=~models.Q(external_id=""),
+    )
+
+
+class Pipeline(ExternalRecord):
+    name = models.CharField(max_length=120)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            external_unique("pipeline"),
+            models.UniqueConstraint(
+                "organization", Lower("name"), name="pipeline_name_unique_per_org"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Stage(ExternalRecord):
+    """A pipeline stage. Won and lost come from these flags, never from the name."""
+
+    pipeline = models.ForeignKey(
+        Pipeline, on_delete=models.CASCADE, related_name="stages"
+    )
+    name = models.CharField(max_length=120)
+    order = models.PositiveIntegerField(default=0)
+    probability = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0"),
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Chance of winning a deal in this stage, from 0 to 1.",
+    )
+    is_closed = models.BooleanField(default=False)
+    is_won = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            external_unique("stage"),
+            models.UniqueConstraint(
+                "organization",
+                "pipeline",
+                Lower("name"),
+                name="stage_name_unique_per_pipeline",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_won=False) | models.Q(is_closed=True),
+                name="stage_won_is_closed",
+            ),
+        ]
+        ordering = ["pipeline_id", "order", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def status(self) -> str:
+        if not self.is_closed:
+            return "open"
+        return "won" if self.is_won else "lost"
+
+
+class Account(ExternalRecord):
+    name = models.CharField(max_length=255)
+    domain = models.CharField(max_length=255, blank=True)
+    industry = models.CharField(max_length=120, blank=True)
+    employees = models.PositiveIntegerField(null=True, blank=True)
+    annual_revenue = models.DecimalField(null=True, blank=True, **MONEY)
+    country = models.CharField(max_length=120, blank=True)
+    year_established = models.PositiveSmallIntegerField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [external_unique("account")]
+        indexes = [models.Index("organization", Lower("name"), name="account_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(ExternalRecord):
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_name = models.CharField(max_length=120, blank=True)
+    last_name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    title = models.CharField(max_length=120, blank=True)
+    owner = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [external_unique("contact")]
+        indexes = [models.Index("organization", Lower("email"), name="contact_email")]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+
+class Lead(ExternalRecord):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        WORKING = "working", "Working"
+        QUALIFIED = "qualified", "Qualified"
+        DISQUALIFIED = "disqualified", "Disqualified"
+        CONVERTED = "converted", "Converted"
+
+    first_name = models.CharField(max_length=120, blank=True)
+    last_name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    company = models.CharField(max_length=255, blank=True)
+    country = models.CharField(max_length=120, blank=True)
+    source = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=20, choices=Status, default=Status.NEW)
+    owner = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [external_unique("lead")]
+        indexes = [
+            models.Index(fields=["organization", "owner", "assigned_at"]),
+            models.Index("organization", Lower("email"), name="lead_email"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+
+class Product(ExternalRecord):
+    name = models.CharField(max_length=255)
+    # Lowercase letters and digits only, so "GTXPro" and "GTX Pro" are one product.
+    match_key = models.CharField(max_length=255)
+    family = models.CharField(max_length=120, blank=True)
+    list_price = models.DecimalField(null=True, blank=True, **MONEY)
+
+    class Meta:
+        constraints = [
+            external_unique("product"),
+            models.UniqueConstraint(
+                "organization", "match_key", name="product_match_key_unique"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def key_for(name: str) -> str:
+        return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+    def save(self, *args, **kwargs) -> None:
+        self.match_key = self.key_for(self.name)
+        super().save(*args, **kwargs)
+
+
+class Deal(ExternalRecord):
+    """An opportunity. Open, won or lost is read from its stage's flags."""
+
+    name = models.CharField(max_length=255, blank=True)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="deals"
+    )
+    owner = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_deals",
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="+")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="deals")
+    amount = models.DecimalField(null=True, blank=True, **MONEY)
+    currency = models.CharField(max_length=3, blank=True)
+    # Calendar dates in the organisation's time zone. A date-only CRM value is
+    # stored as given, never shifted through UTC.
+    created_on = models.DateField(
+        null=True, blank=True, help_text="Date the deal was created or engaged."
+    )
+    close_date = models.DateField(null=True, blank=True)
+    stage_changed_at = models.DateTimeField(null=True, blank=True)
+    # Archived, deleted or cancelled in the source: kept, but out of every metric.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [external_unique("deal")]
+        indexes = [
+            models.Index(fields=["organization", "close_date"]),
+            models.Index(fields=["organization", "owner", "close_date"]),
+            models.Index(fields=["organization", "stage"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id or str(self.public_id)
+
+
+class DealProduct(TenantModel):
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=12, decimal_places=2, default=1)
+    unit_price = models.DecimalField(null=True, blank=True, **MONEY)
+    amount = models.DecimalField(null=True, blank=True, **MONEY)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "deal", "product", name="deal_product_unique"
+            ),
+        ]
+
+
+class DealSplit(TenantModel):
+    """A member's credited share of a deal. Without splits the owner gets 100%.
+
+    ``amount`` is stored so the shares of a deal add up to its amount to the
+    cent (largest-remainder rounding, see activity.services).
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="splits")
+    member = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="+")
+    percent = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "deal", "member", name="deal_split_unique"
+            ),
+        ]
+
+
+class DealStageChange(TenantModel):
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, related_name="stage_changes"
+    )
+    from_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+    source = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        indexes = [models.Index(fields=["organization", "deal", "changed_at"])]
+        ordering = ["changed_at", "id"]
+
+
+class Activity(ExternalRecord):
+    class Type(models.TextChoices):
+        CALL = "call", "Call"
+        EMAIL = "email", "Email"
+        MEETING = "meeting", "Meeting"
+        NOTE = "note", "Note"
+        TASK = "task", "Task"
+
+    type = models.CharField(max_length=10, choices=Type)
+    subject = models.CharField(max_length=255, blank=True)
+    occurred_at = models.DateTimeField()
+    owner = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [external_unique("activity")]
+        indexes = [
+            models.Index(fields=["organization", "owner", "occurred_at"]),
+            models.Index(fields=["organization", "occurred_at"]),
+        ]
+        verbose_name_plural = "activities"

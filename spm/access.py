@@ -1,0 +1,60 @@
+"""Who may see whom inside an organisation.
+
+A rep sees only their own numbers, a manager the members of their reporting
+tree (direct and indirect reports), an admin everyone in the organisation.
+Whoever may not see a member gets 404, so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.http import Http404
+
+from spm.models import Membership
+
+
+def visible_member_ids(viewer: Membership) -> set[int]:
+    """Return the ids of the memberships ``viewer`` may see, in one query."""
+    if viewer.is_admin:
+        return set(Membership.objects.values_list("pk", flat=True))
+    if not viewer.is_manager:
+        return {viewer.pk}
+
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for pk, manager_id in Membership.objects.values_list("pk", "reports_to_id"):
+        children[manager_id].append(pk)
+
+    # Walk down from the viewer. The seen set stops a cycle in bad data.
+    seen = {viewer.pk}
+    stack = [viewer.pk]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def member_visible_or_404(viewer: Membership, public_id) -> Membership:
+    """Load a member of the current organisation that ``viewer`` may see, or 404."""
+    try:
+        member = Membership.objects.select_related("team", "reports_to").get(
+            public_id=public_id
+        )
+    except (Membership.DoesNotExist, ValueError):
+        raise Http404("No such member.") from None
+    if member.pk not in visible_member_ids(viewer):
+        raise Http404("No such member.")
+    return member
+
+
+def require_admin(viewer: Membership) -> None:
+    """Raise 404 unless ``viewer`` is an admin: admin pages do not reveal themselves."""
+    if not viewer.is_admin:
+        raise Http404("Page not found.")
+
+
+def require_manager_or_admin(viewer: Membership) -> None:
+    if not (viewer.is_admin or viewer.is_manager):
+        raise Http404("Page not found.")

@@ -1,0 +1,268 @@
+"""Writes of the core: organisations, members, invitations, API keys, audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from spm.models import (
+    ApiKey,
+    AuditLog,
+    Membership,
+    Organization,
+    User,
+    normalize_email,
+)
+from spm.tenancy import tenant_context
+
+API_KEY_PREFIX = "attn"
+
+
+def audit_log_write(
+    *,
+    organization: Organization,
+    actor: User | None,
+    action: str,
+    obj: Any = None,
+    object_type: str = "",
+    object_id: str = "",
+    old: dict | None = None,
+    new: dict | None = None,
+) -> AuditLog:
+    """Record one configuration change. Call it inside the change's transaction."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(getattr(obj, "public_id", obj.pk))
+    return AuditLog.unscoped.create(
+        organization=organization,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        old=old,
+        new=new,
+    )
+
+
+@transaction.atomic
+def organization_create(
+    *,
+    name: str,
+    slug: str,
+    owner: User | None = None,
+    time_zone: str = "UTC",
+    currency: str = "USD",
+    fiscal_year_start_month: int = 1,
+) -> Organization:
+    """Create an organisation, and make ``owner`` its first admin."""
+    organization = Organization.objects.create(
+        name=name,
+        slug=slug,
+        time_zone=time_zone,
+        currency=currency,
+        fiscal_year_start_month=fiscal_year_start_month,
+    )
+    if owner is not None:
+        Membership.unscoped.create(
+            organization=organization,
+            user=owner,
+            display_name=owner.get_full_name(),
+            email=owner.email,
+            role=Membership.Role.ADMIN,
+        )
+    audit_log_write(
+        organization=organization,
+        actor=owner,
+        action="organization.create",
+        obj=organization,
+        new={"name": name, "slug": slug, "time_zone": time_zone},
+    )
+    return organization
+
+
+ORGANIZATION_SETTINGS = ("name", "time_zone", "currency", "fiscal_year_start_month")
+
+
+@transaction.atomic
+def organization_update(
+    *, organization: Organization, actor: User | None, **changes: Any
+) -> Organization:
+    old = {field: getattr(organization, field) for field in ORGANIZATION_SETTINGS}
+    for field, value in changes.items():
+        if field not in ORGANIZATION_SETTINGS:
+            raise ValueError(f"Unknown organisation setting: {field}")
+        setattr(organization, field, value)
+    organization.full_clean()
+    organization.save()
+    new = {field: getattr(organization, field) for field in ORGANIZATION_SETTINGS}
+    if old != new:
+        audit_log_write(
+            organization=organization,
+            actor=actor,
+            action="organization.update",
+            obj=organization,
+            old=old,
+            new=new,
+        )
+    return organization
+
+
+MEMBERSHIP_FIELDS = ("role", "reports_to", "team", "display_name", "is_active")
+
+
+def _membership_snapshot(membership: Membership) -> dict:
+    return {
+        "role": membership.role,
+        "reports_to": str(membership.reports_to.public_id)
+        if membership.reports_to_id
+        else None,
+        "team": membership.team.name if membership.team_id else None,
+        "display_name": membership.display_name,
+        "is_active": membership.is_active,
+    }
+
+
+@transaction.atomic
+def membership_update(
+    *, membership: Membership, actor: User | None, **changes: Any
+) -> Membership:
+    """Change role, manager, team or name, refusing a reporting cycle."""
+    old = _membership_snapshot(membership)
+    for field, value in changes.items():
+        if field not in MEMBERSHIP_FIELDS:
+            raise ValueError(f"Unknown membership field: {field}")
+        setattr(membership, field, value)
+
+    manager = membership.reports_to
+    seen = {membership.pk}
+    while manager is not None:
+        if manager.pk in seen:
+            raise ValueError(
+                f"{membership.display_name} cannot report to "
+                f"{membership.reports_to.display_name}: that makes a reporting cycle."
+            )
+        seen.add(manager.pk)
+        manager = manager.reports_to
+
+    membership.save()
+    new = _membership_snapshot(membership)
+    if old != new:
+        audit_log_write(
+            organization=membership.organization,
+            actor=actor,
+            action="membership.update",
+            obj=membership,
+            old=old,
+            new=new,
+        )
+    return membership
+
+
+@transaction.atomic
+def membership_invite(
+    *,
+    membership: Membership,
+    email: str,
+    actor: User | None,
+    signup_url: str = "",
+) -> Membership:
+    """Send a sign-up invitation to a member who has no login yet.
+
+    The member is linked to the user who signs up (or signs in) with this
+    address, compared case-insensitively.
+    """
+    email = normalize_email(email)
+    old_email = membership.email
+    membership.email = email
+    membership.invited_at = timezone.now()
+    membership.save(update_fields=["email", "invited_at"])
+
+    existing = User.objects.filter(email__iexact=email).first()
+    if existing is not None and membership.user_id is None:
+        membership.user = existing
+        membership.save(update_fields=["user"])
+
+    audit_log_write(
+        organization=membership.organization,
+        actor=actor,
+        action="membership.invite",
+        obj=membership,
+        old={"email": old_email},
+        new={"email": email},
+    )
+    context = {
+        "membership": membership,
+        "organization": membership.organization,
+        "inviter": actor,
+        "signup_url": signup_url or reverse("account_signup"),
+    }
+    subject = render_to_string("spm/email/invitation_subject.txt", context).strip()
+    body = render_to_string("spm/email/invitation_body.txt", context)
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
+    )
+    return membership
+
+
+def memberships_link_user(*, user: User) -> int:
+    """Attach every invited, unlinked membership with the user's email to the user."""
+    linked = 0
+    for membership in Membership.unscoped.filter(
+        email__iexact=user.email, user__isnull=True
+    ).select_related("organization"):
+        membership.user = user
+        membership.save(update_fields=["user"])
+        linked += 1
+    return linked
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(
+    *, organization: Organization, name: str, actor: User | None = None
+) -> tuple[ApiKey, str]:
+    """Create an API key and return it with the plain key, which is shown once."""
+    prefix = secrets.token_hex(4)
+    key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    with tenant_context(organization):
+        api_key = ApiKey.objects.create(
+            organization=organization,
+            name=name,
+            prefix=prefix,
+            key_hash=_hash_key(key),
+            created_by=actor,
+        )
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="api_key.create",
+        obj=api_key,
+        new={"name": name, "prefix": prefix},
+    )
+    return api_key, key
+
+
+def api_key_lookup(key: str) -> ApiKey | None:
+    """Find the live key matching ``key``, across all organisations (system code)."""
+    parts = key.split("_")
+    if len(parts) < 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    api_key = (
+        ApiKey.unscoped.select_related("organization")
+        .filter(key_hash=_hash_key(key), revoked_at__isnull=True)
+        .first()
+    )
+    if api_key is not None:
+        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+    return api_key

@@ -1,0 +1,114 @@
+"""
+The current organisation, and the model manager that scopes every query to it.
+
+The organisation is held in a context variable so it follows the request (or
+task, or command) through threads and async code alike. Tenant-owned models
+use ``TenantManager`` as their default manager: a query made while no
+organisation is set raises ``TenantNotSet`` instead of returning rows of every
+tenant. Code that must see all tenants uses ``Model.unscoped`` and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from spm.models import Organization
+
+_current_organization: ContextVar[Organization | None] = ContextVar(
+    "current_organization", default=None
+)
+
+
+class TenantNotSet(RuntimeError):
+    """A tenant-owned model was queried while no organisation was set."""
+
+
+def get_current_organization() -> Organization:
+    organization = _current_organization.get()
+    if organization is None:
+        raise TenantNotSet(
+            "No organisation is set for this query. Wrap the code in "
+            "tenant_context(organization), or use Model.unscoped for system code."
+        )
+    return organization
+
+
+def current_organization_or_none() -> Organization | None:
+    return _current_organization.get()
+
+
+@contextlib.contextmanager
+def tenant_context(organization: Organization) -> Iterator[Organization]:
+    """Make ``organization`` the current one inside the block."""
+    token = _current_organization.set(organization)
+    try:
+        yield organization
+    finally:
+        _current_organization.reset(token)
+
+
+def activate(organization: Organization | None):
+    """Set the current organisation and return the token that resets it."""
+    return _current_organization.set(organization)
+
+
+def deactivate(token) -> None:
+    _current_organization.reset(token)
+
+
+class TenantQuerySet(models.QuerySet):
+    pass
+
+
+class _TenantRequired(models.Expression):
+    """A filter that fails when compiled: the query was built with no tenant set.
+
+    Building such a query is allowed (Django builds form field querysets at
+    import time); running it raises, so nothing is ever read unscoped.
+    """
+
+    output_field = models.BooleanField()
+    conditional = True
+
+    def as_sql(self, compiler, connection):
+        raise TenantNotSet(
+            "This query was built while no organisation was set. Build it inside "
+            "tenant_context(organization), or use Model.unscoped for system code."
+        )
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    """Default manager of tenant-owned models: filters by the current organisation."""
+
+    def get_queryset(self) -> TenantQuerySet:
+        queryset = super().get_queryset()
+        organization = _current_organization.get()
+        if organization is None:
+            return queryset.filter(_TenantRequired())
+        return queryset.filter(organization_id=organization.pk)
+
+
+class TenantModel(models.Model):
+    """Base of every tenant-owned table: a non-null organisation, scoped by default."""
+
+    organization = models.ForeignKey(
+        "spm.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+
+    objects = TenantManager()
+    unscoped = models.Manager()
+
+    class Meta:
+        abstract = True
+        base_manager_name = "unscoped"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.organization_id is None:
+            self.organization = get_current_organization()
+        super().save(*args, **kwargs)

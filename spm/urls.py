@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from spm import views
+
+organization_patterns = [
+    path("", include("measurement.urls")),
+    path("data/", include("activity.urls")),
+    path("settings/", include("spm.org_urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("allauth.urls")),
+    path("o/<slug:org_slug>/", include(organization_patterns)),
+    path("api/v1/", include("measurement.api_urls")),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/v1/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
+    path("admin/", admin.site.urls),
+]
