@@ -15,3 +15,7 @@ STORAGES["staticfiles"]["BACKEND"] = (  # noqa: F405
 # Tasks run eagerly in tests; the tests marked "worker" send them to a real
 # Celery worker on the Redis broker instead.
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Static files come from the finders in tests; there is no collected folder.
+STATIC_ROOT = None
+WHITENOISE_AUTOREFRESH = True

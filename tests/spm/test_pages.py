@@ -1,0 +1,158 @@
+"""Organisation settings, members and audit log pages."""
+
+import pytest
+from django.urls import reverse
+
+from spm.models import AuditLog, Membership
+from spm.tenancy import tenant_context
+from tests.conftest import login
+
+
+def _url(name, org="acme", **kwargs):
+    return reverse(name, kwargs={"org_slug": org, **kwargs})
+
+
+@pytest.mark.parametrize("name", ["spm:settings", "spm:members", "spm:audit-log"])
+@pytest.mark.parametrize("persona", ["vp", "manager", "rep1"])
+def test_admin_pages_are_404_for_non_admins(client, personas, name, persona):
+    login(client, getattr(personas, persona))
+    assert client.get(_url(name)).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["spm:settings", "spm:members", "spm:audit-log"])
+def test_admin_pages_open_for_admin(client, personas, name):
+    login(client, personas.admin)
+    assert client.get(_url(name)).status_code == 200
+
+
+def test_outsider_gets_404_on_organisation(client, personas):
+    login(client, personas.outsider)
+    assert client.get(_url("spm:settings")).status_code == 404
+    assert client.get("/o/acme/").status_code == 404
+    assert client.get("/o/no-such-org/").status_code == 404
+
+
+def test_anonymous_is_sent_to_login(client, personas):
+    response = client.get(_url("spm:members"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+
+
+def test_settings_change_is_audited(client, personas):
+    login(client, personas.admin)
+    response = client.post(
+        _url("spm:settings"),
+        {
+            "name": "Acme Inc",
+            "time_zone": "Europe/Berlin",
+            "currency": "eur",
+            "fiscal_year_start_month": 2,
+        },
+    )
+    assert response.status_code == 302
+    personas.org.refresh_from_db()
+    assert personas.org.time_zone == "Europe/Berlin"
+    assert personas.org.currency == "EUR"
+    with tenant_context(personas.org):
+        entry = AuditLog.objects.get(action="organization.update")
+    assert entry.actor == personas.admin.user
+    assert entry.old["time_zone"] == "UTC"
+    assert entry.new["time_zone"] == "Europe/Berlin"
+    assert entry.old["fiscal_year_start_month"] == 1
+    assert entry.new["fiscal_year_start_month"] == 2
+
+
+def test_invalid_currency_is_rejected(client, personas):
+    login(client, personas.admin)
+    response = client.post(
+        _url("spm:settings"),
+        {
+            "name": "Acme",
+            "time_zone": "UTC",
+            "currency": "E1",
+            "fiscal_year_start_month": 1,
+        },
+    )
+    assert response.status_code == 200
+    assert "not an ISO 4217 code" in response.content.decode()
+    personas.org.refresh_from_db()
+    assert personas.org.currency == "USD"
+
+
+def test_role_change_is_audited(client, personas):
+    login(client, personas.admin)
+    member = personas.rep3
+    response = client.post(
+        _url("spm:member-edit", member_id=member.public_id),
+        {
+            "display_name": member.display_name,
+            "role": "manager",
+            "reports_to": personas.vp.pk,
+            "team": member.team_id,
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.role == Membership.Role.MANAGER
+    with tenant_context(personas.org):
+        entry = AuditLog.objects.get(action="membership.update")
+    assert entry.old["role"] == "rep"
+    assert entry.new["role"] == "manager"
+
+
+def test_reporting_cycle_is_rejected(client, personas):
+    login(client, personas.admin)
+    vp = personas.vp
+    response = client.post(
+        _url("spm:member-edit", member_id=vp.public_id),
+        {
+            "display_name": vp.display_name,
+            "role": "manager",
+            "reports_to": personas.manager.pk,
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "reporting cycle" in response.content.decode()
+    vp.refresh_from_db()
+    assert vp.reports_to_id is None
+
+
+def test_other_organisations_member_is_404(client, personas):
+    login(client, personas.admin)
+    url = _url("spm:member-edit", member_id=personas.other_rep.public_id)
+    assert client.get(url).status_code == 404
+    response = client.post(url, {"display_name": "Hacked", "role": "admin"})
+    assert response.status_code == 404
+    personas.other_rep.refresh_from_db()
+    assert personas.other_rep.display_name == "Oona Rep"
+
+
+def test_invite_page_sends_invitation(client, personas, mailoutbox):
+    with tenant_context(personas.org):
+        ghost = Membership.objects.create(
+            organization=personas.org, display_name="Gus Ghost"
+        )
+    login(client, personas.admin)
+    response = client.post(
+        _url("spm:member-invite", member_id=ghost.public_id),
+        {"email": "Gus@Example.test"},
+    )
+    assert response.status_code == 302
+    ghost.refresh_from_db()
+    assert ghost.email == "gus@example.test"
+    assert ghost.invited_at is not None
+
+
+def test_switcher_lists_both_organisations(client, personas):
+    Membership.unscoped.create(
+        organization=personas.other_org,
+        user=personas.admin.user,
+        display_name=personas.admin.display_name,
+        role=Membership.Role.MANAGER,
+    )
+    login(client, personas.admin)
+    content = client.get(_url("spm:members")).content.decode()
+    assert 'href="/o/acme/"' in content
+    assert 'href="/o/globex/"' in content
