@@ -7,7 +7,7 @@ SAMPLE ?=
 # Extra arguments for pytest, for example PYTEST_ARGS="-k import -x".
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test lint bench clean worker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) attain.sqlite3 staticfiles
+
+worker: install
+	$(BIN)/celery -A spm worker --loglevel=info -Q default,routing,sync,calc
