@@ -1,0 +1,115 @@
+"""Input and output shapes of the metrics API. They hold no logic."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from measurement.periods import date_range_errors
+from measurement.selectors import ACTIVITY_TYPES
+
+DEAL_ORDERINGS = ["close_date", "amount", "created_on"]
+ORDERING_CHOICES = DEAL_ORDERINGS + [f"-{field}" for field in DEAL_ORDERINGS]
+
+
+class RepMetricsQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(help_text="First day of the period (YYYY-MM-DD).")
+    end = serializers.DateField(
+        help_text="First day after the period (YYYY-MM-DD): the end is excluded."
+    )
+    team = serializers.UUIDField(
+        required=False, help_text="Only members of this team (its public id)."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        errors = date_range_errors(attrs["start"], attrs["end"])
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class ActivityCountsSerializer(serializers.Serializer):
+    """Activities in the period by type; every type is present."""
+
+    def get_fields(self) -> dict:
+        return {kind: serializers.IntegerField() for kind in ACTIVITY_TYPES}
+
+
+class RepMetricsSerializer(serializers.Serializer):
+    member = serializers.UUIDField(source="member.public_id")
+    name = serializers.CharField(source="member.display_name")
+    email = serializers.CharField()
+    team = serializers.CharField(source="member.team.name", allow_null=True)
+    won = serializers.IntegerField(source="card.won")
+    lost = serializers.IntegerField(source="card.lost")
+    bookings = serializers.DecimalField(
+        source="card.bookings", max_digits=20, decimal_places=2
+    )
+    credited_units = serializers.DecimalField(
+        source="card.credited_units", max_digits=20, decimal_places=2
+    )
+    win_rate = serializers.DecimalField(
+        source="card.win_rate",
+        max_digits=4,
+        decimal_places=1,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="won / (won + lost) in percent, to 0.1; null with no closed deals.",
+    )
+    avg_cycle_days = serializers.DecimalField(
+        source="card.avg_cycle_days",
+        max_digits=12,
+        decimal_places=1,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="Mean days from creation to close of won deals; null when none.",
+    )
+    open_deals = serializers.IntegerField(source="card.open_deals")
+    pipeline_value = serializers.DecimalField(
+        source="card.pipeline_value", max_digits=20, decimal_places=2
+    )
+    weighted_pipeline = serializers.DecimalField(
+        source="card.weighted_pipeline", max_digits=20, decimal_places=2
+    )
+    activities = ActivityCountsSerializer(source="card.activities")
+
+
+class DealListQuerySerializer(serializers.Serializer):
+    ordering = serializers.ChoiceField(
+        choices=ORDERING_CHOICES,
+        required=False,
+        default="close_date",
+        help_text="Sort field, '-' for descending. Ties are broken by deal id.",
+        error_messages={
+            "invalid_choice": (
+                '"{input}" is not a valid ordering. Use one of: '
+                + ", ".join(ORDERING_CHOICES)
+                + "."
+            )
+        },
+    )
+
+
+class DealSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    external_source = serializers.CharField()
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    owner = serializers.UUIDField(source="owner.public_id", allow_null=True)
+    owner_name = serializers.CharField(source="owner.display_name", allow_null=True)
+    pipeline = serializers.CharField(source="pipeline.name")
+    stage = serializers.CharField(source="stage.name")
+    status = serializers.ChoiceField(
+        source="stage.status", choices=["open", "won", "lost"]
+    )
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True)
+    currency = serializers.CharField()
+    created_on = serializers.DateField(allow_null=True)
+    close_date = serializers.DateField(allow_null=True)
+    archived_at = serializers.DateTimeField(allow_null=True)
+
+
+class DealPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DealSerializer(many=True)

@@ -1,0 +1,255 @@
+"""Metrics on the Maven CRM export, checked against sums made with the csv module.
+
+The export is loaded with a small loader of this module, not the product's
+importer, so the check depends only on the metric code under test.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from activity.models import Deal, DealProduct, Pipeline, Product, Stage
+from measurement.selectors import rep_rows
+from spm.models import Membership, Organization, Team
+from spm.services import api_key_create
+from spm.tenancy import tenant_context
+
+pytestmark = pytest.mark.maven
+
+WHOLE_RANGE = "whole range"
+APRIL_TO_JUNE = (dt.date(2017, 4, 1), dt.date(2017, 7, 1))
+REPORTED_AGENTS = ["Darcel Schlecht", "Vicki Laflamme", "Moses Frase"]
+TENTH = Decimal("0.1")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _date(value: str) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+# Expected numbers, computed from the CSV rows alone.
+
+
+@dataclass
+class Expected:
+    won: int = 0
+    lost: int = 0
+    bookings: Decimal = Decimal("0")
+    cycle_days: list[int] = field(default_factory=list)
+
+    @property
+    def win_rate(self) -> Decimal | None:
+        if self.won + self.lost == 0:
+            return None
+        rate = Decimal(self.won * 100) / Decimal(self.won + self.lost)
+        return rate.quantize(TENTH, ROUND_HALF_UP)
+
+    @property
+    def avg_cycle_days(self) -> Decimal | None:
+        if not self.cycle_days:
+            return None
+        mean = Decimal(sum(self.cycle_days)) / Decimal(len(self.cycle_days))
+        return mean.quantize(TENTH, ROUND_HALF_UP)
+
+
+def expected_by_agent(
+    pipeline_rows: list[dict], agents: list[str], start: dt.date, end: dt.date
+) -> dict[str, Expected]:
+    expected = {agent: Expected() for agent in agents}
+    for row in pipeline_rows:
+        close = _date(row["close_date"])
+        if close is None or not start <= close < end:
+            continue
+        numbers = expected[row["sales_agent"]]
+        if row["deal_stage"] == "Won":
+            numbers.won += 1
+            numbers.bookings += Decimal(row["close_value"])
+            if row["engage_date"]:
+                numbers.cycle_days.append((close - _date(row["engage_date"])).days)
+        elif row["deal_stage"] == "Lost":
+            numbers.lost += 1
+    return expected
+
+
+# A minimal loader into the models.
+
+
+def _load_people(org: Organization, teams_rows: list[dict]) -> dict[str, Membership]:
+    teams = {
+        office: Team.unscoped.create(organization=org, name=office)
+        for office in sorted({row["regional_office"] for row in teams_rows})
+    }
+    managers = {}
+    for row in teams_rows:
+        if row["manager"] not in managers:
+            managers[row["manager"]] = Membership.unscoped.create(
+                organization=org,
+                display_name=row["manager"],
+                role=Membership.Role.MANAGER,
+                team=teams[row["regional_office"]],
+            )
+    return {
+        row["sales_agent"]: Membership.unscoped.create(
+            organization=org,
+            display_name=row["sales_agent"],
+            role=Membership.Role.REP,
+            reports_to=managers[row["manager"]],
+            team=teams[row["regional_office"]],
+        )
+        for row in teams_rows
+    }
+
+
+def _load_stages(org: Organization) -> dict[str, Stage]:
+    pipeline = Pipeline.unscoped.create(organization=org, name="Maven", is_default=True)
+    specs = [
+        ("Prospecting", "0.1", False, False),
+        ("Engaging", "0.5", False, False),
+        ("Won", "1", True, True),
+        ("Lost", "0", True, False),
+    ]
+    return {
+        name: Stage.unscoped.create(
+            organization=org,
+            pipeline=pipeline,
+            name=name,
+            order=order,
+            probability=Decimal(probability),
+            is_closed=closed,
+            is_won=won,
+        )
+        for order, (name, probability, closed, won) in enumerate(specs)
+    }
+
+
+def _load_deals(org, pipeline_rows, products_rows, agents, stages) -> None:
+    products = {}
+    for row in products_rows:
+        product = Product(organization=org, name=row["product"])
+        product.save()
+        products[product.match_key] = product
+
+    deals = Deal.unscoped.bulk_create(
+        Deal(
+            organization=org,
+            external_source="maven",
+            external_id=row["opportunity_id"],
+            owner=agents[row["sales_agent"]],
+            pipeline=stages["Won"].pipeline,
+            stage=stages[row["deal_stage"]],
+            amount=Decimal(row["close_value"]) if row["close_value"] else None,
+            currency="USD",
+            created_on=_date(row["engage_date"]),
+            close_date=_date(row["close_date"]),
+        )
+        for row in pipeline_rows
+    )
+    DealProduct.unscoped.bulk_create(
+        DealProduct(
+            organization=org,
+            deal=deal,
+            product=products[Product.key_for(row["product"])],
+            quantity=1,
+        )
+        for deal, row in zip(deals, pipeline_rows, strict=True)
+    )
+
+
+@pytest.fixture
+def maven(db, maven_dir):
+    org = Organization.objects.create(name="MavenTech", slug="maven")
+    pipeline_rows = _rows(maven_dir / "sales_pipeline.csv")
+    teams_rows = _rows(maven_dir / "sales_teams.csv")
+    products_rows = _rows(maven_dir / "products.csv")
+    with tenant_context(org):
+        agents = _load_people(org, teams_rows)
+        _load_deals(org, pipeline_rows, products_rows, agents, _load_stages(org))
+    close_dates = [_date(r["close_date"]) for r in pipeline_rows if r["close_date"]]
+    whole = (min(close_dates), max(close_dates) + dt.timedelta(days=1))
+    return org, pipeline_rows, agents, whole
+
+
+def _selector_rows(org, agents, start, end):
+    with tenant_context(org):
+        rows = rep_rows(
+            member_ids=[member.pk for member in agents.values()],
+            start=start,
+            end=end,
+            time_zone=ZoneInfo(org.time_zone),
+        )
+    return {row.member.display_name: row.card for row in rows}
+
+
+def _api_rows(client, org, start, end):
+    _api_key, key = api_key_create(organization=org, name="maven check")
+    response = client.get(
+        "/api/v1/metrics/reps/",
+        {"start": start.isoformat(), "end": end.isoformat()},
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 200
+    return {row["name"]: row for row in response.json()}
+
+
+def _optional_decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _report(label: str, expected: dict[str, Expected]) -> None:
+    for agent in REPORTED_AGENTS:
+        numbers = expected[agent]
+        print(
+            f"{label}: {agent}: won {numbers.won}, lost {numbers.lost}, "
+            f"bookings {numbers.bookings}, win rate {numbers.win_rate}%, "
+            f"average cycle {numbers.avg_cycle_days} days"
+        )
+
+
+@pytest.mark.parametrize("period", [WHOLE_RANGE, APRIL_TO_JUNE])
+def test_maven_agents_match_csv(client, maven, period):
+    org, pipeline_rows, agents, whole = maven
+    start, end = whole if period == WHOLE_RANGE else period
+    expected = expected_by_agent(pipeline_rows, list(agents), start, end)
+    _report(f"{start}..{end}", expected)
+
+    cards = _selector_rows(org, agents, start, end)
+    api = _api_rows(client, org, start, end)
+
+    assert set(cards) == set(agents)
+    assert set(api) == set(agents)
+    for agent, numbers in expected.items():
+        card, row = cards[agent], api[agent]
+        assert (card.won, card.lost) == (numbers.won, numbers.lost), agent
+        assert card.bookings == numbers.bookings, agent
+        assert card.win_rate == numbers.win_rate, agent
+        assert card.avg_cycle_days == numbers.avg_cycle_days, agent
+        assert card.credited_units == numbers.won, agent
+        assert (row["won"], row["lost"]) == (numbers.won, numbers.lost), agent
+        assert Decimal(row["bookings"]) == numbers.bookings, agent
+        assert _optional_decimal(row["win_rate"]) == numbers.win_rate, agent
+        assert _optional_decimal(row["avg_cycle_days"]) == numbers.avg_cycle_days
+
+
+def test_maven_totals_match_published_facts(maven):
+    org, _pipeline_rows, agents, whole = maven
+
+    cards = _selector_rows(org, agents, *whole)
+
+    assert sum(card.won for card in cards.values()) == 4238
+    assert sum(card.lost for card in cards.values()) == 2473
+    assert sum(card.bookings for card in cards.values()) == Decimal("10005534")
+    assert sum(card.open_deals for card in cards.values()) == 1589 + 500
+    no_deals = [name for name, card in cards.items() if card.closed == 0]
+    assert len(no_deals) == 5
+    assert all(cards[name].win_rate is None for name in no_deals)
