@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 def local_date_of_instant(instant: dt.datetime, time_zone: str) -> dt.date:
     """Return the calendar date of an aware datetime in ``time_zone``."""
     if instant.tzinfo is None:
-        raise ValueError(f"{instant.isoformat()} has no time zone; an instant needs one.")
+        raise ValueError(
+            f"{instant.isoformat()} has no time zone; an instant needs one."
+        )
     return instant.astimezone(ZoneInfo(time_zone)).date()
 
 
@@ -37,7 +39,9 @@ def date_of_epoch_millis_date(millis: int | str) -> dt.date:
     seconds, remainder = divmod(int(millis), 1000)
     instant = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     if remainder or instant.time() != dt.time(0):
-        raise ValueError(f"{millis} is not midnight UTC, so it is not a date-only value.")
+        raise ValueError(
+            f"{millis} is not midnight UTC, so it is not a date-only value."
+        )
     return instant.date()
 
 

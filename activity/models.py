@@ -348,3 +348,121 @@ class Activity(ExternalRecord):
             models.Index(fields=["organization", "occurred_at"]),
         ]
         verbose_name_plural = "activities"
+
+
+class ImportPreset(TenantModel):
+    """A saved column mapping, reused for files with the same headers.
+
+    ``mapping`` maps each record kind to ``{normalised header: target field}``,
+    for example ``{"deals": {"opportunity_id": "external_id"}}``.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=80)
+    mapping = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        "spm.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", Lower("name"), name="import_preset_name_unique"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImportJob(TenantModel):
+    """One CSV import: its files, status, progress, counts and row errors.
+
+    The row is the truth for the tasks that validate and import it, so a task
+    run twice, or after a worker died, reads the status and redoes or skips.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for mapping"
+        VALIDATING = "validating", "Validating"
+        VALIDATED = "validated", "Validated"
+        IMPORTING = "importing", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    RUNNING = (Status.VALIDATING, Status.IMPORTING)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        "spm.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status, default=Status.PENDING)
+    preset_name = models.CharField(max_length=80, blank=True)
+    # Whether the user chose to import the valid rows of a file with invalid ones.
+    skip_invalid = models.BooleanField(default=False)
+    progress = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)], help_text="Percent, 0 to 100."
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    valid_rows = models.PositiveIntegerField(default=0)
+    invalid_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    # {kind: {"created": n, "updated": n, "unchanged": n, "skipped": n}}
+    counts = models.JSONField(default=dict, blank=True)
+    # [{"file", "line", "column", "value", "message", "blocking"}]; a blocking
+    # error is about the whole file, so no row of the job may be imported.
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import {self.public_id}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in self.RUNNING
+
+    @property
+    def has_blocking_errors(self) -> bool:
+        return any(error.get("blocking") for error in self.errors)
+
+
+class ImportFile(TenantModel):
+    """One uploaded file of a job, kept in the database so any worker can read it."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="files")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=255)
+    # "deals", "members", "accounts" or "products"; blank when not recognised.
+    kind = models.CharField(max_length=20, blank=True)
+    # The header cells as read, and the target field of each column by position
+    # ("" for a column that is not imported).
+    header = models.JSONField(default=list, blank=True)
+    mapping = models.JSONField(default=list, blank=True)
+    content = models.BinaryField()
+    size = models.PositiveIntegerField(default=0, help_text="Bytes.")
+
+    class Meta:
+        base_manager_name = "unscoped"
+        ordering = ["job_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name

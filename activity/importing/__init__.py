@@ -1,0 +1,1 @@
+"""CSV import of CRM data: reading, mapping, validation and upsert."""

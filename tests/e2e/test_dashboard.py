@@ -1,0 +1,47 @@
+"""The demo manager opens the team dashboard in a real browser."""
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.e2e
+
+MANAGER_EMAIL = "manager@demo.attain.test"
+DEMO_PASSWORD = "demo-password"
+
+
+@pytest.fixture
+def demo(transactional_db):
+    call_command("demo", verbosity=0)
+
+
+def _sign_in(page, base_url):
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("input[name=login]", MANAGER_EMAIL)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/o/demo/**")
+
+
+def _charts_drawn(page) -> int:
+    # Plotly marks each drawn chart with the class "js-plotly-plot" and an SVG.
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    return page.locator(".js-plotly-plot").count()
+
+
+def test_manager_dashboard_draws_charts(page, live_server, demo, artifacts):
+    _sign_in(page, live_server.url)
+    page.goto(f"{live_server.url}/o/demo/team/")
+
+    assert _charts_drawn(page) == 4
+    rows = page.locator("table#rep-table tbody tr")
+    assert rows.count() > 0
+    page.screenshot(path=str(artifacts / "dashboard-default.png"), full_page=True)
+    first_period = page.locator("#period-label").inner_text()
+
+    page.select_option("select[name=kind]", "year")
+    page.locator("#period-form button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    assert _charts_drawn(page) == 4
+    assert page.locator("#period-label").inner_text() != first_period
+    assert page.locator("table#rep-table tbody tr").count() > 0
+    page.screenshot(path=str(artifacts / "dashboard-year.png"), full_page=True)

@@ -1,0 +1,148 @@
+"""Every page and API endpoint keeps organisations apart.
+
+The URL patterns are read from the resolver, so a new page is covered as
+soon as it is routed. A pattern with an object id in its path is tried with
+an object of the other organisation; the kinds of id are registered in
+OTHER_ORG_OBJECTS below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from activity.models import Deal, ImportJob
+from spm.models import Membership
+from spm.services import api_key_create
+from spm.tenancy import tenant_context
+from tests.conftest import Personas, login
+
+MARKER = "GLOBEX-PRIVATE-ROW"
+
+
+def _other_member(personas: Personas):
+    return personas.other_rep.public_id
+
+
+def _other_import_job(personas: Personas):
+    return ImportJob.unscoped.create(organization=personas.other_org).public_id
+
+
+# URL parameter name -> the public id of an object of the other organisation.
+OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
+    "member_id": _other_member,
+    "job_id": _other_import_job,
+}
+
+
+def _walk(patterns, prefix="") -> Iterator[tuple[str, str]]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry.name or ""
+
+
+def _routes(startswith: str) -> list[str]:
+    routes = [
+        route
+        for route, _ in _walk(get_resolver().url_patterns)
+        if route.startswith(startswith)
+    ]
+    assert routes, f"no routes under {startswith}"
+    return sorted(set(routes))
+
+
+PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
+
+
+def _fill(route: str, personas: Personas, org_slug: str = "acme") -> str:
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name == "org_slug":
+            return org_slug
+        if name not in OTHER_ORG_OBJECTS:
+            pytest.fail(
+                f"URL parameter <{name}> in {route!r} has no entry in "
+                "OTHER_ORG_OBJECTS; add one that returns another organisation's id."
+            )
+        return str(OTHER_ORG_OBJECTS[name](personas))
+
+    return "/" + PARAMETER.sub(replace, route)
+
+
+@pytest.fixture
+def globex_private_rows(personas):
+    with tenant_context(personas.other_org):
+        Membership.objects.filter(pk=personas.other_rep.pk).update(
+            display_name=f"{MARKER} rep"
+        )
+        Deal.objects.create(
+            organization=personas.other_org,
+            name=f"{MARKER} deal",
+            owner=personas.other_rep,
+            pipeline=personas.other_stages["Won"].pipeline,
+            stage=personas.other_stages["Won"],
+            amount="999.00",
+        )
+
+
+ORG_ROUTES = _routes("o/<slug:org_slug>/")
+API_ROUTES = [r for r in _routes("api/v1/") if "<" in r]
+API_LIST_ROUTES = [
+    r for r in _routes("api/v1/") if "<" not in r and "schema" not in r and "docs" not in r
+]
+
+
+@pytest.mark.parametrize("route", ORG_ROUTES)
+def test_non_member_gets_404_on_every_page(client, personas, route):
+    login(client, personas.outsider)
+    url = _fill(route, personas)
+    assert client.get(url).status_code == 404
+    assert client.post(url, {}).status_code == 404
+
+
+@pytest.mark.parametrize("route", [r for r in ORG_ROUTES if r.count("<") > 1])
+def test_other_organisations_object_is_404(client, personas, route):
+    login(client, personas.admin)
+    url = _fill(route, personas)
+    statuses = {client.get(url).status_code, client.post(url, {}).status_code}
+    # A view that takes only POST (or only GET) answers 405 to the other method.
+    assert statuses <= {404, 405}
+    assert 404 in statuses
+
+
+@pytest.mark.parametrize("route", [r for r in ORG_ROUTES if r.count("<") == 1])
+def test_pages_never_show_other_organisations_rows(
+    client, personas, globex_private_rows, route
+):
+    login(client, personas.admin)
+    response = client.get(_fill(route, personas))
+    if response.status_code == 200:
+        assert MARKER not in response.content.decode(errors="replace")
+
+
+@pytest.mark.parametrize("route", API_ROUTES)
+def test_api_object_of_other_organisation_is_404(client, personas, route):
+    _, key = api_key_create(organization=personas.org, name="isolation")
+    url = _fill(route, personas)
+    response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 404
+
+
+# Query parameters that make each list endpoint return rows over all time.
+WIDE_QUERY = "start=2000-01-01&end=2100-01-01&page_size=500"
+
+
+@pytest.mark.parametrize("route", API_LIST_ROUTES)
+def test_api_lists_never_show_other_organisations_rows(
+    client, personas, globex_private_rows, route
+):
+    _, key = api_key_create(organization=personas.org, name="isolation")
+    url = f"/{route}?{WIDE_QUERY}"
+    response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 200, response.content
+    assert MARKER not in response.content.decode()
