@@ -59,7 +59,7 @@ class OrganizationAPIView(APIView):
 def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
-        logger.exception("Unhandled API error", exc_info=exc)
+        logger.error("Unhandled API error: %s", exc, exc_info=exc)
         return Response(
             {"detail": "Internal server error."},
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,

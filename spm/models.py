@@ -225,7 +225,7 @@ class AuditLog(TenantModel):
 
 
 class ApiKey(TenantModel):
-    """A machine credential for one organisation. Only the SHA-256 of the key is kept."""
+    """A machine credential for one organisation; only the key's SHA-256 is stored."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100)

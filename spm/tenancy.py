@@ -102,7 +102,7 @@ class TenantModel(models.Model):
     )
 
     objects = TenantManager()
-    unscoped = models.Manager()
+    unscoped = models.Manager()  # noqa: DJ012 (a manager, not a field)
 
     class Meta:
         abstract = True

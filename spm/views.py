@@ -29,9 +29,7 @@ def home(request):
 @require_http_methods(["GET", "POST"])
 def organization_settings(request, org_slug):
     require_admin(request.membership)
-    form = OrganizationSettingsForm(
-        request.POST or None, instance=request.organization
-    )
+    form = OrganizationSettingsForm(request.POST or None, instance=request.organization)
     if request.method == "POST" and form.is_valid():
         changes = {field: form.cleaned_data[field] for field in form.fields}
         # The form has already set the values on the instance; reload so the
@@ -62,9 +60,7 @@ def member_edit(request, org_slug, member_id):
         changes = {field: form.cleaned_data[field] for field in form.fields}
         member.refresh_from_db()
         try:
-            services.membership_update(
-                membership=member, actor=request.user, **changes
-            )
+            services.membership_update(membership=member, actor=request.user, **changes)
         except ValueError as error:
             form.add_error("reports_to", str(error))
         else:

@@ -18,6 +18,8 @@ from tests.factories import (
     default_stages,
 )
 
+pytest_plugins = ["tests.worker"]
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAVEN_DIR = SHARED_DATA / "maven-crm-sales-opportunities"
 PASSWORD = "pw-test-1234"
@@ -94,8 +96,20 @@ def personas(db) -> Personas:
     stages = default_stages(PipelineFactory(organization=org))
     other_stages = default_stages(PipelineFactory(organization=other_org))
     return Personas(
-        org, other_org, admin, vp, manager, rep1, rep2, rep3, other_manager,
-        rep4, outsider, other_rep, stages, other_stages,
+        org,
+        other_org,
+        admin,
+        vp,
+        manager,
+        rep1,
+        rep2,
+        rep3,
+        other_manager,
+        rep4,
+        outsider,
+        other_rep,
+        stages,
+        other_stages,
     )
 
 

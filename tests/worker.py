@@ -39,7 +39,9 @@ def _database_url() -> str:
 def celery_worker(transactional_db, tmp_path):
     """Start ``celery -A spm worker`` on a private queue and send tasks to it."""
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
-        pytest.skip("A real worker needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL")
+        pytest.skip(
+            "A real worker needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL"
+        )
 
     queue = f"test-{uuid.uuid4().hex[:12]}"
     log_path = tmp_path / "worker.log"
@@ -52,10 +54,22 @@ def celery_worker(transactional_db, tmp_path):
         "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     command = [
-        sys.executable, "-m", "celery", "-A", "spm", "worker",
-        "--pool=prefork", "--concurrency=1", "--loglevel=info",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-Q", queue, "-n", f"{queue}@%h",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "spm",
+        "worker",
+        "--pool=prefork",
+        "--concurrency=1",
+        "--loglevel=info",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
     ]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -63,7 +77,6 @@ def celery_worker(transactional_db, tmp_path):
         )
     try:
         _wait_until_ready(process, log_path)
-        old = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
         celery_app.conf.task_always_eager = False
         celery_app.conf.task_default_queue = queue
         yield process

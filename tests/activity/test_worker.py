@@ -10,7 +10,7 @@ from activity import services
 from activity.models import Deal, ImportJob
 from spm.tenancy import tenant_context
 from tests.activity.conftest import fixture_bytes
-from tests.worker import celery_worker, wait_for  # noqa: F401
+from tests.worker import wait_for
 
 pytestmark = pytest.mark.worker
 Status = ImportJob.Status

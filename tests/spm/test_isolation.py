@@ -92,8 +92,10 @@ def globex_private_rows(personas):
 
 ORG_ROUTES = _routes("o/<slug:org_slug>/")
 API_ROUTES = [r for r in _routes("api/v1/") if "<" in r]
+# The schema and its documentation page describe the API, they list no rows.
+API_DESCRIPTION_ROUTES = {"api/v1/schema/", "api/v1/docs/"}
 API_LIST_ROUTES = [
-    r for r in _routes("api/v1/") if "<" not in r and "schema" not in r and "docs" not in r
+    r for r in _routes("api/v1/") if "<" not in r and r not in API_DESCRIPTION_ROUTES
 ]
 
 

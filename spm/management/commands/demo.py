@@ -1,0 +1,274 @@
+"""Create the demo organisation, its generated data and one login per role."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from allauth.account.models import EmailAddress
+from django.apps import apps
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from activity.generator import generate_organization_data
+from activity.models import Deal
+from spm.models import Membership, Organization, User
+from spm.services import organization_create
+from spm.tenancy import TenantModel, tenant_context
+
+URL = "http://127.0.0.1:8000"
+PASSWORD = "demo-password"
+ADMIN_EMAIL = "admin@demo.attain.test"
+MANAGER_EMAIL = "manager@demo.attain.test"
+REP_EMAIL = "rep@demo.attain.test"
+
+DEMO = {
+    "name": "Demo Sales",
+    "slug": "demo",
+    "time_zone": "America/New_York",
+    "currency": "USD",
+    # A February start shows a fiscal year that is not the calendar year.
+    "fiscal_year_start_month": 2,
+}
+# Rows generated for the demo organisation: three teams of four reps.
+DEMO_SIZE = {"reps": 12, "deals": 2500, "activities": 30_000, "leads": 500}
+SAMPLE = {"name": "MavenTech (sample)", "slug": "maventech", "time_zone": "UTC"}
+# The Maven CRM export, in the order its records refer to each other.
+SAMPLE_FILES = ["accounts.csv", "products.csv", "sales_teams.csv", "sales_pipeline.csv"]
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the organisation 'Demo Sales' with generated CRM data and the "
+        "logins admin@, manager@ and rep@demo.attain.test. An existing demo "
+        "organisation is kept unless --reset is given."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--sample",
+            type=Path,
+            metavar="DIR",
+            help="Folder of the Maven CRM export to import into a second "
+            "organisation, 'MavenTech (sample)'.",
+        )
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete the demo organisations and create them again.",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=7, help="Seed of the data generator."
+        )
+        parser.add_argument(
+            "--today",
+            type=dt.date.fromisoformat,
+            metavar="YYYY-MM-DD",
+            help="Base date of the generated data. Default: today in New York.",
+        )
+
+    def handle(self, *args, sample: Path | None, reset: bool, **options) -> None:
+        if sample is not None:
+            _check_sample_folder(sample)
+        if reset:
+            self._delete(DEMO["slug"], SAMPLE["slug"] if sample else None)
+
+        users = {
+            ADMIN_EMAIL: _login(ADMIN_EMAIL, name="Demo Admin"),
+            MANAGER_EMAIL: _login(MANAGER_EMAIL),
+            REP_EMAIL: _login(REP_EMAIL),
+        }
+        today = options["today"] or timezone.localdate(
+            timezone=ZoneInfo(DEMO["time_zone"])
+        )
+        demo = self._demo_organization(users[ADMIN_EMAIL], options["seed"], today)
+        manager, rep = _link_logins(demo, users[MANAGER_EMAIL], users[REP_EMAIL])
+        sample_org = None
+        if sample is not None:
+            sample_org = self._sample_organization(sample, users[MANAGER_EMAIL])
+        self._print_logins(demo, manager, rep, sample_org)
+
+    def _delete(self, *slugs: str | None) -> None:
+        for organization in Organization.objects.filter(slug__in=slugs):
+            delete_organization(organization)
+            self.stdout.write(f"Deleted the organisation {organization.name!r}.")
+
+    def _demo_organization(
+        self, admin: User, seed: int, today: dt.date
+    ) -> Organization:
+        organization = Organization.objects.filter(slug=DEMO["slug"]).first()
+        if organization is not None:
+            self.stdout.write(
+                f"The organisation {organization.name!r} exists: kept as it is. "
+                "Run with --reset to generate it again."
+            )
+            return organization
+
+        self.stdout.write(f"Generating {DEMO['name']!r} as of {today}...")
+        with transaction.atomic():
+            organization = organization_create(owner=admin, **DEMO)
+            summary = generate_organization_data(
+                organization=organization, today=today, seed=seed, **DEMO_SIZE
+            )
+        self.stdout.write(
+            f"Created {summary.teams} teams, {len(summary.reps)} reps, "
+            f"{summary.deals:,} deals ({summary.won:,} won, {summary.lost:,} lost, "
+            f"{summary.open:,} open), {summary.activities:,} activities and "
+            f"{summary.leads:,} leads in {summary.seconds:.1f} s."
+        )
+        return organization
+
+    def _sample_organization(self, folder: Path, manager: User) -> Organization:
+        """Create the sample organisation, with the manager login as its admin,
+        and import the export into it unless it already has deals."""
+        organization = Organization.objects.filter(slug=SAMPLE["slug"]).first()
+        if organization is None:
+            organization = organization_create(owner=manager, **SAMPLE)
+        if Deal.unscoped.filter(organization=organization).exists():
+            self.stdout.write(
+                f"The organisation {organization.name!r} already has deals: "
+                "import skipped. Run with --reset to import it again."
+            )
+            return organization
+        if "import_csv" not in get_commands():
+            self.stderr.write(
+                "The import_csv command is not installed, so the sample was not "
+                f"imported. {organization.name!r} is empty."
+            )
+            return organization
+
+        paths = [
+            str(folder / name) for name in SAMPLE_FILES if (folder / name).exists()
+        ]
+        self.stdout.write(f"Importing {len(paths)} files from {folder}...")
+        try:
+            call_command(
+                "import_csv",
+                "--organization",
+                SAMPLE["slug"],
+                "--preset",
+                "maven",
+                *paths,
+                "--skip-invalid",
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
+        except CommandError as error:
+            raise CommandError(
+                f"Importing the sample failed: {error} The demo organisation is "
+                "ready; run without --sample to skip the sample."
+            ) from error
+        return organization
+
+    def _print_logins(
+        self,
+        demo: Organization,
+        manager: Membership,
+        rep: Membership,
+        sample: Organization | None,
+    ) -> None:
+        team = manager.team.name if manager.team_id else "no team"
+        manager_role = f"manager of the {team} team in {demo.name}"
+        if sample is not None:
+            manager_role += f", and admin of {sample.name}"
+        rows = [
+            (ADMIN_EMAIL, f"admin of {demo.name}"),
+            (MANAGER_EMAIL, f"{manager.display_name}, {manager_role}"),
+            (REP_EMAIL, f"{rep.display_name}, rep reporting to {manager.display_name}"),
+        ]
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"Attain demo: {URL}"))
+        self.stdout.write(f"Sign in with the password {PASSWORD!r} as:")
+        for email, role in rows:
+            self.stdout.write(f"  {email:<26} {role}")
+
+
+@transaction.atomic
+def delete_organization(organization: Organization) -> None:
+    """Delete an organisation and every row it owns.
+
+    Some tenant rows refer to others through PROTECT foreign keys (a deal to
+    its stage, a split to its member), so deleting the organisation in one
+    cascade fails. Each pass deletes the rows of every tenant model that no
+    remaining row protects, until none are left.
+    """
+    remaining = [
+        model
+        for model in apps.get_models()
+        if issubclass(model, TenantModel) and not model._meta.abstract
+    ]
+    while remaining:
+        blocked = []
+        for model in remaining:
+            try:
+                model.unscoped.filter(organization=organization).delete()
+            except ProtectedError:
+                blocked.append(model)
+        if len(blocked) == len(remaining):
+            names = ", ".join(model._meta.label for model in blocked)
+            raise CommandError(
+                f"Cannot delete {organization.name!r}: {names} "
+                "refer to each other through protected keys."
+            )
+        remaining = blocked
+    organization.delete()
+
+
+def _check_sample_folder(folder: Path) -> None:
+    if not (folder / "sales_pipeline.csv").is_file():
+        raise CommandError(
+            f"{folder} has no sales_pipeline.csv: --sample takes the folder of "
+            "the Maven CRM export (sales_pipeline.csv, sales_teams.csv, "
+            "accounts.csv, products.csv)."
+        )
+
+
+def _login(email: str, name: str = "") -> User:
+    """Create or update a user with the demo password and a verified address."""
+    user = User.objects.filter(email=email).first() or User(email=email, name=name)
+    user.set_password(PASSWORD)
+    user.is_active = True
+    user.save()
+    EmailAddress.objects.update_or_create(
+        user=user, email=email, defaults={"verified": True, "primary": True}
+    )
+    return user
+
+
+def _link_logins(
+    organization: Organization, manager_user: User, rep_user: User
+) -> tuple[Membership, Membership]:
+    """Link the manager login to the first team manager, the rep login to one
+    of that manager's reps, and name both users after their memberships."""
+    with tenant_context(organization):
+        manager = (
+            Membership.objects.filter(role=Membership.Role.MANAGER, team__isnull=False)
+            .select_related("team")
+            .order_by("external_id")
+            .first()
+        )
+        if manager is None:
+            raise CommandError(
+                f"{organization.name!r} has no team manager to link the manager "
+                "login to. Run with --reset to generate it again."
+            )
+        rep = manager.direct_reports.filter(role=Membership.Role.REP)
+        rep = rep.order_by("external_id").first()
+        for membership, user in ((manager, manager_user), (rep, rep_user)):
+            _link(membership, user)
+    return manager, rep
+
+
+def _link(membership: Membership, user: User) -> None:
+    if membership.user_id != user.pk:
+        Membership.objects.filter(user=user).update(user=None)
+        membership.user = user
+        membership.email = user.email
+        membership.save(update_fields=["user", "email"])
+    if user.name != membership.display_name:
+        user.name = membership.display_name
+        user.save(update_fields=["name"])
