@@ -6,9 +6,11 @@ import hashlib
 import secrets
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +23,7 @@ from spm.models import (
     User,
     normalize_email,
 )
-from spm.tenancy import tenant_context
+from spm.tenancy import TenantModel, tenant_context
 
 API_KEY_PREFIX = "attn"
 
@@ -86,6 +88,38 @@ def organization_create(
         new={"name": name, "slug": slug, "time_zone": time_zone},
     )
     return organization
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization) -> None:
+    """Delete an organisation and every row it owns.
+
+    Some tenant rows refer to others through PROTECT foreign keys (a deal to
+    its stage, a split to its member), so one cascade from the organisation
+    fails. Each pass deletes the rows of every tenant model that no remaining
+    row protects, until none are left.
+    """
+    remaining = [
+        model
+        for model in apps.get_models()
+        if issubclass(model, TenantModel) and not model._meta.abstract
+    ]
+    while remaining:
+        blocked = []
+        for model in remaining:
+            try:
+                with transaction.atomic():
+                    model.unscoped.filter(organization=organization).delete()
+            except ProtectedError:
+                blocked.append(model)
+        if len(blocked) == len(remaining):
+            names = ", ".join(model._meta.label for model in blocked)
+            raise ValueError(
+                f"Cannot delete {organization.name!r}: {names} "
+                "refer to each other through protected keys."
+            )
+        remaining = blocked
+    organization.delete()
 
 
 ORGANIZATION_SETTINGS = ("name", "time_zone", "currency", "fiscal_year_start_month")
@@ -251,6 +285,22 @@ def api_key_create(
         new={"name": name, "prefix": prefix},
     )
     return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
+    """Revoke a key: it stops authenticating at once and cannot be restored."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_log_write(
+            organization=api_key.organization,
+            actor=actor,
+            action="api_key.revoke",
+            obj=api_key,
+            old={"revoked_at": None},
+            new={"revoked_at": api_key.revoked_at.isoformat()},
+        )
+    return api_key
 
 
 def api_key_lookup(key: str) -> ApiKey | None:

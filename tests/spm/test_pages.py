@@ -156,3 +156,23 @@ def test_switcher_lists_both_organisations(client, personas):
     content = client.get(_url("spm:members")).content.decode()
     assert 'href="/o/acme/"' in content
     assert 'href="/o/globex/"' in content
+
+
+def test_organisation_delete_removes_every_row(personas):
+    from activity.models import Deal
+    from spm.services import organization_delete
+
+    with tenant_context(personas.org):
+        Deal.objects.create(
+            organization=personas.org,
+            owner=personas.rep1,
+            pipeline=personas.stages["Won"].pipeline,
+            stage=personas.stages["Won"],
+            amount="10.00",
+        )
+    org_id = personas.org.pk
+    organization_delete(organization=personas.org)
+
+    assert not Membership.unscoped.filter(organization_id=org_id).exists()
+    assert not Deal.unscoped.filter(organization_id=org_id).exists()
+    assert Membership.unscoped.filter(organization=personas.other_org).count() == 2

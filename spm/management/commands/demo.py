@@ -7,18 +7,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from allauth.account.models import EmailAddress
-from django.apps import apps
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from django.db.models import ProtectedError
 from django.utils import timezone
 
 from activity.generator import generate_organization_data
 from activity.models import Deal
 from spm.models import Membership, Organization, User
-from spm.services import organization_create
-from spm.tenancy import TenantModel, tenant_context
+from spm.services import organization_create, organization_delete
+from spm.tenancy import tenant_context
 
 URL = "http://127.0.0.1:8000"
 PASSWORD = "demo-password"
@@ -94,7 +92,7 @@ class Command(BaseCommand):
 
     def _delete(self, *slugs: str | None) -> None:
         for organization in Organization.objects.filter(slug__in=slugs):
-            delete_organization(organization)
+            organization_delete(organization=organization)
             self.stdout.write(f"Deleted the organisation {organization.name!r}.")
 
     def _demo_organization(
@@ -188,36 +186,6 @@ class Command(BaseCommand):
 
 
 @transaction.atomic
-def delete_organization(organization: Organization) -> None:
-    """Delete an organisation and every row it owns.
-
-    Some tenant rows refer to others through PROTECT foreign keys (a deal to
-    its stage, a split to its member), so deleting the organisation in one
-    cascade fails. Each pass deletes the rows of every tenant model that no
-    remaining row protects, until none are left.
-    """
-    remaining = [
-        model
-        for model in apps.get_models()
-        if issubclass(model, TenantModel) and not model._meta.abstract
-    ]
-    while remaining:
-        blocked = []
-        for model in remaining:
-            try:
-                model.unscoped.filter(organization=organization).delete()
-            except ProtectedError:
-                blocked.append(model)
-        if len(blocked) == len(remaining):
-            names = ", ".join(model._meta.label for model in blocked)
-            raise CommandError(
-                f"Cannot delete {organization.name!r}: {names} "
-                "refer to each other through protected keys."
-            )
-        remaining = blocked
-    organization.delete()
-
-
 def _check_sample_folder(folder: Path) -> None:
     if not (folder / "sales_pipeline.csv").is_file():
         raise CommandError(
