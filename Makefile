@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 
 demo: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py demo $(if $(SAMPLE),--sample "$(SAMPLE)")
+	DEBUG=1 $(BIN)/python manage.py demo --url http://127.0.0.1:$(PORT) $(if $(SAMPLE),--sample "$(SAMPLE)")
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install

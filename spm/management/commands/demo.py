@@ -18,7 +18,6 @@ from spm.models import Membership, Organization, User
 from spm.services import organization_create, organization_delete
 from spm.tenancy import tenant_context
 
-URL = "http://127.0.0.1:8000"
 PASSWORD = "demo-password"
 ADMIN_EMAIL = "admin@demo.attain.test"
 MANAGER_EMAIL = "manager@demo.attain.test"
@@ -60,6 +59,11 @@ class Command(BaseCommand):
             help="Delete the demo organisations and create them again.",
         )
         parser.add_argument(
+            "--url",
+            default="http://127.0.0.1:8000",
+            help="Address printed for the server that will serve the demo.",
+        )
+        parser.add_argument(
             "--seed", type=int, default=7, help="Seed of the data generator."
         )
         parser.add_argument(
@@ -88,7 +92,7 @@ class Command(BaseCommand):
         sample_org = None
         if sample is not None:
             sample_org = self._sample_organization(sample, users[MANAGER_EMAIL])
-        self._print_logins(demo, manager, rep, sample_org)
+        self._print_logins(demo, manager, rep, sample_org, options["url"])
 
     def _delete(self, *slugs: str | None) -> None:
         for organization in Organization.objects.filter(slug__in=slugs):
@@ -168,6 +172,7 @@ class Command(BaseCommand):
         manager: Membership,
         rep: Membership,
         sample: Organization | None,
+        url: str,
     ) -> None:
         team = manager.team.name if manager.team_id else "no team"
         manager_role = f"manager of the {team} team in {demo.name}"
@@ -179,13 +184,12 @@ class Command(BaseCommand):
             (REP_EMAIL, f"{rep.display_name}, rep reporting to {manager.display_name}"),
         ]
         self.stdout.write("")
-        self.stdout.write(self.style.SUCCESS(f"Attain demo: {URL}"))
+        self.stdout.write(self.style.SUCCESS(f"Attain demo: {url}"))
         self.stdout.write(f"Sign in with the password {PASSWORD!r} as:")
         for email, role in rows:
             self.stdout.write(f"  {email:<26} {role}")
 
 
-@transaction.atomic
 def _check_sample_folder(folder: Path) -> None:
     if not (folder / "sales_pipeline.csv").is_file():
         raise CommandError(
