@@ -109,17 +109,17 @@ def dashboard_timings(tenant) -> list[Timing]:
         time_requests(
             client,
             f"Team dashboard, {quarter.label}, all 50 reps",
-            f"{url}?period=quarter&on={on}",
+            f"{url}?kind=quarter&on={on}",
         ),
         time_requests(
             client,
             f"Team dashboard, {year.label}, all 50 reps",
-            f"{url}?period=year&on={on}",
+            f"{url}?kind=year&on={on}",
         ),
         time_requests(
             client,
             f"Team dashboard, {quarter.label}, one team of {team_size} reps",
-            f"{url}?period=quarter&on={on}&team={team.public_id}",
+            f"{url}?kind=quarter&on={on}&team={team.public_id}",
         ),
     ]
 
