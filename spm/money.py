@@ -15,9 +15,9 @@ def round_money(value: Decimal) -> Decimal:
 def allocate(total: Decimal, weights: Sequence[Decimal | int | str]) -> list[Decimal]:
     """Split ``total`` by ``weights`` into cents that add up to ``total`` exactly.
 
-    Largest-remainder method: each share is floored to the cent, then the
-    cents left over go one each to the shares with the largest fractional
-    parts; ties go to the earlier share, so the result is stable.
+    This is the largest-remainder method. Each share is floored to the cent,
+    then the cents left over go one each to the shares with the largest
+    fractional parts. A tie goes to the earlier share, so the result is stable.
     """
     weights = [Decimal(str(weight)) for weight in weights]
     if not weights:
