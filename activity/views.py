@@ -20,7 +20,7 @@ from activity.forms import ImportMappingForm, ImportUploadForm
 from activity.importing import selectors
 from activity.importing.presets import PresetNotFound, preset_names
 from activity.models import ImportJob
-from spm.access import require_admin
+from spm.access import admin_required, require_admin
 
 Status = ImportJob.Status
 # Cells a spreadsheet would run as a formula.
@@ -36,6 +36,7 @@ def _job_or_404(request: HttpRequest, job_id) -> ImportJob:
 
 
 @login_required
+@admin_required
 @require_http_methods(["GET", "POST"])
 def import_list(request: HttpRequest, org_slug: str) -> HttpResponse:
     require_admin(request.membership)
@@ -62,6 +63,7 @@ def import_list(request: HttpRequest, org_slug: str) -> HttpResponse:
 
 
 @login_required
+@admin_required
 @require_http_methods(["GET", "POST"])
 def import_mapping(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
     job = _job_or_404(request, job_id)
@@ -89,6 +91,7 @@ def import_mapping(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
 
 
 @login_required
+@admin_required
 @require_GET
 def import_detail(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
     job = _job_or_404(request, job_id)
@@ -107,6 +110,7 @@ def import_detail(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
 
 
 @login_required
+@admin_required
 @require_GET
 def import_progress(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
     """Return the progress bar, or make htmx reload the page once the job stops."""
@@ -117,6 +121,7 @@ def import_progress(request: HttpRequest, org_slug: str, job_id) -> HttpResponse
 
 
 @login_required
+@admin_required
 @require_GET
 def import_errors_csv(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
     job = _job_or_404(request, job_id)
@@ -137,6 +142,7 @@ def _spreadsheet_safe(cell) -> str:
 
 
 @login_required
+@admin_required
 @require_POST
 def import_start(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
     job = _job_or_404(request, job_id)
@@ -148,6 +154,7 @@ def import_start(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
 
 
 @login_required
+@admin_required
 @require_POST
 def import_cancel(request: HttpRequest, org_slug: str, job_id) -> HttpResponse:
     job = _job_or_404(request, job_id)

@@ -7,6 +7,7 @@ Whoever may not see a member gets 404, so ids reveal nothing.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from django.http import Http404
@@ -53,6 +54,21 @@ def require_admin(viewer: Membership) -> None:
     """Raise 404 unless ``viewer`` is an admin: admin pages do not reveal themselves."""
     if not viewer.is_admin:
         raise Http404("Page not found.")
+
+
+def admin_required(view):
+    """Answer 404 to non-admins before anything else, the allowed methods included.
+
+    Put it under ``login_required`` and above ``require_POST``, so a non-admin
+    cannot tell an admin page exists from a 405.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        require_admin(request.membership)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def require_manager_or_admin(viewer: Membership) -> None:

@@ -22,7 +22,8 @@ class OrganizationSettingsForm(forms.ModelForm):
         currency = self.cleaned_data["currency"].strip().upper()
         if len(currency) != 3 or not currency.isalpha():
             raise forms.ValidationError(
-                f"“{currency}” is not an ISO 4217 code: use three letters, like USD."
+                f"“{currency}” is not a currency code: use the three letters of its "
+                "ISO 4217 code, like USD."
             )
         return currency
 
@@ -41,4 +42,4 @@ class MembershipForm(forms.ModelForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField()
+    email = forms.EmailField(max_length=254)

@@ -28,6 +28,14 @@ from spm.tenancy import TenantModel, tenant_context
 API_KEY_PREFIX = "attn"
 
 
+class MembershipChangeError(ValueError):
+    """A membership change that would break a rule; ``field`` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def audit_log_write(
     *,
     organization: Organization,
@@ -179,12 +187,17 @@ def membership_update(
     seen = {membership.pk}
     while manager is not None:
         if manager.pk in seen:
-            raise ValueError(
+            raise MembershipChangeError(
                 f"{membership.display_name} cannot report to "
-                f"{membership.reports_to.display_name}: that makes a reporting cycle."
+                f"{membership.reports_to.display_name}: that makes a reporting cycle.",
+                field="reports_to",
             )
         seen.add(manager.pk)
         manager = manager.reports_to
+
+    was_admin = old["role"] == Membership.Role.ADMIN and old["is_active"]
+    if was_admin and not (membership.is_admin and membership.is_active):
+        _require_another_admin(membership)
 
     membership.save()
     new = _membership_snapshot(membership)
@@ -198,6 +211,28 @@ def membership_update(
             new=new,
         )
     return membership
+
+
+def _require_another_admin(membership: Membership) -> None:
+    """Raise unless the organisation keeps an active admin besides ``membership``.
+
+    The admins' rows are locked, so two admins demoting each other at the same
+    time cannot leave the organisation with none.
+    """
+    others = (
+        Membership.unscoped.select_for_update()
+        .filter(
+            organization_id=membership.organization_id,
+            role=Membership.Role.ADMIN,
+            is_active=True,
+        )
+        .exclude(pk=membership.pk)
+    )
+    if not list(others):
+        raise MembershipChangeError(
+            f"{membership.display_name} is the only active admin of "
+            f"{membership.organization.name}: make another member an admin first."
+        )
 
 
 @transaction.atomic
@@ -214,6 +249,19 @@ def membership_invite(
     address, compared case-insensitively.
     """
     email = normalize_email(email)
+    taken = (
+        Membership.unscoped.filter(
+            organization_id=membership.organization_id, email__iexact=email
+        )
+        .exclude(pk=membership.pk)
+        .first()
+    )
+    if taken is not None:
+        raise MembershipChangeError(
+            f"{email} is already the address of {taken.display_name} in this "
+            "organisation.",
+            field="email",
+        )
     old_email = membership.email
     membership.email = email
     membership.invited_at = timezone.now()

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from spm import services
-from spm.access import member_visible_or_404, require_admin
+from spm.access import admin_required, member_visible_or_404
 from spm.forms import InviteForm, MembershipForm, OrganizationSettingsForm
 from spm.models import AuditLog, Membership
 
@@ -26,9 +26,9 @@ def home(request):
 
 
 @login_required
+@admin_required
 @require_http_methods(["GET", "POST"])
 def organization_settings(request, org_slug):
-    require_admin(request.membership)
     form = OrganizationSettingsForm(request.POST or None, instance=request.organization)
     if request.method == "POST" and form.is_valid():
         changes = {field: form.cleaned_data[field] for field in form.fields}
@@ -44,16 +44,16 @@ def organization_settings(request, org_slug):
 
 
 @login_required
+@admin_required
 def member_list(request, org_slug):
-    require_admin(request.membership)
     members = Membership.objects.select_related("user", "team", "reports_to")
     return render(request, "spm/member_list.html", {"members": members})
 
 
 @login_required
+@admin_required
 @require_http_methods(["GET", "POST"])
 def member_edit(request, org_slug, member_id):
-    require_admin(request.membership)
     member = member_visible_or_404(request.membership, member_id)
     form = MembershipForm(request.POST or None, instance=member)
     if request.method == "POST" and form.is_valid():
@@ -61,8 +61,8 @@ def member_edit(request, org_slug, member_id):
         member.refresh_from_db()
         try:
             services.membership_update(membership=member, actor=request.user, **changes)
-        except ValueError as error:
-            form.add_error("reports_to", str(error))
+        except services.MembershipChangeError as error:
+            form.add_error(error.field, str(error))
         else:
             messages.success(request, f"{member.display_name} saved.")
             return redirect("spm:members", org_slug=org_slug)
@@ -75,27 +75,31 @@ def member_edit(request, org_slug, member_id):
 
 
 @login_required
+@admin_required
 @require_POST
 def member_invite(request, org_slug, member_id):
-    require_admin(request.membership)
     member = member_visible_or_404(request.membership, member_id)
     form = InviteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Enter a valid email address to invite.")
         return redirect("spm:member-edit", org_slug=org_slug, member_id=member_id)
-    services.membership_invite(
-        membership=member,
-        email=form.cleaned_data["email"],
-        actor=request.user,
-        signup_url=request.build_absolute_uri(reverse("account_signup")),
-    )
+    try:
+        services.membership_invite(
+            membership=member,
+            email=form.cleaned_data["email"],
+            actor=request.user,
+            signup_url=request.build_absolute_uri(reverse("account_signup")),
+        )
+    except services.MembershipChangeError as error:
+        messages.error(request, str(error))
+        return redirect("spm:member-edit", org_slug=org_slug, member_id=member_id)
     messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
     return redirect("spm:members", org_slug=org_slug)
 
 
 @login_required
+@admin_required
 def audit_log(request, org_slug):
-    require_admin(request.membership)
     entries = AuditLog.objects.select_related("actor").order_by("-created_at", "-id")
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     return render(request, "spm/audit_log.html", {"page": page})

@@ -74,7 +74,7 @@ def test_invalid_currency_is_rejected(client, personas):
         },
     )
     assert response.status_code == 200
-    assert "not an ISO 4217 code" in response.content.decode()
+    assert "not a currency code" in response.content.decode()
     personas.org.refresh_from_db()
     assert personas.org.currency == "USD"
 
@@ -176,3 +176,74 @@ def test_organisation_delete_removes_every_row(personas):
     assert not Membership.unscoped.filter(organization_id=org_id).exists()
     assert not Deal.unscoped.filter(organization_id=org_id).exists()
     assert Membership.unscoped.filter(organization=personas.other_org).count() == 2
+
+
+def _edit(client, personas, member, **changes):
+    data = {
+        "display_name": member.display_name,
+        "role": member.role,
+        "is_active": "on",
+        **changes,
+    }
+    data = {key: value for key, value in data.items() if value is not None}
+    url = _url("spm:member-edit", member_id=member.public_id)
+    return client.post(url, data)
+
+
+def test_only_admin_cannot_demote_themselves(client, personas):
+    login(client, personas.admin)
+    response = _edit(client, personas, personas.admin, role="rep")
+    assert response.status_code == 200
+    assert "only active admin" in response.content.decode()
+    personas.admin.refresh_from_db()
+    assert personas.admin.role == Membership.Role.ADMIN
+
+
+def test_only_admin_cannot_deactivate_themselves(client, personas):
+    login(client, personas.admin)
+    response = _edit(client, personas, personas.admin, is_active=None)
+    assert response.status_code == 200
+    personas.admin.refresh_from_db()
+    assert personas.admin.is_active
+
+
+def test_admin_can_step_down_when_another_admin_exists(client, personas):
+    Membership.unscoped.filter(pk=personas.vp.pk).update(role=Membership.Role.ADMIN)
+    login(client, personas.admin)
+    response = _edit(client, personas, personas.admin, role="manager")
+    assert response.status_code == 302
+    personas.admin.refresh_from_db()
+    assert personas.admin.role == Membership.Role.MANAGER
+
+
+def test_invite_with_taken_address_is_refused(client, personas, mailoutbox):
+    Membership.unscoped.filter(pk=personas.rep1.pk).update(email="rita@acme.test")
+    login(client, personas.admin)
+    response = client.post(
+        _url("spm:member-invite", member_id=personas.rep2.public_id),
+        {"email": "RITA@acme.test"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "already the address of Rita Rep" in response.content.decode()
+    personas.rep2.refresh_from_db()
+    assert personas.rep2.email == ""
+    assert mailoutbox == []
+
+
+def test_invite_rejects_overlong_address(client, personas):
+    login(client, personas.admin)
+    address = "a" * 250 + "@example.test"
+    client.post(
+        _url("spm:member-invite", member_id=personas.rep2.public_id),
+        {"email": address},
+    )
+    personas.rep2.refresh_from_db()
+    assert personas.rep2.email == ""
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_post_only_admin_url_is_404_for_manager(client, personas, method):
+    login(client, personas.manager)
+    url = _url("spm:member-invite", member_id=personas.rep1.public_id)
+    assert getattr(client, method)(url).status_code == 404
