@@ -186,3 +186,29 @@ def test_demo_sample_imports_maven_export(small_demo, maven_dir):
     output, _ = run_demo("--sample", str(maven_dir))
     assert "import skipped" in output
     assert Deal.unscoped.filter(organization=sample).count() == 8800
+
+
+def test_rerun_after_import_keeps_logins(small_demo):
+    run_demo()
+    manager = membership_of(demo_command.MANAGER_EMAIL)
+    rep = membership_of(demo_command.REP_EMAIL)
+    # A member imported later under the same manager has no external id and
+    # sorts before the generated reps.
+    Membership.unscoped.create(
+        organization=manager.organization,
+        display_name="Aaron Imported",
+        email="aaron@demo.attain.test",
+        role=Membership.Role.REP,
+        reports_to=manager,
+        team=manager.team,
+    )
+
+    run_demo()
+
+    assert membership_of(demo_command.MANAGER_EMAIL).pk == manager.pk
+    assert membership_of(demo_command.REP_EMAIL).pk == rep.pk
+
+
+def test_printed_url_follows_option(small_demo):
+    output, _ = run_demo("--url", "http://127.0.0.1:8301")
+    assert "Attain demo: http://127.0.0.1:8301" in output

@@ -215,11 +215,15 @@ def _link_logins(
     organization: Organization, manager_user: User, rep_user: User
 ) -> tuple[Membership, Membership]:
     """Link the manager login to the first team manager, the rep login to one
-    of that manager's reps, and name both users after their memberships."""
+    of that manager's reps, and name both users after their memberships.
+
+    A login that is already linked keeps its member, so members imported or
+    edited since the last run do not move it.
+    """
     with tenant_context(organization):
-        manager = (
-            Membership.objects.filter(role=Membership.Role.MANAGER, team__isnull=False)
-            .select_related("team")
+        generated = Membership.objects.exclude(external_id="").select_related("team")
+        manager = generated.filter(user=manager_user).first() or (
+            generated.filter(role=Membership.Role.MANAGER, team__isnull=False)
             .order_by("external_id")
             .first()
         )
@@ -228,8 +232,10 @@ def _link_logins(
                 f"{organization.name!r} has no team manager to link the manager "
                 "login to. Run with --reset to generate it again."
             )
-        rep = manager.direct_reports.filter(role=Membership.Role.REP)
-        rep = rep.order_by("external_id").first()
+        rep = generated.filter(user=rep_user).first()
+        if rep is None:
+            reports = manager.direct_reports.filter(role=Membership.Role.REP)
+            rep = reports.exclude(external_id="").order_by("external_id").first()
         for membership, user in ((manager, manager_user), (rep, rep_user)):
             _link(membership, user)
     return manager, rep
@@ -237,7 +243,8 @@ def _link_logins(
 
 def _link(membership: Membership, user: User) -> None:
     if membership.user_id != user.pk:
-        Membership.objects.filter(user=user).update(user=None)
+        # The address goes with the login, because it is unique per organisation.
+        Membership.objects.filter(user=user).update(user=None, email="")
         membership.user = user
         membership.email = user.email
         membership.save(update_fields=["user", "email"])
