@@ -21,11 +21,20 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None) -> list:
-        if isinstance(data, list | tuple):
-            return [
-                super(MultipleFileField, self).clean(item, initial) for item in data
-            ]
-        return [super().clean(data, initial)]
+        items = data if isinstance(data, list | tuple) else [data]
+        return [self._clean_one(item, initial) for item in items]
+
+    def _clean_one(self, item, initial):
+        try:
+            return super().clean(item, initial)
+        except forms.ValidationError as error:
+            if error.code == "empty":
+                raise forms.ValidationError(
+                    f"{item.name} is empty: export the file again, with a header "
+                    "row and at least one data row.",
+                    code="empty",
+                ) from error
+            raise
 
 
 class ImportUploadForm(forms.Form):

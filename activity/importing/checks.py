@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from activity.importing.fields import WON_STAGE_NAMES
 from activity.models import Pipeline, Product, Stage
+from spm.tenancy import get_current_organization
 
 if TYPE_CHECKING:
     from activity.importing.validation import JobValidator, RowError, _FileInput
@@ -69,6 +70,7 @@ def _check_deal(
             )
         elif amount_currency:
             record["currency"] = amount_currency
+        errors.extend(_check_currency(validator, item, record, bool(amount_currency)))
 
     won = validator.stage_rules.is_won(record.get("pipeline"), record["stage"])
     if "close_date" in record:
@@ -80,6 +82,33 @@ def _check_deal(
             validator.error(item, record, "close_date", "a won deal needs a close date")
         )
     return errors
+
+
+def _check_currency(
+    validator: JobValidator, item: _FileInput, record: dict, from_amount: bool
+) -> list[RowError]:
+    """Reject a deal in another currency than the organisation's.
+
+    Bookings add deal amounts together, so every amount must be in the
+    organisation's currency until exchange rates can convert them.
+    """
+    currency = record.get("currency")
+    reporting = get_current_organization().currency
+    if not currency or currency == reporting:
+        return []
+    # NOTE: deals in other currencies are refused until an exchange rate
+    # table exists to convert them at their close date.
+    column = "amount" if from_amount else "currency"
+    return [
+        validator.error(
+            item,
+            record,
+            column,
+            f"the deal is in {currency} but the organisation reports in "
+            f"{reporting}, and Attain does not convert currencies yet: convert "
+            f"the amount to {reporting} first",
+        )
+    ]
 
 
 def _check_member(

@@ -15,7 +15,7 @@ from activity.models import (
     Product,
     Stage,
 )
-from spm.models import AuditLog, Membership, Team
+from spm.models import AuditLog, Membership, Organization, Team
 from spm.services import organization_create
 from spm.tenancy import tenant_context
 from tests.activity.conftest import fixture_bytes, import_fixtures, run_import
@@ -63,8 +63,10 @@ def test_unknown_owner_becomes_rep_without_login(org):
     assert nina.role == Membership.Role.REP
 
 
-def test_semicolon_file_amounts_and_currencies(org):
-    import_fixtures(org, "deals_semicolon.csv")
+def test_semicolon_file_amounts_in_euro_organisation(org):
+    Organization.objects.filter(pk=org.pk).update(currency="EUR")
+    org.refresh_from_db()
+    job = import_fixtures(org, "deals_semicolon.csv")
     assert (_deal(org, "S1").amount, _deal(org, "S1").currency) == (
         Decimal("1054.50"),
         "EUR",
@@ -73,11 +75,24 @@ def test_semicolon_file_amounts_and_currencies(org):
         Decimal("1054.50"),
         "EUR",
     )
+    assert _deal(org, "S1").name == "Big deal"
+    # S3 names USD in its currency column, which a EUR organisation refuses.
+    assert [(e["line"], e["column"], e["value"]) for e in job.errors] == [
+        (4, "currency", "usd")
+    ]
+
+
+def test_foreign_currency_deals_are_refused(org):
+    job = import_fixtures(org, "deals_semicolon.csv")
+    errors = [(e["line"], e["column"], e["value"]) for e in job.errors]
+    assert errors == [(2, "amount", "€1.054,50"), (3, "currency", "EUR")]
+    assert "does not convert currencies" in job.errors[0]["message"]
     assert (_deal(org, "S3").amount, _deal(org, "S3").currency) == (
         Decimal("1054.50"),
         "USD",
     )
-    assert _deal(org, "S1").name == "Big deal"
+    with tenant_context(org):
+        assert not Deal.objects.filter(external_id__in=["S1", "S2"]).exists()
 
 
 def test_tab_file_values(org):

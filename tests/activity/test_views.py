@@ -289,3 +289,11 @@ def test_anonymous_is_sent_to_login(client, personas):
     response = client.get(_url("import-list"))
     assert response.status_code == 302
     assert "login" in response["Location"]
+
+
+def test_empty_upload_names_the_file(admin_client):
+    empty = SimpleUploadedFile("q3-deals.csv", b"", content_type="text/csv")
+    response = admin_client.post(_url("import-list"), {"files": [empty]})
+    assert response.status_code == 200
+    assert "q3-deals.csv is empty" in response.content.decode()
+    assert not ImportJob.unscoped.exists()
