@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 
 from spm import tenancy
 from spm.models import Membership
@@ -10,8 +11,8 @@ class OrganizationMiddleware:
     """Resolve ``/o/<org_slug>/`` to the organisation and the user's membership.
 
     A visitor who is not a member gets 404 whether or not the organisation
-    exists. The organisation becomes the current tenant for the view and is
-    cleared when the response is done.
+    exists. The organisation becomes the current tenant, and its time zone the
+    current one, for the view; both are cleared when the response is done.
     """
 
     def __init__(self, get_response):
@@ -26,6 +27,7 @@ class OrganizationMiddleware:
         finally:
             if request._tenant_token is not None:
                 tenancy.deactivate(request._tenant_token)
+                timezone.deactivate()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         slug = view_kwargs.get("org_slug")
@@ -46,4 +48,6 @@ class OrganizationMiddleware:
         request.organization = membership.organization
         request.membership = membership
         request._tenant_token = tenancy.activate(membership.organization)
+        # Pages show times in the organisation's time zone.
+        timezone.activate(membership.organization.zoneinfo)
         return None

@@ -247,3 +247,21 @@ def test_post_only_admin_url_is_404_for_manager(client, personas, method):
     login(client, personas.manager)
     url = _url("spm:member-invite", member_id=personas.rep1.public_id)
     assert getattr(client, method)(url).status_code == 404
+
+
+def test_pages_show_times_in_organisation_zone(client, personas):
+    from spm.services import audit_log_write
+
+    Organization = type(personas.org)
+    Organization.objects.filter(pk=personas.org.pk).update(time_zone="Asia/Tokyo")
+    personas.org.refresh_from_db()
+    entry = audit_log_write(
+        organization=personas.org, actor=None, action="test.entry", object_type="x"
+    )
+    AuditLog.unscoped.filter(pk=entry.pk).update(
+        created_at="2024-03-01T23:30:00+00:00"
+    )
+    login(client, personas.admin)
+    content = client.get(_url("spm:audit-log")).content.decode()
+    # 23:30 UTC on 1 March is 08:30 on 2 March in Tokyo.
+    assert "2024-03-02 08:30" in content
