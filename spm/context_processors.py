@@ -1,4 +1,5 @@
 from spm.models import Membership
+from spm.tenancy import system_context
 
 
 def organization(request):
@@ -8,11 +9,14 @@ def organization(request):
         return {}
 
     def user_memberships():
-        return list(
-            Membership.unscoped.filter(user=user, is_active=True)
-            .select_related("organization")
-            .order_by("organization__name")
-        )
+        # The user's memberships span organisations, so the read leaves the
+        # current one, to which row-level security would limit it.
+        with system_context():
+            return list(
+                Membership.unscoped.filter(user=user, is_active=True)
+                .select_related("organization")
+                .order_by("organization__name")
+            )
 
     return {
         "organization": getattr(request, "organization", None),

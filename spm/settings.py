@@ -40,8 +40,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "spm",
     "goals",
     "activity",
@@ -57,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -66,6 +70,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "spm.middleware.OrganizationMiddleware",
+    "spm.mfa.AdminMfaMiddleware",
 ]
 
 ROOT_URLCONF = "spm.urls"
@@ -101,6 +106,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command", "PRAGMA journal_mode=WAL;"
     )
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's PostgreSQL backend plus the per-statement tenant setting that
+    # row-level security reads (see docs/security.md). DATABASE_URL names the
+    # application role; run migrate with it set to the owner of the tables.
+    DATABASES["default"]["ENGINE"] = "spm.rls"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "spm.User"
@@ -160,6 +170,32 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_ADAPTER = "spm.adapters.AccountAdapter"
 
+# Rate limits per allauth action, each "<count>/<period>/<per>": per is ip,
+# key (the email address signed in or reset) or user. A refused sign-in shows
+# "Too many failed login attempts" on the form; other refusals get a 429 page.
+# The counts live in the cache (CACHES below). allauth.mfa counts wrong
+# authenticator codes under login_failed too, keyed by the user.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/h/ip",
+    "reset_password": "20/h/ip,5/h/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "reauthenticate": "10/m/user",
+}
+# The client address for per-ip limits is REMOTE_ADDR unless proxies are
+# trusted: see TRUSTED_PROXY_COUNT in the production block.
+ALLAUTH_TRUSTED_PROXY_COUNT = 0
+
+# Two-factor authentication: an authenticator app (TOTP) with recovery codes.
+# Organisations can require it of their admins (spm.mfa.AdminMfaMiddleware).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Attain"
+# allauth.usersessions records each sign-in's session, so that removing a
+# member can end their sessions (spm.services.membership_remove).
+USERSESSIONS_TRACK_ACTIVITY = False
+
 # Background work. Without a broker, tasks run eagerly in the calling process.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -175,6 +211,24 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="default")
 
+# Cache. The rate limits of sign-in and of the API count requests in it, so
+# in production every web process must share one: Redis from CACHE_URL, else
+# REDIS_URL, else a Redis Celery broker. Without any of them each process
+# counts on its own, in memory. Tests always use memory.
+_CACHE_REDIS_URL = env("CACHE_URL", default="") or env("REDIS_URL", default="")
+if not _CACHE_REDIS_URL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _CACHE_REDIS_URL = CELERY_BROKER_URL
+if _CACHE_REDIS_URL and not TESTING:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _CACHE_REDIS_URL,
+            "KEY_PREFIX": "attain",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "spm.authentication.ApiKeyAuthentication",
@@ -184,6 +238,21 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "spm.api.exception_handler",
+    # Requests per API key, per signed-in user and per anonymous address, as
+    # "<count>/<s|min|hour|day>". An empty variable turns that limit off.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "spm.throttling.ApiKeyRateThrottle",
+        "spm.throttling.SessionUserRateThrottle",
+        "spm.throttling.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env("API_THROTTLE_RATE_KEY", default="600/min") or None,
+        "user": env("API_THROTTLE_RATE_USER", default="300/min") or None,
+        "anon": env("API_THROTTLE_RATE_ANON", default="60/min") or None,
+    },
+    # Proxies in front of the app whose X-Forwarded-For entries are trusted
+    # when throttling anonymous callers. The production block sets it.
+    "NUM_PROXIES": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -211,6 +280,36 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
+# Content Security Policy (django-csp), sent on every response. No inline
+# script: charts read their figures from JSON data blocks and draw them with
+# static/js/charts.js. The only inline styles allowed are the <style>
+# elements that the bundled htmx and plotly.js insert, each by the SHA-256 of
+# its text. Another htmx or plotly.js version may insert other text: the
+# browser test in tests/e2e/test_hardening_csp.py then reports it.
+CSP_BUNDLED_STYLE_HASHES = [
+    # The empty <style> that plotly.js fills through the CSSOM, which CSP
+    # does not restrict: an empty element applies nothing by itself.
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+    # htmx 2.0.10 (django-htmx 1.29): the .htmx-indicator rules.
+    "'sha256-faU7yAF8NxuMTNEwVmBz+VcYeIoBQ2EMHW3WaVxCvnk='",
+    # plotly.js 3.7.0 (plotly 6.9): the MapLibre map styles, added on load.
+    "'sha256-V2sIX92Uh6ZaGSFTKMHghsB85b9toJtmazgG09AI2uk='",
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", *CSP_BUNDLED_STYLE_HASHES],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+X_FRAME_OPTIONS = "DENY"
+
 if not DEBUG and not TESTING:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
@@ -219,6 +318,15 @@ if not DEBUG and not TESTING:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    SESSION_COOKIE_HTTPONLY = True
+    # Production runs behind one reverse proxy that terminates TLS and sets
+    # X-Forwarded-Proto and X-Forwarded-For. The rate limits take the client
+    # address from X-Forwarded-For, TRUSTED_PROXY_COUNT entries from its end.
+    # Set 0 for an app that clients reach directly, so REMOTE_ADDR is used.
+    ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
+    REST_FRAMEWORK["NUM_PROXIES"] = ALLAUTH_TRUSTED_PROXY_COUNT
 
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,6 +6,12 @@ task, or command) through threads and async code alike. Tenant-owned models
 use ``TenantManager`` as their default manager: a query made while no
 organisation is set raises ``TenantNotSet`` instead of returning rows of every
 tenant. Code that must see all tenants uses ``Model.unscoped`` and says so.
+
+On PostgreSQL the database enforces the same boundary with row-level
+security (``spm.rls``): each statement runs with the current organisation's
+id as ``app.organization_id``, so inside an organisation even
+``Model.unscoped`` and raw SQL see only its rows. With no organisation set,
+ORM statements see every tenant and raw SQL sees none.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
 _current_organization: ContextVar[Organization | None] = ContextVar(
     "current_organization", default=None
 )
+_system: ContextVar[bool] = ContextVar("tenancy_system", default=False)
 
 
 class TenantNotSet(RuntimeError):
@@ -51,6 +58,30 @@ def tenant_context(organization: Organization) -> Iterator[Organization]:
         yield organization
     finally:
         _current_organization.reset(token)
+
+
+@contextlib.contextmanager
+def system_context() -> Iterator[None]:
+    """Clear the current organisation inside the block, for work on every tenant.
+
+    Inside, ``Model.objects`` raises ``TenantNotSet``, and ``Model.unscoped``
+    and raw SQL see every organisation's rows, on PostgreSQL too. Use it for
+    the few reads that cross organisations while one is current, such as
+    listing the organisations of the signed-in user. A ``tenant_context``
+    inside the block limits its own statements to its organisation again.
+    """
+    organization_token = _current_organization.set(None)
+    system_token = _system.set(True)
+    try:
+        yield
+    finally:
+        _system.reset(system_token)
+        _current_organization.reset(organization_token)
+
+
+def in_system_context() -> bool:
+    """Return whether the code runs inside ``system_context()``."""
+    return _system.get()
 
 
 def activate(organization: Organization | None):
