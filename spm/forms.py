@@ -2,7 +2,7 @@ import zoneinfo
 
 from django import forms
 
-from spm.models import Membership, Organization, Team
+from spm.models import ApiKey, Membership, Organization, Team, User
 
 TIME_ZONES = sorted(zoneinfo.available_timezones())
 
@@ -12,7 +12,13 @@ class OrganizationSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = ["name", "time_zone", "currency", "fiscal_year_start_month"]
+        fields = [
+            "name",
+            "time_zone",
+            "currency",
+            "fiscal_year_start_month",
+            "require_mfa_for_admins",
+        ]
         help_texts = {
             "currency": "ISO 4217 code, for example USD or EUR.",
             "fiscal_year_start_month": "1 for January, 2 for February, and so on.",
@@ -43,3 +49,47 @@ class MembershipForm(forms.ModelForm):
 
 class InviteForm(forms.Form):
     email = forms.EmailField(max_length=254)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=ApiKey._meta.get_field("name").max_length,
+        help_text="What the key is for, for example “BI export”.",
+    )
+
+
+class AuditLogFilterForm(forms.Form):
+    """Filters of the audit log page. Every field is optional."""
+
+    action = forms.ChoiceField(required=False)
+    actor = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, empty_label="Anyone"
+    )
+    start = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    end = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Dates in the organisation's time zone, both included.",
+    )
+
+    def __init__(self, *args, actions: list[str], actors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "Any action")] + [
+            (action, action) for action in actions
+        ]
+        self.fields["actor"].queryset = actors
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError(
+                f"The start date {start:%Y-%m-%d} is after the end date "
+                f"{end:%Y-%m-%d}: swap them."
+            )
+        return cleaned

@@ -91,6 +91,14 @@ class Organization(models.Model):
     fiscal_year_start_month = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(12)]
     )
+    require_mfa_for_admins = models.BooleanField(
+        "require two-factor authentication for admins",
+        default=False,
+        help_text=(
+            "Admins without an authenticator app are sent to set one up before "
+            "they can open any page of this organisation."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

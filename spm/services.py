@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from typing import Any
 
+from allauth.usersessions.models import UserSession
 from django.apps import apps
 from django.conf import settings
 from django.core.mail import send_mail
@@ -23,7 +24,7 @@ from spm.models import (
     User,
     normalize_email,
 )
-from spm.tenancy import TenantModel, tenant_context
+from spm.tenancy import TenantModel, system_context, tenant_context
 
 API_KEY_PREFIX = "attn"
 
@@ -130,7 +131,13 @@ def organization_delete(*, organization: Organization) -> None:
     organization.delete()
 
 
-ORGANIZATION_SETTINGS = ("name", "time_zone", "currency", "fiscal_year_start_month")
+ORGANIZATION_SETTINGS = (
+    "name",
+    "time_zone",
+    "currency",
+    "fiscal_year_start_month",
+    "require_mfa_for_admins",
+)
 
 
 @transaction.atomic
@@ -210,7 +217,61 @@ def membership_update(
             old=old,
             new=new,
         )
+    if old["is_active"] and not membership.is_active:
+        _user_sessions_end_unless_member(membership.user)
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: User | None) -> Membership:
+    """Deactivate a member, and end their sessions if no organisation is left.
+
+    Every request under /o/<slug>/ checks that the membership is active, so
+    the member gets 404 in this organisation from their next request on. A
+    user with no other active membership is also signed out everywhere.
+    Raises MembershipChangeError for the only active admin. Removing a member
+    who is already inactive changes nothing.
+    """
+    if not membership.is_active:
+        return membership
+    if membership.is_admin:
+        _require_another_admin(membership)
+    old = _membership_snapshot(membership)
+    membership.is_active = False
+    membership.save(update_fields=["is_active"])
+    sessions_ended = _user_sessions_end_unless_member(membership.user)
+    audit_log_write(
+        organization=membership.organization,
+        actor=actor,
+        action="membership.remove",
+        obj=membership,
+        old=old,
+        new={**_membership_snapshot(membership), "sessions_ended": sessions_ended},
+    )
+    return membership
+
+
+def _user_sessions_end_unless_member(user: User | None) -> int:
+    """End every recorded session of ``user`` if no active membership is left.
+
+    Returns the number of sessions ended. allauth.usersessions records a
+    session when someone signs in through allauth's pages.
+
+    NOTE: a session started by django.contrib.auth.login alone (the Django
+    admin's sign-in page) is not recorded, so it is not ended here. It still
+    gets 404 under /o/<slug>/ once no membership is active.
+    """
+    if user is None:
+        return 0
+    # The memberships of other organisations too, which row-level security
+    # hides while one organisation is current.
+    with system_context():
+        if Membership.unscoped.filter(user=user, is_active=True).exists():
+            return 0
+    sessions = list(UserSession.objects.filter(user=user))
+    for session in sessions:
+        session.end()
+    return len(sessions)
 
 
 def _require_another_admin(membership: Membership) -> None:
@@ -325,13 +386,13 @@ def api_key_create(
             key_hash=_hash_key(key),
             created_by=actor,
         )
-    audit_log_write(
-        organization=organization,
-        actor=actor,
-        action="api_key.create",
-        obj=api_key,
-        new={"name": name, "prefix": prefix},
-    )
+        audit_log_write(
+            organization=organization,
+            actor=actor,
+            action="api_key.create",
+            obj=api_key,
+            new={"name": name, "prefix": prefix},
+        )
     return api_key, key
 
 
@@ -356,11 +417,12 @@ def api_key_lookup(key: str) -> ApiKey | None:
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != API_KEY_PREFIX:
         return None
-    api_key = (
-        ApiKey.unscoped.select_related("organization")
-        .filter(key_hash=_hash_key(key), revoked_at__isnull=True)
-        .first()
-    )
-    if api_key is not None:
-        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+    with system_context():
+        api_key = (
+            ApiKey.unscoped.select_related("organization")
+            .filter(key_hash=_hash_key(key), revoked_at__isnull=True)
+            .first()
+        )
+        if api_key is not None:
+            ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
     return api_key

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from spm import views
 
@@ -16,10 +16,6 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include(organization_patterns)),
     path("api/v1/", include("measurement.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path(
-        "api/v1/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema"),
-        name="api-docs",
-    ),
+    path("api/v1/docs/", views.api_docs, name="api-docs"),
     path("admin/", admin.site.urls),
 ]

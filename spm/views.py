@@ -1,14 +1,40 @@
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+)
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from spm import services
+from spm import selectors, services
 from spm.access import admin_required, member_visible_or_404
-from spm.forms import InviteForm, MembershipForm, OrganizationSettingsForm
-from spm.models import AuditLog, Membership
+from spm.forms import (
+    ApiKeyForm,
+    AuditLogFilterForm,
+    InviteForm,
+    MembershipForm,
+    OrganizationSettingsForm,
+)
+from spm.models import ApiKey, Membership
+
+AUDIT_LOG_PAGE_SIZE = 50
+
+# SHA-256 of the one <style> block in drf-spectacular 0.30's Swagger UI page.
+SWAGGER_UI_STYLE_HASH = "'sha256-MMpT0iDxyjALd9PdfepImGX3DBfJPXZ4IlDWdPAgtn0='"
+
+# The API documentation page. The split view serves Swagger UI's start-up
+# script as a file (?script) instead of inline, so the page runs under
+# script-src 'self'. Only the page's own <style> block is added to style-src.
+api_docs = csp_update({"style-src": [SWAGGER_UI_STYLE_HASH]})(
+    SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+)
 
 
 @login_required
@@ -99,7 +125,82 @@ def member_invite(request, org_slug, member_id):
 
 @login_required
 @admin_required
+@require_POST
+def member_remove(request, org_slug, member_id):
+    member = member_visible_or_404(request.membership, member_id)
+    try:
+        services.membership_remove(membership=member, actor=request.user)
+    except services.MembershipChangeError as error:
+        messages.error(request, str(error))
+        return redirect("spm:member-edit", org_slug=org_slug, member_id=member_id)
+    messages.success(request, f"{member.display_name} was removed.")
+    return redirect("spm:members", org_slug=org_slug)
+
+
+@login_required
+@admin_required
+@require_GET
 def audit_log(request, org_slug):
-    entries = AuditLog.objects.select_related("actor").order_by("-created_at", "-id")
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    return render(request, "spm/audit_log.html", {"page": page})
+    """List the audit log, filtered by action, actor and dates. It is read-only."""
+    organization = request.organization
+    form = AuditLogFilterForm(
+        request.GET or None,
+        actions=selectors.audit_log_actions(organization=organization),
+        actors=selectors.audit_log_actors(organization=organization),
+    )
+    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    entries = selectors.audit_log_list(
+        organization=organization,
+        action=filters.get("action", ""),
+        actor=filters.get("actor"),
+        start=filters.get("start"),
+        end=filters.get("end"),
+    )
+    if form.is_bound and form.errors:
+        # An invalid filter shows its error and no entries, not the whole log.
+        entries = entries.none()
+    page = Paginator(entries, AUDIT_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "spm/audit_log.html", {"page": page, "form": form})
+
+
+@login_required
+@admin_required
+@require_GET
+def api_key_list(request, org_slug):
+    return _render_api_key_list(request, ApiKeyForm())
+
+
+def _render_api_key_list(request, form, status=200):
+    keys = selectors.api_key_list(organization=request.organization)
+    context = {"api_keys": keys, "form": form, "key_scheme": services.API_KEY_PREFIX}
+    return render(request, "spm/api_key_list.html", context, status=status)
+
+
+@never_cache
+@login_required
+@admin_required
+@require_POST
+def api_key_create(request, org_slug):
+    """Create a key and show it in this response only: only its hash is stored."""
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        return _render_api_key_list(request, form, status=400)
+    api_key, key = services.api_key_create(
+        organization=request.organization,
+        name=form.cleaned_data["name"],
+        actor=request.user,
+    )
+    return render(request, "spm/api_key_created.html", {"api_key": api_key, "key": key})
+
+
+@login_required
+@admin_required
+@require_POST
+def api_key_revoke(request, org_slug, key_id):
+    try:
+        api_key = ApiKey.objects.get(public_id=key_id)
+    except ApiKey.DoesNotExist:
+        raise Http404("No such API key.") from None
+    services.api_key_revoke(api_key=api_key, actor=request.user)
+    messages.success(request, f"The key {api_key} is revoked.")
+    return redirect("spm:api-keys", org_slug=org_slug)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 
 from spm.models import Membership, Organization
 from spm.tenancy import tenant_context
@@ -23,6 +24,13 @@ pytest_plugins = ["tests.worker"]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAVEN_DIR = SHARED_DATA / "maven-crm-sales-opportunities"
 PASSWORD = "pw-test-1234"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Start each test with an empty cache, so rate-limit counts do not carry over."""
+    cache.clear()
+    yield
 
 
 @pytest.fixture

@@ -202,7 +202,7 @@ def test_progress_partial_polls_while_running(admin_client, personas):
     response = admin_client.get(_url("import-progress", job), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert b'hx-trigger="every 1s"' in response.content
-    assert b"width: 42%" in response.content
+    assert b'<progress class="progress" max="100" value="42">' in response.content
 
     page = admin_client.get(_url("import-detail", job))
     assert b'hx-trigger="every 1s"' in page.content

@@ -31,10 +31,16 @@ def _other_import_job(personas: Personas):
     return ImportJob.unscoped.create(organization=personas.other_org).public_id
 
 
+def _other_api_key(personas: Personas):
+    api_key, _ = api_key_create(organization=personas.other_org, name="other")
+    return api_key.public_id
+
+
 # URL parameter name -> the public id of an object of the other organisation.
 OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "member_id": _other_member,
     "job_id": _other_import_job,
+    "key_id": _other_api_key,
 }
 
 

@@ -258,9 +258,7 @@ def test_pages_show_times_in_organisation_zone(client, personas):
     entry = audit_log_write(
         organization=personas.org, actor=None, action="test.entry", object_type="x"
     )
-    AuditLog.unscoped.filter(pk=entry.pk).update(
-        created_at="2024-03-01T23:30:00+00:00"
-    )
+    AuditLog.unscoped.filter(pk=entry.pk).update(created_at="2024-03-01T23:30:00+00:00")
     login(client, personas.admin)
     content = client.get(_url("spm:audit-log")).content.decode()
     # 23:30 UTC on 1 March is 08:30 on 2 March in Tokyo.
