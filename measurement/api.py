@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -31,6 +31,49 @@ ORGANIZATION_PARAMETER = OpenApiParameter(
 )
 
 
+# Body of every error but a validation error.
+ERROR_DETAIL_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+# Body of a 400: the messages by parameter name. A serializer field has a list
+# of messages. A session request without ?organization= gets a single string.
+VALIDATION_ERROR_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "oneOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "string"},
+        ]
+    },
+}
+
+
+def error_responses(*, not_found: str) -> dict[int, OpenApiResponse]:
+    """Return the error responses of an endpoint, for ``extend_schema``."""
+    detail = ERROR_DETAIL_SCHEMA
+    return {
+        400: OpenApiResponse(
+            VALIDATION_ERROR_SCHEMA,
+            description="A query parameter is missing or invalid.",
+        ),
+        401: OpenApiResponse(
+            detail, description="No credentials, or the API key is invalid or revoked."
+        ),
+        404: OpenApiResponse(detail, description=not_found),
+        429: OpenApiResponse(
+            detail,
+            description="Too many requests: retry after the seconds in Retry-After.",
+        ),
+    }
+
+
+NO_ORGANIZATION = (
+    "The signed-in user is not a member of the organisation in ?organization=."
+)
+
+
 class _VisibleMembersMixin:
     """Members the caller may see: all for an API key, the tree for a session."""
 
@@ -54,7 +97,10 @@ class RepMetricsApi(_VisibleMembersMixin, OrganizationAPIView):
             "is no data."
         ),
         parameters=[RepMetricsQuerySerializer, ORGANIZATION_PARAMETER],
-        responses=RepMetricsSerializer(many=True),
+        responses={
+            200: RepMetricsSerializer(many=True),
+            **error_responses(not_found=NO_ORGANIZATION),
+        },
     )
     def get(self, request: Request) -> Response:
         query = RepMetricsQuerySerializer(data=request.query_params)
@@ -101,14 +147,28 @@ class DealListApi(_VisibleMembersMixin, OrganizationAPIView):
         parameters=[
             DealListQuerySerializer,
             ORGANIZATION_PARAMETER,
-            OpenApiParameter("page", OpenApiTypes.INT, description="Page number."),
+            OpenApiParameter(
+                "page",
+                {"type": "integer", "minimum": 1},
+                description="Page number, from 1.",
+            ),
             OpenApiParameter(
                 "page_size",
-                OpenApiTypes.INT,
-                description=f"Deals per page, at most {DealPagination.max_page_size}.",
+                {"type": "integer", "minimum": 1},
+                description=(
+                    f"Deals per page: {DealPagination.page_size} when missing or "
+                    f"not a positive whole number, and at most "
+                    f"{DealPagination.max_page_size} (a larger value is lowered)."
+                ),
             ),
         ],
-        responses=DealPageSerializer,
+        responses={
+            200: DealPageSerializer,
+            **error_responses(
+                not_found=f"{NO_ORGANIZATION} Also returned for a page that is not "
+                "a whole number, is below 1 or is past the last page."
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         query = DealListQuerySerializer(data=request.query_params)

@@ -1,0 +1,646 @@
+"""Who may use each page and API action, written down as a table per surface.
+
+PAGES lists the server-rendered pages, API the ``/api/v1/`` endpoints. Each
+row is one URL name, method and target object, and each column one kind of
+visitor:
+
+    anon   no one signed in; on pages, a request that carries only an API key
+           must get the same response
+    key    an API key of the organisation (API table only)
+    other  the admin of another organisation (``outsider``)
+    rep    ``rep1``, who reports to ``manager``
+    mgr    ``manager``, with ``rep1`` and ``rep2`` below
+    vp     ``vp``, with ``manager`` (so ``rep1`` and ``rep2``) and ``rep3`` below
+    admin  ``admin`` of the organisation
+
+Every URL is requested under the organisation ``acme``. A cell is the expected
+response: an HTTP status, or ``login`` for a 302 to a login page (the account
+login page, or the admin's own login page for ``admin/`` URLs). A 302 in the
+table is any other redirect. The target names the object in the URL: a
+persona (its member id), ``job`` (a validated import job of ``acme``),
+``apikey`` (an API key of ``acme``), or ``-`` for none.
+
+A row named ``<namespace>:*`` covers every URL of that namespace that has no
+row of its own; ``admin:*`` uses this because the admin site adds URLs for each
+registered model, and all of them are for staff, which no persona is.
+
+Every routed URL needs a GET and a POST row, so a new page cannot be added
+without deciding who may use it. A POST that the table denies must leave the
+database and the mail outbox unchanged. A POST with a form payload (PAYLOADS)
+that the table allows must change the database, which shows that the payload
+is a real write that the denied visitors were kept from.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pytest
+from django.apps import apps
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from activity.forms import ImportMappingForm
+from activity.models import ImportJob
+from spm.models import ApiKey, Membership
+from spm.services import api_key_create
+from spm.tenancy import tenant_context
+from tests.activity.conftest import fixture_bytes, validate
+from tests.conftest import PASSWORD, Personas, login
+from tests.measurement.builders import make_deal
+
+LOGIN = "login"
+METHODS = ("GET", "POST")
+
+PAGES = """
+url-name                              method target  anon  other rep   mgr   vp    admin
+home                                  GET    -       login 302   302   302   302   302
+home                                  POST   -       login 302   302   302   302   302
+
+measurement:home                      GET    -       login 404   302   302   302   302
+measurement:home                      POST   -       login 404   405   405   405   405
+measurement:team                      GET    -       login 404   404   200   200   200
+measurement:team                      POST   -       login 404   405   405   405   405
+measurement:my-performance            GET    -       login 404   200   200   200   200
+measurement:my-performance            POST   -       login 404   405   405   405   405
+measurement:rep                       GET    rep1    login 404   200   200   200   200
+measurement:rep                       GET    rep2    login 404   404   200   200   200
+measurement:rep                       GET    rep3    login 404   404   404   200   200
+measurement:rep                       GET    rep4    login 404   404   404   404   200
+measurement:rep                       GET    manager login 404   404   200   200   200
+measurement:rep                       GET    admin   login 404   404   404   404   200
+measurement:rep                       POST   rep1    login 404   405   405   405   405
+
+activity:import-list                  GET    -       login 404   404   404   404   200
+activity:import-list                  POST   -       login 404   404   404   404   302
+activity:import-detail                GET    job     login 404   404   404   404   200
+activity:import-detail                POST   job     login 404   404   404   404   405
+activity:import-mapping               GET    job     login 404   404   404   404   200
+activity:import-mapping               POST   job     login 404   404   404   404   302
+activity:import-progress              GET    job     login 404   404   404   404   200
+activity:import-progress              POST   job     login 404   404   404   404   405
+activity:import-errors                GET    job     login 404   404   404   404   200
+activity:import-errors                POST   job     login 404   404   404   404   405
+activity:import-start                 GET    job     login 404   404   404   404   405
+activity:import-start                 POST   job     login 404   404   404   404   302
+activity:import-cancel                GET    job     login 404   404   404   404   405
+activity:import-cancel                POST   job     login 404   404   404   404   302
+
+spm:settings                          GET    -       login 404   404   404   404   200
+spm:settings                          POST   -       login 404   404   404   404   302
+spm:members                           GET    -       login 404   404   404   404   200
+spm:members                           POST   -       login 404   404   404   404   200
+spm:member-edit                       GET    rep1    login 404   404   404   404   200
+spm:member-edit                       POST   rep1    login 404   404   404   404   302
+spm:member-invite                     GET    rep1    login 404   404   404   404   405
+spm:member-invite                     POST   rep1    login 404   404   404   404   302
+spm:member-remove                     GET    rep1    login 404   404   404   404   405
+spm:member-remove                     POST   rep1    login 404   404   404   404   302
+spm:audit-log                         GET    -       login 404   404   404   404   200
+spm:audit-log                         POST   -       login 404   404   404   404   405
+spm:api-keys                          GET    -       login 404   404   404   404   200
+spm:api-keys                          POST   -       login 404   404   404   404   405
+spm:api-key-create                    GET    -       login 404   404   404   404   405
+spm:api-key-create                    POST   -       login 404   404   404   404   200
+spm:api-key-revoke                    GET    apikey  login 404   404   404   404   405
+spm:api-key-revoke                    POST   apikey  login 404   404   404   404   302
+
+account_login                         GET    -       200   302   302   302   302   302
+account_login                         POST   -       200   302   302   302   302   302
+account_logout                        GET    -       302   200   200   200   200   200
+account_logout                        POST   -       302   302   302   302   302   302
+account_inactive                      GET    -       200   200   200   200   200   200
+account_inactive                      POST   -       405   405   405   405   405   405
+account_signup                        GET    -       200   302   302   302   302   302
+account_signup                        POST   -       200   302   302   302   302   302
+account_reauthenticate                GET    -       login 200   200   200   200   200
+account_reauthenticate                POST   -       login 200   200   200   200   200
+account_request_reauthentication_code GET    -       login 302   302   302   302   302
+account_request_reauthentication_code POST   -       login 302   302   302   302   302
+account_confirm_reauthentication_code GET    -       login 302   302   302   302   302
+account_confirm_reauthentication_code POST   -       login 302   302   302   302   302
+account_email                         GET    -       login 200   200   200   200   200
+account_email                         POST   -       login 302   302   302   302   302
+account_email_verification_sent       GET    -       200   200   200   200   200   200
+account_email_verification_sent       POST   -       405   405   405   405   405   405
+account_change_password               GET    -       login 200   200   200   200   200
+account_change_password               POST   -       login 302   302   302   302   302
+account_set_password                  GET    -       login 302   302   302   302   302
+account_set_password                  POST   -       login 302   302   302   302   302
+account_reset_password                GET    -       200   200   200   200   200   200
+account_reset_password                POST   -       200   200   200   200   200   200
+account_confirm_login_code            GET    -       login 302   302   302   302   302
+account_confirm_login_code            POST   -       login 302   302   302   302   302
+account_confirm_email                 GET    -       200   200   200   200   200   200
+account_confirm_email                 POST   -       404   404   404   404   404   404
+account_reset_password_from_key_done  GET    -       200   200   200   200   200   200
+account_reset_password_from_key_done  POST   -       405   405   405   405   405   405
+account_reset_password_from_key       GET    -       200   200   200   200   200   200
+account_reset_password_from_key       POST   -       200   200   200   200   200   200
+account_reset_password_done           GET    -       200   200   200   200   200   200
+account_reset_password_done           POST   -       405   405   405   405   405   405
+mfa_index                             GET    -       login 200   200   200   200   200
+mfa_index                             POST   -       login 405   405   405   405   405
+mfa_authenticate                      GET    -       login 302   302   302   302   302
+mfa_authenticate                      POST   -       login 302   302   302   302   302
+mfa_reauthenticate                    GET    -       login 302   302   302   302   302
+mfa_reauthenticate                    POST   -       login 302   302   302   302   302
+mfa_activate_totp                     GET    -       login 302   302   302   302   302
+mfa_activate_totp                     POST   -       login 302   302   302   302   302
+mfa_deactivate_totp                   GET    -       login 404   404   404   404   404
+mfa_deactivate_totp                   POST   -       login 404   404   404   404   404
+mfa_view_recovery_codes               GET    -       login 404   404   404   404   404
+mfa_view_recovery_codes               POST   -       login 405   405   405   405   405
+mfa_generate_recovery_codes           GET    -       login 302   302   302   302   302
+mfa_generate_recovery_codes           POST   -       login 302   302   302   302   302
+mfa_download_recovery_codes           GET    -       login 404   404   404   404   404
+mfa_download_recovery_codes           POST   -       login 404   404   404   404   404
+usersessions_list                     GET    -       login 200   200   200   200   200
+usersessions_list                     POST   -       login 302   302   302   302   302
+
+admin:login                           GET    -       200   200   200   200   200   200
+admin:login                           POST   -       200   200   200   200   200   200
+admin:logout                          GET    -       302   302   302   302   302   302
+admin:logout                          POST   -       302   302   302   302   302   302
+admin:*                               GET    -       login login login login login login
+admin:*                               POST   -       login login login login login login
+"""
+
+# Session users name the organisation with ?organization=; an API key is bound
+# to its own, and ignores the parameter.
+API = """
+url-name        method target  anon  key   other rep   mgr   vp    admin
+api-rep-metrics GET    -       401   200   404   200   200   200   200
+api-rep-metrics POST   -       401   405   404   405   405   405   405
+api-deals       GET    -       401   200   404   200   200   200   200
+api-deals       POST   -       401   405   404   405   405   405   405
+api-schema      GET    -       200   200   200   200   200   200   200
+api-schema      POST   -       405   405   405   405   405   405   405
+api-docs        GET    -       200   200   200   200   200   200   200
+api-docs        POST   -       405   405   405   405   405   405   405
+"""
+API_QUERY = "?organization=acme&start=2024-01-01&end=2024-04-01"
+
+# Column name -> the persona attribute it signs in as; None and "key" sign in
+# no one.
+COLUMNS: dict[str, str | None] = {
+    "anon": None,
+    "key": None,
+    "other": "outsider",
+    "rep": "rep1",
+    "mgr": "manager",
+    "vp": "vp",
+    "admin": "admin",
+}
+DENIED = {LOGIN, 401, 403, 404, 405}
+
+# Values for URL parameters that name no object of the matrix: links that
+# allauth and the admin site treat as invalid or unknown.
+PATH_VALUES = {
+    "org_slug": "acme",
+    "key": "not-a-valid-key",
+    "uidb36": "0",
+    "object_id": "1",
+    "content_type_id": "1",
+    "app_label": "auth",
+    "url": "no-such-page/",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    method: str
+    target: str
+    expected: dict[str, int | str]
+    api: bool
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    namespace: str
+    pattern: str
+
+    @property
+    def label(self) -> str:
+        return self.name or f"unnamed {self.pattern!r}"
+
+
+@dataclass(frozen=True)
+class Case:
+    row: Row
+    route: Route
+
+    def __str__(self) -> str:
+        target = "" if self.row.target == "-" else f" {self.row.target}"
+        return f"{self.row.method} {self.route.name or self.route.pattern}{target}"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Start with no sign-in or API rate-limit counts left by earlier tests."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _cell(text: str) -> int | str:
+    return LOGIN if text == LOGIN else int(text)
+
+
+def parse_table(table: str, *, api: bool) -> list[Row]:
+    """Parse a whitespace-aligned table whose first line names its columns."""
+    header, *lines = [line for line in table.strip().splitlines() if line.strip()]
+    columns = header.split()[3:]
+    assert set(columns) <= set(COLUMNS), f"unknown columns in {header!r}"
+    rows = []
+    for line in lines:
+        name, method, target, *cells = line.split()
+        assert method in METHODS, f"unknown method: {line!r}"
+        assert len(cells) == len(columns), f"wrong number of cells: {line!r}"
+        expected = {
+            column: _cell(cell) for column, cell in zip(columns, cells, strict=True)
+        }
+        rows.append(Row(name, method, target, expected, api))
+    keys = [(row.name, row.method, row.target) for row in rows]
+    assert len(keys) == len(set(keys)), "a row is listed twice"
+    return rows
+
+
+def _walk(patterns, prefix: str = "", namespace: str = "") -> Iterator[Route]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            inner = namespace
+            if entry.namespace:
+                inner = (
+                    f"{namespace}:{entry.namespace}" if namespace else entry.namespace
+                )
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), inner)
+        elif isinstance(entry, URLPattern):
+            name = entry.name and (
+                f"{namespace}:{entry.name}" if namespace else entry.name
+            )
+            yield Route(name or "", namespace, prefix + str(entry.pattern))
+
+
+ROWS = parse_table(PAGES, api=False) + parse_table(API, api=True)
+ROUTES = list(_walk(get_resolver().url_patterns))
+EXPLICIT = {row.name for row in ROWS if not row.name.endswith(":*")}
+
+
+def _wildcard_covers(row: Row, route: Route) -> bool:
+    namespace = row.name.removesuffix(":*")
+    return (
+        row.name.endswith(":*")
+        and route.namespace == namespace
+        and route.name not in EXPLICIT
+    )
+
+
+def _routes_of(row: Row) -> list[Route]:
+    if row.name.endswith(":*"):
+        return [route for route in ROUTES if _wildcard_covers(row, route)]
+    return [route for route in ROUTES if route.name == row.name]
+
+
+def _cases(api: bool) -> list[Case]:
+    return [
+        Case(row, route) for row in ROWS if row.api == api for route in _routes_of(row)
+    ]
+
+
+# Path syntax: (?P<name>regex) in re_path() patterns, <converter:name> in path().
+REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
+CONVERTER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
+
+
+def _url(route: Route, values: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in values:
+            pytest.fail(
+                f"URL parameter <{name}> of {route.label} has no value: give the "
+                "row a target, or add the parameter to PATH_VALUES."
+            )
+        return values[name]
+
+    path = CONVERTER.sub(replace, REGEX_GROUP.sub(replace, route.pattern))
+    return "/" + path.replace("^", "").replace("$", "")
+
+
+class MatrixObjects:
+    """The objects that the rows of one test target, made before any request."""
+
+    def __init__(self, personas: Personas, target: str) -> None:
+        self.personas = personas
+        self.api_key_row, self.api_key = api_key_create(
+            organization=personas.org, name="matrix"
+        )
+        self.job: ImportJob | None = None
+        if target == "job":
+            files = {"products.csv": fixture_bytes("products.csv")}
+            self.job = validate(personas.org, files)
+
+    def path_values(self, target: str) -> dict[str, str]:
+        values = dict(PATH_VALUES)
+        if target == "job":
+            values["job_id"] = str(self.job.public_id)
+        elif target == "apikey":
+            values["key_id"] = str(self.api_key_row.public_id)
+        elif target != "-":
+            values["member_id"] = str(getattr(self.personas, target).public_id)
+        return values
+
+
+def _import_upload(objects: MatrixObjects) -> dict:
+    upload = SimpleUploadedFile("products.csv", fixture_bytes("products.csv"))
+    return {"files": [upload], "preset": ""}
+
+
+def _import_mapping(objects: MatrixObjects) -> dict:
+    """Return the mapping form's initial values, as a browser would post them."""
+    with tenant_context(objects.personas.org):
+        form = ImportMappingForm(files=objects.job.files.defer("content"))
+        return {
+            name: field.initial or ""
+            for name, field in form.fields.items()
+            if name != "save_preset_as"
+        }
+
+
+def _organization_settings(objects: MatrixObjects) -> dict:
+    return {
+        "name": "Acme Renamed",
+        "time_zone": "Europe/Berlin",
+        "currency": "EUR",
+        "fiscal_year_start_month": 4,
+    }
+
+
+def _member_edit(objects: MatrixObjects) -> dict:
+    rep1 = objects.personas.rep1
+    return {
+        "display_name": "Rita Renamed",
+        "role": Membership.Role.REP,
+        "reports_to": objects.personas.manager.pk,
+        "team": rep1.team_id,
+        "is_active": "on",
+    }
+
+
+def _member_invite(objects: MatrixObjects) -> dict:
+    return {"email": "rita.invited@acme.test"}
+
+
+def _api_key_new(objects: MatrixObjects) -> dict:
+    return {"name": "Matrix warehouse"}
+
+
+def _password_change(objects: MatrixObjects) -> dict:
+    new_password = "Matrix-new-pw-8841"
+    return {
+        "oldpassword": PASSWORD,
+        "password1": new_password,
+        "password2": new_password,
+    }
+
+
+def _email_add(objects: MatrixObjects) -> dict:
+    return {"action_add": "", "email": "second.address@acme.test"}
+
+
+# URL name -> the form a POST sends. A POST of a name not listed sends no data.
+PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
+    "activity:import-list": _import_upload,
+    "activity:import-mapping": _import_mapping,
+    "spm:settings": _organization_settings,
+    "spm:member-edit": _member_edit,
+    "spm:member-invite": _member_invite,
+    "account_change_password": _password_change,
+    "account_email": _email_add,
+    "spm:api-key-create": _api_key_new,
+}
+# Actions that write with no form data.
+WRITES_WITHOUT_PAYLOAD = {
+    "activity:import-start",
+    "activity:import-cancel",
+    "spm:member-remove",
+    "spm:api-key-revoke",
+}
+
+
+# Columns that record access rather than state: every request that
+# authenticates with an API key stores when the key was last used, allowed or not.
+ACCESS_COLUMNS = {ApiKey: "last_used_at"}
+
+
+@functools.cache
+def _snapshot_querysets() -> list[tuple[str, QuerySet]]:
+    """Return (table, query of all its rows) for every table but the sessions.
+
+    The queries go through the ORM with no organisation set, which reads every
+    organisation's rows, on PostgreSQL with row-level security too.
+    """
+    querysets = []
+    for model in apps.get_models(include_auto_created=True):
+        if model is Session:
+            continue
+        columns = [
+            field.attname
+            for field in model._meta.concrete_fields
+            if field.name != ACCESS_COLUMNS.get(model)
+        ]
+        rows = model._base_manager.order_by("pk").values_list(*columns)
+        querysets.append((model._meta.db_table, rows))
+    return querysets
+
+
+def _snapshot() -> dict[str, list]:
+    """Return every row of every table but the sessions, and the mail outbox size."""
+    state: dict[str, list] = {"mail outbox": [len(mail.outbox)]}
+    for table, rows in _snapshot_querysets():
+        state[table] = list(rows.all())
+    return state
+
+
+def _changed_tables(before: dict[str, list], after: dict[str, list]) -> list[str]:
+    return sorted(table for table in before if before[table] != after[table])
+
+
+def _is_login_page(response: HttpResponse) -> bool:
+    path = urlparse(response.get("Location", "")).path
+    return path in {reverse("account_login"), reverse("admin:login")}
+
+
+def _status_problem(response: HttpResponse, expected: int | str) -> str | None:
+    status = response.status_code
+    if expected == LOGIN:
+        passed = status == 302 and _is_login_page(response)
+    elif expected == 302:
+        passed = status == 302 and not _is_login_page(response)
+    else:
+        passed = status == expected
+    if passed:
+        return None
+    location = response.get("Location")
+    got = f"{status} to {location}" if location else str(status)
+    return f"expected {expected}, got {got}"
+
+
+def _request(case: Case, column: str, objects: MatrixObjects, headers: dict):
+    """Sign in the column's persona and return a call that sends the request.
+
+    The login and the payload write to the database, so they happen here,
+    before the snapshot that the request is compared against.
+    """
+    client = Client()
+    persona = COLUMNS[column]
+    if persona is not None:
+        login(client, getattr(objects.personas, persona))
+    url = _url(case.route, objects.path_values(case.row.target))
+    if case.row.api:
+        url += API_QUERY
+    if case.row.method == "GET":
+        return lambda: client.get(url, headers=headers)
+    payload = PAYLOADS.get(case.route.name)
+    data = payload(objects) if payload else {}
+    return lambda: client.post(url, data, headers=headers)
+
+
+def _write_problem(case: Case, expected, before: dict, after: dict) -> str | None:
+    changed = _changed_tables(before, after)
+    if expected in DENIED and changed:
+        return f"denied, but changed {', '.join(changed)}"
+    name = case.route.name
+    writes = name in PAYLOADS or name in WRITES_WITHOUT_PAYLOAD
+    if expected not in DENIED and writes and not changed:
+        return "allowed, but changed nothing: the request did not reach the action"
+    return None
+
+
+def _check_cell(case: Case, column: str, objects: MatrixObjects, headers: dict):
+    """Send one request in a savepoint that is rolled back, and list the problems."""
+    expected = case.row.expected[column]
+    problems = []
+    with transaction.atomic():
+        send = _request(case, column, objects, headers)
+        before = _snapshot() if case.row.method == "POST" else None
+        response = send()
+        problems.append(_status_problem(response, expected))
+        if before is not None:
+            problems.append(_write_problem(case, expected, before, _snapshot()))
+        transaction.set_rollback(True)
+    key_only = " (API key only)" if headers and column == "anon" else ""
+    return [f"{column}{key_only}: {problem}" for problem in problems if problem]
+
+
+def _header_sets(case: Case, column: str, objects: MatrixObjects) -> list[dict]:
+    """Return the headers of each request a cell sends."""
+    bearer = {"authorization": f"Bearer {objects.api_key}"}
+    if column == "key":
+        return [bearer]
+    if column == "anon" and not case.row.api:
+        return [{}, bearer]
+    return [{}]
+
+
+def _run(case: Case, personas: Personas) -> list[str]:
+    objects = MatrixObjects(personas, case.row.target)
+    problems = []
+    for column in case.row.expected:
+        for headers in _header_sets(case, column, objects):
+            problems += _check_cell(case, column, objects, headers)
+    return problems
+
+
+@pytest.mark.parametrize("case", _cases(api=False), ids=str)
+def test_page_access(personas, case):
+    problems = _run(case, personas)
+    assert not problems, f"{case}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("case", _cases(api=True), ids=str)
+def test_api_access(personas, case):
+    problems = _run(case, personas)
+    assert not problems, f"{case}: " + "; ".join(problems)
+
+
+def test_every_route_has_rows():
+    """A new URL fails here until rows state who may GET and POST it."""
+    missing = []
+    for route in ROUTES:
+        for method in METHODS:
+            rows = [
+                row
+                for row in ROWS
+                if row.method == method
+                and (row.name == route.name or _wildcard_covers(row, route))
+            ]
+            if not route.name and not rows:
+                missing.append(f"{method} {route.label} (name the URL first)")
+            elif not rows:
+                missing.append(f"{method} {route.label}")
+    assert not missing, "No row in PAGES or API for: " + ", ".join(missing)
+
+
+def test_every_row_names_a_route():
+    stale = [f"{row.method} {row.name}" for row in ROWS if not _routes_of(row)]
+    assert not stale, "Rows for URLs that are not routed: " + ", ".join(stale)
+
+
+# Column -> the reps whose numbers the API returns to that caller.
+VISIBLE_REPS = {
+    "key": {"Rita Rep", "Rob Rep", "Remy Rep", "Rex Rep"},
+    "admin": {"Rita Rep", "Rob Rep", "Remy Rep", "Rex Rep"},
+    "vp": {"Rita Rep", "Rob Rep", "Remy Rep"},
+    "mgr": {"Rita Rep", "Rob Rep"},
+    "rep": {"Rita Rep"},
+}
+
+
+@pytest.fixture
+def deal_per_rep(personas):
+    won = personas.stages["Won"]
+    for rep in (personas.rep1, personas.rep2, personas.rep3, personas.rep4):
+        make_deal(rep, won, "100.00")
+    return personas
+
+
+def _api_get(column: str, personas: Personas, path: str) -> HttpResponse:
+    client = Client()
+    headers = {}
+    if column == "key":
+        _api_key, key = api_key_create(organization=personas.org, name="matrix")
+        headers["authorization"] = f"Bearer {key}"
+    else:
+        login(client, getattr(personas, COLUMNS[column]))
+    return client.get(path + API_QUERY, headers=headers)
+
+
+@pytest.mark.parametrize("column", VISIBLE_REPS)
+def test_api_metrics_follow_reporting_tree(deal_per_rep, column):
+    response = _api_get(column, deal_per_rep, "/api/v1/metrics/reps/")
+
+    assert response.status_code == 200
+    assert {row["name"] for row in response.json()} == VISIBLE_REPS[column]
+
+
+@pytest.mark.parametrize("column", VISIBLE_REPS)
+def test_api_deals_follow_reporting_tree(deal_per_rep, column):
+    response = _api_get(column, deal_per_rep, "/api/v1/deals/")
+
+    assert response.status_code == 200
+    owners = {deal["owner_name"] for deal in response.json()["results"]}
+    assert owners == VISIBLE_REPS[column]
