@@ -246,10 +246,29 @@ class Deal(ExternalRecord):
 
     class Meta:
         constraints = [external_unique("deal")]
+        # The trailing columns of the close-date and stage indexes let
+        # PostgreSQL aggregate closed deals of a period, and open deals by
+        # stage, from the index alone (index-only scans). They are key columns
+        # rather than INCLUDE columns because SQLite supports no INCLUDE.
         indexes = [
-            models.Index(fields=["organization", "close_date"]),
+            models.Index(
+                fields=[
+                    "organization",
+                    "close_date",
+                    "owner",
+                    "stage",
+                    "amount",
+                    "created_on",
+                    "archived_at",
+                    "id",
+                ],
+                name="deal_close_date_metrics",
+            ),
             models.Index(fields=["organization", "owner", "close_date"]),
-            models.Index(fields=["organization", "stage"]),
+            models.Index(
+                fields=["organization", "stage", "owner", "amount", "archived_at"],
+                name="deal_stage_metrics",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -344,7 +363,14 @@ class Activity(ExternalRecord):
     class Meta:
         constraints = [external_unique("activity")]
         indexes = [
-            models.Index(fields=["organization", "owner", "occurred_at"]),
+            # Counts by owner and type in a period read one index range each,
+            # from the index alone. A query by owner and time alone should
+            # filter on the type too, or use the (organization, occurred_at)
+            # index, because the type comes before the time.
+            models.Index(
+                fields=["organization", "owner", "type", "occurred_at"],
+                name="activity_owner_type_time",
+            ),
             models.Index(fields=["organization", "occurred_at"]),
         ]
         verbose_name_plural = "activities"

@@ -1,10 +1,9 @@
 """Per-rep metrics, each defined once and aggregated in SQL.
 
 Every function here runs a fixed number of queries whatever the number of
-members, because each metric is one or two ``values(<key>).annotate(...)``
-queries grouped by member or by month. Pages, the CSV export and the API all
-read these, so they show the same numbers. Definitions are documented in
-docs/metrics.md.
+members: the grouped queries of measurement.aggregates, whose rows are then
+added up in Python. Pages, the CSV export and the API all read these, so they
+show the same numbers. Definitions are documented in docs/metrics.md.
 
 Dates are calendar dates in the organisation's time zone, and a period is the
 half-open range ``[start, end)``.
@@ -13,46 +12,34 @@ half-open range ``[start, end)``.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from django.db.models import (
-    Count,
-    DateField,
-    DecimalField,
-    DurationField,
-    Exists,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Sum,
-)
-from django.db.models.expressions import Expression
-from django.db.models.functions import TruncMonth
+from django.db.models import F, QuerySet
 
-from activity.models import Activity, Deal, DealProduct, DealSplit
+from activity.models import Deal
 from goals.calendar import months_in
+from measurement.aggregates import (
+    ACTIVITY_TYPES,
+    ZERO,
+    DealSums,
+    OpenGroup,
+    activity_counts,
+    activity_rows_by_month,
+    cents,
+    deal_sums,
+    open_groups,
+)
 from spm.models import Membership, Team
 
 GroupBy = Literal["member", "month"]
 BY_MEMBER: GroupBy = "member"
 BY_MONTH: GroupBy = "month"
-
-CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
-ZERO = Decimal("0.00")
-ACTIVITY_TYPES = [value for value, _label in Activity.Type.choices]
-
-WON = Q(stage__is_won=True)
-LOST = Q(stage__is_won=False)
-# Sums of amount x probability or quantity x percent carry up to 6 decimal
-# places before they are rounded to the cent in Python.
-PRODUCT_FIELD = DecimalField(max_digits=30, decimal_places=6)
 
 
 @dataclass(frozen=True)
@@ -151,174 +138,100 @@ class StageTotals:
     weighted: Decimal
 
 
-def _cents(value: Decimal | float | None) -> Decimal:
-    if value is None:
-        return ZERO
-    return Decimal(str(value)).quantize(CENT, ROUND_HALF_UP)
+@dataclass
+class TeamMetrics:
+    """The team dashboard's rows and the totals of its charts."""
+
+    rows: list[RepRow]
+    bookings_by_month: list[tuple[dt.date, Decimal]]
+    pipeline_by_stage: list[StageTotals]
 
 
-def _group_key(by: GroupBy, member_field: str, date_field: str) -> Expression:
-    if by == BY_MEMBER:
-        return F(member_field)
-    return TruncMonth(date_field, output_field=DateField())
+def _fold_deal_sums(
+    sums: dict[tuple[int, dt.date], DealSums],
+    by: GroupBy,
+    member_ids: Collection[int] | None = None,
+) -> dict:
+    """Add up the (member, month) sums by member or by month.
 
-
-def _won_or_lost(scope: MetricScope, prefix: str = "") -> Q:
-    """Filter deals (or rows reached through ``prefix``) closed in the scope."""
-    return Q(
-        **{
-            f"{prefix}archived_at__isnull": True,
-            f"{prefix}stage__is_closed": True,
-            f"{prefix}close_date__gte": scope.start,
-            f"{prefix}close_date__lt": scope.end,
-        }
-    )
-
-
-def _has_splits(deal_ref: str) -> Exists:
-    return Exists(DealSplit.objects.filter(deal_id=OuterRef(deal_ref)))
-
-
-def _closed_deal_rows(scope: MetricScope, by: GroupBy) -> QuerySet:
-    """Count won and lost deals, sum their cycles and unsplit bookings, by owner."""
-    cycle = ExpressionWrapper(
-        F("close_date") - F("created_on"), output_field=DurationField()
-    )
-    timed = WON & Q(created_on__isnull=False)
-    return (
-        Deal.objects.filter(_won_or_lost(scope), owner_id__in=scope.member_ids)
-        .values(key=_group_key(by, "owner_id", "close_date"))
-        .annotate(
-            won=Count("pk", filter=WON),
-            lost=Count("pk", filter=LOST),
-            unsplit_bookings=Sum("amount", filter=WON & ~_has_splits("pk")),
-            cycle_total=Sum(cycle, filter=timed),
-            cycle_deals=Count("pk", filter=timed),
-        )
-        .order_by()
-    )
-
-
-def _credited_splits(scope: MetricScope) -> QuerySet:
-    return DealSplit.objects.filter(
-        _won_or_lost(scope, "deal__"),
-        deal__stage__is_won=True,
-        member_id__in=scope.member_ids,
-    )
-
-
-def _split_booking_rows(scope: MetricScope, by: GroupBy) -> QuerySet:
-    """Sum the stored split amounts of won deals, by credited member."""
-    return (
-        _credited_splits(scope)
-        .values(key=_group_key(by, "member_id", "deal__close_date"))
-        .annotate(bookings=Sum("amount"))
-        .order_by()
-    )
-
-
-def _unsplit_unit_rows(scope: MetricScope, by: GroupBy) -> QuerySet:
-    """Sum product quantities of won deals without splits, by deal owner."""
-    return (
-        DealProduct.objects.filter(
-            _won_or_lost(scope, "deal__"),
-            ~_has_splits("deal_id"),
-            deal__stage__is_won=True,
-            deal__owner_id__in=scope.member_ids,
-        )
-        .values(key=_group_key(by, "deal__owner_id", "deal__close_date"))
-        .annotate(units=Sum("quantity"))
-        .order_by()
-    )
-
-
-def _split_unit_rows(scope: MetricScope, by: GroupBy) -> QuerySet:
-    """Sum quantity x split percent over won deals' lines, by credited member.
-
-    The sum is in percent units, so divide it by 100 for product units.
+    ``member_ids`` limits the total to those members when given.
     """
-    weighted = ExpressionWrapper(
-        F("deal__lines__quantity") * F("percent"), output_field=PRODUCT_FIELD
-    )
-    return (
-        _credited_splits(scope)
-        .values(key=_group_key(by, "member_id", "deal__close_date"))
-        .annotate(percent_units=Sum(weighted))
-        .order_by()
-    )
+    totals: defaultdict = defaultdict(DealSums)
+    for (member_id, month), group in sums.items():
+        if member_ids is None or member_id in member_ids:
+            totals[member_id if by == BY_MEMBER else month].add(group)
+    return totals
 
 
-def _activity_rows(scope: MetricScope, by: GroupBy) -> QuerySet:
-    """Count activities by owner and type inside the period's local midnights."""
-    if by == BY_MEMBER:
-        key = F("owner_id")
-    else:
-        key = TruncMonth(
-            "occurred_at", tzinfo=scope.time_zone, output_field=DateField()
+def _fill_deal_metrics(card: Scorecard, sums: DealSums) -> None:
+    card.won, card.lost = sums.won, sums.lost
+    card.bookings = sums.bookings
+    card.credited_units = sums.credited_units
+    card.cycle_days_total = sums.cycle_days_total
+    card.cycle_deals = sums.cycle_deals
+
+
+def _fill_open_pipeline(cards: dict[int, Scorecard], groups: list[OpenGroup]) -> None:
+    value: defaultdict[int, Decimal] = defaultdict(Decimal)
+    weighted: defaultdict[int, Decimal] = defaultdict(Decimal)
+    for group in groups:
+        cards[group.owner_id].open_deals += group.deals
+        value[group.owner_id] += group.value
+        weighted[group.owner_id] += group.weighted
+    for owner_id in value:
+        cards[owner_id].pipeline_value = cents(value[owner_id])
+        cards[owner_id].weighted_pipeline = cents(weighted[owner_id])
+
+
+def _member_cards(
+    scope: MetricScope,
+    sums: dict[tuple[int, dt.date], DealSums],
+    groups: list[OpenGroup],
+) -> dict[int, Scorecard]:
+    cards: dict[int, Scorecard] = {pk: Scorecard() for pk in scope.member_ids}
+    for member_id, totals in _fold_deal_sums(sums, BY_MEMBER).items():
+        _fill_deal_metrics(cards[member_id], totals)
+    for row in activity_counts(scope):
+        activities = cards[row["pk"]].activities
+        for kind in ACTIVITY_TYPES:
+            activities[kind] = row[f"{kind}_count"] or 0
+    _fill_open_pipeline(cards, groups)
+    return cards
+
+
+def _monthly_bookings(
+    scope: MetricScope,
+    sums: dict[tuple[int, dt.date], DealSums],
+    member_ids: Collection[int] | None = None,
+) -> list[tuple[dt.date, Decimal]]:
+    totals = dict.fromkeys(
+        (month.start for month in months_in(scope.start, scope.end)), ZERO
+    )
+    for month, group in _fold_deal_sums(sums, BY_MONTH, member_ids).items():
+        totals[month] = group.bookings
+    return sorted(totals.items())
+
+
+def _stage_totals(groups: Iterable[OpenGroup]) -> list[StageTotals]:
+    """Add up open groups by stage, keeping the order the stages come in."""
+    stages: dict[int, StageTotals] = {}
+    for group in groups:
+        totals = stages.setdefault(
+            group.stage_id,
+            StageTotals(group.pipeline, group.stage, 0, Decimal(0), Decimal(0)),
         )
-    return (
-        Activity.objects.filter(
-            owner_id__in=scope.member_ids,
-            occurred_at__gte=scope.start_at,
-            occurred_at__lt=scope.end_at,
-        )
-        .values("type", key=key)
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-
-
-def _open_pipeline_rows(member_ids: Collection[int]) -> QuerySet:
-    """Count and sum the open deals owned now, whatever their close date."""
-    weighted = ExpressionWrapper(
-        F("amount") * F("stage__probability"), output_field=PRODUCT_FIELD
-    )
-    return (
-        Deal.objects.filter(
-            archived_at__isnull=True,
-            stage__is_closed=False,
-            owner_id__in=member_ids,
-        )
-        .values("owner_id")
-        .annotate(deals=Count("pk"), value=Sum("amount"), weighted=Sum(weighted))
-        .order_by()
-    )
-
-
-def _collect(scope: MetricScope, by: GroupBy, cards: dict) -> None:
-    """Add the period metrics of every group to ``cards``, keyed by group."""
-
-    def card(key) -> Scorecard:
-        return cards.setdefault(key, Scorecard())
-
-    for row in _closed_deal_rows(scope, by):
-        target = card(row["key"])
-        target.won, target.lost = row["won"], row["lost"]
-        target.bookings += _cents(row["unsplit_bookings"])
-        target.cycle_deals = row["cycle_deals"]
-        if row["cycle_total"] is not None:
-            target.cycle_days_total = row["cycle_total"].days
-    for row in _split_booking_rows(scope, by):
-        card(row["key"]).bookings += _cents(row["bookings"])
-    for row in _unsplit_unit_rows(scope, by):
-        card(row["key"]).credited_units += _cents(row["units"])
-    for row in _split_unit_rows(scope, by):
-        units = Decimal(str(row["percent_units"] or 0)) / 100
-        card(row["key"]).credited_units += _cents(units)
-    for row in _activity_rows(scope, by):
-        card(row["key"]).activities[row["type"]] = row["count"]
+        totals.deals += group.deals
+        totals.value += group.value
+        totals.weighted += group.weighted
+    for totals in stages.values():
+        totals.value = cents(totals.value)
+        totals.weighted = cents(totals.weighted)
+    return list(stages.values())
 
 
 def scorecards_by_member(scope: MetricScope) -> dict[int, Scorecard]:
     """Return every member's scorecard for the period, open pipeline included."""
-    cards: dict[int, Scorecard] = {pk: Scorecard() for pk in scope.member_ids}
-    _collect(scope, BY_MEMBER, cards)
-    for row in _open_pipeline_rows(scope.member_ids):
-        target = cards[row["owner_id"]]
-        target.open_deals = row["deals"]
-        target.pipeline_value = _cents(row["value"])
-        target.weighted_pipeline = _cents(row["weighted"])
-    return cards
+    return _member_cards(scope, deal_sums(scope), open_groups(scope.member_ids))
 
 
 def scorecards_by_month(scope: MetricScope) -> list[tuple[dt.date, Scorecard]]:
@@ -327,62 +240,39 @@ def scorecards_by_month(scope: MetricScope) -> list[tuple[dt.date, Scorecard]]:
     Open pipeline is a snapshot of now, so it stays empty here.
     """
     cards = {month.start: Scorecard() for month in months_in(scope.start, scope.end)}
-    _collect(scope, BY_MONTH, cards)
+    for month, totals in _fold_deal_sums(deal_sums(scope), BY_MONTH).items():
+        _fill_deal_metrics(cards.setdefault(month, Scorecard()), totals)
+    for row in activity_rows_by_month(scope):
+        card = cards.setdefault(row["month"], Scorecard())
+        card.activities[row["type"]] = row["count"]
     return sorted(cards.items())
 
 
 def bookings_by_month(scope: MetricScope) -> list[tuple[dt.date, Decimal]]:
     """Return the members' credited bookings for each month of the scope."""
-    totals = dict.fromkeys(
-        (month.start for month in months_in(scope.start, scope.end)), ZERO
-    )
-    for row in _closed_deal_rows(scope, BY_MONTH):
-        totals[row["key"]] += _cents(row["unsplit_bookings"])
-    for row in _split_booking_rows(scope, BY_MONTH):
-        totals[row["key"]] += _cents(row["bookings"])
-    return sorted(totals.items())
+    return _monthly_bookings(scope, deal_sums(scope))
 
 
 def open_pipeline_by_stage(member_ids: Collection[int]) -> list[StageTotals]:
     """Return the open deals owned by the members, totalled by stage."""
-    weighted = ExpressionWrapper(
-        F("amount") * F("stage__probability"), output_field=PRODUCT_FIELD
-    )
-    rows = (
-        Deal.objects.filter(
-            archived_at__isnull=True,
-            stage__is_closed=False,
-            owner_id__in=member_ids,
-        )
-        .values("stage__pipeline__name", "stage__name", "stage__order", "stage_id")
-        .annotate(deals=Count("pk"), value=Sum("amount"), weighted=Sum(weighted))
-        .order_by("stage__pipeline__name", "stage__order", "stage_id")
-    )
-    return [
-        StageTotals(
-            pipeline=row["stage__pipeline__name"],
-            stage=row["stage__name"],
-            deals=row["deals"],
-            value=_cents(row["value"]),
-            weighted=_cents(row["weighted"]),
-        )
-        for row in rows
-    ]
+    return _stage_totals(open_groups(member_ids))
 
 
-def rep_rows(
+def team_metrics(
     *,
     member_ids: Iterable[int],
     start: dt.date,
     end: dt.date,
     time_zone: ZoneInfo,
     team: Team | None = None,
-) -> list[RepRow]:
-    """Return one row per rep among ``member_ids``, in name order.
+) -> TeamMetrics:
+    """Return the rep rows and the chart totals of the team dashboard.
 
-    Active reps always get a row, so a rep with no deals shows "no data".
-    Managers, admins and deactivated members get one only when they have
-    numbers of their own in the period or open pipeline.
+    Rows are one per rep among ``member_ids``, in name order. Active reps
+    always get a row, so a rep with no deals shows "no data". Managers,
+    admins and deactivated members get one only when they have numbers of
+    their own in the period or open pipeline. The charts add up the members
+    that have a row.
     """
     members = Membership.objects.filter(pk__in=list(member_ids)).select_related("team")
     if team is not None:
@@ -395,12 +285,40 @@ def rep_rows(
         end=end,
         time_zone=time_zone,
     )
-    cards = scorecards_by_member(scope)
-    return [
+    sums = deal_sums(scope)
+    groups = open_groups(scope.member_ids)
+    cards = _member_cards(scope, sums, groups)
+    rows = [
         RepRow(member, cards[member.pk])
         for member in members
         if _shows_row(member, cards[member.pk])
     ]
+
+    row_member_ids = {row.member.pk for row in rows}
+    row_groups = [group for group in groups if group.owner_id in row_member_ids]
+    return TeamMetrics(
+        rows=rows,
+        bookings_by_month=_monthly_bookings(scope, sums, row_member_ids),
+        pipeline_by_stage=_stage_totals(row_groups),
+    )
+
+
+def rep_rows(
+    *,
+    member_ids: Iterable[int],
+    start: dt.date,
+    end: dt.date,
+    time_zone: ZoneInfo,
+    team: Team | None = None,
+) -> list[RepRow]:
+    """Return one row per rep among ``member_ids``, in name order.
+
+    Which members get a row is explained in ``team_metrics``.
+    """
+    metrics = team_metrics(
+        member_ids=member_ids, start=start, end=end, time_zone=time_zone, team=team
+    )
+    return metrics.rows
 
 
 def _shows_row(member: Membership, card: Scorecard) -> bool:

@@ -80,18 +80,12 @@ def _sort_headers(request: HttpRequest, sort: str, direction: str) -> list[dict]
     return headers
 
 
-def _team_charts(
-    rows: list[selectors.RepRow], period: Period, request: HttpRequest
-) -> list[charts.Chart]:
-    member_ids = [row.member.pk for row in rows]
-    scope = MetricScope(
-        member_ids, period.start, period.end, request.organization.zoneinfo
-    )
+def _team_charts(metrics: selectors.TeamMetrics) -> list[charts.Chart]:
     return [
-        charts.bookings_by_rep(rows),
-        charts.win_rate_by_rep(rows),
-        charts.pipeline_by_stage(selectors.open_pipeline_by_stage(member_ids)),
-        charts.bookings_by_month(selectors.bookings_by_month(scope)),
+        charts.bookings_by_rep(metrics.rows),
+        charts.win_rate_by_rep(metrics.rows),
+        charts.pipeline_by_stage(metrics.pipeline_by_stage),
+        charts.bookings_by_month(metrics.bookings_by_month),
     ]
 
 
@@ -106,13 +100,15 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
     if period is None:
         return _invalid_period(request, "measurement/team.html", form, teams=teams)
 
-    rows = selectors.rep_rows(
+    metrics = selectors.team_metrics(
         member_ids=visible,
         start=period.start,
         end=period.end,
         time_zone=request.organization.zoneinfo,
         team=team,
     )
+    # Sorting reorders metrics.rows in place, so the charts follow the table.
+    rows = metrics.rows
     sort, direction = tables.sort_rows(
         rows, request.GET.get("sort", ""), request.GET.get("dir", "")
     )
@@ -129,7 +125,7 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
         "direction": direction,
         "headers": _sort_headers(request, sort, direction),
         "table": [(row, tables.display_cells(row)) for row in rows],
-        "charts": _team_charts(rows, period, request),
+        "charts": _team_charts(metrics),
         "csv_url": _query(request.GET, format="csv"),
         "period_query": "?" + urlencode(period.query()),
     }

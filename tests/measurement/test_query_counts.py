@@ -21,6 +21,11 @@ from tests.measurement.builders import (
 
 D = dt.date
 TEAM_URL = "/o/acme/team/?kind=quarter&on=2024-01-01"
+# Queries that read deals or activities. A period's metrics take five: closed
+# deals, units of unsplit deals, split credit, open pipeline, activity counts.
+# The rep page adds four for its trend (all but the open pipeline).
+PERIOD_METRIC_QUERIES = 5
+REP_PAGE_METRIC_QUERIES = 5 + 4
 
 
 def _add_reps(personas, product, first: int, count: int) -> None:
@@ -48,11 +53,16 @@ def _add_reps(personas, product, first: int, count: int) -> None:
         )
 
 
-def _count_queries(client, url: str, **headers) -> tuple[int, object]:
+def _count_queries(client, url: str, **headers) -> tuple[int, int, object]:
+    """Return the number of queries, those that read deals or activities, and
+    the response."""
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url, **headers)
     assert response.status_code == 200
-    return len(queries), response
+    metric_queries = sum(
+        '"activity_' in query["sql"] for query in queries.captured_queries
+    )
+    return len(queries), metric_queries, response
 
 
 @pytest.fixture
@@ -63,29 +73,32 @@ def product(personas, in_org):
 def test_team_dashboard_queries_constant(client, personas, product):
     login(client, personas.manager)
     _add_reps(personas, product, 1, 5)
-    few, response = _count_queries(client, TEAM_URL)
+    few, _metrics, response = _count_queries(client, TEAM_URL)
     assert len(response.context["table"]) == 5 + 2
 
     _add_reps(personas, product, 6, 45)
-    many, response = _count_queries(client, TEAM_URL)
+    many, metrics, response = _count_queries(client, TEAM_URL)
     assert len(response.context["table"]) == 50 + 2
 
     assert few == many
+    assert metrics == PERIOD_METRIC_QUERIES
 
 
 def test_csv_and_member_page_queries_constant(client, personas, product):
     login(client, personas.manager)
     member_url = f"/o/acme/reps/{personas.rep1.public_id}/?kind=quarter&on=2024-01-01"
     _add_reps(personas, product, 1, 5)
-    few_csv, _ = _count_queries(client, TEAM_URL + "&format=csv")
-    few_member, _ = _count_queries(client, member_url)
+    few_csv, _metrics, _ = _count_queries(client, TEAM_URL + "&format=csv")
+    few_member, _metrics, _ = _count_queries(client, member_url)
 
     _add_reps(personas, product, 6, 45)
-    many_csv, _ = _count_queries(client, TEAM_URL + "&format=csv")
-    many_member, _ = _count_queries(client, member_url)
+    many_csv, csv_metrics, _ = _count_queries(client, TEAM_URL + "&format=csv")
+    many_member, member_metrics, _ = _count_queries(client, member_url)
 
     assert few_csv == many_csv
     assert few_member == many_member
+    assert csv_metrics == PERIOD_METRIC_QUERIES
+    assert member_metrics == REP_PAGE_METRIC_QUERIES
 
 
 def test_metrics_api_queries_constant(client, personas, product):
@@ -93,11 +106,12 @@ def test_metrics_api_queries_constant(client, personas, product):
     url = "/api/v1/metrics/reps/?start=2024-01-01&end=2024-04-01"
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     _add_reps(personas, product, 1, 5)
-    few, response = _count_queries(client, url, **auth)
+    few, _metrics, response = _count_queries(client, url, **auth)
     assert len(response.json()) == 5 + 4
 
     _add_reps(personas, product, 6, 45)
-    many, response = _count_queries(client, url, **auth)
+    many, metrics, response = _count_queries(client, url, **auth)
     assert len(response.json()) == 50 + 4
 
     assert few == many
+    assert metrics == PERIOD_METRIC_QUERIES
