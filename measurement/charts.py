@@ -7,6 +7,7 @@ static/js/charts.js draws them with plotly.js served from static files.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -63,6 +64,14 @@ def _to_dict(figure: go.Figure) -> dict:
     return json.loads(figure.to_json())
 
 
+def _plain(text: str) -> str:
+    """Escape a label for plotly, which reads <b>, <a href> and other tags in text.
+
+    Names come from imported data, so a tag in one must show as typed.
+    """
+    return html.escape(text, quote=False)
+
+
 def _month_label(month: dt.date) -> str:
     return month.strftime("%b %Y")
 
@@ -71,7 +80,12 @@ def bookings_by_rep(rows: list[RepRow]) -> Chart:
     names = [row.member.display_name for row in rows]
     values = [row.card.bookings for row in rows]
     figure = go.Figure(
-        go.Bar(x=values, y=names, orientation="h", marker_color=ACCENT),
+        go.Bar(
+            x=values,
+            y=[_plain(name) for name in names],
+            orientation="h",
+            marker_color=ACCENT,
+        ),
         layout=_layout(
             height=max(240, 80 + ROW_HEIGHT * len(rows)),
             yaxis={**CATEGORY_AXIS, "autorange": "reversed"},
@@ -96,7 +110,7 @@ def win_rate_by_rep(rows: list[RepRow]) -> Chart:
     figure = go.Figure(
         go.Bar(
             x=[row.card.win_rate for row in measured],
-            y=[row.member.display_name for row in measured],
+            y=[_plain(row.member.display_name) for row in measured],
             orientation="h",
             marker_color=WON_COLOR,
         ),
@@ -125,7 +139,7 @@ def win_rate_by_rep(rows: list[RepRow]) -> Chart:
 
 
 def pipeline_by_stage(stages: list[StageTotals]) -> Chart:
-    labels = [_stage_label(stage, stages) for stage in stages]
+    labels = [_plain(_stage_label(stage, stages)) for stage in stages]
     figure = go.Figure(
         [
             go.Bar(
