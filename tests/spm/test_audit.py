@@ -166,3 +166,22 @@ def _route_names(patterns) -> list[str]:
 def test_no_route_edits_the_audit_log():
     names = _route_names(get_resolver().url_patterns)
     assert [name for name in names if "audit" in name] == ["audit-log"]
+
+
+def test_audit_values_show_as_fields(client, personas):
+    from spm.services import audit_log_write
+    from tests.conftest import login
+
+    audit_log_write(
+        organization=personas.org,
+        actor=personas.admin.user,
+        action="organization.update",
+        object_type="spm.organization",
+        old={"currency": "USD"},
+        new={"currency": "EUR"},
+    )
+    login(client, personas.admin)
+    content = client.get("/o/acme/settings/audit/").content.decode()
+    assert "<dt>currency</dt>" in content
+    assert "<dd>EUR</dd>" in content
+    assert "{&#x27;currency&#x27;" not in content
