@@ -37,6 +37,9 @@ class Chart:
     figure: dict
     columns: list[str]
     rows: list[list[str]]
+    # False when every plotted amount is zero: plotly would draw an empty
+    # axis from -1 to 1, so the page says "no data" and keeps the table.
+    has_amounts: bool = True
 
     @property
     def data_element_id(self) -> str:
@@ -44,7 +47,7 @@ class Chart:
 
     @property
     def is_empty(self) -> bool:
-        return not self.rows
+        return not self.rows or not self.has_amounts
 
 
 def _layout(height: int = 340, **extra) -> dict:
@@ -101,6 +104,7 @@ def bookings_by_rep(rows: list[RepRow]) -> Chart:
         _to_dict(figure),
         ["Rep", "Bookings"],
         table,
+        has_amounts=any(values),
     )
 
 
@@ -173,6 +177,7 @@ def pipeline_by_stage(stages: list[StageTotals]) -> Chart:
         _to_dict(figure),
         ["Stage", "Open deals", "Value", "Weighted"],
         table,
+        has_amounts=any(stage.value for stage in stages),
     )
 
 
@@ -202,6 +207,7 @@ def bookings_by_month(months: list[tuple[dt.date, Decimal]]) -> Chart:
         _to_dict(figure),
         ["Month", "Bookings"],
         table,
+        has_amounts=any(values),
     )
 
 

@@ -1,5 +1,7 @@
 """Chart labels come from imported data and must show as typed."""
 
+from decimal import Decimal
+
 from measurement.charts import bookings_by_rep, win_rate_by_rep
 from measurement.selectors import RepRow, Scorecard
 from spm.models import Membership
@@ -22,3 +24,14 @@ def test_bookings_chart_escapes_rep_names():
 def test_win_rate_chart_escapes_rep_names():
     chart = win_rate_by_rep([_row()])
     assert chart.figure["data"][0]["y"] == [ESCAPED]
+
+
+def test_all_zero_bookings_chart_is_empty_but_keeps_table():
+    chart = bookings_by_rep([_row()])
+    assert chart.is_empty
+    assert chart.rows == [[NAME, "0.00"]]
+
+
+def test_bookings_chart_with_amounts_is_drawn():
+    row = RepRow(Membership(display_name="Rita"), Scorecard(bookings=Decimal("5.00")))
+    assert not bookings_by_rep([row]).is_empty
