@@ -37,8 +37,8 @@ class Chart:
     figure: dict
     columns: list[str]
     rows: list[list[str]]
-    # False when every plotted amount is zero: plotly would draw an empty
-    # axis from -1 to 1, so the page says "no data" and keeps the table.
+    # False when every plotted amount is zero. plotly would draw an empty axis
+    # from -1 to 1, so the page shows "no data" and keeps the table.
     has_amounts: bool = True
 
     @property

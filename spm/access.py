@@ -1,8 +1,9 @@
 """Who may see whom inside an organisation.
 
-A rep sees only their own numbers, a manager the members of their reporting
-tree (direct and indirect reports), an admin everyone in the organisation.
-Whoever may not see a member gets 404, so ids reveal nothing.
+A rep may see only their own numbers, and a manager the members of their
+reporting tree (direct and indirect reports). An admin may see everyone in
+the organisation. A member outside the viewer's reach gets 404, so ids reveal
+nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def require_admin(viewer: Membership) -> None:
 
 
 def admin_required(view):
-    """Answer 404 to non-admins before anything else, the allowed methods included.
+    """Return 404 to non-admins before any other check, the method check included.
 
     Put it under ``login_required`` and above ``require_POST``, so a non-admin
     cannot tell an admin page exists from a 405.

@@ -140,7 +140,7 @@ class Membership(TenantModel):
     """A person's place in one organisation: role, team and manager.
 
     A rep who appears in imported data is a membership with no user until an
-    admin invites them by email; the invitation links the user on sign-up.
+    admin invites them by email. The invitation links the user on sign-up.
     """
 
     class Role(models.TextChoices):

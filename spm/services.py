@@ -310,16 +310,16 @@ def membership_invite(
     address, compared case-insensitively.
     """
     email = normalize_email(email)
-    taken = (
+    other_member = (
         Membership.unscoped.filter(
             organization_id=membership.organization_id, email__iexact=email
         )
         .exclude(pk=membership.pk)
         .first()
     )
-    if taken is not None:
+    if other_member is not None:
         raise MembershipChangeError(
-            f"{email} is already the address of {taken.display_name} in this "
+            f"{email} is already the address of {other_member.display_name} in this "
             "organisation.",
             field="email",
         )

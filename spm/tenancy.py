@@ -5,7 +5,8 @@ The organisation is held in a context variable so it follows the request (or
 task, or command) through threads and async code alike. Tenant-owned models
 use ``TenantManager`` as their default manager: a query made while no
 organisation is set raises ``TenantNotSet`` instead of returning rows of every
-tenant. Code that must see all tenants uses ``Model.unscoped`` and says so.
+tenant. Code that must see all tenants uses ``Model.unscoped``, which names
+that intent.
 
 On PostgreSQL the database enforces the same boundary with row-level
 security (``spm.rls``): each statement runs with the current organisation's

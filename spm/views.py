@@ -58,8 +58,8 @@ def organization_settings(request, org_slug):
     form = OrganizationSettingsForm(request.POST or None, instance=request.organization)
     if request.method == "POST" and form.is_valid():
         changes = {field: form.cleaned_data[field] for field in form.fields}
-        # The form has already set the values on the instance; reload so the
-        # service sees the old values for the audit log.
+        # The form has already set the new values on the instance. Reload it,
+        # so the service reads the old values for the audit log.
         request.organization.refresh_from_db()
         services.organization_update(
             organization=request.organization, actor=request.user, **changes
@@ -71,6 +71,7 @@ def organization_settings(request, org_slug):
 
 @login_required
 @admin_required
+@require_GET
 def member_list(request, org_slug):
     members = Membership.objects.select_related("user", "team", "reports_to")
     return render(request, "spm/member_list.html", {"members": members})

@@ -26,7 +26,7 @@ def test_win_rate_chart_escapes_rep_names():
     assert chart.figure["data"][0]["y"] == [ESCAPED]
 
 
-def test_all_zero_bookings_chart_is_empty_but_keeps_table():
+def test_zero_bookings_chart_is_empty():
     chart = bookings_by_rep([_row()])
     assert chart.is_empty
     assert chart.rows == [[NAME, "0.00"]]

@@ -1,8 +1,8 @@
 """Metrics on the Maven CRM export, checked against sums made with the csv module.
 
-The export goes through the product's importer; the expected numbers are
-computed here from the CSV rows with the csv module alone, sharing no code with
-the importer or the metrics.
+The export goes through the product's importer. The expected numbers are
+computed here from the CSV rows with the csv module alone, so they share no
+code with the importer or the metrics.
 """
 
 from __future__ import annotations
@@ -195,11 +195,14 @@ def test_maven_agents_match_csv(client, maven, period):
         assert Decimal(row["bookings"]) == numbers.bookings, agent
         assert _optional_decimal(row["win_rate"]) == numbers.win_rate, agent
         assert _optional_decimal(row["avg_cycle_days"]) == numbers.avg_cycle_days
-        shown = dashboard[agent]
-        assert (int(shown["won"]), int(shown["lost"])) == (numbers.won, numbers.lost)
-        assert Decimal(shown["bookings"]) == numbers.bookings, agent
-        assert _optional_decimal(shown["win_rate"] or None) == numbers.win_rate
-        assert _optional_decimal(shown["avg_cycle"] or None) == numbers.avg_cycle_days
+        on_page = dashboard[agent]
+        assert (int(on_page["won"]), int(on_page["lost"])) == (
+            numbers.won,
+            numbers.lost,
+        )
+        assert Decimal(on_page["bookings"]) == numbers.bookings, agent
+        assert _optional_decimal(on_page["win_rate"] or None) == numbers.win_rate
+        assert _optional_decimal(on_page["avg_cycle"] or None) == numbers.avg_cycle_days
 
 
 def test_maven_totals_match_published_facts(maven):

@@ -100,7 +100,7 @@ activity:import-cancel                POST   job     login 404   404   404   404
 spm:settings                          GET    -       login 404   404   404   404   200
 spm:settings                          POST   -       login 404   404   404   404   302
 spm:members                           GET    -       login 404   404   404   404   200
-spm:members                           POST   -       login 404   404   404   404   200
+spm:members                           POST   -       login 404   404   404   404   405
 spm:member-edit                       GET    rep1    login 404   404   404   404   200
 spm:member-edit                       POST   rep1    login 404   404   404   404   302
 spm:member-invite                     GET    rep1    login 404   404   404   404   405

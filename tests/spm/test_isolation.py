@@ -2,8 +2,8 @@
 
 The URL patterns are read from the resolver, so a new page is covered as
 soon as it is routed. A pattern with an object id in its path is tried with
-an object of the other organisation; the kinds of id are registered in
-OTHER_ORG_OBJECTS below.
+an object of the other organisation. OTHER_ORG_OBJECTS below maps each kind
+of id to a function that creates such an object.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_other_organisations_object_is_404(client, personas, route):
     login(client, personas.admin)
     url = _fill(route, personas)
     statuses = {client.get(url).status_code, client.post(url, {}).status_code}
-    # A view that takes only POST (or only GET) answers 405 to the other method.
+    # A view that accepts only POST (or only GET) returns 405 for the other method.
     assert statuses <= {404, 405}
     assert 404 in statuses
 
