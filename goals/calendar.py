@@ -1,8 +1,10 @@
 """Fiscal calendar arithmetic on plain dates, with no database access.
 
 A fiscal year starts on day 1 of the organisation's fiscal start month and is
-labelled by the calendar year in which it ends: with a February start, the
-year from 2024-02-01 to 2025-01-31 is FY2025. With a January start the fiscal
+labelled by default by the calendar year in which it ends: with a February
+start, the year from 2024-02-01 to 2025-01-31 is FY2025. An organisation that
+names its years by the start year passes ``named_by="start"`` and calls the
+same year FY2024. With a January start the fiscal
 year is the calendar year. Quarters are blocks of three months from the start
 of the fiscal year. Every range is half-open, ``[start, end)``: ``end`` is the
 first day after the range.
@@ -68,16 +70,29 @@ def fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
     return dt.date(year, start_month, 1)
 
 
-def fiscal_year_label(day: dt.date, start_month: int) -> int:
-    """Return the fiscal year number of ``day``: the calendar year it ends in."""
-    last_day = add_months(fiscal_year_start(day, start_month), 12) - dt.timedelta(1)
-    return last_day.year
+NAMING = ("end", "start")
 
 
-def fiscal_year_range(day: dt.date, start_month: int) -> DateRange:
+def fiscal_year_label(day: dt.date, start_month: int, named_by: str = "end") -> int:
+    """Return the fiscal year number of ``day``.
+
+    It is the calendar year the fiscal year ends in, or with ``named_by="start"``
+    the calendar year it starts in.
+    """
+    if named_by not in NAMING:
+        raise ValueError(f"Invalid fiscal year naming {named_by!r}: use end or start.")
+    start = fiscal_year_start(day, start_month)
+    if named_by == "start":
+        return start.year
+    return (add_months(start, 12) - dt.timedelta(1)).year
+
+
+def fiscal_year_range(
+    day: dt.date, start_month: int, named_by: str = "end"
+) -> DateRange:
     """Return the fiscal year containing ``day``, labelled like "FY2025"."""
     start = fiscal_year_start(day, start_month)
-    label = f"FY{fiscal_year_label(day, start_month)}"
+    label = f"FY{fiscal_year_label(day, start_month, named_by)}"
     return DateRange(start, add_months(start, 12), label)
 
 
@@ -88,10 +103,12 @@ def fiscal_quarter_number(day: dt.date, start_month: int) -> int:
     return months_since_start // 3 + 1
 
 
-def fiscal_quarter_range(day: dt.date, start_month: int) -> DateRange:
+def fiscal_quarter_range(
+    day: dt.date, start_month: int, named_by: str = "end"
+) -> DateRange:
     """Return the fiscal quarter containing ``day``, labelled like "FY2025 Q1"."""
     year_start = fiscal_year_start(day, start_month)
     quarter = fiscal_quarter_number(day, start_month)
     start = add_months(year_start, 3 * (quarter - 1))
-    label = f"FY{fiscal_year_label(day, start_month)} Q{quarter}"
+    label = f"FY{fiscal_year_label(day, start_month, named_by)} Q{quarter}"
     return DateRange(start, add_months(start, 3), label)

@@ -139,12 +139,13 @@ def organization_today(organization: Organization) -> dt.date:
 def period_containing(kind: str, day: dt.date, organization: Organization) -> Period:
     """Return the month, fiscal quarter or fiscal year that contains ``day``."""
     start_month = organization.fiscal_year_start_month
+    named_by = organization.fiscal_year_named_by
     if kind == PeriodKind.MONTH:
         found = calendar.month_range(day)
     elif kind == PeriodKind.YEAR:
-        found = calendar.fiscal_year_range(day, start_month)
+        found = calendar.fiscal_year_range(day, start_month, named_by)
     else:
-        found = calendar.fiscal_quarter_range(day, start_month)
+        found = calendar.fiscal_quarter_range(day, start_month, named_by)
     return Period(kind, found.start, found.end, found.label)
 
 

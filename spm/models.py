@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -91,6 +92,45 @@ class Organization(models.Model):
     fiscal_year_start_month = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(12)]
     )
+    fiscal_year_named_by = models.CharField(
+        "fiscal years are named by",
+        max_length=5,
+        choices=[
+            ("end", "the calendar year they end in"),
+            ("start", "the calendar year they start in"),
+        ],
+        default="end",
+        help_text=(
+            "With a February start, 1 February 2024 to 31 January 2025 is FY2025 "
+            "when named by the end year, FY2024 when named by the start year."
+        ),
+    )
+    quota_period = models.CharField(
+        "quotas are set per",
+        max_length=7,
+        choices=[("month", "month"), ("quarter", "quarter"), ("year", "year")],
+        default="quarter",
+    )
+    coverage_target_fixed = models.DecimalField(
+        "fixed pipeline coverage target",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=(
+            "Leave empty to use 1 / trailing win rate for each rep, or the team's "
+            "when the rep has too few closed deals."
+        ),
+    )
+    coverage_min_closed_deals = models.PositiveSmallIntegerField(
+        "closed deals a rep needs for their own win rate",
+        default=20,
+        validators=[MinValueValidator(1)],
+    )
+    reps_see_own_alerts = models.BooleanField(
+        "reps see coaching alerts about themselves", default=False
+    )
     require_mfa_for_admins = models.BooleanField(
         "require two-factor authentication for admins",
         default=False,
@@ -170,6 +210,16 @@ class Membership(TenantModel):
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
     )
     is_active = models.BooleanField(default=True)
+    start_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="First day in the role; quotas and ramp schedules count from it.",
+    )
+    end_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Last day in the role; quotas after it are prorated away.",
+    )
     invited_at = models.DateTimeField(null=True, blank=True)
     external_source = models.CharField(max_length=40, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
@@ -193,6 +243,12 @@ class Membership(TenantModel):
                 "organization",
                 Lower("display_name"),
                 name="membership_name_unique_per_org",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end_date__isnull=True)
+                | models.Q(start_date__isnull=True)
+                | models.Q(end_date__gte=models.F("start_date")),
+                name="membership_end_after_start",
             ),
         ]
         indexes = [models.Index(fields=["organization", "reports_to"])]

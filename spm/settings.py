@@ -210,6 +210,8 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 # Above the longest task time limit, so Redis never redelivers a running task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="default")
+# Periodic work, run by `celery beat`. Each app adds its entries here.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
 # Cache. The rate limits of sign-in and of the API count requests in it, so
 # in production every web process must share one: Redis from CACHE_URL, else

@@ -8,6 +8,9 @@ organization_patterns = [
     path("", include("measurement.urls")),
     path("data/", include("activity.urls")),
     path("settings/", include("spm.org_urls")),
+    path("goals/", include("goals.urls")),
+    path("coaching/", include("coaching.urls")),
+    path("leads/", include("routing.urls")),
 ]
 
 urlpatterns = [
