@@ -54,9 +54,7 @@ class Quota(TenantModel):
     )
     period_start = models.DateField()
     period_end = models.DateField(help_text="The first day after the period.")
-    amount = models.DecimalField(
-        validators=[MinValueValidator(Decimal(0))], **MONEY
-    )
+    amount = models.DecimalField(validators=[MinValueValidator(Decimal(0))], **MONEY)
     currency = models.CharField(max_length=3, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -120,7 +118,9 @@ class ActivityBenchmark(TenantModel):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     activity_type = models.CharField(max_length=10, choices=Activity.Type)
-    unit = models.CharField(max_length=4, choices=BenchmarkUnit, default=BenchmarkUnit.DAY)
+    unit = models.CharField(
+        max_length=4, choices=BenchmarkUnit, default=BenchmarkUnit.DAY
+    )
     target = models.DecimalField(
         max_digits=8,
         decimal_places=2,
@@ -153,7 +153,8 @@ class ActivityBenchmark(TenantModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.target} {self.get_activity_type_display()} {self.get_unit_display()}"
+        kind = self.get_activity_type_display()
+        return f"{self.target} {kind} {self.get_unit_display()}"
 
 
 class TimeOff(TenantModel):
@@ -195,4 +196,5 @@ class TimeOff(TenantModel):
         ordering = ["start_date"]
 
     def __str__(self) -> str:
-        return f"{self.member} {self.get_kind_display()} {self.start_date}..{self.end_date}"
+        days = f"{self.start_date}..{self.end_date}"
+        return f"{self.member} {self.get_kind_display()} {days}"

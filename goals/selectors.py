@@ -310,6 +310,7 @@ def member_benchmarks(
 
 # Pipeline coverage target ----------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CoverageTarget:
     """The coverage a member needs, and where the figure comes from.
@@ -346,7 +347,9 @@ class CoverageTarget:
         )
 
 
-def trailing_window(organization: Organization, day: dt.date) -> tuple[dt.date, dt.date]:
+def trailing_window(
+    organization: Organization, day: dt.date
+) -> tuple[dt.date, dt.date]:
     """Return the four fiscal quarters before the quarter containing ``day``."""
     quarter = fiscal_quarter_range(day, organization.fiscal_year_start_month)
     return add_months(quarter.start, -12), quarter.start
@@ -411,10 +414,10 @@ def coverage_targets(
             candidates.append(("team", tuple(per_team.get(member.team_id, (0, 0)))))
         candidates.append(("organization", tuple(everyone)))
         notes = []
-        for source, (won, closed) in candidates:
-            if closed >= minimum or source == "organization":
-                break
+        while candidates[0][0] != "organization" and candidates[0][1][1] < minimum:
+            source, (_won, closed) = candidates.pop(0)
             notes.append(f"{source} closed {closed} deals, fewer than {minimum}")
+        source, (won, closed) = candidates[0]
         if not won:
             targets[member.pk] = CoverageTarget(
                 None,
