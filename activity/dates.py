@@ -62,3 +62,37 @@ def period_bounds(
         dt.datetime.combine(start, dt.time(0), tzinfo=zone),
         dt.datetime.combine(end, dt.time(0), tzinfo=zone),
     )
+
+
+def local_instant(day: dt.date, wall_time: dt.time, time_zone: str) -> dt.datetime:
+    """Return the UTC instant of ``wall_time`` on ``day`` in ``time_zone``.
+
+    The zone comes from zoneinfo, whose offsets follow the date. A pytz zone
+    passed as ``tzinfo`` would use the zone's first historical offset instead
+    (Shanghai's local mean time, +08:05:43).
+    """
+    local = dt.datetime.combine(day, wall_time, tzinfo=ZoneInfo(time_zone))
+    return local.astimezone(dt.UTC)
+
+
+def same_local_time_after(
+    instant: dt.datetime, days: int, time_zone: str
+) -> dt.datetime:
+    """Return the instant ``days`` calendar days later at the same local time.
+
+    "Tomorrow at 9:00" across a daylight-saving change is 23 or 25 hours away,
+    not 24: the days are added to the local date, and the local time is then
+    converted back to UTC.
+    """
+    local = instant.astimezone(ZoneInfo(time_zone))
+    later = local.date() + dt.timedelta(days=days)
+    return local_instant(later, local.time().replace(tzinfo=None), time_zone)
+
+
+def week_bounds(day: dt.date, time_zone: str) -> tuple[dt.datetime, dt.datetime]:
+    """Return local midnight on the Monday of ``day``'s week and on the next Monday.
+
+    A week that contains a daylight-saving change lasts 167 or 169 hours.
+    """
+    monday = day - dt.timedelta(days=day.weekday())
+    return period_bounds(monday, monday + dt.timedelta(days=7), time_zone)
