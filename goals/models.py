@@ -147,8 +147,15 @@ class ActivityBenchmark(TenantModel):
                 "activity_type",
                 "role",
                 "team",
-                name="benchmark_unique_scope",
-                nulls_distinct=False,
+                name="benchmark_unique_team_scope",
+                condition=Q(team__isnull=False),
+            ),
+            models.UniqueConstraint(
+                "organization",
+                "activity_type",
+                "role",
+                name="benchmark_unique_role_scope",
+                condition=Q(team__isnull=True),
             ),
         ]
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from activity.generator import generate_organization_data
 from activity.models import Deal
+from goals.demo import create_demo_targets
 from spm.models import Membership, Organization, User
 from spm.services import organization_create, organization_delete
 from spm.tenancy import tenant_context
@@ -116,11 +117,16 @@ class Command(BaseCommand):
             summary = generate_organization_data(
                 organization=organization, today=today, seed=seed, **DEMO_SIZE
             )
+            with tenant_context(organization):
+                quotas = create_demo_targets(
+                    organization=organization, reps=summary.reps, today=today
+                )
         self.stdout.write(
             f"Created {summary.teams} teams, {len(summary.reps)} reps, "
             f"{summary.deals:,} deals ({summary.won:,} won, {summary.lost:,} lost, "
             f"{summary.open:,} open), {summary.activities:,} activities and "
-            f"{summary.leads:,} leads in {summary.seconds:.1f} s."
+            f"{summary.leads:,} leads in {summary.seconds:.1f} s, and "
+            f"{quotas} quotas."
         )
         return organization
 
