@@ -9,7 +9,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from measurement import selectors
+from measurement import progress, selectors
+from measurement.periods import organization_today
 from measurement.serializers import (
     DealListQuerySerializer,
     DealPageSerializer,
@@ -94,7 +95,9 @@ class RepMetricsApi(_VisibleMembersMixin, OrganizationAPIView):
             "half-open period [start, end): end is the first day not included. "
             "Dates are calendar dates in the organisation's time zone. Money is "
             "a decimal string; win_rate and avg_cycle_days are null when there "
-            "is no data."
+            "is no data. The goal fields (quota, attainment, pace, coverage, "
+            "coverage_target, coverage_status, forecast) measure the bookings "
+            "quota; attainment and coverage are null with no quota."
         ),
         parameters=[RepMetricsQuerySerializer, ORGANIZATION_PARAMETER],
         responses={
@@ -113,6 +116,13 @@ class RepMetricsApi(_VisibleMembersMixin, OrganizationAPIView):
             end=params["end"],
             time_zone=self.organization.zoneinfo,
             team=self._team(params.get("team")),
+        )
+        progress.attach_progress(
+            rows,
+            organization=self.organization,
+            start=params["start"],
+            end=params["end"],
+            today=organization_today(self.organization),
         )
         return Response(RepMetricsSerializer(rows, many=True).data)
 

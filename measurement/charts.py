@@ -21,6 +21,8 @@ ACCENT = "#2f5bea"
 SECOND = "#9db4f5"
 WON_COLOR = "#137a4b"
 LOST_COLOR = "#b42318"
+PACE_COLOR = "#1d2433"
+NO_QUOTA = "no quota"
 # Pixels per bar in horizontal bar charts, so long rep lists stay legible.
 ROW_HEIGHT = 26
 # Labels are categories, so plotly.js does not read a rep named "2024" or a
@@ -249,3 +251,136 @@ def trend_won_lost(months: list[tuple[dt.date, Scorecard]]) -> Chart:
         ["Month", "Won", "Lost", "Win rate"],
         table,
     )
+
+
+def _quota_rows(rows: list[RepRow]) -> list[RepRow]:
+    return [row for row in rows if row.progress and row.progress.quota]
+
+
+def attainment_vs_pace(rows: list[RepRow]) -> Chart:
+    """Plot attainment bars of reps with a quota and a pace marker on each.
+
+    Pace is the share of the period elapsed, the same for every rep, so a
+    bar that ends left of its marker is behind pace.
+    """
+    plotted = [row for row in _quota_rows(rows) if row.progress.attainment is not None]
+    names = [_plain(row.member.display_name) for row in plotted]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name="Attainment",
+                x=[row.progress.attainment for row in plotted],
+                y=names,
+                orientation="h",
+                marker_color=ACCENT,
+            ),
+            go.Scatter(
+                name="Pace",
+                x=[row.progress.pace for row in plotted],
+                y=names,
+                mode="markers",
+                marker={
+                    "symbol": "line-ns-open",
+                    "size": 22,
+                    "color": PACE_COLOR,
+                    "line": {"width": 3, "color": PACE_COLOR},
+                },
+            ),
+        ],
+        layout=_layout(
+            height=max(240, 80 + ROW_HEIGHT * len(plotted)),
+            xaxis={"ticksuffix": "%", "rangemode": "tozero"},
+            yaxis={**CATEGORY_AXIS, "autorange": "reversed"},
+            legend={"orientation": "h", "y": -0.15},
+        ),
+    )
+    table = [_attainment_table_row(row) for row in rows]
+    return Chart(
+        "chart-attainment-vs-pace",
+        "Attainment vs pace",
+        _to_dict(figure),
+        ["Rep", "Quota", "Bookings", "Attainment", "Pace", "Attainment to pace"],
+        table,
+        has_amounts=bool(plotted),
+    )
+
+
+def _attainment_table_row(row: RepRow) -> list[str]:
+    progress = row.progress
+    if progress is None or progress.quota is None:
+        pace = formatting.percent(progress.pace) if progress else formatting.NO_DATA
+        bookings = formatting.money(row.card.bookings)
+        return [row.member.display_name, NO_QUOTA, bookings, NO_QUOTA, pace, NO_QUOTA]
+    return [
+        row.member.display_name,
+        formatting.money(progress.quota.amount),
+        formatting.money(progress.bookings),
+        formatting.percent(progress.attainment),
+        formatting.percent(progress.pace),
+        formatting.percent(progress.attainment_to_pace),
+    ]
+
+
+def coverage_by_rep(rows: list[RepRow]) -> Chart:
+    """Plot each rep's pipeline coverage with a marker at their target.
+
+    Reps whose quota is reached, or who have no quota, have no coverage to
+    plot, so only the table lists them, with their status.
+    """
+    plotted = [
+        row
+        for row in _quota_rows(rows)
+        if row.progress.coverage.ratio is not None
+        and row.progress.coverage_status != "met"
+    ]
+    names = [_plain(row.member.display_name) for row in plotted]
+    targets = [row.progress.coverage_target.ratio for row in plotted]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name="Coverage",
+                x=[row.progress.coverage.ratio for row in plotted],
+                y=names,
+                orientation="h",
+                marker_color=ACCENT,
+            ),
+            go.Scatter(
+                name="Target",
+                x=targets,
+                y=names,
+                mode="markers",
+                marker={"symbol": "diamond", "size": 12, "color": PACE_COLOR},
+            ),
+        ],
+        layout=_layout(
+            height=max(240, 80 + ROW_HEIGHT * len(plotted)),
+            xaxis={"ticksuffix": "x", "rangemode": "tozero"},
+            yaxis={**CATEGORY_AXIS, "autorange": "reversed"},
+            legend={"orientation": "h", "y": -0.15},
+        ),
+    )
+    table = [_coverage_table_row(row) for row in rows]
+    return Chart(
+        "chart-coverage-by-rep",
+        "Pipeline coverage vs target",
+        _to_dict(figure),
+        ["Rep", "In-period pipeline", "Coverage", "Target", "Target from", "Status"],
+        table,
+        has_amounts=bool(plotted),
+    )
+
+
+def _coverage_table_row(row: RepRow) -> list[str]:
+    progress = row.progress
+    if progress is None or progress.quota is None:
+        return [row.member.display_name, NO_QUOTA, NO_QUOTA, NO_QUOTA, "", NO_QUOTA]
+    target = progress.coverage_target
+    met = progress.coverage_status == "met"
+    return [
+        row.member.display_name,
+        formatting.money(progress.in_period_pipeline),
+        "met" if met else formatting.multiple(progress.coverage.ratio),
+        formatting.multiple(target.ratio),
+        formatting.target_source(target.source),
+        progress.coverage_status,
+    ]

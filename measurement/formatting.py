@@ -40,3 +40,24 @@ def quantity(value: Decimal | None) -> str:
     if value == value.to_integral_value():
         return f"{value:,.0f}"
     return f"{value:,.2f}"
+
+
+def multiple(value: Decimal | None) -> str:
+    """Format a ratio that is already rounded to 0.01 as a multiple: "3.00x"."""
+    if value is None:
+        return NO_DATA
+    return f"{value:.2f}x"
+
+
+# Page labels of the coverage target sources of goals.selectors.CoverageTarget.
+TARGET_SOURCES = {
+    "rep": "own",
+    "team": "team",
+    "organization": "org",
+    "fixed": "fixed",
+    "none": "none",
+}
+
+
+def target_source(source: str) -> str:
+    return TARGET_SOURCES.get(source, source)

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, QuerySet
@@ -35,6 +35,9 @@ from measurement.aggregates import (
     open_groups,
 )
 from spm.models import Membership, Team
+
+if TYPE_CHECKING:
+    from measurement.progress import RepProgress
 
 GroupBy = Literal["member", "month"]
 BY_MEMBER: GroupBy = "member"
@@ -120,6 +123,8 @@ class Scorecard:
 class RepRow:
     member: Membership
     card: Scorecard
+    # Filled by measurement.progress.attach_progress on pages that show goals.
+    progress: RepProgress | None = None
 
     @property
     def email(self) -> str:
@@ -246,6 +251,15 @@ def scorecards_by_month(scope: MetricScope) -> list[tuple[dt.date, Scorecard]]:
         card = cards.setdefault(row["month"], Scorecard())
         card.activities[row["type"]] = row["count"]
     return sorted(cards.items())
+
+
+def bookings_by_member(scope: MetricScope) -> dict[int, Decimal]:
+    """Return each member's credited bookings in the scope. Three queries.
+
+    Members with no won deal in the scope are left out.
+    """
+    totals = _fold_deal_sums(deal_sums(scope), BY_MEMBER)
+    return {member_id: sums.bookings for member_id, sums in totals.items()}
 
 
 def bookings_by_month(scope: MetricScope) -> list[tuple[dt.date, Decimal]]:

@@ -71,6 +71,67 @@ class RepMetricsSerializer(serializers.Serializer):
         source="card.weighted_pipeline", max_digits=20, decimal_places=2
     )
     activities = ActivityCountsSerializer(source="card.activities")
+    quota = serializers.DecimalField(
+        source="progress.quota.amount",
+        max_digits=20,
+        decimal_places=2,
+        allow_null=True,
+        help_text="Bookings quota for the period, prorated; null with no quota.",
+    )
+    attainment = serializers.DecimalField(
+        source="progress.attainment",
+        max_digits=None,
+        decimal_places=1,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="bookings / quota in percent, to 0.1; null with no quota.",
+    )
+    pace = serializers.DecimalField(
+        source="progress.pace",
+        max_digits=4,
+        decimal_places=1,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text=(
+            "Percent of the period's days elapsed by today in the organisation's "
+            "time zone, to 0.1: 100 for a past period, 0 for a future one."
+        ),
+    )
+    coverage = serializers.DecimalField(
+        source="progress.coverage.ratio",
+        max_digits=None,
+        decimal_places=2,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text=(
+            "Qualified open pipeline closing in the rest of the period over the "
+            "quota still to go, as a multiple to 0.01; null with no quota or "
+            "when the quota is reached (see coverage_status)."
+        ),
+    )
+    coverage_target = serializers.DecimalField(
+        source="progress.coverage_target.ratio",
+        max_digits=None,
+        decimal_places=2,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="Coverage the rep needs, as a multiple; null with no target.",
+    )
+    coverage_status = serializers.ChoiceField(
+        source="progress.coverage_status",
+        choices=["met", "above", "below", "no target", "no quota"],
+        allow_null=True,
+        help_text="Coverage compared with the target.",
+    )
+    forecast = serializers.DecimalField(
+        source="progress.forecast",
+        max_digits=20,
+        decimal_places=2,
+        allow_null=True,
+        help_text=(
+            "Bookings plus the open in-period pipeline weighted by stage probability."
+        ),
+    )
 
 
 class DealListQuerySerializer(serializers.Serializer):

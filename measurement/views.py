@@ -10,8 +10,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from goals.calendar import add_months
-from measurement import charts, selectors, tables
-from measurement.periods import Period, PeriodForm, adjacent_periods, period_from_query
+from measurement import charts, progress, quota_details, selectors, tables
+from measurement.periods import (
+    Period,
+    PeriodForm,
+    adjacent_periods,
+    organization_today,
+    period_from_query,
+)
 from measurement.selectors import MetricScope
 from spm.access import (
     member_visible_or_404,
@@ -86,6 +92,8 @@ def _team_charts(metrics: selectors.TeamMetrics) -> list[charts.Chart]:
         charts.win_rate_by_rep(metrics.rows),
         charts.pipeline_by_stage(metrics.pipeline_by_stage),
         charts.bookings_by_month(metrics.bookings_by_month),
+        charts.attainment_vs_pace(metrics.rows),
+        charts.coverage_by_rep(metrics.rows),
     ]
 
 
@@ -107,6 +115,13 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
         time_zone=request.organization.zoneinfo,
         team=team,
     )
+    progress.attach_progress(
+        metrics.rows,
+        organization=request.organization,
+        start=period.start,
+        end=period.end,
+        today=organization_today(request.organization),
+    )
     # Sorting reorders metrics.rows in place, so the charts follow the table.
     rows = metrics.rows
     sort, direction = tables.sort_rows(
@@ -125,11 +140,42 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
         "direction": direction,
         "headers": _sort_headers(request, sort, direction),
         "table": [(row, tables.display_cells(row)) for row in rows],
+        "team_quotas": quota_details.team_quota_lines(
+            teams=teams, selected=team, rows=rows, start=period.start, end=period.end
+        ),
         "charts": _team_charts(metrics),
         "csv_url": _query(request.GET, format="csv"),
         "period_query": "?" + urlencode(period.query()),
     }
     return render(request, "measurement/team.html", context)
+
+
+def _member_goals(
+    request: HttpRequest, member: Membership, period: Period, card: selectors.Scorecard
+) -> dict:
+    """Return the page's goal figures, reusing the bookings and activity counts."""
+    member_progress = progress.progress_from_bookings(
+        organization=request.organization,
+        members=[member],
+        start=period.start,
+        end=period.end,
+        today=organization_today(request.organization),
+        bookings={member.pk: card.bookings},
+        activity_counts_in_period={member.pk: card.activities},
+    )[member.pk]
+    quota = member_progress.quota
+    reasons = quota_details.proration_reasons(member, quota, period.start, period.end)
+    relief = []
+    if quota is not None and quota.away_days:
+        relief = quota_details.relief_lines(member, period.start, period.end)
+    return {
+        "progress": member_progress,
+        "proration_reasons": reasons,
+        "relief": relief,
+        "other_quotas": quota_details.other_quota_lines(
+            member, period.start, period.end, won=card.won
+        ),
+    }
 
 
 def _member_page(request: HttpRequest, member: Membership) -> HttpResponse:
@@ -143,6 +189,7 @@ def _member_page(request: HttpRequest, member: Membership) -> HttpResponse:
     time_zone = request.organization.zoneinfo
     scope = MetricScope([member.pk], period.start, period.end, time_zone)
     card = selectors.scorecards_by_member(scope)[member.pk]
+    goals = _member_goals(request, member, period, card)
 
     # The trend covers the twelve months up to the month the period ends in.
     trend_end = add_months(period.last_day, 1)
@@ -158,6 +205,7 @@ def _member_page(request: HttpRequest, member: Membership) -> HttpResponse:
         "period": period,
         **_period_links(request, period),
         "card": card,
+        **goals,
         "activity_types": selectors.ACTIVITY_TYPES,
         "trend": trend,
         "charts": [charts.trend_bookings(trend), charts.trend_won_lost(trend)],

@@ -39,6 +39,11 @@ def quantity(value: Decimal | None):
 
 
 @register.filter
+def multiple(value: Decimal | None):
+    return _or_no_data(formatting.multiple(value))
+
+
+@register.filter
 def get_item(mapping: dict, key: str):
     """Look up ``mapping[key]``, for keys held in a template variable."""
     return mapping.get(key)

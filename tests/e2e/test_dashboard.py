@@ -32,7 +32,7 @@ def test_manager_dashboard_draws_charts(page, live_server, demo, artifacts):
     _sign_in(page, live_server.url)
     page.goto(f"{live_server.url}/o/demo/team/")
 
-    assert _charts_drawn(page) == 4
+    assert _charts_drawn(page) == 6
     rows = page.locator("table#rep-table tbody tr")
     assert rows.count() > 0
     page.screenshot(path=str(artifacts / "dashboard-default.png"), full_page=True)
@@ -41,7 +41,7 @@ def test_manager_dashboard_draws_charts(page, live_server, demo, artifacts):
     page.select_option("select[name=kind]", "year")
     page.locator("#period-form button[type=submit]").click()
     page.wait_for_load_state("networkidle")
-    assert _charts_drawn(page) == 4
+    assert _charts_drawn(page) == 6
     assert page.locator("#period-label").inner_text() != first_period
     assert page.locator("table#rep-table tbody tr").count() > 0
     page.screenshot(path=str(artifacts / "dashboard-year.png"), full_page=True)

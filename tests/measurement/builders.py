@@ -1,4 +1,4 @@
-"""Builders for deals, splits and activities in the measurement tests."""
+"""Builders for deals, splits, activities and goals in the measurement tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from activity.models import Activity, Deal, DealProduct, DealSplit, Product, Stage
-from spm.models import Membership
+from goals.models import ActivityBenchmark, BenchmarkUnit, Quota, QuotaMetric, TimeOff
+from spm.models import Membership, Team
 
 _counter = {"deal": 0, "activity": 0}
 
@@ -73,4 +74,67 @@ def make_activity(
         occurred_at=occurred_at,
         external_source="test",
         external_id=f"A{_counter['activity']}",
+    )
+
+
+def make_quota(
+    member: Membership,
+    start: dt.date,
+    end: dt.date,
+    amount: str,
+    metric: str = QuotaMetric.BOOKINGS,
+) -> Quota:
+    """Create ``member``'s quota for ``[start, end)``."""
+    return Quota.unscoped.create(
+        organization_id=member.organization_id,
+        member=member,
+        metric=metric,
+        period_start=start,
+        period_end=end,
+        amount=Decimal(amount),
+        currency="" if metric == QuotaMetric.DEAL_COUNT else "USD",
+    )
+
+
+def make_team_quota(team: Team, start: dt.date, end: dt.date, amount: str) -> Quota:
+    return Quota.unscoped.create(
+        organization_id=team.organization_id,
+        team=team,
+        period_start=start,
+        period_end=end,
+        amount=Decimal(amount),
+        currency="USD",
+    )
+
+
+def make_benchmark(
+    organization_id: int,
+    kind: str,
+    target: str,
+    unit: str = BenchmarkUnit.DAY,
+    ramp: list | None = None,
+) -> ActivityBenchmark:
+    """Create a benchmark that applies to every member of the organisation."""
+    return ActivityBenchmark.unscoped.create(
+        organization_id=organization_id,
+        activity_type=kind,
+        unit=unit,
+        target=Decimal(target),
+        ramp=ramp or [],
+    )
+
+
+def make_time_off(
+    member: Membership,
+    start: dt.date,
+    last: dt.date,
+    kind: str = TimeOff.Kind.VACATION,
+) -> TimeOff:
+    """Create time off from ``start`` to ``last``, both included."""
+    return TimeOff.unscoped.create(
+        organization_id=member.organization_id,
+        member=member,
+        kind=kind,
+        start_date=start,
+        end_date=last,
     )

@@ -64,6 +64,15 @@ def test_rep_metrics_values(client, q1_deals, acme_key):
         "pipeline_value": "2000.00",
         "weighted_pipeline": "1000.00",
         "activities": {"call": 1, "email": 0, "meeting": 0, "note": 0, "task": 0},
+        # No quota is set, and the quarter has ended, so pace is 100% and the
+        # forecast is the bookings.
+        "quota": None,
+        "attainment": None,
+        "pace": 100.0,
+        "coverage": None,
+        "coverage_target": None,
+        "coverage_status": "no quota",
+        "forecast": "4000.00",
     }
 
 

@@ -1,10 +1,12 @@
 """Pages and the API run the same number of queries for 5 reps as for 50."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from activity.models import Activity
 from spm.models import Membership
@@ -13,19 +15,31 @@ from tests.conftest import login
 from tests.factories import MembershipFactory
 from tests.measurement.builders import (
     make_activity,
+    make_benchmark,
     make_deal,
     make_line,
     make_product,
+    make_quota,
     make_split,
+    make_team_quota,
+    make_time_off,
 )
 
 D = dt.date
 TEAM_URL = "/o/acme/team/?kind=quarter&on=2024-01-01"
 # Queries that read deals or activities. A period's metrics take five: closed
 # deals, units of unsplit deals, split credit, open pipeline, activity counts.
+# Goal figures add one for the trailing win rate behind the coverage target.
 # The rep page adds four for its trend (all but the open pipeline).
-PERIOD_METRIC_QUERIES = 5
-REP_PAGE_METRIC_QUERIES = 5 + 4
+PERIOD_METRIC_QUERIES = 5 + 1
+REP_PAGE_METRIC_QUERIES = 5 + 1 + 4
+# In a period that has not ended, goal figures also read the open pipeline
+# closing in the rest of the period and the activities to date.
+CURRENT_PERIOD_METRIC_QUERIES = PERIOD_METRIC_QUERIES + 2
+# Quotas and their time off, benchmarks and their time off, the team quota.
+GOAL_TARGET_QUERIES = 5
+ACTIVITY_TABLE = re.compile(r'(FROM|JOIN) "activity_')
+GOALS_TABLE = re.compile(r'(FROM|JOIN) "goals_')
 
 
 def _add_reps(personas, product, first: int, count: int) -> None:
@@ -53,15 +67,18 @@ def _add_reps(personas, product, first: int, count: int) -> None:
         )
 
 
+def _reads_deals_or_activities(query: dict) -> bool:
+    # A goals table has columns named activity_..., so match table names only.
+    return bool(ACTIVITY_TABLE.search(query["sql"]))
+
+
 def _count_queries(client, url: str, **headers) -> tuple[int, int, object]:
     """Return the number of queries, those that read deals or activities, and
     the response."""
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url, **headers)
     assert response.status_code == 200
-    metric_queries = sum(
-        '"activity_' in query["sql"] for query in queries.captured_queries
-    )
+    metric_queries = sum(map(_reads_deals_or_activities, queries.captured_queries))
     return len(queries), metric_queries, response
 
 
@@ -115,3 +132,44 @@ def test_metrics_api_queries_constant(client, personas, product):
 
     assert few == many
     assert metrics == PERIOD_METRIC_QUERIES
+
+
+def _add_goals(personas, reps) -> None:
+    """Give each rep a quota, two days off and the org a call benchmark."""
+    for rep in reps:
+        make_quota(rep, D(2024, 1, 1), D(2024, 4, 1), "10000")
+        make_time_off(rep, D(2024, 3, 4), D(2024, 3, 5))
+
+
+def _load_reps(personas):
+    return list(
+        Membership.objects.filter(display_name__startswith="Load Rep").order_by("pk")
+    )
+
+
+def test_team_dashboard_goal_queries_constant(client, personas, product, monkeypatch):
+    """Quotas, targets and benchmarks add the same queries for 3 reps as for 12."""
+    login(client, personas.manager)
+    make_benchmark(personas.org.pk, Activity.Type.CALL, "2")
+    make_team_quota(personas.manager.team, D(2024, 1, 1), D(2024, 4, 1), "50000")
+    # Mid-quarter, so the open pipeline closing in the period and the
+    # activities to date need queries of their own.
+    monkeypatch.setattr(
+        timezone, "now", lambda: dt.datetime(2024, 2, 15, 12, tzinfo=dt.UTC)
+    )
+    _add_reps(personas, product, 1, 3)
+    _add_goals(personas, _load_reps(personas))
+    few, few_metrics, response = _count_queries(client, TEAM_URL)
+    assert len(response.context["table"]) == 3 + 2
+
+    _add_reps(personas, product, 4, 9)
+    _add_goals(personas, _load_reps(personas)[3:])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(TEAM_URL)
+    assert len(response.context["table"]) == 12 + 2
+    goal_queries = sum(bool(GOALS_TABLE.search(query["sql"])) for query in queries)
+    many_metrics = sum(map(_reads_deals_or_activities, queries))
+
+    assert few == len(queries)
+    assert few_metrics == many_metrics == CURRENT_PERIOD_METRIC_QUERIES
+    assert goal_queries == GOAL_TARGET_QUERIES
