@@ -17,12 +17,31 @@ class OrganizationSettingsForm(forms.ModelForm):
             "time_zone",
             "currency",
             "fiscal_year_start_month",
+            "fiscal_year_named_by",
+            "quota_period",
+            "coverage_target_fixed",
+            "coverage_min_closed_deals",
+            "reps_see_own_alerts",
             "require_mfa_for_admins",
         ]
         help_texts = {
             "currency": "ISO 4217 code, for example USD or EUR.",
             "fiscal_year_start_month": "1 for January, 2 for February, and so on.",
+            "quota_period": "The length of the period each quota is set for.",
         }
+
+    # Settings that a POST without them leaves as they are, so a client that
+    # posts only the original fields does not reset the newer ones.
+    KEPT_WHEN_MISSING = (
+        "fiscal_year_named_by",
+        "quota_period",
+        "coverage_target_fixed",
+        "coverage_min_closed_deals",
+    )
+
+    def __init__(self, data=None, *args, **kwargs):
+        data = _keep_missing(data, kwargs.get("instance"), self)
+        super().__init__(data, *args, **kwargs)
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
@@ -37,14 +56,61 @@ class OrganizationSettingsForm(forms.ModelForm):
 class MembershipForm(forms.ModelForm):
     class Meta:
         model = Membership
-        fields = ["display_name", "role", "reports_to", "team", "is_active"]
+        fields = [
+            "display_name",
+            "role",
+            "reports_to",
+            "team",
+            "is_active",
+            "start_date",
+            "end_date",
+        ]
+        widgets = {
+            "start_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "end_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        }
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    # Dates that a POST without them leaves as they are; a blank one clears.
+    KEPT_WHEN_MISSING = ("start_date", "end_date")
+
+    def __init__(self, data=None, *args, **kwargs):
+        data = _keep_missing(data, kwargs.get("instance"), self)
+        super().__init__(data, *args, **kwargs)
         self.fields["reports_to"].queryset = Membership.objects.exclude(
             pk=self.instance.pk
         ).filter(role__in=[Membership.Role.MANAGER, Membership.Role.ADMIN])
         self.fields["team"].queryset = Team.objects.all()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        start, end = cleaned.get("start_date"), cleaned.get("end_date")
+        if start and end and end < start:
+            self.add_error(
+                "end_date",
+                f"The last day {end:%Y-%m-%d} is before the first day "
+                f"{start:%Y-%m-%d}.",
+            )
+        return cleaned
+
+
+def _keep_missing(data, instance, form):
+    """Return ``data`` with the instance's value for each field it lacks.
+
+    Only the fields in ``form.KEPT_WHEN_MISSING`` are filled in.
+    """
+    if data is None or instance is None:
+        return data
+    data = data.copy()
+    for name in form.KEPT_WHEN_MISSING:
+        if name not in data:
+            value = getattr(instance, name)
+            if value is None:
+                data[name] = ""
+            elif hasattr(value, "isoformat"):
+                data[name] = value.isoformat()
+            else:
+                data[name] = str(value)
+    return data
 
 
 class InviteForm(forms.Form):

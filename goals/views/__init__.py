@@ -1,0 +1,1 @@
+"""Pages of goals: the quota grid, benchmarks and the time-off calendar."""
