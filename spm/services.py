@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from allauth.usersessions.models import UserSession
@@ -27,6 +29,7 @@ from spm.models import (
 from spm.tenancy import TenantModel, system_context, tenant_context
 
 API_KEY_PREFIX = "attn"
+API_KEY_USE_RESOLUTION = dt.timedelta(minutes=1)
 
 
 class MembershipChangeError(ValueError):
@@ -136,22 +139,48 @@ ORGANIZATION_SETTINGS = (
     "time_zone",
     "currency",
     "fiscal_year_start_month",
+    "fiscal_year_named_by",
+    "quota_period",
+    "coverage_target_fixed",
+    "coverage_min_closed_deals",
+    "reps_see_own_alerts",
     "require_mfa_for_admins",
 )
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` in a form JSON can store: a Decimal or date as a string."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _organization_snapshot(organization: Organization) -> dict:
+    snapshot = {}
+    for name in ORGANIZATION_SETTINGS:
+        value = getattr(organization, name)
+        if isinstance(value, Decimal):
+            # A form's 3.5 and the stored 3.50 are the same setting.
+            places = Organization._meta.get_field(name).decimal_places
+            value = value.quantize(Decimal(1).scaleb(-places))
+        snapshot[name] = _plain(value)
+    return snapshot
 
 
 @transaction.atomic
 def organization_update(
     *, organization: Organization, actor: User | None, **changes: Any
 ) -> Organization:
-    old = {field: getattr(organization, field) for field in ORGANIZATION_SETTINGS}
+    old = _organization_snapshot(organization)
     for field, value in changes.items():
         if field not in ORGANIZATION_SETTINGS:
             raise ValueError(f"Unknown organisation setting: {field}")
         setattr(organization, field, value)
     organization.full_clean()
     organization.save()
-    new = {field: getattr(organization, field) for field in ORGANIZATION_SETTINGS}
+    new = _organization_snapshot(organization)
     if old != new:
         audit_log_write(
             organization=organization,
@@ -164,7 +193,15 @@ def organization_update(
     return organization
 
 
-MEMBERSHIP_FIELDS = ("role", "reports_to", "team", "display_name", "is_active")
+MEMBERSHIP_FIELDS = (
+    "role",
+    "reports_to",
+    "team",
+    "display_name",
+    "is_active",
+    "start_date",
+    "end_date",
+)
 
 
 def _membership_snapshot(membership: Membership) -> dict:
@@ -176,6 +213,8 @@ def _membership_snapshot(membership: Membership) -> dict:
         "team": membership.team.name if membership.team_id else None,
         "display_name": membership.display_name,
         "is_active": membership.is_active,
+        "start_date": _plain(membership.start_date),
+        "end_date": _plain(membership.end_date),
     }
 
 
@@ -183,12 +222,18 @@ def _membership_snapshot(membership: Membership) -> dict:
 def membership_update(
     *, membership: Membership, actor: User | None, **changes: Any
 ) -> Membership:
-    """Change role, manager, team or name, refusing a reporting cycle."""
+    """Change role, manager, team, name or dates, refusing a reporting cycle."""
     old = _membership_snapshot(membership)
     for field, value in changes.items():
         if field not in MEMBERSHIP_FIELDS:
             raise ValueError(f"Unknown membership field: {field}")
         setattr(membership, field, value)
+    start, end = membership.start_date, membership.end_date
+    if start and end and end < start:
+        raise MembershipChangeError(
+            f"The last day {end:%Y-%m-%d} is before the first day {start:%Y-%m-%d}.",
+            field="end_date",
+        )
 
     manager = membership.reports_to
     seen = {membership.pk}
@@ -413,7 +458,10 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
 
 
 def api_key_lookup(key: str) -> ApiKey | None:
-    """Find the live key matching ``key``, across all organisations (system code)."""
+    """Find the live key matching ``key``, across all organisations (system code).
+
+    ``last_used_at`` is refreshed at most once a minute.
+    """
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != API_KEY_PREFIX:
         return None
@@ -423,6 +471,11 @@ def api_key_lookup(key: str) -> ApiKey | None:
             .filter(key_hash=_hash_key(key), revoked_at__isnull=True)
             .first()
         )
-        if api_key is not None:
-            ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        if api_key is not None and (
+            api_key.last_used_at is None
+            or now - api_key.last_used_at >= API_KEY_USE_RESOLUTION
+        ):
+            # A busy key would otherwise cost a write on every request.
+            ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key

@@ -123,6 +123,8 @@ def test_metrics_api_queries_constant(client, personas, product):
     url = "/api/v1/metrics/reps/?start=2024-01-01&end=2024-04-01"
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     _add_reps(personas, product, 1, 5)
+    # The first use of a key records its time; later uses within a minute do not.
+    client.get(url, **auth)
     few, _metrics, response = _count_queries(client, url, **auth)
     assert len(response.json()) == 5 + 4
 

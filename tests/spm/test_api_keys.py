@@ -1,10 +1,13 @@
 """The API keys page: list, create (the key is shown once) and revoke, audited."""
 
+import datetime as dt
+from unittest import mock
+
 import pytest
 from django.urls import reverse
 
 from spm.models import ApiKey, AuditLog
-from spm.services import api_key_create
+from spm.services import api_key_create, api_key_lookup
 from spm.tenancy import tenant_context
 from tests.conftest import login
 
@@ -146,3 +149,19 @@ def test_wrong_methods_are_405(client, personas):
     assert client.post(_url("spm:api-keys")).status_code == 405
     api_key.refresh_from_db()
     assert api_key.revoked_at is None
+
+
+def test_last_used_refreshed_once_a_minute(personas):
+    # A key used at 09:00:00 and again at 09:00:30 keeps 09:00:00. At
+    # 09:01:00 a minute has passed, so the time moves.
+    with tenant_context(personas.org):
+        api_key, key = api_key_create(
+            organization=personas.org, actor=personas.admin.user, name="Busy"
+        )
+    start = dt.datetime(2024, 3, 4, 9, tzinfo=dt.UTC)
+    for seconds, expected in ((0, 0), (30, 0), (60, 60)):
+        now = start + dt.timedelta(seconds=seconds)
+        with mock.patch("django.utils.timezone.now", return_value=now):
+            assert api_key_lookup(key).pk == api_key.pk
+        api_key.refresh_from_db()
+        assert api_key.last_used_at == start + dt.timedelta(seconds=expected)
