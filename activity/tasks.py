@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from activity import services
 from activity.models import ImportJob
+from coaching.tasks import evaluate_after_import
 from spm.models import Organization
 from spm.tenancy import tenant_context
 
@@ -77,3 +78,5 @@ def import_job_validate_task(organization_id: int, job_id: int) -> None:
 @shared_task(**TASK_OPTIONS)
 def import_job_import_task(organization_id: int, job_id: int) -> None:
     _run(organization_id, job_id, services.import_job_import)
+    # New deals and activities change the coaching numbers.
+    evaluate_after_import(organization_id, job_id)

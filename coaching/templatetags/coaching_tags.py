@@ -1,0 +1,35 @@
+from decimal import Decimal
+
+from django import template
+
+from coaching import formatting
+from coaching.selectors import open_alert_count
+
+register = template.Library()
+
+
+@register.filter
+def metric_value(value, metric: str) -> str:
+    """Format a value (a Decimal, or its text as stored in alert details)."""
+    if isinstance(value, str):
+        value = Decimal(value)
+    return formatting.format_value(value, metric)
+
+
+@register.filter
+def comparator_symbol(comparator: str) -> str:
+    return formatting.COMPARATOR_SYMBOLS.get(comparator, comparator)
+
+
+@register.filter
+def rule_condition(rule) -> str:
+    return formatting.rule_condition(rule)
+
+
+@register.simple_tag(takes_context=True)
+def coaching_open_count(context) -> int:
+    """Return the open alerts the signed-in member may see. One query at most."""
+    membership = context.get("membership")
+    if membership is None:
+        return 0
+    return open_alert_count(membership)
