@@ -120,7 +120,11 @@ class Account(ExternalRecord):
 
     class Meta:
         constraints = [external_unique("account")]
-        indexes = [models.Index("organization", Lower("name"), name="account_name")]
+        indexes = [
+            models.Index("organization", Lower("name"), name="account_name"),
+            # Lead routing finds the account of a lead by its domain.
+            models.Index("organization", Lower("domain"), name="account_domain"),
+        ]
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -150,6 +154,14 @@ class Contact(ExternalRecord):
 
 
 class Lead(ExternalRecord):
+    """A prospect, imported from a CRM or received by lead intake and routed.
+
+    Leads received by intake (``received_at`` set) wait in ``routing_status``
+    "pending" until the routing engine assigns them to a rep ("assigned") or
+    puts them in the fallback queue ("queued"). Imported leads keep the
+    empty status: the CRM already chose their owner.
+    """
+
     class Status(models.TextChoices):
         NEW = "new", "New"
         WORKING = "working", "Working"
@@ -157,14 +169,49 @@ class Lead(ExternalRecord):
         DISQUALIFIED = "disqualified", "Disqualified"
         CONVERTED = "converted", "Converted"
 
+    class RoutingStatus(models.TextChoices):
+        NOT_ROUTED = "", "Not routed"
+        PENDING = "pending", "Waiting for routing"
+        ASSIGNED = "assigned", "Assigned"
+        QUEUED = "queued", "In the fallback queue"
+
+    # A lead in these statuses still needs its owner's work; the routing
+    # engine counts them for "fewest open leads" and open-lead caps.
+    OPEN_STATUSES = (Status.NEW, Status.WORKING)
+
     first_name = models.CharField(max_length=120, blank=True)
     last_name = models.CharField(max_length=120, blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=40, blank=True)
     company = models.CharField(max_length=255, blank=True)
+    # Lowercase host name without "www.", from the company website or the
+    # email address (never from a free-mail provider).
+    domain = models.CharField(max_length=255, blank=True)
+    # ISO 3166-1 alpha-2 code for leads received by intake; imported leads
+    # keep the text of their source.
     country = models.CharField(max_length=120, blank=True)
+    region = models.CharField("region or state", max_length=120, blank=True)
+    industry = models.CharField(max_length=120, blank=True)
+    company_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Number of employees."
+    )
+    estimated_value = models.DecimalField(
+        null=True, blank=True, help_text="Estimated deal size.", **MONEY
+    )
+    custom = models.JSONField(
+        default=dict, blank=True, help_text="Other fields of the source, by name."
+    )
     source = models.CharField(max_length=120, blank=True)
     status = models.CharField(max_length=20, choices=Status, default=Status.NEW)
+    received_at = models.DateTimeField(
+        null=True, blank=True, help_text="When lead intake accepted the lead."
+    )
+    routing_status = models.CharField(
+        max_length=10,
+        choices=RoutingStatus,
+        default=RoutingStatus.NOT_ROUTED,
+        blank=True,
+    )
     owner = models.ForeignKey(
         Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -180,6 +227,23 @@ class Lead(ExternalRecord):
         indexes = [
             models.Index(fields=["organization", "owner", "assigned_at"]),
             models.Index("organization", Lower("email"), name="lead_email"),
+            # Open-lead counts per owner, read from the index alone.
+            models.Index(
+                fields=["organization", "owner", "status"], name="lead_owner_status"
+            ),
+            # The few leads waiting for routing or in the fallback queue. The
+            # sweeper reads the pending ones across organisations, which a
+            # partial index this small serves even with organisation first.
+            models.Index(
+                fields=["organization", "received_at"],
+                condition=models.Q(routing_status="pending"),
+                name="lead_routing_pending",
+            ),
+            models.Index(
+                fields=["organization", "received_at"],
+                condition=models.Q(routing_status="queued"),
+                name="lead_routing_queued",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-from routing import views  # noqa: F401
+from routing import views
 
 app_name = "routing"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("mine/", views.my_leads, name="mine"),
+    path("queue/", views.fallback_queue, name="queue"),
+    path("<uuid:lead_id>/", views.lead_detail, name="lead"),
+]

@@ -1,0 +1,230 @@
+"""Writes of the routing configuration: territories, pools, their reps, rule sets.
+
+Each is one transaction and writes the audit log with the old and new
+values. A rule set is never edited: ``rule_set_publish`` publishes the next
+version number with its full list of rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from routing.models import (
+    Pool,
+    PoolMember,
+    RotationState,
+    RoutingRule,
+    RuleSetVersion,
+    Territory,
+)
+from spm.models import Membership, Organization, User
+from spm.services import audit_log_write
+
+POOL_MEMBER_FIELDS = ("position", "weight", "cap_open", "cap_per_day", "paused")
+
+
+@transaction.atomic
+def territory_create(
+    *, organization: Organization, actor: User | None, name: str, conditions: list
+) -> Territory:
+    territory = Territory(organization=organization, name=name, conditions=conditions)
+    territory.save()
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="routing.territory.create",
+        obj=territory,
+        new={"name": name, "conditions": territory.conditions},
+    )
+    return territory
+
+
+@transaction.atomic
+def pool_create(
+    *, organization: Organization, actor: User | None, name: str, method: str
+) -> Pool:
+    """Create a pool with its rotation state row, which routing locks."""
+    if method not in Pool.Method.values:
+        raise ValidationError({"method": f"Unknown method {method!r}."})
+    pool = Pool.objects.create(organization=organization, name=name, method=method)
+    RotationState.objects.create(organization=organization, pool=pool)
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="routing.pool.create",
+        obj=pool,
+        new={"name": name, "method": method},
+    )
+    return pool
+
+
+def _pool_member_values(pool_member: PoolMember) -> dict:
+    values = {name: getattr(pool_member, name) for name in POOL_MEMBER_FIELDS}
+    return {"member": pool_member.member.display_name, **values}
+
+
+@transaction.atomic
+def pool_member_add(
+    *,
+    pool: Pool,
+    member: Membership,
+    actor: User | None,
+    weight: int = 1,
+    cap_open: int | None = None,
+    cap_per_day: int | None = None,
+    position: int | None = None,
+) -> PoolMember:
+    """Add a rep to a pool, last in position unless ``position`` is given."""
+    if pool.method == Pool.Method.CAPACITY and cap_per_day is None:
+        raise ValidationError(
+            {"cap_per_day": "A capacity pool shares leads by daily cap: set one."}
+        )
+    if position is None:
+        last = PoolMember.objects.filter(pool=pool).aggregate(last=Max("position"))
+        position = 0 if last["last"] is None else last["last"] + 1
+    pool_member = PoolMember(
+        organization_id=pool.organization_id,
+        pool=pool,
+        member=member,
+        weight=weight,
+        cap_open=cap_open,
+        cap_per_day=cap_per_day,
+        position=position,
+    )
+    pool_member.full_clean(exclude=["organization", "pool", "member"])
+    pool_member.save()
+    audit_log_write(
+        organization=pool.organization,
+        actor=actor,
+        action="routing.pool_member.add",
+        obj=pool,
+        new=_pool_member_values(pool_member),
+    )
+    return pool_member
+
+
+@transaction.atomic
+def pool_member_update(
+    *, pool_member: PoolMember, actor: User | None, **changes
+) -> PoolMember:
+    """Change a rep's weight, caps, position or pause in a pool."""
+    unknown = set(changes) - set(POOL_MEMBER_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown pool member fields: {', '.join(unknown)}.")
+    old = _pool_member_values(pool_member)
+    for name, value in changes.items():
+        setattr(pool_member, name, value)
+    pool_member.full_clean(exclude=["organization", "pool", "member"])
+    pool_member.save(update_fields=list(changes))
+    audit_log_write(
+        organization=pool_member.pool.organization,
+        actor=actor,
+        action="routing.pool_member.update",
+        obj=pool_member.pool,
+        old=old,
+        new=_pool_member_values(pool_member),
+    )
+    return pool_member
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One rule to publish, in order. ``pool``/``member`` per the action."""
+
+    name: str
+    action: str
+    conditions: list | None = None
+    territory: Territory | None = None
+    pool: Pool | None = None
+    member: Membership | None = None
+
+
+def _rule_values(rule: RoutingRule) -> dict:
+    return {
+        "order": rule.order,
+        "name": rule.name,
+        "action": rule.action,
+        "conditions": rule.conditions,
+        "territory": rule.territory.name if rule.territory else None,
+        "pool": rule.pool.name if rule.pool else None,
+        "member": rule.member.display_name if rule.member else None,
+    }
+
+
+def _error_text(error: ValidationError) -> str:
+    if not hasattr(error, "error_dict"):
+        return " ".join(error.messages)
+    return " ".join(
+        f"{field}: {' '.join(messages)}"
+        for field, messages in error.message_dict.items()
+    )
+
+
+def live_version() -> RuleSetVersion | None:
+    return RuleSetVersion.objects.order_by("-number").first()
+
+
+@transaction.atomic
+def rule_set_publish(
+    *,
+    organization: Organization,
+    actor: User | None,
+    rules: list[RuleSpec],
+    note: str = "",
+) -> RuleSetVersion:
+    """Publish ``rules`` as the next version; new leads use it from the commit on.
+
+    Raises ValidationError naming the rule (from 1) and the field, and
+    publishes nothing, when a rule is invalid.
+    """
+    previous = live_version()
+    number = previous.number + 1 if previous else 1
+    try:
+        with transaction.atomic():
+            version = RuleSetVersion.objects.create(
+                organization=organization, number=number, published_by=actor, note=note
+            )
+    except IntegrityError:
+        raise ValidationError(
+            f"Version {number} was published at the same time by someone else. "
+            "Reload the rules and publish again."
+        ) from None
+
+    created = []
+    for order, spec in enumerate(rules, start=1):
+        rule = RoutingRule(
+            organization=organization,
+            version=version,
+            order=order,
+            name=spec.name,
+            action=spec.action,
+            conditions=spec.conditions or [],
+            territory=spec.territory,
+            pool=spec.pool,
+            member=spec.member,
+        )
+        try:
+            rule.full_clean(exclude=["organization", "version"])
+            rule.save()
+        except ValidationError as error:
+            raise ValidationError(
+                f"Rule {order} ({spec.name}): {_error_text(error)}"
+            ) from None
+        created.append(rule)
+
+    old_rules = (
+        [_rule_values(rule) for rule in previous.rules.all()] if previous else []
+    )
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="routing.rules.publish",
+        obj=version,
+        old={"version": previous.number, "rules": old_rules} if previous else None,
+        new={"version": number, "rules": [_rule_values(rule) for rule in created]},
+    )
+    return version

@@ -1,0 +1,165 @@
+"""Decide where one lead goes: the live rules top down, first match wins.
+
+A rule matches when the lead meets its territory's conditions and its own.
+Then its action decides:
+
+- account_owner: the owner of the lead's account (by domain, then name).
+  With no such account, no owner, or an owner who is unavailable, the rule
+  does not apply and the next rule is tried.
+- pool: the pool's next available rep (routing/engine/pools.py). When every
+  rep is unavailable, the lead goes to the fallback queue.
+- member: that member, or the fallback queue when they are unavailable.
+- fallback: the fallback queue.
+
+A lead that no rule takes goes to the fallback queue. ``trace`` records
+each rule tried and why it did or did not apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Subquery
+
+from activity.models import Lead
+from routing.engine import availability
+from routing.engine.accounts import account_for_lead
+from routing.engine.conditions import conditions_match
+from routing.engine.pools import candidate, pool_pick
+from routing.models import Assignment, RoutingRule, RuleSetVersion
+from spm.models import Membership
+
+ASSIGNED = Assignment.Outcome.ASSIGNED
+QUEUED = Assignment.Outcome.QUEUED
+
+
+@dataclass
+class Decision:
+    outcome: str
+    member: Membership | None = None
+    version: RuleSetVersion | None = None
+    rule: RoutingRule | None = None
+    pool_id: int | None = None
+    method: str = ""
+    reason: str = ""
+    candidates: list[dict] = field(default_factory=list)
+    trace: list[dict] = field(default_factory=list)
+
+
+def live_rules() -> list[RoutingRule]:
+    """Return the rules of the highest published version, in order, in one query."""
+    latest = RuleSetVersion.objects.order_by("-number").values("pk")[:1]
+    return list(
+        RoutingRule.objects.filter(version_id=Subquery(latest))
+        .select_related("version", "territory", "pool", "member")
+        .order_by("order")
+    )
+
+
+def _step(rule: RoutingRule, result: str, detail: str = "") -> dict:
+    return {"order": rule.order, "rule": rule.name, "result": result, "detail": detail}
+
+
+def _rule_mismatch(rule: RoutingRule, lead: Lead) -> str:
+    """Return why ``rule`` does not match ``lead``, or "" when it does."""
+    if rule.territory is not None:
+        outcome = conditions_match(rule.territory.conditions, lead)
+        if not outcome.matched:
+            return f"territory {rule.territory.name}: {outcome.reason}"
+    outcome = conditions_match(rule.conditions, lead)
+    return outcome.reason
+
+
+def _member_reason(member: Membership, day: dt.date) -> str:
+    reason = availability.membership_reason(member, day)
+    if not reason and availability.away_member_ids([member.pk], day):
+        reason = "on time off"
+    return reason
+
+
+def _account_owner(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision):
+    """Return the owner of the lead's account when available, else None."""
+    match = account_for_lead(lead)
+    if match is None:
+        decision.trace.append(_step(rule, "passed", "no account matches the lead"))
+        return None
+    account = match.account
+    found = f"account {account.name} (by {match.matched_by})"
+    if account.owner is None:
+        decision.trace.append(_step(rule, "passed", f"{found} has no owner"))
+        return None
+    reason = _member_reason(account.owner, day)
+    decision.candidates.append(
+        candidate(account.owner, chosen=not reason, skipped=reason)
+    )
+    if reason:
+        detail = f"{found}: owner {account.owner.display_name} is {reason}"
+        decision.trace.append(_step(rule, "passed", detail))
+        return None
+    decision.trace.append(_step(rule, "applied", f"{found}, owner {account.owner}"))
+    return account.owner
+
+
+def _apply(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision) -> bool:
+    """Apply a matching rule; return False when the next rule must be tried."""
+    action = rule.action
+    decision.method = action
+    if action == RoutingRule.Action.ACCOUNT_OWNER:
+        owner = _account_owner(rule, lead, day, decision)
+        if owner is None:
+            return False
+        decision.outcome, decision.member = ASSIGNED, owner
+        decision.reason = f"rule {rule.name}: owner of the account"
+    elif action == RoutingRule.Action.POOL:
+        picked = pool_pick(rule.pool, day)
+        decision.pool_id = rule.pool_id
+        decision.method = rule.pool.method
+        decision.candidates += picked.candidates
+        if picked.member is None:
+            decision.outcome, decision.reason = QUEUED, picked.reason
+        else:
+            decision.outcome, decision.member = ASSIGNED, picked.member
+            decision.reason = f"rule {rule.name}: pool {rule.pool.name}"
+        decision.trace.append(_step(rule, "applied", decision.reason))
+    elif action == RoutingRule.Action.MEMBER:
+        reason = _member_reason(rule.member, day)
+        decision.candidates.append(
+            candidate(rule.member, chosen=not reason, skipped=reason)
+        )
+        if reason:
+            decision.outcome = QUEUED
+            decision.reason = f"rule {rule.name}: {rule.member} is {reason}"
+        else:
+            decision.outcome, decision.member = ASSIGNED, rule.member
+            decision.reason = f"rule {rule.name}: member {rule.member}"
+        decision.trace.append(_step(rule, "applied", decision.reason))
+    else:
+        decision.outcome = QUEUED
+        decision.reason = f"rule {rule.name}: fallback queue"
+        decision.trace.append(_step(rule, "applied", decision.reason))
+    return True
+
+
+def decide(lead: Lead, day: dt.date) -> Decision:
+    """Return the decision for ``lead`` on the organisation-local ``day``.
+
+    Runs inside the caller's transaction: a pool rule locks and advances the
+    pool's rotation, which the caller commits with the assignment.
+    """
+    decision = Decision(outcome=QUEUED)
+    for rule in live_rules():
+        decision.version = rule.version
+        mismatch = _rule_mismatch(rule, lead)
+        if mismatch:
+            decision.trace.append(_step(rule, "no match", mismatch))
+            continue
+        decision.rule = rule
+        if _apply(rule, lead, day, decision):
+            return decision
+        decision.rule = None
+    decision.outcome, decision.member, decision.method = QUEUED, None, ""
+    decision.reason = decision.reason or "no rule took the lead"
+    if decision.version is None:
+        decision.reason = "no routing rules are published"
+    return decision

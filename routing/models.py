@@ -1,0 +1,337 @@
+"""Lead routing: territories, pools of reps, rules, rotation state and decisions.
+
+A published ``RuleSetVersion`` contains the ordered ``RoutingRule`` rows that
+the engine (routing/engine/) evaluates top down for each lead. A rule sends
+the lead to the owner of its account, to a ``Pool`` of reps, to one member,
+or to the fallback queue. Each pool's ``RotationState`` row is the one the
+engine locks while it picks the next rep, so concurrent workers share one
+fair sequence. Every outcome is an ``Assignment``, one per lead, which also
+records why each candidate rep was passed over.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from activity.models import Lead
+from routing.engine.conditions import validate_conditions
+from spm.models import Membership, User
+from spm.tenancy import TenantModel
+
+
+class Territory(TenantModel):
+    """A named set of conditions on the lead (country, region, size, ...).
+
+    A rule with a territory matches only leads that meet the territory's
+    conditions as well as its own.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120)
+    conditions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", Lower("name"), name="territory_name_unique_per_org"
+            ),
+        ]
+        ordering = ["name"]
+        verbose_name_plural = "territories"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.conditions = validate_conditions(self.conditions)
+        super().save(*args, **kwargs)
+
+
+class Pool(TenantModel):
+    """Reps who share leads by one distribution method."""
+
+    class Method(models.TextChoices):
+        ROUND_ROBIN = "round_robin", "Round robin"
+        WEIGHTED = "weighted", "Weighted round robin"
+        FEWEST_OPEN = "fewest_open", "Fewest open leads"
+        CAPACITY = "capacity", "In proportion to daily capacity"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120)
+    method = models.CharField(max_length=12, choices=Method, default=Method.ROUND_ROBIN)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", Lower("name"), name="pool_name_unique_per_org"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PoolMember(TenantModel):
+    """A rep's place in a pool: their share, their caps and whether they are paused.
+
+    ``position`` orders the rotation: it breaks ties between reps who have
+    waited equally long (at the start, everyone).
+    """
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="members")
+    member = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+    weight = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="Share of the leads in a weighted pool, relative to the others.",
+    )
+    cap_open = models.PositiveIntegerField(
+        "open-lead cap",
+        null=True,
+        blank=True,
+        help_text="Skip the rep while they own this many open leads or more.",
+    )
+    cap_per_day = models.PositiveIntegerField(
+        "daily cap",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "Leads this pool may give the rep per day, in the organisation's "
+            "time zone. A capacity pool shares leads in proportion to it."
+        ),
+    )
+    paused = models.BooleanField(default=False)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "pool", "member", name="pool_member_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1), name="pool_member_weight_positive"
+            ),
+        ]
+        ordering = ["pool_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.member} in {self.pool}"
+
+
+class RuleSetVersion(TenantModel):
+    """A published, numbered set of routing rules. The highest number is live.
+
+    A version is never edited once published: a change publishes the next
+    number, so every decision names the exact rules that made it.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    number = models.PositiveIntegerField()
+    published_at = models.DateTimeField(default=timezone.now)
+    published_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "number", name="rule_set_version_unique"
+            ),
+        ]
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"version {self.number}"
+
+
+class RoutingRule(TenantModel):
+    """One rule of a version: when the conditions match, take the action.
+
+    ``conditions`` is a list of ``{"field", "operator", "value"}`` objects,
+    all of which must match (routing/engine/conditions.py validates and
+    normalises them on save). The target of the action is ``pool`` for
+    "pool" and ``member`` for "member"; the other actions take none.
+    """
+
+    class Action(models.TextChoices):
+        ACCOUNT_OWNER = "account_owner", "Owner of the matching account"
+        POOL = "pool", "Pool"
+        MEMBER = "member", "Member"
+        FALLBACK = "fallback", "Fallback queue"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    version = models.ForeignKey(
+        RuleSetVersion, on_delete=models.CASCADE, related_name="rules"
+    )
+    order = models.PositiveIntegerField()
+    name = models.CharField(max_length=120)
+    territory = models.ForeignKey(
+        Territory, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    conditions = models.JSONField(default=list, blank=True)
+    action = models.CharField(max_length=13, choices=Action)
+    pool = models.ForeignKey(
+        Pool, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    member = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "version", "order", name="routing_rule_order_unique"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(action="pool", pool__isnull=False, member__isnull=True)
+                    | models.Q(action="member", member__isnull=False, pool__isnull=True)
+                    | (
+                        models.Q(action__in=["account_owner", "fallback"])
+                        & models.Q(pool__isnull=True, member__isnull=True)
+                    )
+                ),
+                name="routing_rule_target_matches_action",
+            ),
+        ]
+        ordering = ["version_id", "order"]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.action == self.Action.POOL and self.pool_id is None:
+            raise ValidationError({"pool": "A pool rule needs a pool."})
+        if self.action == self.Action.MEMBER and self.member_id is None:
+            raise ValidationError({"member": "A member rule needs a member."})
+
+    def save(self, *args, **kwargs) -> None:
+        self.conditions = validate_conditions(self.conditions)
+        super().save(*args, **kwargs)
+
+
+class RotationState(TenantModel):
+    """The state of a pool's rotation. Routing locks this row to pick a rep.
+
+    ``counters`` maps each pool member id (as a string) to its rotation
+    values: ``turn`` (the ``turns`` number of the member's last lead, 0 for
+    none yet), ``current`` (the smooth weighted round-robin score) and
+    ``day``/``today`` (the organisation-local date and the leads given on it).
+    """
+
+    pool = models.OneToOneField(Pool, on_delete=models.CASCADE, related_name="state")
+    turns = models.PositiveBigIntegerField(
+        default=0, help_text="Leads this pool has assigned."
+    )
+    last_member = models.ForeignKey(
+        PoolMember, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    counters = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+
+
+class Assignment(TenantModel):
+    """The routing decision of one lead: who got it, by which rule, and why.
+
+    The one-to-one key on the lead makes a second decision for the same lead
+    impossible, whichever worker or sweeper tries. ``candidates`` lists each
+    rep considered, in order, with the reason they were skipped (empty for
+    the one chosen). ``trace`` lists each rule tried and why it did or did
+    not apply.
+    """
+
+    class Outcome(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned"
+        QUEUED = "queued", "Fallback queue"
+
+    class Via(models.TextChoices):
+        TASK = "task", "Routing task"
+        SWEEPER = "sweeper", "Sweeper"
+
+    lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=8, choices=Outcome)
+    member = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version = models.ForeignKey(
+        RuleSetVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    rule = models.ForeignKey(
+        RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pool = models.ForeignKey(
+        Pool, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    method = models.CharField(max_length=16, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    candidates = models.JSONField(default=list, blank=True)
+    trace = models.JSONField(default=list, blank=True)
+    received_at = models.DateTimeField()
+    routed_at = models.DateTimeField()
+    via = models.CharField(max_length=8, choices=Via, default=Via.TASK)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        indexes = [
+            models.Index(
+                fields=["organization", "member", "routed_at"],
+                name="assignment_member_routed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} -> {self.member_id or 'fallback queue'}"
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds from intake to the decision."""
+        return (self.routed_at - self.received_at).total_seconds() * 1000
+
+
+class IntakeRequest(TenantModel):
+    """A lead intake request made with an Idempotency-Key, and its response.
+
+    The unique key per organisation is what makes a retry, even one racing
+    the first request, return the first response instead of a second lead.
+    """
+
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(
+        max_length=64, help_text="SHA-256 of the request body, to detect key reuse."
+    )
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "key", name="intake_request_key_unique"
+            ),
+        ]

@@ -1,0 +1,79 @@
+"""Reads of leads and routing decisions, shared by the pages and the API."""
+
+from __future__ import annotations
+
+from django.db.models import F, Min, OuterRef, QuerySet, Subquery
+
+from activity.models import Activity, Lead
+from routing.models import Assignment
+from spm.access import visible_member_ids
+from spm.models import Membership
+
+
+def lead_list(*, routing_status: str | None = None) -> QuerySet[Lead]:
+    """Return the organisation's leads, newest received first, with owners."""
+    leads = Lead.objects.select_related("owner").order_by(
+        F("received_at").desc(nulls_last=True), "-id"
+    )
+    if routing_status:
+        leads = leads.filter(routing_status=routing_status)
+    return leads
+
+
+def lead_by_public_id(public_id) -> Lead | None:
+    return Lead.objects.select_related("owner").filter(public_id=public_id).first()
+
+
+def lead_visible_to(viewer: Membership, lead: Lead) -> bool:
+    """Return whether a manager or admin may open the lead's page.
+
+    An admin may open every lead. A manager may open the leads of the
+    members they may see, and the leads with no owner yet (pending or
+    queued).
+    """
+    if viewer.is_admin:
+        return True
+    if not viewer.is_manager:
+        return False
+    return lead.owner_id is None or lead.owner_id in visible_member_ids(viewer)
+
+
+def assignment_for(lead: Lead) -> Assignment | None:
+    """Return the lead's routing decision with its rule, pool and member."""
+    return (
+        Assignment.objects.select_related("member", "rule", "version", "pool")
+        .filter(lead=lead)
+        .first()
+    )
+
+
+def fallback_queue() -> QuerySet[Assignment]:
+    """Return the decisions of the leads waiting in the fallback queue, oldest first."""
+    return (
+        Assignment.objects.filter(
+            outcome=Assignment.Outcome.QUEUED,
+            lead__routing_status=Lead.RoutingStatus.QUEUED,
+        )
+        .select_related("lead", "rule")
+        .order_by("received_at", "id")
+    )
+
+
+def leads_owned_by(member: Membership) -> QuerySet[Lead]:
+    """Return the member's leads, newest assignment first, with first activity.
+
+    ``first_activity_at`` is the time of the earliest activity logged on the
+    lead by anyone, or None while no one has touched it.
+    """
+    first_activity = (
+        Activity.objects.filter(lead=OuterRef("pk"))
+        .order_by()
+        .values("lead")
+        .annotate(first=Min("occurred_at"))
+        .values("first")
+    )
+    return (
+        Lead.objects.filter(owner=member)
+        .annotate(first_activity_at=Subquery(first_activity))
+        .order_by(F("assigned_at").desc(nulls_last=True), "-id")
+    )

@@ -1,0 +1,247 @@
+"""Writes of lead intake and routing: receive a lead, route it, sweep the missed.
+
+Intake commits the lead first and starts routing only once that commit has
+happened (``transaction.on_commit``). So a worker never looks for a lead
+that is not there yet, and a lead whose routing task is lost is still in
+the database, where the sweeper finds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from activity.models import Lead
+from routing.engine.decision import Decision, decide
+from routing.models import Assignment, IntakeRequest
+from routing.qualification import lead_qualify
+from spm.models import Organization
+from spm.tenancy import get_current_organization, tenant_context
+
+logger = logging.getLogger(__name__)
+
+PENDING = Lead.RoutingStatus.PENDING
+LEAD_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "domain",
+    "country",
+    "region",
+    "industry",
+    "company_size",
+    "estimated_value",
+    "source",
+    "custom",
+)
+
+
+class IdempotencyKeyReused(ValueError):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status: int
+    body: dict
+    replayed: bool = False
+    lead: Lead | None = None
+
+
+def request_fingerprint(data: dict) -> str:
+    """Return the SHA-256 of the request body in a canonical JSON form."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stored_request(idempotency_key: str) -> IntakeRequest | None:
+    if not idempotency_key:
+        return None
+    return IntakeRequest.objects.filter(key=idempotency_key).first()
+
+
+def _replay(request: IntakeRequest, fingerprint: str) -> IntakeResult:
+    if request.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request "
+            "body. Send a new key for a new lead."
+        )
+    return IntakeResult(request.response_status, request.response_body, True)
+
+
+def lead_intake(
+    *,
+    organization: Organization,
+    fields: dict,
+    render,
+    idempotency_key: str = "",
+    fingerprint: str = "",
+) -> IntakeResult:
+    """Store a received lead and start routing it once the lead is committed.
+
+    ``render(lead)`` returns the response body. With an ``idempotency_key``,
+    the body and status are stored with the key in the same transaction as
+    the lead, and a later request with the key gets them back instead of a
+    second lead. When two requests race with one key, both insert the key.
+    The database's unique constraint lets one commit, and makes the other
+    wait, fail and return the first one's response.
+
+    Raises ``LeadInputError`` for invalid fields (nothing is stored) and
+    ``IdempotencyKeyReused`` for a known key with a different body.
+    """
+    # Most retries come after the first request committed, so they get the
+    # stored response without an insert attempt.
+    earlier = _stored_request(idempotency_key)
+    if earlier is not None:
+        return _replay(earlier, fingerprint)
+    qualified = lead_qualify(organization=organization, fields=fields)
+
+    try:
+        with transaction.atomic():
+            lead = _lead_create(qualified.fields, route=qualified.route)
+            body = render(lead)
+            if idempotency_key:
+                IntakeRequest.objects.create(
+                    key=idempotency_key,
+                    request_hash=fingerprint,
+                    lead=lead,
+                    response_status=201,
+                    response_body=body,
+                )
+            if qualified.route:
+                _route_after_commit(organization.pk, lead.pk)
+    except IntegrityError:
+        earlier = _stored_request(idempotency_key)
+        if earlier is None:
+            raise
+        return _replay(earlier, fingerprint)
+    return IntakeResult(201, body, lead=lead)
+
+
+def _lead_create(fields: dict, *, route: bool) -> Lead:
+    values = {name: fields[name] for name in LEAD_FIELDS if name in fields}
+    for name, value in values.items():
+        if value is None and name not in ("company_size", "estimated_value"):
+            values[name] = {} if name == "custom" else ""
+    status = PENDING if route else Lead.RoutingStatus.NOT_ROUTED
+    now = timezone.now()
+    return Lead.objects.create(
+        **values, received_at=now, created_at=now, routing_status=status
+    )
+
+
+def _route_after_commit(organization_id: int, lead_id: int) -> None:
+    from routing.tasks import route_lead_task
+
+    def send() -> None:
+        try:
+            route_lead_task.delay(organization_id, lead_id)
+        except Exception:
+            # The lead is committed and pending: the sweeper routes it.
+            logger.exception(
+                "Could not queue routing of lead %s; the sweeper will route it",
+                lead_id,
+                extra={"organization_id": organization_id, "lead_id": lead_id},
+            )
+
+    transaction.on_commit(send)
+
+
+# Routing ----------------------------------------------------------------------
+
+
+def lead_route(*, lead_id: int, via: str = Assignment.Via.TASK) -> Assignment | None:
+    """Route a pending lead of the current organisation, once.
+
+    The lead row is locked first, so a task and the sweeper never route it
+    at the same time. A lead that is no longer pending is left alone, and
+    None is returned. The one-to-one key of ``Assignment`` on the lead
+    backs this up in the database.
+    """
+    with transaction.atomic():
+        try:
+            lead = Lead.objects.select_for_update().get(pk=lead_id)
+        except Lead.DoesNotExist:
+            return None
+        if lead.routing_status != PENDING:
+            return None
+        return _route_locked(lead, via)
+
+
+def _route_locked(lead: Lead, via: str) -> Assignment:
+    organization = get_current_organization()
+    day = timezone.localdate(timezone.now(), organization.zoneinfo)
+    decision = decide(lead, day)
+    # Stamped while the pool's rotation row is still locked, so the routing
+    # times of one pool follow its rotation order.
+    routed_at = timezone.now()
+    assignment = Assignment.objects.create(
+        lead=lead,
+        outcome=decision.outcome,
+        member=decision.member,
+        version=decision.version,
+        rule=decision.rule,
+        pool_id=decision.pool_id,
+        method=decision.method,
+        reason=decision.reason[:255],
+        candidates=decision.candidates,
+        trace=decision.trace,
+        received_at=lead.received_at or lead.created_at,
+        routed_at=routed_at,
+        via=via,
+    )
+    _lead_update(lead, decision, routed_at)
+    return assignment
+
+
+def _lead_update(lead: Lead, decision: Decision, routed_at: dt.datetime) -> None:
+    if decision.member is not None:
+        lead.owner = decision.member
+        lead.assigned_at = routed_at
+        lead.routing_status = Lead.RoutingStatus.ASSIGNED
+    else:
+        lead.routing_status = Lead.RoutingStatus.QUEUED
+    lead.save(update_fields=["owner", "assigned_at", "routing_status"])
+
+
+def leads_sweep(*, older_than: dt.timedelta, limit: int) -> int:
+    """Route leads of every organisation still pending ``older_than`` after intake.
+
+    Each lead is taken with ``SELECT ... FOR UPDATE SKIP LOCKED`` in its own
+    transaction: a lead that a task is routing right now is skipped, and a
+    second sweeper takes other leads. Returns the number routed, at most
+    ``limit``.
+    """
+    cutoff = timezone.now() - older_than
+    routed = 0
+    while routed < limit:
+        with transaction.atomic():
+            lead = (
+                Lead.unscoped.select_for_update(skip_locked=True, of=("self",))
+                .select_related("organization")
+                .filter(routing_status=PENDING, received_at__lte=cutoff)
+                .order_by("received_at")
+                .first()
+            )
+            if lead is None:
+                break
+            with tenant_context(lead.organization):
+                _route_locked(lead, Assignment.Via.SWEEPER)
+        routed += 1
+    if routed:
+        # Each of these leads missed its routing task: a lost message or a
+        # broker outage, worth a look when it happens often.
+        logger.warning(
+            "Sweeper routed %d leads pending for over %d s",
+            routed,
+            older_than.total_seconds(),
+        )
+    return routed

@@ -1,0 +1,129 @@
+"""Leads posted at once, routed by 4 real Celery worker processes through Redis."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from activity.models import Lead
+from routing import tasks
+from routing.models import Assignment, RotationState
+from spm.services import api_key_create
+from spm.tenancy import tenant_context
+from tests.routing.conftest import make_pool, make_rep, publish_pool, route_new_lead
+from tests.worker import wait_for
+
+pytestmark = pytest.mark.worker
+
+URL = "/api/v1/leads/"
+LEADS = 220
+POSTING_THREADS = 8
+
+
+def _post_lead(key: str, number: int) -> int:
+    try:
+        response = Client().post(
+            URL,
+            {"email": f"lead{number}@example.test", "source": "load"},
+            content_type="application/json",
+            headers={"authorization": f"Bearer {key}"},
+        )
+        return response.status_code
+    finally:
+        connections.close_all()
+
+
+def _post_all(key: str, count: int) -> list[int]:
+    with ThreadPoolExecutor(POSTING_THREADS) as pool:
+        return list(pool.map(lambda n: _post_lead(key, n), range(count)))
+
+
+def _routed(org, count: int) -> list[Assignment]:
+    def done():
+        with tenant_context(org):
+            finished = Lead.objects.exclude(routing_status="pending").count()
+            return finished == count
+
+    wait_for(done, timeout=120)
+    with tenant_context(org):
+        return list(
+            Assignment.objects.select_related("member").order_by("routed_at", "id")
+        )
+
+
+def test_concurrent_leads_share_one_fair_rotation(routing_workers, personas):
+    org = personas.org
+    with tenant_context(org):
+        reps = [make_rep(org, name) for name in ("A", "B", "C", "D")]
+        pool = make_pool(org, "round_robin", reps)
+        publish_pool(org, pool)
+    _, key = api_key_create(organization=org, name="load")
+
+    statuses = _post_all(key, LEADS)
+    assignments = _routed(org, LEADS)
+
+    assert statuses == [201] * LEADS
+    # Every lead has exactly one decision, and each went to a rep.
+    assert len(assignments) == LEADS
+    assert len({a.lead_id for a in assignments}) == LEADS
+    assert all(a.outcome == "assigned" for a in assignments)
+    # 220 leads over 4 reps in strict rotation: 55 each.
+    counts = Counter(a.member.display_name for a in assignments)
+    assert counts == {"A": 55, "B": 55, "C": 55, "D": 55}
+    # The routing times follow the rotation, which cycles A, B, C, D.
+    sequence = [a.member.display_name for a in assignments]
+    assert sequence == ["A", "B", "C", "D"] * (LEADS // 4)
+    with tenant_context(org):
+        state = RotationState.objects.get(pool=pool)
+    assert state.turns == LEADS
+
+
+def test_concurrent_pair_after_c_gets_d_and_a(routing_workers, personas):
+    org = personas.org
+    with tenant_context(org):
+        reps = [make_rep(org, name) for name in ("A", "B", "C", "D")]
+        pool = make_pool(org, "round_robin", reps)
+        publish_pool(org, pool)
+        # A, B and C had the last three leads, so C had the last one.
+        assert [route_new_lead(org).member.display_name for _ in range(3)] == list(
+            "ABC"
+        )
+    _, key = api_key_create(organization=org, name="pair")
+
+    assert _post_all(key, 2) == [201, 201]
+    assignments = _routed(org, 5)[3:]
+
+    assert {a.member.display_name for a in assignments} == {"D", "A"}
+    with tenant_context(org):
+        state = RotationState.objects.select_related("last_member__member").get(
+            pool=pool
+        )
+    assert state.last_member.member.display_name == "A"
+
+
+def test_sweep_task_runs_on_a_worker(routing_workers, personas):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    org = personas.org
+    with tenant_context(org):
+        rep = make_rep(org, "Solo")
+        publish_pool(org, make_pool(org, "round_robin", [rep]))
+        # A lead whose routing task never ran.
+        lost = Lead.objects.create(
+            organization=org,
+            routing_status="pending",
+            received_at=timezone.now() - dt.timedelta(minutes=5),
+        )
+
+    tasks.sweep_pending_leads_task.delay()
+
+    assignments = _routed(org, 1)
+    assert assignments[0].lead_id == lost.pk
+    assert assignments[0].member == rep
+    assert assignments[0].via == "sweeper"
