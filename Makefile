@@ -34,6 +34,17 @@ lint: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# Coaching rule evaluation for a tenant of 200 reps (bench/coaching.py).
+.PHONY: bench-coaching
+bench-coaching: install
+	$(BIN)/python bench/coaching.py
+
+# Lead routing latency at 50, 100 and 200 leads/s (bench/routing.py). It
+# starts its own PostgreSQL, Redis, gunicorn and Celery worker on loopback.
+.PHONY: bench-routing
+bench-routing: install
+	$(BIN)/python bench/routing.py
+
 clean:
 	rm -rf $(VENV) attain.sqlite3 staticfiles
 

@@ -212,6 +212,30 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="default")
 # Periodic work, run by `celery beat`. Each app adds its entries here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Lead routing: route the leads whose routing task was lost (routing/tasks.py).
+CELERY_BEAT_SCHEDULE["routing-sweep-pending-leads"] = {
+    "task": "routing.tasks.sweep_pending_leads_task",
+    "schedule": 15.0,
+    "options": {"expires": 14},
+}
+# Lead routing has a queue of its own, so a long import never delays a lead.
+CELERY_TASK_ROUTES: dict[str, dict] = {"routing.tasks.*": {"queue": "routing"}}
+# Coaching: evaluate the rules hourly, check recoveries daily, and send each
+# organisation's digest on the first hourly run after 07:00 in its time zone.
+CELERY_BEAT_SCHEDULE["coaching-evaluate"] = {
+    "task": "coaching.tasks.coaching_evaluate_all_task",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["coaching-recovery-check"] = {
+    "task": "coaching.tasks.coaching_recovery_check_all_task",
+    "schedule": 86400.0,
+}
+CELERY_BEAT_SCHEDULE["coaching-digest"] = {
+    "task": "coaching.tasks.coaching_digest_all_task",
+    "schedule": 3600.0,
+}
+# The address of the web app, for links in emails sent by background tasks.
+ATTAIN_BASE_URL = env("ATTAIN_BASE_URL", default="http://127.0.0.1:8000")
 
 # Cache. The rate limits of sign-in and of the API count requests in it, so
 # in production every web process must share one: Redis from CACHE_URL, else

@@ -18,6 +18,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("o/<slug:org_slug>/", include(organization_patterns)),
     path("api/v1/", include("measurement.api_urls")),
+    path("api/v1/", include("routing.api_urls")),
+    path("forms/", include("routing.form_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", views.api_docs, name="api-docs"),
     path("admin/", admin.site.urls),

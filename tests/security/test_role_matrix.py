@@ -18,7 +18,17 @@ response: an HTTP status, or ``login`` for a 302 to a login page (the account
 login page, or the admin's own login page for ``admin/`` URLs). A 302 in the
 table is any other redirect. The target names the object in the URL: a
 persona (its member id), ``job`` (a validated import job of ``acme``),
-``apikey`` (an API key of ``acme``), or ``-`` for none.
+``apikey`` (an API key of ``acme``), ``bench`` (an activity benchmark),
+``timeoff`` (time off of ``rep1``), ``quota`` (no URL object, but a quota of
+``rep1`` in the quarter before the one the payload names), or ``-`` for none.
+
+Routing rows target ``lead`` (a lead of ``acme`` that routing gave to
+``rep1``) or ``org`` (the public id of ``acme``, in the website form's URL).
+
+Coaching rows target ``alert`` (an open alert about ``rep1``), ``rule`` (an
+organisation-wide built-in rule) or ``teamrule`` (a rule scoped to the team
+of ``manager``). Reps do not see alerts, because ``acme`` keeps
+``reps_see_own_alerts`` off.
 
 A row named ``<namespace>:*`` covers every URL of that namespace that has no
 row of its own; ``admin:*`` uses this because the admin site adds URLs for each
@@ -33,10 +43,12 @@ is a real write that the denied visitors were kept from.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from urllib.parse import urlparse
 
 import pytest
@@ -52,7 +64,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from activity.forms import ImportMappingForm
-from activity.models import ImportJob
+from activity.models import ImportJob, Lead
+from coaching.models import Alert, Rule
+from goals.models import ActivityBenchmark, Quota, TimeOff
+from routing.models import Pool, PoolMember, RoutingRule, RuleSetVersion
 from spm.models import ApiKey, Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -96,6 +111,60 @@ activity:import-start                 GET    job     login 404   404   404   404
 activity:import-start                 POST   job     login 404   404   404   404   302
 activity:import-cancel                GET    job     login 404   404   404   404   405
 activity:import-cancel                POST   job     login 404   404   404   404   302
+
+goals:quotas                          GET    -       login 404   404   404   404   200
+goals:quotas                          POST   -       login 404   404   404   404   302
+goals:quotas-copy                     GET    -       login 404   404   404   404   405
+goals:quotas-copy                     POST   quota   login 404   404   404   404   302
+goals:quotas-export                   GET    -       login 404   404   404   404   200
+goals:quotas-export                   POST   -       login 404   404   404   404   405
+goals:quotas-import                   GET    -       login 404   404   404   404   200
+goals:quotas-import                   POST   -       login 404   404   404   404   302
+goals:quotas-import-errors            GET    -       login 404   404   404   404   200
+goals:quotas-import-errors            POST   -       login 404   404   404   404   405
+goals:benchmarks                      GET    -       login 404   404   404   404   200
+goals:benchmarks                      POST   -       login 404   404   404   404   302
+goals:benchmark-edit                  GET    bench   login 404   404   404   404   200
+goals:benchmark-edit                  POST   bench   login 404   404   404   404   302
+goals:benchmark-delete                GET    bench   login 404   404   404   404   405
+goals:benchmark-delete                POST   bench   login 404   404   404   404   302
+goals:time-off                        GET    -       login 404   200   200   200   200
+goals:time-off                        POST   -       login 404   404   302   302   302
+goals:time-off-delete                 GET    timeoff login 404   405   405   405   405
+goals:time-off-delete                 POST   timeoff login 404   404   302   302   302
+
+coaching:inbox                        GET    -       login 404   404   200   200   200
+coaching:inbox                        POST   -       login 404   405   405   405   405
+coaching:alert                        GET    alert   login 404   404   200   200   200
+coaching:alert                        POST   alert   login 404   405   405   405   405
+coaching:alert-acknowledge            GET    alert   login 404   405   405   405   405
+coaching:alert-acknowledge            POST   alert   login 404   404   302   302   302
+coaching:alert-resolve                GET    alert   login 404   405   405   405   405
+coaching:alert-resolve                POST   alert   login 404   404   302   302   302
+coaching:alert-note                   GET    alert   login 404   405   405   405   405
+coaching:alert-note                   POST   alert   login 404   404   302   302   302
+coaching:rules                        GET    -       login 404   404   200   200   200
+coaching:rules                        POST   -       login 404   405   405   405   405
+coaching:rule-create                  GET    -       login 404   404   200   403   200
+coaching:rule-create                  POST   -       login 404   404   302   403   302
+coaching:rule-edit                    GET    rule    login 404   404   403   403   200
+coaching:rule-edit                    POST   rule    login 404   404   403   403   302
+coaching:rule-edit                    GET    teamrule login 404  404   200   403   200
+coaching:rule-edit                    POST   teamrule login 404  404   302   403   302
+coaching:rule-toggle                  GET    rule    login 404   405   405   405   405
+coaching:rule-toggle                  POST   rule    login 404   404   403   403   302
+coaching:rule-toggle                  POST   teamrule login 404  404   302   403   302
+
+routing:mine                          GET    -       login 404   200   200   200   200
+routing:mine                          POST   -       login 404   405   405   405   405
+routing:queue                         GET    -       login 404   404   200   200   200
+routing:queue                         POST   -       login 404   404   405   405   405
+routing:lead                          GET    lead    login 404   404   200   200   200
+routing:lead                          POST   lead    login 404   404   405   405   405
+routing-forms:lead                    GET    org     405   405   405   405   405   405
+routing-forms:lead                    POST   org     303   303   303   303   303   303
+routing-forms:lead-thanks             GET    org     200   200   200   200   200   200
+routing-forms:lead-thanks             POST   org     405   405   405   405   405   405
 
 spm:settings                          GET    -       login 404   404   404   404   200
 spm:settings                          POST   -       login 404   404   404   404   302
@@ -185,6 +254,10 @@ api-rep-metrics GET    -       401   200   404   200   200   200   200
 api-rep-metrics POST   -       401   405   404   405   405   405   405
 api-deals       GET    -       401   200   404   200   200   200   200
 api-deals       POST   -       401   405   404   405   405   405   405
+api-leads       GET    -       401   200   403   403   403   403   403
+api-leads       POST   -       401   201   403   403   403   403   403
+api-lead        GET    lead    401   200   403   403   403   403   403
+api-lead        POST   lead    401   405   403   403   403   403   403
 api-schema      GET    -       200   200   200   200   200   200   200
 api-schema      POST   -       405   405   405   405   405   405   405
 api-docs        GET    -       200   200   200   200   200   200   200
@@ -340,6 +413,121 @@ def _url(route: Route, values: dict[str, str]) -> str:
     return "/" + path.replace("^", "").replace("$", "")
 
 
+def _goal_benchmark(personas: Personas) -> dict[str, str]:
+    benchmark = ActivityBenchmark.unscoped.create(
+        organization=personas.org, activity_type="call", target=Decimal("10")
+    )
+    return {"benchmark_id": str(benchmark.public_id)}
+
+
+def _goal_time_off(personas: Personas) -> dict[str, str]:
+    entry = TimeOff.unscoped.create(
+        organization=personas.org,
+        member=personas.rep1,
+        start_date=dt.date(2024, 3, 4),
+        end_date=dt.date(2024, 3, 8),
+    )
+    return {"time_off_id": str(entry.public_id)}
+
+
+def _goal_previous_quota(personas: Personas) -> dict[str, str]:
+    """Give rep1 a quota in Q4 2023, which the copy into Q1 2024 copies."""
+    Quota.unscoped.create(
+        organization=personas.org,
+        member=personas.rep1,
+        period_start=dt.date(2023, 10, 1),
+        period_end=dt.date(2024, 1, 1),
+        amount=Decimal("1000.00"),
+        currency="USD",
+    )
+    return {}
+
+
+# Target -> a function that creates the goals object and returns URL values.
+GOAL_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
+    "bench": _goal_benchmark,
+    "timeoff": _goal_time_off,
+    "quota": _goal_previous_quota,
+}
+
+
+def _coaching_alert(personas: Personas) -> dict[str, str]:
+    with tenant_context(personas.org):
+        rule = Rule.objects.get(builtin_key="win_rate_below_team")
+    alert = Alert.unscoped.create(
+        organization=personas.org,
+        rule=rule,
+        member=personas.rep1,
+        period_key="rolling",
+        value=Decimal("20"),
+        threshold=Decimal("35"),
+    )
+    return {"alert_id": str(alert.public_id)}
+
+
+def _coaching_rule(personas: Personas) -> dict[str, str]:
+    with tenant_context(personas.org):
+        rule = Rule.objects.get(builtin_key="win_rate_below_team")
+    return {"rule_id": str(rule.public_id)}
+
+
+def _coaching_team_rule(personas: Personas) -> dict[str, str]:
+    rule = Rule.unscoped.create(
+        organization=personas.org,
+        name="East win rate",
+        metric="win_rate",
+        comparator="lt",
+        threshold_kind="absolute",
+        threshold_value=Decimal("25"),
+        team=personas.manager.team,
+    )
+    return {"rule_id": str(rule.public_id)}
+
+
+def _routing_lead(personas: Personas) -> dict[str, str]:
+    from routing.services import lead_route
+
+    org = personas.org
+    with tenant_context(org):
+        pool = Pool.objects.create(
+            organization=org, name="Matrix", method="round_robin"
+        )
+        PoolMember.objects.create(organization=org, pool=pool, member=personas.rep1)
+        version = RuleSetVersion.objects.create(organization=org, number=1)
+        RoutingRule.objects.create(
+            organization=org,
+            version=version,
+            order=1,
+            name="All",
+            action="pool",
+            pool=pool,
+        )
+        lead = Lead.objects.create(
+            organization=org, email="matrix.lead@acme.test", routing_status="pending"
+        )
+        lead_route(lead_id=lead.pk)
+    return {"lead_id": str(lead.public_id)}
+
+
+def _routing_org(personas: Personas) -> dict[str, str]:
+    return {"organization_id": str(personas.org.public_id)}
+
+
+# Target -> a function that creates the routing object and returns URL values.
+ROUTING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
+    "lead": _routing_lead,
+    "org": _routing_org,
+}
+
+
+# Target -> a function that creates the coaching object and returns URL values.
+COACHING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
+    "alert": _coaching_alert,
+    "rule": _coaching_rule,
+    "teamrule": _coaching_team_rule,
+}
+
+
 class MatrixObjects:
     """The objects that the rows of one test target, made before any request."""
 
@@ -352,6 +540,15 @@ class MatrixObjects:
         if target == "job":
             files = {"products.csv": fixture_bytes("products.csv")}
             self.job = validate(personas.org, files)
+        self.goal_values: dict[str, str] = {}
+        if target in GOAL_TARGETS:
+            self.goal_values = GOAL_TARGETS[target](personas)
+        self.coaching_values: dict[str, str] = {}
+        if target in COACHING_TARGETS:
+            self.coaching_values = COACHING_TARGETS[target](personas)
+        self.routing_values: dict[str, str] = {}
+        if target in ROUTING_TARGETS:
+            self.routing_values = ROUTING_TARGETS[target](personas)
 
     def path_values(self, target: str) -> dict[str, str]:
         values = dict(PATH_VALUES)
@@ -359,6 +556,12 @@ class MatrixObjects:
             values["job_id"] = str(self.job.public_id)
         elif target == "apikey":
             values["key_id"] = str(self.api_key_row.public_id)
+        elif target in GOAL_TARGETS:
+            values.update(self.goal_values)
+        elif target in COACHING_TARGETS:
+            values.update(self.coaching_values)
+        elif target in ROUTING_TARGETS:
+            values.update(self.routing_values)
         elif target != "-":
             values["member_id"] = str(getattr(self.personas, target).public_id)
         return values
@@ -408,6 +611,61 @@ def _api_key_new(objects: MatrixObjects) -> dict:
     return {"name": "Matrix warehouse"}
 
 
+def _quota_grid_save(objects: MatrixObjects) -> dict:
+    rep1 = objects.personas.rep1
+    return {"on": "2024-01-01", "metric": "bookings", f"member-{rep1.public_id}": "5"}
+
+
+def _quota_copy(objects: MatrixObjects) -> dict:
+    return {"on": "2024-01-01", "metric": "bookings"}
+
+
+def _quota_import(objects: MatrixObjects) -> dict:
+    content = b"email,period_start,amount\nrita.rep@acme.test,2024-01-01,500\n"
+    return {"file": SimpleUploadedFile("quotas.csv", content)}
+
+
+def _benchmark_form(objects: MatrixObjects) -> dict:
+    return {
+        "activity_type": "email",
+        "target": "15",
+        "unit": "week",
+        "applies_to": "everyone",
+        "ramp": "50, 75",
+    }
+
+
+def _time_off_add(objects: MatrixObjects) -> dict:
+    return {
+        "member": str(objects.personas.rep1.public_id),
+        "kind": "vacation",
+        "start_date": "2024-05-06",
+        "end_date": "2024-05-10",
+    }
+
+
+def _coaching_note(objects: MatrixObjects) -> dict:
+    return {"kind": "conversation", "body": "Agreed on two demos a week."}
+
+
+def _coaching_rule_form(objects: MatrixObjects) -> dict:
+    return {
+        "name": "East activity",
+        "metric": "activity_vs_benchmark",
+        "comparator": "lt",
+        "threshold_kind": "target_multiple",
+        "threshold_value": "0.5",
+        "min_sample": "0",
+        "window": "business_days",
+        "window_days": "10",
+        "cooldown_days": "7",
+        "recovery_window_days": "14",
+        "team": objects.personas.manager.team_id,
+        "severity": "warning",
+        "is_active": "on",
+    }
+
+
 def _password_change(objects: MatrixObjects) -> dict:
     new_password = "Matrix-new-pw-8841"
     return {
@@ -421,6 +679,10 @@ def _email_add(objects: MatrixObjects) -> dict:
     return {"action_add": "", "email": "second.address@acme.test"}
 
 
+def _lead_form(objects: MatrixObjects) -> dict:
+    return {"email": "matrix.visitor@example.test", "company": "Matrix"}
+
+
 # URL name -> the form a POST sends. A POST of a name not listed sends no data.
 PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "activity:import-list": _import_upload,
@@ -431,6 +693,17 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "account_change_password": _password_change,
     "account_email": _email_add,
     "spm:api-key-create": _api_key_new,
+    "coaching:alert-note": _coaching_note,
+    "coaching:rule-create": _coaching_rule_form,
+    "coaching:rule-edit": _coaching_rule_form,
+    "goals:quotas": _quota_grid_save,
+    "goals:quotas-copy": _quota_copy,
+    "goals:quotas-import": _quota_import,
+    "goals:benchmarks": _benchmark_form,
+    "goals:benchmark-edit": _benchmark_form,
+    "goals:time-off": _time_off_add,
+    "routing-forms:lead": _lead_form,
+    "api-leads": _lead_form,
 }
 # Actions that write with no form data.
 WRITES_WITHOUT_PAYLOAD = {
@@ -438,6 +711,11 @@ WRITES_WITHOUT_PAYLOAD = {
     "activity:import-cancel",
     "spm:member-remove",
     "spm:api-key-revoke",
+    "coaching:alert-acknowledge",
+    "coaching:alert-resolve",
+    "coaching:rule-toggle",
+    "goals:benchmark-delete",
+    "goals:time-off-delete",
 }
 
 

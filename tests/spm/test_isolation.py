@@ -8,13 +8,17 @@ of id to a function that creates such an object.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from activity.models import Deal, ImportJob
+from activity.models import Deal, ImportJob, Lead
+from coaching.models import Alert, Rule
+from goals.models import ActivityBenchmark, TimeOff
 from spm.models import Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -36,11 +40,54 @@ def _other_api_key(personas: Personas):
     return api_key.public_id
 
 
+def _other_benchmark(personas: Personas):
+    return ActivityBenchmark.unscoped.create(
+        organization=personas.other_org, activity_type="call", target=Decimal("5")
+    ).public_id
+
+
+def _other_time_off(personas: Personas):
+    return TimeOff.unscoped.create(
+        organization=personas.other_org,
+        member=personas.other_rep,
+        start_date=dt.date(2024, 3, 4),
+        end_date=dt.date(2024, 3, 8),
+    ).public_id
+
+
+def _other_coaching_rule(personas: Personas):
+    with tenant_context(personas.other_org):
+        return Rule.objects.get(builtin_key="win_rate_below_team").public_id
+
+
+def _other_coaching_alert(personas: Personas):
+    with tenant_context(personas.other_org):
+        rule = Rule.objects.get(builtin_key="win_rate_below_team")
+    alert = Alert.unscoped.create(
+        organization=personas.other_org,
+        rule=rule,
+        member=personas.other_rep,
+        period_key="rolling",
+    )
+    return alert.public_id
+
+
+def _other_lead(personas: Personas):
+    return Lead.unscoped.create(
+        organization=personas.other_org, first_name=MARKER, routing_status="queued"
+    ).public_id
+
+
 # URL parameter name -> the public id of an object of the other organisation.
 OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "member_id": _other_member,
     "job_id": _other_import_job,
     "key_id": _other_api_key,
+    "alert_id": _other_coaching_alert,
+    "rule_id": _other_coaching_rule,
+    "benchmark_id": _other_benchmark,
+    "time_off_id": _other_time_off,
+    "lead_id": _other_lead,
 }
 
 
