@@ -12,8 +12,9 @@ from decimal import Decimal, InvalidOperation
 
 from goals.models import QuotaMetric
 
-# Quota.amount has max_digits=18 and decimal_places=2.
-MAX_WHOLE_DIGITS = 16
+# Up to 999,999,999,999.99: 14 significant digits, which SQLite (storing the
+# number as a double) keeps exactly. Quota.amount would take 16 whole digits.
+MAX_WHOLE_DIGITS = 12
 # A ramp covers at most this many months after a start date.
 MAX_RAMP_MONTHS = 24
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from goals.grid import quota_grid
 from goals.models import Quota
 from goals.periods import quota_period_containing
 from goals.quota_csv import export_rows, write_csv
+from goals.values import parse_amount
 from spm.models import AuditLog, Membership
 from tests.goals.conftest import make_quota
 
@@ -308,3 +310,21 @@ def test_export_quotes_formula_cells(in_org, personas):
     assert "'=Rita" in text
     # The import reads the quoted name back.
     assert _import(personas, text).saved.unchanged == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("999,999,999,999.99", Decimal("999999999999.99")),
+        ("1000000000000", "is too large (at most 12 digits)"),
+        ("9999999999999999", "is too large (at most 12 digits)"),
+    ],
+)
+def test_amount_digit_limit(text, expected):
+    # A double holds 15 significant digits exactly; 12 whole digits and 2
+    # decimals stay exact on SQLite too.
+    if isinstance(expected, Decimal):
+        assert parse_amount(text, "bookings") == expected
+    else:
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            parse_amount(text, "bookings")
