@@ -69,6 +69,9 @@ class QuotaChange:
     # Where the change comes from in an imported file, for error messages.
     line: int | None = None
     value: str = ""
+    # The stored amount the editor saw, as amount_text writes it ("" for none).
+    # None skips the check, as imports do.
+    seen: str | None = None
 
 
 @dataclass
@@ -198,6 +201,17 @@ def quota_problems(
     stored = _stored_for(changes, lock=lock)
     for change in changes:
         exact, conflict = _match(change, stored)
+        current = amount_text(exact.amount if exact else None, change.metric)
+        if change.seen is not None and change.seen != current:
+            now = current or "no quota"
+            problems.append(
+                _problem(
+                    change,
+                    f"was not saved: someone else changed this quota to {now} "
+                    "after the page was opened. Reload the page to see it.",
+                )
+            )
+            continue
         if conflict is not None and not (exact is None and change.amount is None):
             last_day = conflict.period_end - dt.timedelta(days=1)
             problems.append(
@@ -382,6 +396,8 @@ class QuotaCell:
     amount: Decimal | None
     # The text the amount was read from, for error messages.
     value: str = ""
+    # The stored amount the page showed, as amount_text writes it.
+    seen: str | None = None
 
 
 @transaction.atomic
@@ -403,7 +419,9 @@ def quotas_save(
     period = DateRange(period_start, period_end, "")
     _check_period(organization, period)
     changes = [
-        QuotaChange(cell.owner, metric, period, cell.amount, value=cell.value)
+        QuotaChange(
+            cell.owner, metric, period, cell.amount, value=cell.value, seen=cell.seen
+        )
         for cell in rows
     ]
     return apply_changes(organization=organization, actor=actor, changes=changes)

@@ -83,7 +83,8 @@ def _posted_cells(post: QueryDict, quota_grid: grid.QuotaGrid):
             row.error = f"{row.name}: “{text}” {error}."
             invalid.append(row)
             continue
-        cells.append(services.QuotaCell(row.owner, amount, text))
+        seen = shown_text.strip() if shown_text is not None else None
+        cells.append(services.QuotaCell(row.owner, amount, text, seen=seen))
     return cells, invalid
 
 

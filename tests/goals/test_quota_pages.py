@@ -157,6 +157,23 @@ def test_unchanged_cell_keeps_concurrent_save(admin_client, personas):
     assert _quotas(personas.org) == {"Rob Rep": Decimal("95000.00")}
 
 
+def test_stale_edit_is_refused(admin_client, personas):
+    # The page showed 90,000, someone saved 95,000 since, and this admin typed
+    # 111. Saving 111 would silently undo the other save, so nothing is saved.
+    make_quota(personas.rep2, "95000.00")
+    data = {
+        **Q1,
+        _key(personas.rep2): "111",
+        f"shown-{_key(personas.rep2)}": "90000.00",
+    }
+
+    response = admin_client.post(GRID, data)
+
+    assert response.status_code == 400
+    assert "someone else changed this quota to 95000.00" in response.content.decode()
+    assert _quotas(personas.org) == {"Rob Rep": Decimal("95000.00")}
+
+
 def test_bad_cell_saves_nothing(admin_client, personas):
     make_quota(personas.rep2, "90000.00")
     data = {
