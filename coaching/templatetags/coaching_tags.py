@@ -4,6 +4,7 @@ from django import template
 
 from coaching import formatting
 from coaching.selectors import open_alert_count
+from measurement import formatting as measurement_formatting
 
 register = template.Library()
 
@@ -33,3 +34,28 @@ def coaching_open_count(context) -> int:
     if membership is None:
         return 0
     return open_alert_count(membership)
+
+
+MONEY_KEYS = {"bookings", "quota", "amount", "pipeline", "forecast"}
+PERCENT_KEYS = {"attainment", "pace", "attainment_to_pace", "win_rate"}
+
+
+@register.filter
+def evidence_value(value, key: str) -> str:
+    """Format one stored evidence value by its key: money grouped, percentages."""
+    if value is None or value == "":
+        return "—"
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    if key in MONEY_KEYS:
+        return measurement_formatting.money(number)
+    if key in PERCENT_KEYS:
+        return measurement_formatting.percent(number)
+    return str(value)
+
+
+@register.filter
+def evidence_label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
