@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from activity.generator import generate_organization_data
 from activity.models import Deal
+from coaching.services import evaluate_rules
 from goals.demo import create_demo_targets
 from spm.models import Membership, Organization, User
 from spm.services import organization_create, organization_delete
@@ -121,12 +122,14 @@ class Command(BaseCommand):
                 quotas = create_demo_targets(
                     organization=organization, reps=summary.reps, today=today
                 )
+                # Fill the coaching inbox now rather than at the first hourly run.
+                evaluation = evaluate_rules(organization, today=today)
         self.stdout.write(
             f"Created {summary.teams} teams, {len(summary.reps)} reps, "
             f"{summary.deals:,} deals ({summary.won:,} won, {summary.lost:,} lost, "
             f"{summary.open:,} open), {summary.activities:,} activities and "
-            f"{summary.leads:,} leads in {summary.seconds:.1f} s, and "
-            f"{quotas} quotas."
+            f"{summary.leads:,} leads in {summary.seconds:.1f} s, "
+            f"{quotas} quotas and {evaluation.created} coaching alerts."
         )
         return organization
 
