@@ -68,7 +68,7 @@ def test_dashboard_charts_draw_under_policy(csp_page, live_server, demo):
     csp_page.goto(f"{live_server.url}/o/demo/team/")
     csp_page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
     csp_page.hover(".js-plotly-plot .main-svg")
-    assert csp_page.locator(".js-plotly-plot").count() == 4
+    assert csp_page.locator(".js-plotly-plot").count() == 6
 
     # plotly.js styles its toolbar and hover labels through one <style>
     # element, which the policy must let it fill.

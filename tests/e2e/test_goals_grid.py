@@ -9,9 +9,6 @@ import pytest
 from goals.models import Quota
 from spm.tenancy import tenant_context
 from tests.conftest import PASSWORD
-
-# The browser fixtures of the browser tests, imported so pytest finds them here.
-from tests.e2e.conftest import browser, page  # noqa: F401
 from tests.factories import (
     MembershipFactory,
     OrganizationFactory,
@@ -57,7 +54,7 @@ def _sign_in(tab, base_url):
     tab.wait_for_url(f"{base_url}/o/acme/**")
 
 
-def test_grid_saves_in_browser(page, live_server, org):  # noqa: F811
+def test_grid_saves_in_browser(page, live_server, org):
     organization, _admin = org
     page.add_init_script(RECORD_VIOLATIONS)
     _sign_in(page, live_server.url)
