@@ -75,7 +75,11 @@ def require_postgresql() -> None:
 
 
 def ensure_bench_tenant(scale: Scale = Scale()) -> BenchTenant:
-    """Return the tenant "bench", generating it first when it does not exist."""
+    """Return the tenant "bench", generating it first when it does not exist.
+
+    The tenant has quotas, benchmarks and some time off, so the dashboard is
+    measured with its goal figures.
+    """
     from activity.models import Activity, Deal
     from spm.models import Organization
 
@@ -113,7 +117,9 @@ def _generate(scale: Scale) -> BenchTenant:
     from django.test.utils import override_settings
 
     from activity.generator import generate_organization_data
+    from goals.demo import create_demo_targets
     from spm.services import organization_create
+    from spm.tenancy import tenant_context
 
     # With DEBUG on, Django keeps the SQL of every statement in memory, and
     # the SQL of a million inserted rows would take hundreds of megabytes.
@@ -135,6 +141,10 @@ def _generate(scale: Scale) -> BenchTenant:
             leads=scale.leads,
             seed=SEED,
         )
+        with tenant_context(organization):
+            create_demo_targets(
+                organization=organization, reps=summary.reps, today=BASE_DATE
+            )
     return BenchTenant(
         organization, _admin(), summary.seconds, summary.deals, summary.activities
     )
