@@ -20,6 +20,8 @@ JANUARY = 1
     [
         ("2024-01-31", "FY2024 Q4", "2023-11-01", "2024-02-01"),
         ("2024-02-01", "FY2025 Q1", "2024-02-01", "2024-05-01"),
+        ("2024-02-15", "FY2025 Q1", "2024-02-01", "2024-05-01"),
+        ("2024-03-15", "FY2025 Q1", "2024-02-01", "2024-05-01"),
         ("2024-04-30", "FY2025 Q1", "2024-02-01", "2024-05-01"),
         ("2024-05-01", "FY2025 Q2", "2024-05-01", "2024-08-01"),
         ("2024-12-31", "FY2025 Q4", "2024-11-01", "2025-02-01"),
@@ -112,3 +114,12 @@ def test_months_in_lists_overlapping_months():
 def test_invalid_start_month_raises(start_month):
     with pytest.raises(ValueError, match="1 to 12"):
         fiscal_year_range(dt.date(2024, 1, 1), start_month)
+
+
+def test_year_named_by_start_year():
+    # The same February-to-January year, named by the year it starts in.
+    quarter = fiscal_quarter_range(dt.date(2024, 3, 15), FEBRUARY, named_by="start")
+    assert quarter.label == "FY2024 Q1"
+    assert fiscal_year_range(dt.date(2025, 1, 31), FEBRUARY, "start").label == "FY2024"
+    with pytest.raises(ValueError, match="Invalid fiscal year naming"):
+        fiscal_year_label(dt.date(2024, 3, 15), FEBRUARY, named_by="middle")
