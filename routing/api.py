@@ -17,6 +17,7 @@ from routing import selectors, services
 from routing.normalization import LeadInputError
 from routing.serializers import (
     LeadInputSerializer,
+    LeadIntakeSerializer,
     LeadListQuerySerializer,
     LeadPageSerializer,
     LeadSerializer,
@@ -146,7 +147,7 @@ class LeadListApi(_LeadApi):
         ],
         request=LeadInputSerializer,
         responses={
-            201: LeadSerializer,
+            201: LeadIntakeSerializer,
             **_errors(
                 s400=(
                     "A field is missing or invalid, or the Idempotency-Key is "

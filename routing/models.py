@@ -335,3 +335,134 @@ class IntakeRequest(TenantModel):
                 "organization", "key", name="intake_request_key_unique"
             ),
         ]
+
+
+# Qualification ----------------------------------------------------------------
+
+
+class ScoringRule(TenantModel):
+    """A point rule, or a disqualification rule, on one lead field.
+
+    ``field``, ``operator`` and ``value`` form one condition of the routing
+    condition language (routing/engine/conditions.py). A fit or engagement
+    rule adds ``points`` (negative allowed) to a lead that meets it; a
+    disqualify rule keeps such a lead out of routing, with the rule's name
+    as the reason.
+    """
+
+    class Kind(models.TextChoices):
+        FIT = "fit", "Fit"
+        ENGAGEMENT = "engagement", "Engagement"
+        DISQUALIFY = "disqualify", "Disqualify"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=Kind, default=Kind.FIT)
+    field = models.CharField(max_length=80)
+    operator = models.CharField(max_length=10)
+    value = models.JSONField()
+    points = models.IntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        ordering = ["kind", "name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def condition(self) -> dict:
+        return {"field": self.field, "operator": self.operator, "value": self.value}
+
+    def save(self, *args, **kwargs) -> None:
+        (condition,) = validate_conditions([self.condition])
+        self.field, self.operator, self.value = (
+            condition["field"],
+            condition["operator"],
+            condition["value"],
+        )
+        super().save(*args, **kwargs)
+
+
+class QualificationSettings(TenantModel):
+    """An organisation's score thresholds, duplicate window and competitor domains.
+
+    A score at or above a threshold is on the qualified side of it.
+    """
+
+    mql_threshold = models.IntegerField("marketing-qualified at", default=50)
+    sql_threshold = models.IntegerField("sales-qualified at", default=80)
+    duplicate_window_days = models.PositiveIntegerField(default=90)
+    competitor_domains = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", name="qualification_settings_one_per_org"
+            ),
+        ]
+
+
+class LeadQualification(TenantModel):
+    """A received lead's score with its parts, its status and why.
+
+    ``parts`` lists each rule that added points:
+    ``{"rule", "field", "value", "points"}``. ``intake`` keeps the fields as
+    received, so later edits of the lead never change what a model learns
+    from. ``email_key`` and ``phone_key`` are the forms that duplicates are
+    matched on: the lowercased address, and the digits of the number with a
+    leading "+" kept.
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        MQL = "mql", "Marketing-qualified"
+        SQL = "sql", "Sales-qualified"
+        DISQUALIFIED = "disqualified", "Disqualified"
+
+    lead = models.OneToOneField(
+        Lead, on_delete=models.CASCADE, related_name="qualification"
+    )
+    score = models.IntegerField(default=0)
+    fit = models.IntegerField(default=0)
+    engagement = models.IntegerField(default=0)
+    parts = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=12, choices=Status, default=Status.NEW)
+    reason = models.CharField(max_length=255, blank=True)
+    customer_account = models.ForeignKey(
+        "activity.Account",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Customer account whose owner gets the lead.",
+    )
+    email_key = models.CharField(max_length=254, blank=True)
+    phone_key = models.CharField(max_length=40, blank=True)
+    intake = models.JSONField(default=dict, blank=True)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    predicted_score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        indexes = [
+            models.Index(fields=["organization", "phone_key"], name="lead_qual_phone"),
+        ]
+
+
+class LeadSubmission(TenantModel):
+    """A later submission of a lead that intake merged into the existing lead."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    fields = models.JSONField(default=dict)
+    source = models.CharField(max_length=120, blank=True)
+    matched_by = models.CharField(max_length=8)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        ordering = ["received_at", "id"]

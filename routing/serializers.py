@@ -162,3 +162,16 @@ class LeadListQuerySerializer(serializers.Serializer):
         required=False,
         help_text="Only leads in this routing status.",
     )
+
+
+class LeadIntakeSerializer(LeadSerializer):
+    """The answer to a lead posted to intake."""
+
+    duplicate_of = serializers.UUIDField(
+        required=False,
+        help_text=(
+            "Present when the lead matched an open lead by email or phone: the "
+            "submission was merged into that lead, whose id this is, and it was "
+            "not routed again."
+        ),
+    )

@@ -20,7 +20,12 @@ from django.utils import timezone
 from activity.models import Lead
 from routing.engine.decision import Decision, decide
 from routing.models import Assignment, IntakeRequest
-from routing.qualification import lead_qualify
+from routing.qualification import (
+    duplicate_find_locked,
+    lead_qualify,
+    qualification_store,
+    submission_record,
+)
 from spm.models import Organization
 from spm.tenancy import get_current_organization, tenant_context
 
@@ -106,8 +111,19 @@ def lead_intake(
 
     try:
         with transaction.atomic():
-            lead = _lead_create(qualified.fields, route=qualified.route)
-            body = render(lead)
+            duplicate = duplicate_find_locked(
+                organization=organization, fields=qualified.fields
+            )
+            if duplicate is not None:
+                # Merged: the existing lead keeps its id and owner, and is
+                # not routed again.
+                submission_record(duplicate=duplicate, fields=qualified.fields)
+                lead = duplicate.lead
+                body = {**render(lead), "duplicate_of": str(lead.public_id)}
+            else:
+                lead = _lead_create(qualified.fields, route=qualified.route)
+                qualification_store(lead=lead, qualified=qualified)
+                body = render(lead)
             if idempotency_key:
                 IntakeRequest.objects.create(
                     key=idempotency_key,
@@ -116,7 +132,7 @@ def lead_intake(
                     response_status=201,
                     response_body=body,
                 )
-            if qualified.route:
+            if qualified.route and duplicate is None:
                 _route_after_commit(organization.pk, lead.pk)
     except IntegrityError:
         earlier = _stored_request(idempotency_key)

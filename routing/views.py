@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from routing import selectors
+from routing.qualification import qualification_context
 from spm.access import require_manager_or_admin
 
 PAGE_SIZE = 50
@@ -36,7 +37,11 @@ def lead_detail(request: HttpRequest, org_slug: str, lead_id) -> HttpResponse:
     lead = selectors.lead_by_public_id(lead_id)
     if lead is None or not selectors.lead_visible_to(request.membership, lead):
         raise Http404("No such lead.")
-    context = {"lead": lead, "assignment": selectors.assignment_for(lead)}
+    context = {
+        "lead": lead,
+        "assignment": selectors.assignment_for(lead),
+        **qualification_context(lead),
+    }
     return render(request, "routing/lead_detail.html", context)
 
 

@@ -27,7 +27,12 @@ from routing.engine import availability
 from routing.engine.accounts import account_for_lead
 from routing.engine.conditions import conditions_match
 from routing.engine.pools import candidate, pool_pick
-from routing.models import Assignment, RoutingRule, RuleSetVersion
+from routing.models import (
+    Assignment,
+    LeadQualification,
+    RoutingRule,
+    RuleSetVersion,
+)
 from spm.models import Membership
 
 ASSIGNED = Assignment.Outcome.ASSIGNED
@@ -141,6 +146,38 @@ def _apply(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision) -> b
     return True
 
 
+def _customer_owner(lead: Lead, day: dt.date, decision: Decision) -> bool:
+    """Give the lead to its customer account's owner when qualification found one.
+
+    Qualification marks a lead from an existing customer's domain (an
+    account with a won deal). When that account's owner is available, they
+    get the lead before any rule is tried; otherwise the rules decide.
+    """
+    qualification = (
+        LeadQualification.objects.select_related("customer_account__owner")
+        .filter(lead_id=lead.pk, customer_account__owner__isnull=False)
+        .first()
+    )
+    if qualification is None:
+        return False
+    account = qualification.customer_account
+    owner = account.owner
+    reason = _member_reason(owner, day)
+    step = {"order": 0, "rule": "Existing customer", "result": "", "detail": ""}
+    decision.candidates.append(candidate(owner, chosen=not reason, skipped=reason))
+    if reason:
+        detail = (
+            f"customer account {account.name}: owner {owner.display_name} is {reason}"
+        )
+        decision.trace.append({**step, "result": "passed", "detail": detail})
+        return False
+    decision.outcome, decision.member = ASSIGNED, owner
+    decision.method = RoutingRule.Action.ACCOUNT_OWNER
+    decision.reason = f"existing customer: owner of account {account.name}"
+    decision.trace.append({**step, "result": "applied", "detail": decision.reason})
+    return True
+
+
 def decide(lead: Lead, day: dt.date) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
 
@@ -148,6 +185,8 @@ def decide(lead: Lead, day: dt.date) -> Decision:
     pool's rotation, which the caller commits with the assignment.
     """
     decision = Decision(outcome=QUEUED)
+    if _customer_owner(lead, day, decision):
+        return decision
     for rule in live_rules():
         decision.version = rule.version
         mismatch = _rule_mismatch(rule, lead)

@@ -67,7 +67,13 @@ from activity.forms import ImportMappingForm
 from activity.models import ImportJob, Lead
 from coaching.models import Alert, Rule
 from goals.models import ActivityBenchmark, Quota, TimeOff
-from routing.models import Pool, PoolMember, RoutingRule, RuleSetVersion
+from routing.models import (
+    Pool,
+    PoolMember,
+    RoutingRule,
+    RuleSetVersion,
+    ScoringRule,
+)
 from spm.models import ApiKey, Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -161,6 +167,16 @@ routing:queue                         GET    -       login 404   404   200   200
 routing:queue                         POST   -       login 404   404   405   405   405
 routing:lead                          GET    lead    login 404   404   200   200   200
 routing:lead                          POST   lead    login 404   404   405   405   405
+routing:requalify                     GET    lead    login 404   404   405   405   405
+routing:requalify                     POST   lead    login 404   404   302   302   302
+routing:scoring                       GET    -       login 404   404   404   404   200
+routing:scoring                       POST   -       login 404   404   404   404   302
+routing:scoring-sample                GET    -       login 404   404   404   404   405
+routing:scoring-sample                POST   -       login 404   404   404   404   200
+routing:scoring-edit                  GET    scoring login 404   404   404   404   200
+routing:scoring-edit                  POST   scoring login 404   404   404   404   302
+routing:scoring-delete                GET    scoring login 404   404   404   404   405
+routing:scoring-delete                POST   scoring login 404   404   404   404   302
 routing-forms:lead                    GET    org     405   405   405   405   405   405
 routing-forms:lead                    POST   org     303   303   303   303   303   303
 routing-forms:lead-thanks             GET    org     200   200   200   200   200   200
@@ -509,6 +525,19 @@ def _routing_lead(personas: Personas) -> dict[str, str]:
     return {"lead_id": str(lead.public_id)}
 
 
+def _routing_scoring_rule(personas: Personas) -> dict[str, str]:
+    with tenant_context(personas.org):
+        rule = ScoringRule.objects.create(
+            organization=personas.org,
+            name="Matrix",
+            field="industry",
+            operator="equals",
+            value="Software",
+            points=10,
+        )
+    return {"scoring_rule_id": str(rule.public_id)}
+
+
 def _routing_org(personas: Personas) -> dict[str, str]:
     return {"organization_id": str(personas.org.public_id)}
 
@@ -517,6 +546,7 @@ def _routing_org(personas: Personas) -> dict[str, str]:
 ROUTING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "lead": _routing_lead,
     "org": _routing_org,
+    "scoring": _routing_scoring_rule,
 }
 
 
@@ -679,6 +709,18 @@ def _email_add(objects: MatrixObjects) -> dict:
     return {"action_add": "", "email": "second.address@acme.test"}
 
 
+def _scoring_rule_form(objects: MatrixObjects) -> dict:
+    return {
+        "name": "Matrix size",
+        "kind": "fit",
+        "field": "company_size",
+        "operator": "range",
+        "value": "200..1000",
+        "points": "25",
+        "is_active": "on",
+    }
+
+
 def _lead_form(objects: MatrixObjects) -> dict:
     return {"email": "matrix.visitor@example.test", "company": "Matrix"}
 
@@ -703,6 +745,8 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "goals:benchmark-edit": _benchmark_form,
     "goals:time-off": _time_off_add,
     "routing-forms:lead": _lead_form,
+    "routing:scoring": _scoring_rule_form,
+    "routing:scoring-edit": _scoring_rule_form,
     "api-leads": _lead_form,
 }
 # Actions that write with no form data.
@@ -716,6 +760,7 @@ WRITES_WITHOUT_PAYLOAD = {
     "coaching:rule-toggle",
     "goals:benchmark-delete",
     "goals:time-off-delete",
+    "routing:scoring-delete",
 }
 
 

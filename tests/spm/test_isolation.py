@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from activity.models import Deal, ImportJob, Lead
 from coaching.models import Alert, Rule
 from goals.models import ActivityBenchmark, TimeOff
+from routing.models import ScoringRule
 from spm.models import Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -78,6 +79,16 @@ def _other_lead(personas: Personas):
     ).public_id
 
 
+def _other_scoring_rule(personas: Personas):
+    return ScoringRule.unscoped.create(
+        organization=personas.other_org,
+        name=MARKER,
+        field="industry",
+        operator="equals",
+        value="Software",
+    ).public_id
+
+
 # URL parameter name -> the public id of an object of the other organisation.
 OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "member_id": _other_member,
@@ -88,6 +99,7 @@ OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "benchmark_id": _other_benchmark,
     "time_off_id": _other_time_off,
     "lead_id": _other_lead,
+    "scoring_rule_id": _other_scoring_rule,
 }
 
 
