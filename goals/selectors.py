@@ -1,6 +1,6 @@
 """What each rep is measured against in a date range.
 
-Every function here answers for many members at once with a fixed number of
+Every function here reads for many members at once with a fixed number of
 queries, so a page or a rule evaluation costs the same for 5 reps or 200.
 Ranges are half-open, ``[start, end)``; membership start and end dates and
 time off are inclusive calendar dates, as people write them.
@@ -150,7 +150,7 @@ def member_quotas(
     """Return each member's quota for ``[start, end)``, prorated. Two queries.
 
     Members with no quota row overlapping the range are left out, so a page
-    can say "no quota" rather than show a quota of zero.
+    can show "no quota" rather than show a quota of zero.
     """
     members = {member.pk: member for member in members}
     rows: dict[int, list[Quota]] = defaultdict(list)
@@ -249,7 +249,11 @@ def _benchmark_for(
             continue
         if benchmark.role and benchmark.role != member.role:
             continue
-        rank = (2 if benchmark.team_id else 0) + (1 if benchmark.role else 0)
+        rank = 0
+        if benchmark.team_id:
+            rank += 2
+        if benchmark.role:
+            rank += 1
         if rank > best_rank:
             best, best_rank = benchmark, rank
     return best

@@ -165,7 +165,7 @@ class LeadListQuerySerializer(serializers.Serializer):
 
 
 class LeadIntakeSerializer(LeadSerializer):
-    """The answer to a lead posted to intake."""
+    """The response to a lead posted to intake."""
 
     duplicate_of = serializers.UUIDField(
         required=False,

@@ -110,7 +110,7 @@ def test_quota_import_alert_in_inbox(page, live_server, acme, tmp_path, artifact
         alerts = {a.rule.builtin_key: a for a in Alert.objects.select_related("rule")}
     assert {"coverage_below_target", "stale_open_deal"} <= set(alerts)
 
-    # The manager sees both alerts in the inbox, and the deal as evidence.
+    # The manager finds both alerts in the inbox, and the deal as evidence.
     page.context.clear_cookies()
     _sign_in(page, base, "max@acme.test")
     page.goto(f"{base}/o/acme/coaching/")

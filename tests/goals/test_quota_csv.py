@@ -321,7 +321,7 @@ def test_export_quotes_formula_cells(in_org, personas):
     ],
 )
 def test_amount_digit_limit(text, expected):
-    # A double holds 15 significant digits exactly; 12 whole digits and 2
+    # A double stores 15 significant digits exactly; 12 whole digits and 2
     # decimals stay exact on SQLite too.
     if isinstance(expected, Decimal):
         assert parse_amount(text, "bookings") == expected
