@@ -28,6 +28,7 @@ from activity.importing.readers import read_header
 from activity.importing.upsert import upsert_records
 from activity.importing.validation import JobValidator, ValidationResult
 from activity.models import ImportFile, ImportJob, ImportPreset
+from goals.selectors import closed_deals_changed
 from spm.models import Organization, User
 from spm.services import audit_log_write
 
@@ -283,6 +284,8 @@ def _write(job: ImportJob, result: ValidationResult) -> ImportJob:
     )
     for kind, rows in result.invalid_by_kind.items():
         counts[kind].skipped += rows
+    organization_id = job.organization_id
+    transaction.on_commit(lambda: closed_deals_changed(organization_id))
 
     _store_validation(job, result)
     job.counts = {kind: kind_counts.as_dict() for kind, kind_counts in counts.items()}

@@ -14,11 +14,13 @@ to make calls on a Sunday.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import uuid
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.cache import cache
 from django.db.models import Count, Q
 
 from activity.models import Deal
@@ -30,6 +32,10 @@ from spm.money import round_money
 ONE_DAY = dt.timedelta(days=1)
 HUNDREDTH = Decimal("0.01")
 BUSINESS_DAYS_PER_WEEK = 5
+# The closed-deal counts behind coverage targets cover past quarters only, so
+# they are cached. A write of deals calls ``closed_deals_changed``; this
+# lifetime bounds how stale the counts can be after a write that does not.
+CLOSED_DEAL_COUNTS_SECONDS = 15 * 60
 
 
 def _days(start: dt.date, end: dt.date) -> Iterable[dt.date]:
@@ -292,10 +298,20 @@ def member_benchmarks(
             per_day = benchmark.target
             if benchmark.unit == BenchmarkUnit.WEEK:
                 per_day = benchmark.target / BUSINESS_DAYS_PER_WEEK
-            percents = [
-                ramp_percent(benchmark.ramp, member.start_date, day) for day in days
-            ]
-            expected = sum((per_day * p / 100 for p in percents), Decimal(0))
+            # Days counted by ramp percentage: {100: 63} without a ramp.
+            if benchmark.ramp and member.start_date is not None:
+                percents = Counter(
+                    ramp_percent(benchmark.ramp, member.start_date, day) for day in days
+                )
+            else:
+                percents = Counter({Decimal(100): len(days)})
+            expected = sum(
+                (
+                    per_day * percent / 100 * count
+                    for percent, count in percents.items()
+                ),
+                Decimal(0),
+            )
             expectations.append(
                 ActivityExpectation(
                     activity_type=activity_type,
@@ -367,6 +383,59 @@ def _ratio(won: int, closed: int) -> Decimal:
     return (Decimal(closed) / won).quantize(HUNDREDTH, ROUND_HALF_UP)
 
 
+def _counts_version_key(organization_id: int) -> str:
+    return f"goals:closed-deal-counts-version:{organization_id}"
+
+
+def closed_deals_changed(organization_id: int) -> None:
+    """Expire the cached closed-deal counts of an organisation.
+
+    Call it after a transaction that writes deals commits.
+    """
+    cache.delete(_counts_version_key(organization_id))
+
+
+def closed_deal_counts(
+    organization_id: int, window_start: dt.date, window_end: dt.date
+) -> list[tuple[int, int, int]]:
+    """Return ``(owner id, won, closed)`` for deals closed in the window.
+
+    The window is ``[window_start, window_end)``.
+
+    The result is cached under a version that ``closed_deals_changed`` replaces.
+    """
+    version_key = _counts_version_key(organization_id)
+    version = cache.get(version_key)
+    if version is None:
+        version = uuid.uuid4().hex
+        cache.set(version_key, version, CLOSED_DEAL_COUNTS_SECONDS)
+    key = (
+        f"goals:closed-deal-counts:{organization_id}:"
+        f"{window_start}:{window_end}:{version}"
+    )
+    counts = cache.get(key)
+    if counts is not None:
+        return counts
+    rows = (
+        Deal.objects.filter(
+            archived_at__isnull=True,
+            stage__is_closed=True,
+            close_date__gte=window_start,
+            close_date__lt=window_end,
+            owner__isnull=False,
+        )
+        .values("owner_id")
+        .annotate(
+            won=Count("pk", filter=Q(stage__is_won=True)),
+            closed=Count("pk"),
+        )
+        .order_by()
+    )
+    counts = [(row["owner_id"], row["won"], row["closed"]) for row in rows]
+    cache.set(key, counts, CLOSED_DEAL_COUNTS_SECONDS)
+    return counts
+
+
 def coverage_targets(
     organization: Organization,
     members: Iterable[Membership],
@@ -377,39 +446,28 @@ def coverage_targets(
     With no fixed ratio, the target is 1 / win rate over the four fiscal
     quarters before the current one: the member's own when they closed at
     least ``coverage_min_closed_deals`` deals, else their team's, else the
-    organisation's. A win rate of zero gives no target rather than an
-    infinite one. One query.
+    organisation's. A rep counts towards the team they are on now. A win
+    rate of zero gives no target rather than an infinite one. One query,
+    plus one for the closed-deal counts when they are not cached.
     """
     members = list(members)
     if organization.coverage_target_fixed is not None:
         fixed = CoverageTarget(organization.coverage_target_fixed, "fixed")
         return {member.pk: fixed for member in members}
     window_start, window_end = trailing_window(organization, day)
-    rows = (
-        Deal.objects.filter(
-            archived_at__isnull=True,
-            stage__is_closed=True,
-            close_date__gte=window_start,
-            close_date__lt=window_end,
-            owner__isnull=False,
-        )
-        .values("owner_id", "owner__team_id")
-        .annotate(
-            won=Count("pk", filter=Q(stage__is_won=True)),
-            closed=Count("pk"),
-        )
-        .order_by()
-    )
+    counts = closed_deal_counts(organization.pk, window_start, window_end)
+    team_of = dict(Membership.objects.values_list("pk", "team_id"))
     per_member: dict[int, tuple[int, int]] = {}
     per_team: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     everyone = [0, 0]
-    for row in rows:
-        per_member[row["owner_id"]] = (row["won"], row["closed"])
-        if row["owner__team_id"] is not None:
-            per_team[row["owner__team_id"]][0] += row["won"]
-            per_team[row["owner__team_id"]][1] += row["closed"]
-        everyone[0] += row["won"]
-        everyone[1] += row["closed"]
+    for owner_id, won, closed in counts:
+        per_member[owner_id] = (won, closed)
+        team_id = team_of.get(owner_id)
+        if team_id is not None:
+            per_team[team_id][0] += won
+            per_team[team_id][1] += closed
+        everyone[0] += won
+        everyone[1] += closed
     minimum = organization.coverage_min_closed_deals
     targets = {}
     for member in members:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from celery.exceptions import Retry
+from django.core.cache import cache
 from django.db import OperationalError
 
 from activity import services
@@ -106,3 +107,19 @@ def test_other_error_fails_job_at_once(org, job, monkeypatch):
     job.refresh_from_db()
     assert job.status == Status.FAILED
     assert job.failure == "ValueError: bad state"
+
+
+def test_import_expires_closed_deal_counts(
+    org, job, django_capture_on_commit_callbacks
+):
+    version_key = f"goals:closed-deal-counts-version:{org.pk}"
+    cache.set(version_key, "before the import")
+    import_job_validate_task.delay(org.pk, job.pk)
+    with tenant_context(org):
+        services.import_job_start(job=job, actor=None, enqueue=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        import_job_import_task.delay(org.pk, job.pk)
+
+    # The coaching evaluation that the import queues may have set a new one.
+    assert cache.get(version_key) != "before the import"

@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -185,6 +186,7 @@ def _add_reps(personas, count: int) -> None:
 
 
 def _evaluation_queries(personas, minute: int) -> int:
+    cache.clear()
     with CaptureQueriesContext(connection) as queries:
         evaluate(personas.org, now=at(TODAY, 12, minute))
     return len(queries)

@@ -9,6 +9,7 @@ import pytest
 
 from goals.periods import quota_period_containing
 from goals.selectors import (
+    closed_deals_changed,
     coverage_targets,
     member_benchmarks,
     member_quotas,
@@ -334,6 +335,35 @@ def test_minimum_closed_deals_is_a_setting(in_org, closed_deals):
     # 10 closed now suffices: 10 / 4 = 2.50
     assert target.source == "rep"
     assert target.ratio == Decimal("2.50")
+
+
+def test_closed_deal_counts_cached_until_changed(in_org, closed_deals):
+    rep = closed_deals.rep1
+    coverage_targets(closed_deals.org, [rep], COVERAGE_DAY)
+    # Five more won deals: 10 won of 25 closed.
+    _closed(closed_deals, rep, won=5, lost=0)
+
+    cached = coverage_targets(closed_deals.org, [rep], COVERAGE_DAY)[rep.pk]
+    closed_deals_changed(closed_deals.org.pk)
+    fresh = coverage_targets(closed_deals.org, [rep], COVERAGE_DAY)[rep.pk]
+
+    assert cached.ratio == Decimal("4.00")
+    # 25 closed / 10 won = 2.50
+    assert fresh.ratio == Decimal("2.50")
+
+
+def test_team_move_applies_despite_cache(in_org, closed_deals):
+    rep2 = closed_deals.rep2
+    coverage_targets(closed_deals.org, [rep2], COVERAGE_DAY)
+    # rep1 moves from East to West: East keeps rep2's 4 won of 10 closed.
+    closed_deals.rep1.team = closed_deals.rep3.team
+    closed_deals.rep1.save()
+
+    target = coverage_targets(closed_deals.org, [rep2], COVERAGE_DAY)[rep2.pk]
+
+    # East closed 10, fewer than 20. Everyone: 10 won of 32 closed = 3.20
+    assert target.source == "organization"
+    assert target.ratio == Decimal("3.20")
 
 
 # Fiscal year naming ---------------------------------------------------------

@@ -428,9 +428,12 @@ def test_rep_progress_queries_constant(personas, in_org):
         make_deal(rep, personas.stages["Won"], "100.00", D(2024, 1, 10))
         make_deal(rep, personas.stages["Engaging"], "100.00", D(2024, 3, 10))
 
+    cold = _queries_for(personas, reps[:1])
     one_rep = _queries_for(personas, reps[:1])
     four_reps = _queries_for(personas, reps)
 
-    # Bookings 3, quotas 2, coverage target 1, in-period pipeline 1,
-    # benchmarks 1 + time off 1 + activity counts 1.
+    # Bookings 3, quotas 2, coverage target 1 (the members' teams), in-period
+    # pipeline 1, benchmarks 1 + time off 1 + activity counts 1. The first
+    # call also counts the closed deals, which are cached after it.
+    assert cold == 11
     assert one_rep == four_reps == 10
