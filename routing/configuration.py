@@ -27,20 +27,80 @@ from spm.services import audit_log_write
 POOL_MEMBER_FIELDS = ("position", "weight", "cap_open", "cap_per_day", "paused")
 
 
+def _name_taken(model, name: str, exclude_pk: int | None) -> bool:
+    """Return whether another row of the organisation has ``name``, ignoring case."""
+    return model.objects.filter(name__iexact=name).exclude(pk=exclude_pk).exists()
+
+
+def _save_named(row, name: str, **save_options) -> None:
+    """Save a territory or pool, or raise ValidationError when its name is taken.
+
+    The check before the save gives the usual message. When two admins save
+    the same name at once, the unique index on the lowercased name decides.
+    """
+    label = row._meta.verbose_name
+    duplicate_name = ValidationError(
+        {"name": f"A {label} named {name!r} already exists. Choose another name."}
+    )
+    if _name_taken(type(row), name, row.pk):
+        raise duplicate_name
+    try:
+        with transaction.atomic():
+            row.save(**save_options)
+    except IntegrityError:
+        raise duplicate_name from None
+
+
+def _territory_values(territory: Territory) -> dict:
+    return {"name": territory.name, "conditions": territory.conditions}
+
+
 @transaction.atomic
 def territory_create(
     *, organization: Organization, actor: User | None, name: str, conditions: list
 ) -> Territory:
     territory = Territory(organization=organization, name=name, conditions=conditions)
-    territory.save()
+    _save_named(territory, name)
     audit_log_write(
         organization=organization,
         actor=actor,
         action="routing.territory.create",
         obj=territory,
-        new={"name": name, "conditions": territory.conditions},
+        new=_territory_values(territory),
     )
     return territory
+
+
+@transaction.atomic
+def territory_update(
+    *, territory: Territory, actor: User | None, name: str, conditions: list
+) -> Territory:
+    """Rename a territory or change its conditions.
+
+    Rules keep pointing at the territory, so the change applies to every
+    published version that uses it, the live one included.
+    """
+    old = _territory_values(territory)
+    territory.name = name
+    territory.conditions = conditions
+    _save_named(territory, name, update_fields=["name", "conditions"])
+    audit_log_write(
+        organization=territory.organization,
+        actor=actor,
+        action="routing.territory.update",
+        obj=territory,
+        old=old,
+        new=_territory_values(territory),
+    )
+    return territory
+
+
+def _check_method(method: str) -> None:
+    if method not in Pool.Method.values:
+        choices = ", ".join(Pool.Method.values)
+        raise ValidationError(
+            {"method": f"Unknown method {method!r}. Use one of {choices}."}
+        )
 
 
 @transaction.atomic
@@ -48,15 +108,53 @@ def pool_create(
     *, organization: Organization, actor: User | None, name: str, method: str
 ) -> Pool:
     """Create a pool with its rotation state row, which routing locks."""
-    if method not in Pool.Method.values:
-        raise ValidationError({"method": f"Unknown method {method!r}."})
-    pool = Pool.objects.create(organization=organization, name=name, method=method)
+    _check_method(method)
+    pool = Pool(organization=organization, name=name, method=method)
+    _save_named(pool, name)
     RotationState.objects.create(organization=organization, pool=pool)
     audit_log_write(
         organization=organization,
         actor=actor,
         action="routing.pool.create",
         obj=pool,
+        new={"name": name, "method": method},
+    )
+    return pool
+
+
+@transaction.atomic
+def pool_update(*, pool: Pool, actor: User | None, name: str, method: str) -> Pool:
+    """Rename a pool or change its method.
+
+    The rotation values are kept, so reps keep their place in line. A
+    capacity pool needs a daily cap for every rep, so the change to that
+    method is rejected while a rep has none.
+    """
+    _check_method(method)
+    if method == Pool.Method.CAPACITY:
+        uncapped = [
+            pm.member.display_name
+            for pm in PoolMember.objects.filter(pool=pool, cap_per_day__isnull=True)
+            .select_related("member")
+            .order_by("position", "id")
+        ]
+        if uncapped:
+            raise ValidationError(
+                {
+                    "method": "A capacity pool shares leads by daily cap. Set a "
+                    f"daily cap for {', '.join(uncapped)} first."
+                }
+            )
+    old = {"name": pool.name, "method": pool.method}
+    pool.name = name
+    pool.method = method
+    _save_named(pool, name, update_fields=["name", "method"])
+    audit_log_write(
+        organization=pool.organization,
+        actor=actor,
+        action="routing.pool.update",
+        obj=pool,
+        old=old,
         new={"name": name, "method": method},
     )
     return pool
@@ -78,7 +176,21 @@ def pool_member_add(
     cap_per_day: int | None = None,
     position: int | None = None,
 ) -> PoolMember:
-    """Add a rep to a pool, last in position unless ``position`` is given."""
+    """Add a rep to a pool, last in position unless ``position`` is given.
+
+    Raises ValidationError for a member of another organisation, a member
+    already in the pool, or a capacity pool without a cap. An inactive
+    member may be added (routing skips them); the pool page offers only
+    active ones.
+    """
+    if member.organization_id != pool.organization_id:
+        raise ValidationError(
+            {"member": f"Member {member.display_name} not found in this organisation."}
+        )
+    if PoolMember.objects.filter(pool=pool, member=member).exists():
+        raise ValidationError(
+            {"member": f"{member.display_name} is already in pool {pool.name}."}
+        )
     if pool.method == Pool.Method.CAPACITY and cap_per_day is None:
         raise ValidationError(
             {"cap_per_day": "A capacity pool shares leads by daily cap: set one."}
@@ -115,6 +227,11 @@ def pool_member_update(
     unknown = set(changes) - set(POOL_MEMBER_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown pool member fields: {', '.join(unknown)}.")
+    capacity = pool_member.pool.method == Pool.Method.CAPACITY
+    if capacity and "cap_per_day" in changes and changes["cap_per_day"] is None:
+        raise ValidationError(
+            {"cap_per_day": "A capacity pool shares leads by daily cap: set one."}
+        )
     old = _pool_member_values(pool_member)
     for name, value in changes.items():
         setattr(pool_member, name, value)
@@ -164,6 +281,18 @@ def _error_text(error: ValidationError) -> str:
     )
 
 
+def _check_targets(organization: Organization, rules: list[RuleSpec]) -> None:
+    """Raise ValidationError when a rule names another organisation's object."""
+    for order, spec in enumerate(rules, start=1):
+        for target in (spec.territory, spec.pool, spec.member):
+            if target is not None and target.organization_id != organization.pk:
+                kind = target._meta.verbose_name
+                raise ValidationError(
+                    f"Rule {order} ({spec.name}): {kind} {target} not found in "
+                    "this organisation."
+                )
+
+
 def live_version() -> RuleSetVersion | None:
     return RuleSetVersion.objects.order_by("-number").first()
 
@@ -175,14 +304,27 @@ def rule_set_publish(
     actor: User | None,
     rules: list[RuleSpec],
     note: str = "",
+    based_on: int | None = None,
 ) -> RuleSetVersion:
     """Publish ``rules`` as the next version; new leads use it from the commit on.
+
+    ``based_on`` is the live version number the rules were edited from (0
+    for none). When another version was published since, nothing is
+    published, so an editor never overwrites changes they have not seen.
+    None skips that check.
 
     Raises ValidationError naming the rule (from 1) and the field, and
     publishes nothing, when a rule is invalid.
     """
     previous = live_version()
     number = previous.number + 1 if previous else 1
+    if based_on is not None and based_on != number - 1:
+        raise ValidationError(
+            f"Version {number - 1} was published after you started editing "
+            f"version {based_on}. Reload the rules, apply your changes again "
+            "and publish."
+        )
+    _check_targets(organization, rules)
     try:
         with transaction.atomic():
             version = RuleSetVersion.objects.create(
@@ -217,7 +359,12 @@ def rule_set_publish(
         created.append(rule)
 
     old_rules = (
-        [_rule_values(rule) for rule in previous.rules.all()] if previous else []
+        [
+            _rule_values(rule)
+            for rule in previous.rules.select_related("territory", "pool", "member")
+        ]
+        if previous
+        else []
     )
     audit_log_write(
         organization=organization,

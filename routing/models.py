@@ -466,3 +466,78 @@ class LeadSubmission(TenantModel):
     class Meta:
         base_manager_name = "unscoped"
         ordering = ["received_at", "id"]
+
+
+# Predictive score -------------------------------------------------------------
+
+
+class LeadModel(TenantModel):
+    """A trained predictive lead-score model, its test report and its status.
+
+    ``version`` counts up per organisation. At most one model per
+    organisation is active. A new model becomes active when its test AUC
+    is at least the active model's AUC on the same test split, or when the
+    active model cannot be loaded, and the one it replaces is retired.
+    Otherwise the new model is kept as rejected, with the comparison in
+    ``reason``. ``artifact`` is the pickled
+    ``routing.predictive.TrainedModel``, written by this application only.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REJECTED = "rejected", "Rejected"
+        RETIRED = "retired", "Retired"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status)
+    reason = models.TextField(blank=True)
+    trained_at = models.DateTimeField(default=timezone.now)
+    trained_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    features = models.JSONField(
+        default=list, help_text="Intake fields the model reads, in order."
+    )
+    excluded_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Intake fields left out, as {"field", "reason"} objects.',
+    )
+    training_rows = models.PositiveIntegerField()
+    test_rows = models.PositiveIntegerField()
+    converted_rows = models.PositiveIntegerField(
+        help_text="Converted leads among the training and test rows."
+    )
+    auc = models.FloatField(help_text="ROC AUC on the test split.")
+    compared_auc = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="ROC AUC of the model active at training time, on the same split.",
+    )
+    calibration = models.JSONField(
+        default=list,
+        help_text='Test split by decile: {"decile", "count", "predicted", "observed"}.',
+    )
+    importance = models.JSONField(
+        default=list,
+        help_text='Drop in test AUC when a field is shuffled: {"field", "drop"}.',
+    )
+    artifact = models.BinaryField()
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "version", name="lead_model_version_unique"
+            ),
+            models.UniqueConstraint(
+                "organization",
+                condition=models.Q(status="active"),
+                name="lead_model_one_active_per_org",
+            ),
+        ]
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"model version {self.version}"

@@ -21,11 +21,12 @@ import hashlib
 import math
 import pickle
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-# Field names, compared in lower case, that are filled in after contact.
+# Field names that are filled in after contact, compared by ``field_key``.
 POST_CONTACT_FIELDS = frozenset(
     {
         "tags",
@@ -41,8 +42,11 @@ POST_CONTACT_FIELDS = frozenset(
         "owner",
         "converted",
         "converted_at",
+        "routing_status",
+        "assigned_at",
     }
 )
+SEPARATORS = re.compile(r"[_.\-]+")
 # Values that mean "not answered" on a web form.
 BLANK_VALUES = frozenset({"", "select", "none", "null", "n/a"})
 TEST_SHARE = Decimal("0.2")
@@ -53,11 +57,28 @@ class LeakingFeatureError(ValueError):
     """A field filled in after contact was offered as a feature."""
 
 
+def field_key(name: str) -> str:
+    """Return the form of a field name compared with ``POST_CONTACT_FIELDS``.
+
+    Lead intake names custom fields ``custom.<name>`` with ``_``, ``-`` or
+    ``.`` where a form label has spaces, so "custom.Last_Activity" and
+    "Last Activity" compare equal.
+    """
+    key = name.strip().lower().removeprefix("custom.")
+    return " ".join(SEPARATORS.sub(" ", key).split())
+
+
+_POST_CONTACT_KEYS = frozenset(field_key(name) for name in POST_CONTACT_FIELDS)
+
+
+def is_post_contact(name: str) -> bool:
+    """Return whether the field is filled in after contact, so it leaks the outcome."""
+    return field_key(name) in _POST_CONTACT_KEYS
+
+
 def check_features(fields: Iterable[str]) -> None:
     """Raise ``LeakingFeatureError`` naming every post-contact field in ``fields``."""
-    leaking = sorted(
-        name for name in fields if name.strip().lower() in POST_CONTACT_FIELDS
-    )
+    leaking = sorted(name for name in fields if is_post_contact(name))
     if leaking:
         raise LeakingFeatureError(
             "Invalid features: "

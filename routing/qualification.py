@@ -1,15 +1,18 @@
 """Qualification: the step between lead intake and routing.
 
 Intake calls ``lead_qualify`` on every received lead before it stores the
-lead. The step normalises the fields, scores the lead with the
-organisation's active scoring rules, and checks it against the
+lead. The step normalises the fields, gives the lead the predicted score
+of the organisation's active model (routing/model_services.py), scores it
+with the active scoring rules, and checks it against the
 disqualification signals: an invalid or disposable email address, a
 competitor's domain, and the admins' disqualify rules. A lead from an
 existing customer's domain (an account with a won deal) is not
 disqualified: it is marked for that account's owner.
 
 The work is a fixed handful of queries whatever the number of rules: the
-rules in one, the settings in one, the customer account in one.
+active model's version in one, the rules in one, the settings in one, the
+customer account in one. The model itself is read once per process and
+version.
 
 Inside the intake transaction, ``duplicate_find_locked`` then looks for an
 open lead with the same email or phone within the organisation's window.
@@ -33,6 +36,7 @@ from django.utils import timezone
 from activity.models import Account, Deal, Lead
 from routing.engine.accounts import _domain_spellings, _same_domain
 from routing.engine.conditions import condition_matches, describe, lead_value
+from routing.model_services import Prediction, lead_predict
 from routing.models import (
     LeadQualification,
     LeadSubmission,
@@ -84,6 +88,7 @@ class QualifiedLead:
     status: str = Status.NEW
     customer_account: Account | None = None
     intake: dict = field(default_factory=dict)
+    prediction: Prediction | None = None
 
 
 class _Fields:
@@ -214,9 +219,20 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
     Raises ``routing.normalization.LeadInputError`` naming each invalid field.
     """
     normalized = normalize_lead(fields)
+    intake = {
+        key: (
+            str(value)
+            if value is not None and not isinstance(value, dict | str | int)
+            else value
+        )
+        for key, value in normalized.items()
+    }
+    # Before the rules, so that a rule can test the predicted score.
+    prediction = lead_predict(organization=organization, intake=intake)
     settings = settings_for(organization)
     rules = list(ScoringRule.objects.filter(is_active=True).order_by("id"))
-    scored, rule_reason = score_fields(normalized, rules)
+    predicted = {"predicted_score": prediction.score if prediction else None}
+    scored, rule_reason = score_fields({**normalized, **predicted}, rules)
     competitors = {
         domain.strip().lower() for domain in settings.competitor_domains or []
     }
@@ -227,14 +243,6 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
     )
     account = None if reason else customer_account(normalized.get("domain") or "")
     status = Status.DISQUALIFIED if reason else status_for(scored["score"], settings)
-    intake = {
-        key: (
-            str(value)
-            if value is not None and not isinstance(value, dict | str | int)
-            else value
-        )
-        for key, value in normalized.items()
-    }
     return QualifiedLead(
         fields=normalized,
         route=not reason,
@@ -242,6 +250,7 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
         status=status,
         customer_account=account,
         intake=intake,
+        prediction=prediction,
         **scored,
     )
 
@@ -251,6 +260,7 @@ def qualification_store(*, lead: Lead, qualified: QualifiedLead) -> LeadQualific
     if qualified.status == Status.DISQUALIFIED:
         lead.status = Lead.Status.DISQUALIFIED
         lead.save(update_fields=["status"])
+    prediction = qualified.prediction
     return LeadQualification.objects.create(
         lead=lead,
         score=qualified.score,
@@ -263,6 +273,8 @@ def qualification_store(*, lead: Lead, qualified: QualifiedLead) -> LeadQualific
         email_key=(lead.email or "").lower(),
         phone_key=phone_key(lead.phone),
         intake=qualified.intake,
+        model_version=prediction.version if prediction else None,
+        predicted_score=prediction.score if prediction else None,
     )
 
 

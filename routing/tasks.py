@@ -1,7 +1,11 @@
 """Celery tasks of lead routing, on the "routing" queue (CELERY_TASK_ROUTES).
 
-Both are idempotent: routing takes only a lead still pending, under its row
-lock, so a duplicate delivery or a rerun after a lost worker does nothing.
+The routing tasks are idempotent: routing takes only a lead still pending,
+under its row lock, so a duplicate delivery or a rerun after a lost worker
+does nothing. Training a lead model is CPU-heavy, so its tasks go to the
+"calc" queue instead, where they never delay a lead. A rerun of training
+stores one more model version, which replaces the first only if it is at
+least as good.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from routing import services
-from spm.models import Organization
-from spm.tenancy import tenant_context
+from routing import model_services, services
+from spm.models import Organization, User
+from spm.tenancy import system_context, tenant_context
 
 logger = logging.getLogger(__name__)
 
@@ -53,3 +57,66 @@ def route_lead_task(organization_id: int, lead_id: int) -> None:
 @shared_task(**TASK_OPTIONS)
 def sweep_pending_leads_task() -> int:
     return services.leads_sweep(older_than=SWEEP_AFTER, limit=SWEEP_BATCH)
+
+
+# Training goes to this queue, not to the "routing" queue that
+# CELERY_TASK_ROUTES gives routing.tasks.*: a queue given when a task is sent
+# overrides the route. Send training with ``lead_model_train_enqueue``.
+TRAIN_QUEUE = "calc"
+
+
+def lead_model_train_enqueue(organization_id: int, user_id: int | None = None) -> None:
+    lead_model_train_task.apply_async((organization_id, user_id), queue=TRAIN_QUEUE)
+
+
+@shared_task(**TASK_OPTIONS)
+def lead_model_train_task(organization_id: int, user_id: int | None = None) -> str:
+    """Train and store a lead model. Return the new model's status, or "skipped"."""
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        logger.warning(
+            "Lead model not trained: organisation %s is gone",
+            organization_id,
+            extra={"organization_id": organization_id},
+        )
+        return "skipped"
+    actor = User.objects.filter(pk=user_id).first() if user_id else None
+    with tenant_context(organization):
+        try:
+            model = model_services.model_train(organization=organization, actor=actor)
+        except model_services.NotEnoughLeads as error:
+            logger.info(
+                "Lead model not trained for organisation %s: %s",
+                organization_id,
+                error,
+                extra={"organization_id": organization_id},
+            )
+            return "skipped"
+    logger.info(
+        "Lead model version %s of organisation %s is %s (%s)",
+        model.version,
+        organization_id,
+        model.status,
+        model.reason,
+        extra={"organization_id": organization_id, "lead_model_id": model.pk},
+    )
+    return model.status
+
+
+@shared_task(**TASK_OPTIONS)
+def lead_model_train_all_task() -> int:
+    """Queue training for each organisation with enough labelled leads.
+
+    Returns the number of organisations queued. Celery beat sends this task
+    to the "calc" queue (CELERY_BEAT_SCHEDULE).
+    """
+    with system_context():
+        organizations = list(Organization.objects.order_by("pk"))
+    queued = 0
+    for organization in organizations:
+        with tenant_context(organization):
+            ready = model_services.training_readiness().ready
+        if ready:
+            lead_model_train_enqueue(organization.pk)
+            queued += 1
+    return queued

@@ -218,6 +218,13 @@ CELERY_BEAT_SCHEDULE["routing-sweep-pending-leads"] = {
     "schedule": 15.0,
     "options": {"expires": 14},
 }
+# Predictive lead score: retrain weekly each organisation with enough
+# labelled leads, on the "calc" queue (routing/tasks.py).
+CELERY_BEAT_SCHEDULE["routing-lead-model-train"] = {
+    "task": "routing.tasks.lead_model_train_all_task",
+    "schedule": 7 * 86400.0,
+    "options": {"queue": "calc"},
+}
 # Lead routing has a queue of its own, so a long import never delays a lead.
 CELERY_TASK_ROUTES: dict[str, dict] = {"routing.tasks.*": {"queue": "routing"}}
 # Coaching: evaluate the rules hourly, check recoveries daily, and send each

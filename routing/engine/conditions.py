@@ -35,7 +35,11 @@ FIELDS = {
     "domain": TEXT,
     "company_size": NUMBER,
     "estimated_value": NUMBER,
+    # Whole percent from the organisation's active model, set at intake.
+    "predicted_score": NUMBER,
 }
+# Fields stored on the lead's LeadQualification row rather than on the lead.
+QUALIFICATION_FIELDS = frozenset({"predicted_score"})
 CUSTOM_FIELD = re.compile(r"^custom\.([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})$")
 OPERATORS = ("equals", "in", "range", "contains")
 MAX_CONDITIONS = 50
@@ -163,6 +167,10 @@ def lead_value(lead: Any, field: str) -> Any:
         value = (lead.custom or {}).get(field.removeprefix("custom."))
     else:
         value = getattr(lead, field, None)
+        if value is None and field in QUALIFICATION_FIELDS:
+            # A Lead has no such attribute: read its qualification's. A lead
+            # without one raises RelatedObjectDoesNotExist, an AttributeError.
+            value = getattr(getattr(lead, "qualification", None), field, None)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return value

@@ -13,6 +13,10 @@ Then its action decides:
 
 A lead that no rule takes goes to the fallback queue. ``trace`` records
 each rule tried and why it did or did not apply.
+
+A dry run (``decide(..., dry_run=True)``) makes the same decision without
+locking or advancing any pool's rotation, for previews of a lead that is
+not stored (routing/engine/preview.py).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Subquery
 
-from activity.models import Lead
+from activity.models import Account, Lead
 from routing.engine import availability
 from routing.engine.accounts import account_for_lead
 from routing.engine.conditions import conditions_match
@@ -106,7 +110,9 @@ def _account_owner(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decisi
     return account.owner
 
 
-def _apply(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision) -> bool:
+def _apply(
+    rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision, dry_run: bool
+) -> bool:
     """Apply a matching rule; return False when the next rule must be tried."""
     action = rule.action
     decision.method = action
@@ -117,7 +123,7 @@ def _apply(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision) -> b
         decision.outcome, decision.member = ASSIGNED, owner
         decision.reason = f"rule {rule.name}: owner of the account"
     elif action == RoutingRule.Action.POOL:
-        picked = pool_pick(rule.pool, day)
+        picked = pool_pick(rule.pool, day, dry_run=dry_run)
         decision.pool_id = rule.pool_id
         decision.method = rule.pool.method
         decision.candidates += picked.candidates
@@ -146,21 +152,25 @@ def _apply(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision) -> b
     return True
 
 
-def _customer_owner(lead: Lead, day: dt.date, decision: Decision) -> bool:
+def _stored_customer_account(lead: Lead) -> Account | None:
+    """Return the customer account with an owner that qualification stored."""
+    qualification = (
+        LeadQualification.objects.select_related("customer_account__owner")
+        .filter(lead_id=lead.pk, customer_account__owner__isnull=False)
+        .first()
+    )
+    return qualification.customer_account if qualification else None
+
+
+def _customer_owner(account: Account | None, day: dt.date, decision: Decision) -> bool:
     """Give the lead to its customer account's owner when qualification found one.
 
     Qualification marks a lead from an existing customer's domain (an
     account with a won deal). When that account's owner is available, they
     get the lead before any rule is tried; otherwise the rules decide.
     """
-    qualification = (
-        LeadQualification.objects.select_related("customer_account__owner")
-        .filter(lead_id=lead.pk, customer_account__owner__isnull=False)
-        .first()
-    )
-    if qualification is None:
+    if account is None or account.owner is None:
         return False
-    account = qualification.customer_account
     owner = account.owner
     reason = _member_reason(owner, day)
     step = {"order": 0, "rule": "Existing customer", "result": "", "detail": ""}
@@ -178,23 +188,37 @@ def _customer_owner(lead: Lead, day: dt.date, decision: Decision) -> bool:
     return True
 
 
-def decide(lead: Lead, day: dt.date) -> Decision:
+def decide(
+    lead: Lead,
+    day: dt.date,
+    *,
+    dry_run: bool = False,
+    rules: list[RoutingRule] | None = None,
+    customer_account: Account | None = None,
+) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
 
     Runs inside the caller's transaction: a pool rule locks and advances the
-    pool's rotation, which the caller commits with the assignment.
+    pool's rotation, which the caller commits with the assignment. With
+    ``dry_run``, pools are read without a lock and their rotation is left
+    as it was, so nothing is written.
+
+    ``rules`` replaces the live rules, for trying a draft. A stored lead's
+    customer account is read from its qualification. A lead that is not
+    stored (``pk`` None) uses ``customer_account`` instead.
     """
     decision = Decision(outcome=QUEUED)
-    if _customer_owner(lead, day, decision):
+    account = _stored_customer_account(lead) if lead.pk else customer_account
+    if _customer_owner(account, day, decision):
         return decision
-    for rule in live_rules():
+    for rule in live_rules() if rules is None else rules:
         decision.version = rule.version
         mismatch = _rule_mismatch(rule, lead)
         if mismatch:
             decision.trace.append(_step(rule, "no match", mismatch))
             continue
         decision.rule = rule
-        if _apply(rule, lead, day, decision):
+        if _apply(rule, lead, day, decision, dry_run):
             return decision
         decision.rule = None
     decision.outcome, decision.member, decision.method = QUEUED, None, ""

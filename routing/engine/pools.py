@@ -81,11 +81,26 @@ def _locked_state(pool: Pool) -> RotationState:
         return RotationState.objects.select_for_update().get(pool=pool)
 
 
-def pool_pick(pool: Pool, day: dt.date) -> PoolPick:
+def _current_state(pool: Pool) -> RotationState:
+    """Return the pool's rotation as stored, without locking it.
+
+    A pool without its state row gets an unsaved one, as if no lead had
+    been given yet.
+    """
+    state = RotationState.objects.filter(pool=pool).first()
+    return state or RotationState(organization_id=pool.organization_id, pool=pool)
+
+
+def pool_pick(pool: Pool, day: dt.date, *, dry_run: bool = False) -> PoolPick:
     """Choose the pool's next available rep for ``day`` and advance the rotation.
 
     Returns no member, with the reason, when the pool is empty or every rep
     is unavailable. The rotation is then left as it was.
+
+    With ``dry_run``, the rotation is read without a lock and not written.
+    The result is the rep that routing would pick if it ran now. Another
+    worker may advance the rotation meanwhile, so a dry run is a preview,
+    not a reservation.
     """
     pool_members = list(
         PoolMember.objects.filter(pool=pool)
@@ -96,7 +111,7 @@ def pool_pick(pool: Pool, day: dt.date) -> PoolPick:
         return PoolPick(None, [], f"pool {pool.name} has no members")
     reasons, open_counts = _static_reasons(pool, pool_members, day)
 
-    state = _locked_state(pool)
+    state = _current_state(pool) if dry_run else _locked_state(pool)
     rotation = Rotation(turns=state.turns, counters=dict(state.counters))
     day_key = day.isoformat()
     slots: dict[int, Slot] = {}
@@ -118,11 +133,12 @@ def pool_pick(pool: Pool, day: dt.date) -> PoolPick:
         )
 
     chosen = pick(pool.method, rotation, list(slots.values()), day_key)
-    state.turns = rotation.turns
-    state.counters = rotation.counters
-    state.last_member_id = chosen.key
-    state.updated_at = timezone.now()
-    state.save(update_fields=["turns", "counters", "last_member", "updated_at"])
+    if not dry_run:
+        state.turns = rotation.turns
+        state.counters = rotation.counters
+        state.last_member_id = chosen.key
+        state.updated_at = timezone.now()
+        state.save(update_fields=["turns", "counters", "last_member", "updated_at"])
 
     candidates = [
         candidate(pm.member, chosen=pm.pk == chosen.key, skipped=reasons[pm.pk])

@@ -23,7 +23,13 @@ persona (its member id), ``job`` (a validated import job of ``acme``),
 ``rep1`` in the quarter before the one the payload names), or ``-`` for none.
 
 Routing rows target ``lead`` (a lead of ``acme`` that routing gave to
-``rep1``) or ``org`` (the public id of ``acme``, in the website form's URL).
+``rep1``), ``org`` (the public id of ``acme``, in the website form's URL) or
+``model`` (a rejected lead-score model of ``acme``). ``acme`` has no
+labelled leads, so an allowed "Train now" only redirects with the reason.
+
+Routing configuration rows target ``pool`` (a round-robin pool of ``acme``
+with ``rep1`` in it; its URLs name the pool and ``rep1``) or ``territory``
+(a territory of ``acme``).
 
 Coaching rows target ``alert`` (an open alert about ``rep1``), ``rule`` (an
 organisation-wide built-in rule) or ``teamrule`` (a rule scoped to the team
@@ -68,6 +74,7 @@ from activity.models import ImportJob, Lead
 from coaching.models import Alert, Rule
 from goals.models import ActivityBenchmark, Quota, TimeOff
 from routing.models import (
+    LeadModel,
     Pool,
     PoolMember,
     RoutingRule,
@@ -177,6 +184,34 @@ routing:scoring-edit                  GET    scoring login 404   404   404   404
 routing:scoring-edit                  POST   scoring login 404   404   404   404   302
 routing:scoring-delete                GET    scoring login 404   404   404   404   405
 routing:scoring-delete                POST   scoring login 404   404   404   404   302
+routing:model                         GET    -       login 404   404   200   200   200
+routing:model                         POST   -       login 404   404   405   405   405
+routing:model-version                 GET    model   login 404   404   200   200   200
+routing:model-version                 POST   model   login 404   404   405   405   405
+routing:model-train                   GET    -       login 404   404   404   404   405
+routing:model-train                   POST   -       login 404   404   404   404   302
+routing:rules                         GET    -       login 404   404   404   404   200
+routing:rules                         POST   -       login 404   404   404   404   405
+routing:rules-edit                    GET    -       login 404   404   404   404   200
+routing:rules-edit                    POST   -       login 404   404   404   404   302
+routing:pools                         GET    -       login 404   404   404   404   200
+routing:pools                         POST   -       login 404   404   404   404   302
+routing:pool                          GET    pool    login 404   404   404   404   200
+routing:pool                          POST   pool    login 404   404   404   404   302
+routing:pool-member-add               GET    pool    login 404   404   404   404   405
+routing:pool-member-add               POST   pool    login 404   404   404   404   302
+routing:pool-member                   GET    pool    login 404   404   404   404   200
+routing:pool-member                   POST   pool    login 404   404   404   404   302
+routing:pool-member-pause             GET    pool    login 404   404   404   404   405
+routing:pool-member-pause             POST   pool    login 404   404   404   404   302
+routing:territories                   GET    -       login 404   404   404   404   200
+routing:territories                   POST   -       login 404   404   404   404   405
+routing:territory-new                 GET    -       login 404   404   404   404   200
+routing:territory-new                 POST   -       login 404   404   404   404   302
+routing:territory                     GET    territory login 404 404  404   404   200
+routing:territory                     POST   territory login 404 404  404   404   302
+routing:test-lead                     GET    -       login 404   404   404   404   200
+routing:test-lead                     POST   -       login 404   404   404   404   405
 routing-forms:lead                    GET    org     405   405   405   405   405   405
 routing-forms:lead                    POST   org     303   303   303   303   303   303
 routing-forms:lead-thanks             GET    org     200   200   200   200   200   200
@@ -538,6 +573,44 @@ def _routing_scoring_rule(personas: Personas) -> dict[str, str]:
     return {"scoring_rule_id": str(rule.public_id)}
 
 
+def _routing_lead_model(personas: Personas) -> dict[str, str]:
+    model = LeadModel.unscoped.create(
+        organization=personas.org,
+        version=1,
+        status="rejected",
+        training_rows=8,
+        test_rows=2,
+        converted_rows=5,
+        auc=0.5,
+        artifact=b"",
+    )
+    return {"lead_model_id": str(model.public_id)}
+
+
+def _routing_pool(personas: Personas) -> dict[str, str]:
+    from routing import configuration
+
+    with tenant_context(personas.org):
+        pool = configuration.pool_create(
+            organization=personas.org, actor=None, name="Matrix", method="round_robin"
+        )
+        configuration.pool_member_add(pool=pool, member=personas.rep1, actor=None)
+    return {"pool_id": str(pool.public_id), "member_id": str(personas.rep1.public_id)}
+
+
+def _routing_territory(personas: Personas) -> dict[str, str]:
+    from routing import configuration
+
+    with tenant_context(personas.org):
+        territory = configuration.territory_create(
+            organization=personas.org,
+            actor=None,
+            name="Matrix",
+            conditions=[{"field": "country", "operator": "equals", "value": "DE"}],
+        )
+    return {"territory_id": str(territory.public_id)}
+
+
 def _routing_org(personas: Personas) -> dict[str, str]:
     return {"organization_id": str(personas.org.public_id)}
 
@@ -547,6 +620,9 @@ ROUTING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "lead": _routing_lead,
     "org": _routing_org,
     "scoring": _routing_scoring_rule,
+    "pool": _routing_pool,
+    "territory": _routing_territory,
+    "model": _routing_lead_model,
 }
 
 
@@ -721,6 +797,46 @@ def _scoring_rule_form(objects: MatrixObjects) -> dict:
     }
 
 
+def _rule_set_publish(objects: MatrixObjects) -> dict:
+    return {
+        "rules-TOTAL_FORMS": "1",
+        "rules-INITIAL_FORMS": "0",
+        "rules-0-order": "1",
+        "rules-0-name": "Matrix hold",
+        "rules-0-action": "fallback",
+        "based_on": "0",
+        "note": "Matrix",
+        "publish": "1",
+    }
+
+
+def _pool_form(objects: MatrixObjects) -> dict:
+    return {"name": "Matrix weighted", "method": "weighted"}
+
+
+def _pool_member_add(objects: MatrixObjects) -> dict:
+    return {"member": str(objects.personas.rep2.public_id), "weight": "2"}
+
+
+def _pool_member_edit(objects: MatrixObjects) -> dict:
+    return {"position": "0", "weight": "3", "cap_per_day": "", "cap_open": ""}
+
+
+def _pool_member_pause(objects: MatrixObjects) -> dict:
+    return {"paused": "1"}
+
+
+def _territory_form(objects: MatrixObjects) -> dict:
+    return {
+        "name": "Matrix DACH",
+        "conditions-TOTAL_FORMS": "1",
+        "conditions-INITIAL_FORMS": "0",
+        "conditions-0-field": "country",
+        "conditions-0-operator": "in",
+        "conditions-0-value": "DE, AT, CH",
+    }
+
+
 def _lead_form(objects: MatrixObjects) -> dict:
     return {"email": "matrix.visitor@example.test", "company": "Matrix"}
 
@@ -747,6 +863,14 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "routing-forms:lead": _lead_form,
     "routing:scoring": _scoring_rule_form,
     "routing:scoring-edit": _scoring_rule_form,
+    "routing:rules-edit": _rule_set_publish,
+    "routing:pools": _pool_form,
+    "routing:pool": _pool_form,
+    "routing:pool-member-add": _pool_member_add,
+    "routing:pool-member": _pool_member_edit,
+    "routing:pool-member-pause": _pool_member_pause,
+    "routing:territory-new": _territory_form,
+    "routing:territory": _territory_form,
     "api-leads": _lead_form,
 }
 # Actions that write with no form data.

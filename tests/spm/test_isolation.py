@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from activity.models import Deal, ImportJob, Lead
 from coaching.models import Alert, Rule
 from goals.models import ActivityBenchmark, TimeOff
-from routing.models import ScoringRule
+from routing.models import LeadModel, Pool, ScoringRule, Territory
 from spm.models import Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -89,6 +89,32 @@ def _other_scoring_rule(personas: Personas):
     ).public_id
 
 
+def _other_lead_model(personas: Personas):
+    return LeadModel.unscoped.create(
+        organization=personas.other_org,
+        version=1,
+        status="active",
+        reason=MARKER,
+        training_rows=8,
+        test_rows=2,
+        converted_rows=5,
+        auc=0.5,
+        artifact=b"",
+    ).public_id
+
+
+def _other_pool(personas: Personas):
+    return Pool.unscoped.create(
+        organization=personas.other_org, name=MARKER, method="round_robin"
+    ).public_id
+
+
+def _other_territory(personas: Personas):
+    return Territory.unscoped.create(
+        organization=personas.other_org, name=MARKER
+    ).public_id
+
+
 # URL parameter name -> the public id of an object of the other organisation.
 OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "member_id": _other_member,
@@ -100,6 +126,9 @@ OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "time_off_id": _other_time_off,
     "lead_id": _other_lead,
     "scoring_rule_id": _other_scoring_rule,
+    "pool_id": _other_pool,
+    "territory_id": _other_territory,
+    "lead_model_id": _other_lead_model,
 }
 
 
