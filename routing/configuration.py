@@ -19,6 +19,7 @@ from routing.models import (
     RotationState,
     RoutingRule,
     RuleSetVersion,
+    SlaAction,
     Territory,
 )
 from spm.models import Membership, Organization, User
@@ -43,21 +44,48 @@ def territory_create(
     return territory
 
 
+def _check_sla(minutes: int | None, action: str) -> None:
+    if minutes is not None and minutes < 1:
+        raise ValidationError(
+            {"sla_minutes": f"Minutes to first touch must be 1 or more, not {minutes}."}
+        )
+    if action not in SlaAction.values:
+        raise ValidationError({"sla_action": f"Unknown action on breach {action!r}."})
+
+
 @transaction.atomic
 def pool_create(
-    *, organization: Organization, actor: User | None, name: str, method: str
+    *,
+    organization: Organization,
+    actor: User | None,
+    name: str,
+    method: str,
+    sla_minutes: int | None = None,
+    sla_action: str = SlaAction.REASSIGN,
 ) -> Pool:
     """Create a pool with its rotation state row, which routing locks."""
     if method not in Pool.Method.values:
         raise ValidationError({"method": f"Unknown method {method!r}."})
-    pool = Pool.objects.create(organization=organization, name=name, method=method)
+    _check_sla(sla_minutes, sla_action)
+    pool = Pool.objects.create(
+        organization=organization,
+        name=name,
+        method=method,
+        sla_minutes=sla_minutes,
+        sla_action=sla_action,
+    )
     RotationState.objects.create(organization=organization, pool=pool)
     audit_log_write(
         organization=organization,
         actor=actor,
         action="routing.pool.create",
         obj=pool,
-        new={"name": name, "method": method},
+        new={
+            "name": name,
+            "method": method,
+            "sla_minutes": sla_minutes,
+            "sla_action": sla_action,
+        },
     )
     return pool
 
@@ -141,6 +169,8 @@ class RuleSpec:
     territory: Territory | None = None
     pool: Pool | None = None
     member: Membership | None = None
+    sla_minutes: int | None = None
+    sla_action: str = SlaAction.REASSIGN
 
 
 def _rule_values(rule: RoutingRule) -> dict:
@@ -152,6 +182,8 @@ def _rule_values(rule: RoutingRule) -> dict:
         "territory": rule.territory.name if rule.territory else None,
         "pool": rule.pool.name if rule.pool else None,
         "member": rule.member.display_name if rule.member else None,
+        "sla_minutes": rule.sla_minutes,
+        "sla_action": rule.sla_action,
     }
 
 
@@ -206,6 +238,8 @@ def rule_set_publish(
             territory=spec.territory,
             pool=spec.pool,
             member=spec.member,
+            sla_minutes=spec.sla_minutes,
+            sla_action=spec.sla_action,
         )
         try:
             rule.full_clean(exclude=["organization", "version"])

@@ -12,7 +12,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from routing import services
+from routing import services, sla
 from spm.models import Organization
 from spm.tenancy import tenant_context
 
@@ -53,3 +53,8 @@ def route_lead_task(organization_id: int, lead_id: int) -> None:
 @shared_task(**TASK_OPTIONS)
 def sweep_pending_leads_task() -> int:
     return services.leads_sweep(older_than=SWEEP_AFTER, limit=SWEEP_BATCH)
+
+
+@shared_task(**TASK_OPTIONS)
+def response_timers_sweep_task() -> int:
+    return sla.response_timers_sweep()

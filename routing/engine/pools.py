@@ -11,6 +11,7 @@ leads) is read, to hold it as briefly as possible.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -81,11 +82,12 @@ def _locked_state(pool: Pool) -> RotationState:
         return RotationState.objects.select_for_update().get(pool=pool)
 
 
-def pool_pick(pool: Pool, day: dt.date) -> PoolPick:
+def pool_pick(pool: Pool, day: dt.date, *, exclude: Collection[int] = ()) -> PoolPick:
     """Choose the pool's next available rep for ``day`` and advance the rotation.
 
     Returns no member, with the reason, when the pool is empty or every rep
-    is unavailable. The rotation is then left as it was.
+    is unavailable. The rotation is then left as it was. Members whose ids
+    are in ``exclude`` are skipped as reps who missed the lead's response SLA.
     """
     pool_members = list(
         PoolMember.objects.filter(pool=pool)
@@ -95,6 +97,9 @@ def pool_pick(pool: Pool, day: dt.date) -> PoolPick:
     if not pool_members:
         return PoolPick(None, [], f"pool {pool.name} has no members")
     reasons, open_counts = _static_reasons(pool, pool_members, day)
+    for pm in pool_members:
+        if pm.member_id in exclude and not reasons[pm.pk]:
+            reasons[pm.pk] = "missed the response time on this lead"
 
     state = _locked_state(pool)
     rotation = Rotation(turns=state.turns, counters=dict(state.counters))
