@@ -47,3 +47,28 @@ def business_minutes(
         day += dt.timedelta(days=1)
     minutes = Decimal(str(seconds)) / 60
     return minutes.quantize(TENTH, ROUND_HALF_UP)
+
+
+def business_deadline(
+    start: dt.datetime, minutes: int, time_zone: ZoneInfo
+) -> dt.datetime:
+    """Return the instant at which ``minutes`` business minutes after ``start`` end.
+
+    It is the inverse of ``business_minutes``: for the result ``end``,
+    ``business_minutes(start, end, time_zone) == minutes``. A lead received
+    on Friday at 16:55 with 10 minutes to go is due on Monday at 09:05.
+    The result is in UTC.
+    """
+    remaining = dt.timedelta(minutes=minutes)
+    day = start.astimezone(time_zone).date()
+    while True:
+        if day.weekday() < BUSINESS_WEEKDAYS:
+            opens = dt.datetime.combine(day, DAY_START, tzinfo=time_zone)
+            closes = dt.datetime.combine(day, DAY_END, tzinfo=time_zone)
+            first = max(start, opens).astimezone(dt.UTC)
+            last = closes.astimezone(dt.UTC)
+            if last > first:
+                if remaining <= last - first:
+                    return first + remaining
+                remaining -= last - first
+        day += dt.timedelta(days=1)

@@ -19,6 +19,7 @@ from routing.models import (
     RotationState,
     RoutingRule,
     RuleSetVersion,
+    SlaAction,
     Territory,
 )
 from spm.models import Membership, Organization, User
@@ -71,6 +72,15 @@ def territory_create(
     return territory
 
 
+def _check_sla(minutes: int | None, action: str) -> None:
+    if minutes is not None and minutes < 1:
+        raise ValidationError(
+            {"sla_minutes": f"Minutes to first touch must be 1 or more, not {minutes}."}
+        )
+    if action not in SlaAction.values:
+        raise ValidationError({"sla_action": f"Unknown action on breach {action!r}."})
+
+
 @transaction.atomic
 def territory_update(
     *, territory: Territory, actor: User | None, name: str, conditions: list
@@ -105,11 +115,24 @@ def _check_method(method: str) -> None:
 
 @transaction.atomic
 def pool_create(
-    *, organization: Organization, actor: User | None, name: str, method: str
+    *,
+    organization: Organization,
+    actor: User | None,
+    name: str,
+    method: str,
+    sla_minutes: int | None = None,
+    sla_action: str = SlaAction.REASSIGN,
 ) -> Pool:
     """Create a pool with its rotation state row, which routing locks."""
     _check_method(method)
-    pool = Pool(organization=organization, name=name, method=method)
+    _check_sla(sla_minutes, sla_action)
+    pool = Pool(
+        organization=organization,
+        name=name,
+        method=method,
+        sla_minutes=sla_minutes,
+        sla_action=sla_action,
+    )
     _save_named(pool, name)
     RotationState.objects.create(organization=organization, pool=pool)
     audit_log_write(
@@ -117,14 +140,27 @@ def pool_create(
         actor=actor,
         action="routing.pool.create",
         obj=pool,
-        new={"name": name, "method": method},
+        new={
+            "name": name,
+            "method": method,
+            "sla_minutes": sla_minutes,
+            "sla_action": sla_action,
+        },
     )
     return pool
 
 
 @transaction.atomic
-def pool_update(*, pool: Pool, actor: User | None, name: str, method: str) -> Pool:
-    """Rename a pool or change its method.
+def pool_update(
+    *,
+    pool: Pool,
+    actor: User | None,
+    name: str,
+    method: str,
+    sla_minutes: int | None = None,
+    sla_action: str = SlaAction.REASSIGN,
+) -> Pool:
+    """Rename a pool, or change its method or response SLA.
 
     The rotation values are kept, so reps keep their place in line. A
     capacity pool needs a daily cap for every rep, so the change to that
@@ -145,17 +181,21 @@ def pool_update(*, pool: Pool, actor: User | None, name: str, method: str) -> Po
                     f"daily cap for {', '.join(uncapped)} first."
                 }
             )
-    old = {"name": pool.name, "method": pool.method}
+    _check_sla(sla_minutes, sla_action)
+    fields = ["name", "method", "sla_minutes", "sla_action"]
+    old = {field: getattr(pool, field) for field in fields}
     pool.name = name
     pool.method = method
-    _save_named(pool, name, update_fields=["name", "method"])
+    pool.sla_minutes = sla_minutes
+    pool.sla_action = sla_action
+    _save_named(pool, name, update_fields=fields)
     audit_log_write(
         organization=pool.organization,
         actor=actor,
         action="routing.pool.update",
         obj=pool,
         old=old,
-        new={"name": name, "method": method},
+        new={field: getattr(pool, field) for field in fields},
     )
     return pool
 
@@ -258,6 +298,8 @@ class RuleSpec:
     territory: Territory | None = None
     pool: Pool | None = None
     member: Membership | None = None
+    sla_minutes: int | None = None
+    sla_action: str = SlaAction.REASSIGN
 
 
 def _rule_values(rule: RoutingRule) -> dict:
@@ -269,6 +311,8 @@ def _rule_values(rule: RoutingRule) -> dict:
         "territory": rule.territory.name if rule.territory else None,
         "pool": rule.pool.name if rule.pool else None,
         "member": rule.member.display_name if rule.member else None,
+        "sla_minutes": rule.sla_minutes,
+        "sla_action": rule.sla_action,
     }
 
 
@@ -348,6 +392,8 @@ def rule_set_publish(
             territory=spec.territory,
             pool=spec.pool,
             member=spec.member,
+            sla_minutes=spec.sla_minutes,
+            sla_action=spec.sla_action,
         )
         try:
             rule.full_clean(exclude=["organization", "version"])

@@ -24,7 +24,7 @@ from django.db.models import Q
 
 from routing.configuration import RuleSpec
 from routing.engine.conditions import OPERATORS, validate_conditions
-from routing.models import Pool, PoolMember, RoutingRule, Territory
+from routing.models import Pool, PoolMember, RoutingRule, SlaAction, Territory
 from routing.qualification_forms import parse_value, value_text
 from spm.models import Membership
 
@@ -154,9 +154,30 @@ def condition_rows(conditions: list[dict]) -> list[dict]:
 # Pools ------------------------------------------------------------------------
 
 
+SLA_MINUTES_HELP = (
+    "Business minutes (09:00 to 17:00, Monday to Friday) for the first call, "
+    "email or meeting. Empty for no SLA."
+)
+
+
 class PoolForm(forms.Form):
     name = forms.CharField(max_length=120)
     method = forms.ChoiceField(choices=Pool.Method.choices)
+    sla_minutes = forms.IntegerField(
+        label="Minutes to first touch",
+        min_value=1,
+        required=False,
+        help_text=SLA_MINUTES_HELP,
+    )
+    sla_action = forms.ChoiceField(
+        label="On breach",
+        choices=SlaAction.choices,
+        initial=SlaAction.REASSIGN,
+        required=False,
+    )
+
+    def clean_sla_action(self) -> str:
+        return self.cleaned_data["sla_action"] or SlaAction.REASSIGN
 
 
 class PoolMemberForm(forms.Form):
@@ -297,6 +318,18 @@ class RuleForm(forms.Form):
     action = forms.ChoiceField(choices=[("", "—")] + list(RoutingRule.Action.choices))
     pool = forms.ChoiceField(required=False)
     member = forms.ChoiceField(required=False)
+    sla_minutes = forms.IntegerField(
+        label="SLA minutes",
+        min_value=1,
+        required=False,
+        help_text=SLA_MINUTES_HELP + " A rule's SLA wins over its pool's.",
+    )
+    sla_action = forms.ChoiceField(
+        label="On breach",
+        choices=[("", "—")] + list(SlaAction.choices),
+        required=False,
+        help_text="Reassign when left empty.",
+    )
 
     def __init__(self, *args, options: RuleOptions, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -336,6 +369,8 @@ class RuleForm(forms.Form):
                 if action == RoutingRule.Action.MEMBER
                 else None
             ),
+            sla_minutes=data.get("sla_minutes"),
+            sla_action=data.get("sla_action") or SlaAction.REASSIGN,
         )
 
 
@@ -399,6 +434,8 @@ def rule_rows(rules: list[RoutingRule]) -> list[dict]:
             "action": rule.action,
             "pool": str(rule.pool.public_id) if rule.pool else "",
             "member": str(rule.member.public_id) if rule.member else "",
+            "sla_minutes": rule.sla_minutes,
+            "sla_action": rule.sla_action,
         }
         for rule in rules
     ]

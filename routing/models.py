@@ -25,6 +25,32 @@ from spm.models import Membership, User
 from spm.tenancy import TenantModel
 
 
+class SlaAction(models.TextChoices):
+    """What happens when a rep misses the time to first touch."""
+
+    REASSIGN = "reassign", "Reassign to the next rep in the pool"
+    ESCALATE = "escalate", "Escalate to the rep's manager"
+
+
+def sla_fields() -> tuple[models.Field, models.Field]:
+    """Return the two response SLA fields that pools and rules share."""
+    minutes = models.PositiveIntegerField(
+        "minutes to first touch",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "Business minutes (09:00 to 17:00, Monday to Friday, in the "
+            "organisation's time zone) a rep has for the first call, email or "
+            "meeting. Empty for no SLA."
+        ),
+    )
+    action = models.CharField(
+        "on breach", max_length=8, choices=SlaAction, default=SlaAction.REASSIGN
+    )
+    return minutes, action
+
+
 class Territory(TenantModel):
     """A named set of conditions on the lead (country, region, size, ...).
 
@@ -67,6 +93,7 @@ class Pool(TenantModel):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120)
     method = models.CharField(max_length=12, choices=Method, default=Method.ROUND_ROBIN)
+    sla_minutes, sla_action = sla_fields()
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -191,6 +218,8 @@ class RoutingRule(TenantModel):
     member = models.ForeignKey(
         Membership, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The rule's SLA, when set, wins over the pool's.
+    sla_minutes, sla_action = sla_fields()
 
     class Meta:
         base_manager_name = "unscoped"
@@ -310,6 +339,81 @@ class Assignment(TenantModel):
     def latency_ms(self) -> float:
         """Milliseconds from intake to the decision."""
         return (self.routed_at - self.received_at).total_seconds() * 1000
+
+
+class ResponseTimer(TenantModel):
+    """The time one owner of a lead has for the first touch, and what came of it.
+
+    A timer starts when a rep gets the lead with a response SLA. The sweeper
+    (``routing.sla.response_timers_sweep``) closes it at ``due_at``: met when
+    the rep logged a call, email or meeting on the lead by then, breached
+    otherwise. A breach reassigns the lead, which starts the next owner's
+    timer, or escalates it to the rep's manager. The timers of a lead are
+    therefore the history of its owners.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MET = "met", "Met"
+        BREACHED = "breached", "Breached"
+
+    class Handoff(models.TextChoices):
+        NONE = "", "None"
+        REASSIGNED = "reassigned", "Reassigned"
+        ESCALATED = "escalated", "Escalated"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    member = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    assigned_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    minutes = models.PositiveIntegerField()
+    on_breach = models.CharField(max_length=8, choices=SlaAction)
+    rule = models.ForeignKey(
+        RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pool = models.ForeignKey(
+        Pool, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status, default=Status.OPEN)
+    first_touch_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    handed_to = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The rep who got the lead, or the manager it was escalated to.",
+    )
+    handoff = models.CharField(max_length=10, choices=Handoff, blank=True)
+    outcome = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "lead",
+                condition=models.Q(status="open"),
+                name="response_timer_one_open_per_lead",
+            ),
+        ]
+        indexes = [
+            # The sweeper reads the open timers of every organisation by due time.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(status="open"),
+                name="response_timer_open_due",
+            ),
+            models.Index(
+                fields=["organization", "lead", "assigned_at"],
+                name="response_timer_lead",
+            ),
+        ]
+        ordering = ["assigned_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.member_id} due {self.due_at:%Y-%m-%d %H:%M}"
 
 
 class IntakeRequest(TenantModel):

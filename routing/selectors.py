@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import F, Min, OuterRef, QuerySet, Subquery
 
 from activity.models import Activity, Lead
-from routing.models import Assignment
+from routing.models import Assignment, ResponseTimer
 from spm.access import visible_member_ids
 from spm.models import Membership
 
@@ -76,4 +76,27 @@ def leads_owned_by(member: Membership) -> QuerySet[Lead]:
         Lead.objects.filter(owner=member)
         .annotate(first_activity_at=Subquery(first_activity))
         .order_by(F("assigned_at").desc(nulls_last=True), "-id")
+    )
+
+
+ESCALATIONS_SHOWN = 50
+
+
+def open_escalations(viewer: Membership) -> list[ResponseTimer]:
+    """Return the escalated timers of leads still open and with the same owner.
+
+    An admin sees every escalation, and a manager those of the reps they may
+    see. The newest come first, at most ``ESCALATIONS_SHOWN``.
+    """
+    timers = ResponseTimer.objects.filter(
+        handoff=ResponseTimer.Handoff.ESCALATED,
+        lead__status__in=Lead.OPEN_STATUSES,
+        lead__owner_id=F("member_id"),
+    )
+    if not viewer.is_admin:
+        timers = timers.filter(member_id__in=visible_member_ids(viewer))
+    return list(
+        timers.select_related("lead", "member", "handed_to").order_by(
+            "-closed_at", "-id"
+        )[:ESCALATIONS_SHOWN]
     )

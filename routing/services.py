@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from activity.models import Lead
+from routing import sla
 from routing.engine.decision import Decision, decide
 from routing.models import Assignment, IntakeRequest
 from routing.qualification import (
@@ -215,6 +216,15 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
         via=via,
     )
     _lead_update(lead, decision, routed_at)
+    if decision.member is not None and decision.rule is not None:
+        pool = decision.rule.pool if decision.pool_id else None
+        sla.timer_start(
+            lead=lead,
+            member=decision.member,
+            assigned_at=routed_at,
+            rule=decision.rule,
+            pool=pool,
+        )
     return assignment
 
 

@@ -16,7 +16,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from routing import model_services, services
+from routing import model_services, services, sla
 from spm.models import Organization, User
 from spm.tenancy import system_context, tenant_context
 
@@ -120,3 +120,8 @@ def lead_model_train_all_task() -> int:
             lead_model_train_enqueue(organization.pk)
             queued += 1
     return queued
+
+
+@shared_task(**TASK_OPTIONS)
+def response_timers_sweep_task() -> int:
+    return sla.response_timers_sweep()

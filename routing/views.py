@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from routing import selectors
+from routing import selectors, sla
 from routing.qualification import qualification_context
 from spm.access import require_manager_or_admin
 
@@ -40,6 +40,8 @@ def lead_detail(request: HttpRequest, org_slug: str, lead_id) -> HttpResponse:
     context = {
         "lead": lead,
         "assignment": selectors.assignment_for(lead),
+        "timers": sla.lead_timers(lead),
+        "rep_delay": sla.rep_delay_minutes(lead),
         **qualification_context(lead),
     }
     return render(request, "routing/lead_detail.html", context)
@@ -53,7 +55,10 @@ def fallback_queue(request: HttpRequest, org_slug: str) -> HttpResponse:
     page = Paginator(selectors.fallback_queue(), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    return render(request, "routing/queue.html", {"page": page})
+    escalations = selectors.open_escalations(request.membership)
+    return render(
+        request, "routing/queue.html", {"page": page, "escalations": escalations}
+    )
 
 
 @login_required
@@ -62,5 +67,8 @@ def my_leads(request: HttpRequest, org_slug: str) -> HttpResponse:
     """List the signed-in member's leads with the time each waited for a touch."""
     leads = selectors.leads_owned_by(request.membership)
     page = Paginator(leads, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "now": timezone.now()}
+    now = timezone.now()
+    states = sla.sla_states(list(page), now)
+    rows = [(lead, states.get(lead.pk)) for lead in page]
+    context = {"page": page, "rows": rows, "now": now}
     return render(request, "routing/my_leads.html", context)

@@ -238,7 +238,14 @@ def _pool_page(
         "pool": pool,
         "rows": _member_rows(request, pool),
         "pool_form": pool_form
-        or PoolForm(initial={"name": pool.name, "method": pool.method}),
+        or PoolForm(
+            initial={
+                "name": pool.name,
+                "method": pool.method,
+                "sla_minutes": pool.sla_minutes,
+                "sla_action": pool.sla_action,
+            }
+        ),
         "add_form": add_form
         or PoolMemberAddForm(candidates=pool_member_candidates(pool)),
     }

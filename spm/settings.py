@@ -225,6 +225,13 @@ CELERY_BEAT_SCHEDULE["routing-lead-model-train"] = {
     "schedule": 7 * 86400.0,
     "options": {"queue": "calc"},
 }
+# Response SLA: close the timers that are due, and reassign or escalate the
+# leads whose rep missed the first touch (routing/sla.py).
+CELERY_BEAT_SCHEDULE["routing-response-timers"] = {
+    "task": "routing.tasks.response_timers_sweep_task",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 # Lead routing has a queue of its own, so a long import never delays a lead.
 CELERY_TASK_ROUTES: dict[str, dict] = {"routing.tasks.*": {"queue": "routing"}}
 # Coaching: evaluate the rules hourly, check recoveries daily, and send each

@@ -11,6 +11,7 @@ leads) is read, to hold it as briefly as possible.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -91,11 +92,18 @@ def _current_state(pool: Pool) -> RotationState:
     return state or RotationState(organization_id=pool.organization_id, pool=pool)
 
 
-def pool_pick(pool: Pool, day: dt.date, *, dry_run: bool = False) -> PoolPick:
+def pool_pick(
+    pool: Pool,
+    day: dt.date,
+    *,
+    dry_run: bool = False,
+    exclude: Collection[int] = (),
+) -> PoolPick:
     """Choose the pool's next available rep for ``day`` and advance the rotation.
 
     Returns no member, with the reason, when the pool is empty or every rep
-    is unavailable. The rotation is then left as it was.
+    is unavailable. The rotation is then left as it was. Members whose ids
+    are in ``exclude`` are skipped as reps who missed the lead's response SLA.
 
     With ``dry_run``, the rotation is read without a lock and not written.
     The result is the rep that routing would pick if it ran now. Another
@@ -110,6 +118,9 @@ def pool_pick(pool: Pool, day: dt.date, *, dry_run: bool = False) -> PoolPick:
     if not pool_members:
         return PoolPick(None, [], f"pool {pool.name} has no members")
     reasons, open_counts = _static_reasons(pool, pool_members, day)
+    for pm in pool_members:
+        if pm.member_id in exclude and not reasons[pm.pk]:
+            reasons[pm.pk] = "missed the response time on this lead"
 
     state = _current_state(pool) if dry_run else _locked_state(pool)
     rotation = Rotation(turns=state.turns, counters=dict(state.counters))

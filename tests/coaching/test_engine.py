@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coaching.business_hours import business_minutes
+from coaching.business_hours import business_deadline, business_minutes
 from coaching.engine import business_days_before, judge, percentile
 from coaching.models import Comparator, Rule, ThresholdKind
 from coaching.readings import Reading
@@ -145,3 +145,34 @@ def test_business_minutes_of_an_empty_range():
     moment = _local(D(2024, 3, 19), 12)
     assert business_minutes(moment, moment, NEW_YORK) == 0
     assert business_minutes(moment, moment - dt.timedelta(hours=1), NEW_YORK) == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "minutes", "due"),
+    [
+        # Inside the day.
+        (_local(D(2024, 3, 19), 12), 7, _local(D(2024, 3, 19), 12, 7)),
+        # Friday 16:55 plus 10: 5 on Friday, 5 on Monday.
+        (_local(D(2024, 3, 15), 16, 55), 10, _local(D(2024, 3, 18), 9, 5)),
+        # Saturday: the clock starts on Monday at 09:00.
+        (_local(D(2024, 3, 16), 10), 30, _local(D(2024, 3, 18), 9, 30)),
+        # Before opening on a weekday.
+        (_local(D(2024, 3, 19), 7), 15, _local(D(2024, 3, 19), 9, 15)),
+        # Friday 16:50 EST plus 20, over the change to summer time: Monday
+        # 09:10 EDT, which is 13:10 UTC rather than 14:10.
+        (_local(D(2024, 3, 8), 16, 50), 20, _local(D(2024, 3, 11), 9, 10)),
+        # Exactly the day's end.
+        (_local(D(2024, 3, 19), 16), 60, _local(D(2024, 3, 19), 17)),
+    ],
+)
+def test_business_deadline(start, minutes, due):
+    deadline = business_deadline(start, minutes, NEW_YORK)
+
+    assert deadline == due
+    assert business_minutes(start, deadline, NEW_YORK) == Decimal(minutes)
+
+
+def test_business_deadline_dst_in_utc():
+    start = _local(D(2024, 3, 8), 16, 50)
+    deadline = business_deadline(start, 20, NEW_YORK)
+    assert deadline == dt.datetime(2024, 3, 11, 13, 10, tzinfo=dt.UTC)

@@ -191,7 +191,15 @@ def test_pool_created_with_rotation_state(admin_client, personas):
     assert pool.method == "weighted"
     assert RotationState.objects.filter(pool=pool).exists()
     assert _audit("routing.pool.create") == [
-        (None, {"name": "Inbound", "method": "weighted"})
+        (
+            None,
+            {
+                "name": "Inbound",
+                "method": "weighted",
+                "sla_minutes": None,
+                "sla_action": "reassign",
+            },
+        )
     ]
 
 
@@ -220,7 +228,12 @@ def test_pool_method_change_is_audited(admin_client, personas):
     assert (pool.name, pool.method) == ("Renamed", "fewest_open")
     ((old, new),) = _audit("routing.pool.update")
     assert old["method"] == "round_robin"
-    assert new == {"name": "Renamed", "method": "fewest_open"}
+    assert new == {
+        "name": "Renamed",
+        "method": "fewest_open",
+        "sla_minutes": None,
+        "sla_action": "reassign",
+    }
 
 
 def test_capacity_needs_every_daily_cap(admin_client, personas):
@@ -457,6 +470,23 @@ def _rule_row(order, name, action, conditions="", pool="", member="", territory=
         "member": str(member),
         "territory": str(territory),
     }
+
+
+def test_editor_publishes_rule_sla(admin_client, personas):
+    pool = make_pool(personas.org, "round_robin", [personas.rep1])
+    row = _rule_row(1, "Inbound", "pool", pool=pool.public_id)
+    data = _editor_post(
+        [row | {"sla_minutes": "20", "sla_action": "escalate"}],
+        based_on=0,
+        publish="1",
+    )
+
+    response = admin_client.post(f"{BASE}/rules/edit/", data)
+
+    assert response.status_code == 302
+    rule = RoutingRule.objects.get()
+    assert rule.sla_minutes == 20
+    assert rule.sla_action == "escalate"
 
 
 def test_editor_publishes_next_version_in_order(admin_client, personas):

@@ -347,6 +347,8 @@ def test_publish_writes_audit_log(setup):
                 "territory": None,
                 "pool": None,
                 "member": None,
+                "sla_minutes": None,
+                "sla_action": "reassign",
             }
         ],
     }
