@@ -7,6 +7,7 @@ version number with its full list of rules.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -21,6 +22,7 @@ from routing.models import (
     RuleSetVersion,
     SlaAction,
     Territory,
+    WorkingHours,
 )
 from spm.models import Membership, Organization, User
 from spm.services import audit_log_write
@@ -421,3 +423,64 @@ def rule_set_publish(
         new={"version": number, "rules": [_rule_values(rule) for rule in created]},
     )
     return version
+
+
+def _hours_values(hours: WorkingHours | None) -> dict | None:
+    if hours is None:
+        return None
+    return {
+        "time_zone": hours.time_zone,
+        "days": sorted(hours.days),
+        "start": hours.start.strftime("%H:%M"),
+        "end": hours.end.strftime("%H:%M"),
+    }
+
+
+@transaction.atomic
+def working_hours_set(
+    *,
+    member: Membership,
+    actor: User | None,
+    time_zone: str,
+    days: list[int],
+    start: dt.time,
+    end: dt.time,
+) -> WorkingHours:
+    """Set the hours in which ``member`` takes pool leads. Raises ValidationError."""
+    hours = WorkingHours.objects.filter(member=member).first()
+    old = _hours_values(hours)
+    if hours is None:
+        hours = WorkingHours(organization_id=member.organization_id, member=member)
+    hours.time_zone = time_zone
+    hours.days = sorted(set(days))
+    hours.start = start
+    hours.end = end
+    hours.full_clean(exclude=["organization", "member"])
+    hours.save()
+    audit_log_write(
+        organization=member.organization,
+        actor=actor,
+        action="routing.working_hours.set",
+        obj=member,
+        old=old,
+        new=_hours_values(hours),
+    )
+    return hours
+
+
+@transaction.atomic
+def working_hours_clear(*, member: Membership, actor: User | None) -> None:
+    """Let ``member`` take pool leads at any hour again."""
+    hours = WorkingHours.objects.filter(member=member).first()
+    if hours is None:
+        return
+    old = _hours_values(hours)
+    hours.delete()
+    audit_log_write(
+        organization=member.organization,
+        actor=actor,
+        action="routing.working_hours.clear",
+        obj=member,
+        old=old,
+        new=None,
+    )

@@ -24,7 +24,15 @@ from django.db.models import Q
 
 from routing.configuration import RuleSpec
 from routing.engine.conditions import OPERATORS, validate_conditions
-from routing.models import Pool, PoolMember, RoutingRule, SlaAction, Territory
+from routing.models import (
+    WEEKDAY_NAMES,
+    Pool,
+    PoolMember,
+    RoutingRule,
+    SlaAction,
+    Territory,
+    WorkingHours,
+)
 from routing.qualification_forms import parse_value, value_text
 from spm.models import Membership
 
@@ -501,3 +509,41 @@ class LeadTestForm(forms.Form):
         for name, messages in errors.items():
             for message in messages:
                 self.add_error(name if name in self.fields else None, message)
+
+
+WEEKDAY_CHOICES = [(str(number), name) for number, name in enumerate(WEEKDAY_NAMES, 1)]
+
+
+class WorkingHoursForm(forms.Form):
+    """A rep's working hours: days, start and end, in their own time zone."""
+
+    time_zone = forms.CharField(
+        max_length=64, help_text="IANA name, such as Europe/Berlin."
+    )
+    days = forms.TypedMultipleChoiceField(
+        choices=WEEKDAY_CHOICES,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    start = forms.TimeField(help_text="HH:MM, the first minute of work.")
+    end = forms.TimeField(help_text="HH:MM, the first minute off; after the start.")
+
+    @classmethod
+    def for_hours(cls, hours: WorkingHours | None, organization) -> WorkingHoursForm:
+        if hours is None:
+            return cls(
+                initial={
+                    "time_zone": organization.time_zone,
+                    "days": ["1", "2", "3", "4", "5"],
+                    "start": "09:00",
+                    "end": "17:00",
+                }
+            )
+        return cls(
+            initial={
+                "time_zone": hours.time_zone,
+                "days": [str(day) for day in hours.days],
+                "start": hours.start.strftime("%H:%M"),
+                "end": hours.end.strftime("%H:%M"),
+            }
+        )

@@ -11,7 +11,9 @@ records why each candidate rep was passed over.
 
 from __future__ import annotations
 
+import datetime
 import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -23,6 +25,8 @@ from activity.models import Lead
 from routing.engine.conditions import validate_conditions
 from spm.models import Membership, User
 from spm.tenancy import TenantModel
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class SlaAction(models.TextChoices):
@@ -89,10 +93,11 @@ class Pool(TenantModel):
         WEIGHTED = "weighted", "Weighted round robin"
         FEWEST_OPEN = "fewest_open", "Fewest open leads"
         CAPACITY = "capacity", "In proportion to daily capacity"
+        VALUE_BALANCED = "value_balanced", "Balanced by expected lead value"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120)
-    method = models.CharField(max_length=12, choices=Method, default=Method.ROUND_ROBIN)
+    method = models.CharField(max_length=16, choices=Method, default=Method.ROUND_ROBIN)
     sla_minutes, sla_action = sla_fields()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -156,6 +161,64 @@ class PoolMember(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.member} in {self.pool}"
+
+
+def default_working_days() -> list[int]:
+    return [1, 2, 3, 4, 5]
+
+
+class WorkingHours(TenantModel):
+    """The hours in which a rep takes leads from pools, in their own time zone.
+
+    A rep without a row takes pool leads at any hour. ``days`` lists ISO
+    weekdays (1 is Monday). The hours are ``[start, end)`` on each of those
+    days, so 09:00 to 17:00 takes a lead at 16:59 and not at 17:00.
+    """
+
+    member = models.OneToOneField(
+        Membership, on_delete=models.CASCADE, related_name="working_hours"
+    )
+    time_zone = models.CharField(max_length=64)
+    days = models.JSONField(default=default_working_days)
+    start = models.TimeField(default=datetime.time(9, 0))
+    end = models.TimeField(default=datetime.time(17, 0))
+
+    class Meta:
+        base_manager_name = "unscoped"
+        verbose_name_plural = "working hours"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(start__lt=models.F("end")),
+                name="working_hours_start_before_end",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member}: {self.describe()}"
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                {"time_zone": f"Unknown time zone {self.time_zone!r}."}
+            ) from None
+        if not self.days or any(day not in range(1, 8) for day in self.days):
+            raise ValidationError(
+                {"days": f"Days must be ISO weekdays 1 to 7, not {self.days!r}."}
+            )
+        if self.start >= self.end:
+            raise ValidationError({"end": "The end must be after the start."})
+
+    def describe(self) -> str:
+        days = ", ".join(WEEKDAY_NAMES[day - 1] for day in sorted(self.days))
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.time_zone}"
+
+    def is_open_at(self, moment: datetime.datetime) -> bool:
+        """Return whether ``moment`` falls in these hours, in the rep's time zone."""
+        local = moment.astimezone(ZoneInfo(self.time_zone))
+        return local.isoweekday() in self.days and self.start <= local.time() < self.end
 
 
 class RuleSetVersion(TenantModel):

@@ -63,4 +63,9 @@ urlpatterns = [
         name="territory",
     ),
     path("routing/test/", views_config.lead_test, name="test-lead"),
+    path(
+        "routing/hours/<uuid:member_id>/",
+        views_config.working_hours_edit,
+        name="working-hours",
+    ),
 ]

@@ -8,6 +8,8 @@ Writes go through ``routing.configuration``, which audits each change. The
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -32,6 +34,7 @@ from routing.forms_config import (
     RuleFormSet,
     RuleOptions,
     TerritoryForm,
+    WorkingHoursForm,
     condition_rows,
     pool_member_candidates,
     rule_rows,
@@ -176,7 +179,9 @@ def _pool_member_or_404(pool: Pool, member_id) -> PoolMember:
 def _members_in_order():
     return Prefetch(
         "members",
-        queryset=PoolMember.objects.select_related("member").order_by("position", "id"),
+        queryset=PoolMember.objects.select_related(
+            "member", "member__working_hours"
+        ).order_by("position", "id"),
     )
 
 
@@ -515,3 +520,54 @@ def lead_test(request: HttpRequest, org_slug: str) -> HttpResponse:
     status = 400 if form.is_bound and preview is None else 200
     context = {"form": form, "preview": preview, "live": configuration.live_version()}
     return render(request, "routing/config/test_lead.html", context, status=status)
+
+
+def _uuid_or_blank(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return ""
+
+
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def working_hours_edit(request: HttpRequest, org_slug: str, member_id) -> HttpResponse:
+    """Set or clear the hours in which a rep takes pool leads."""
+    member = (
+        Membership.objects.select_related("working_hours")
+        .filter(public_id=member_id)
+        .first()
+    )
+    if member is None:
+        raise Http404("No such member.")
+    hours = getattr(member, "working_hours", None)
+    back = _uuid_or_blank(request.GET.get("pool", ""))
+    status = 200
+    if request.method == "POST" and "clear" in request.POST:
+        configuration.working_hours_clear(member=member, actor=request.user)
+        messages.success(
+            request, f"{member.display_name} takes pool leads at any hour."
+        )
+        return redirect("routing:working-hours", org_slug=org_slug, member_id=member_id)
+    if request.method == "POST":
+        form = WorkingHoursForm(request.POST)
+        if form.is_valid():
+            try:
+                configuration.working_hours_set(
+                    member=member, actor=request.user, **form.cleaned_data
+                )
+            except ValidationError as error:
+                _add_service_errors(form, error)
+            else:
+                messages.success(
+                    request, f"Working hours of {member.display_name} saved."
+                )
+                return redirect(
+                    "routing:working-hours", org_slug=org_slug, member_id=member_id
+                )
+        status = 400
+    else:
+        form = WorkingHoursForm.for_hours(hours, request.organization)
+    context = {"member": member, "hours": hours, "form": form, "back": back}
+    return render(request, "routing/config/working_hours.html", context, status=status)

@@ -3,8 +3,9 @@
 Checked for every candidate: the membership is active and within its start
 and end dates, the rep is not paused in the pool, not on time off
 (``goals.selectors.members_away_on``) and below their caps. The day is the
-organisation's local date at the time of routing. Working hours are not
-checked yet.
+organisation's local date at the time of routing. A rep with working hours
+(``routing.models.WorkingHours``) takes pool leads only inside them, in the
+rep's own time zone.
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ def membership_reason(member: Membership, day: dt.date) -> str:
     if member.end_date and member.end_date < day:
         return f"left on {member.end_date.isoformat()}"
     return ""
+
+
+def working_hours_reason(member: Membership, now: dt.datetime) -> str:
+    """Return why ``member`` is outside their working hours at ``now``, or "".
+
+    ``member.working_hours`` is read from ``select_related``, so this costs
+    no query.
+    """
+    hours = getattr(member, "working_hours", None)
+    if hours is None or hours.is_open_at(now):
+        return ""
+    return f"outside working hours ({hours.describe()})"
 
 
 def away_member_ids(member_ids: Collection[int], day: dt.date) -> set[int]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db.models import Subquery
 
@@ -31,9 +32,11 @@ from routing.engine import availability
 from routing.engine.accounts import account_for_lead
 from routing.engine.conditions import conditions_match
 from routing.engine.pools import candidate, pool_pick
+from routing.engine.value import expected_value
 from routing.models import (
     Assignment,
     LeadQualification,
+    Pool,
     RoutingRule,
     RuleSetVersion,
 )
@@ -123,7 +126,12 @@ def _apply(
         decision.outcome, decision.member = ASSIGNED, owner
         decision.reason = f"rule {rule.name}: owner of the account"
     elif action == RoutingRule.Action.POOL:
-        picked = pool_pick(rule.pool, day, dry_run=dry_run)
+        lead_value = (
+            expected_value(lead, day)
+            if rule.pool.method == Pool.Method.VALUE_BALANCED
+            else Decimal(0)
+        )
+        picked = pool_pick(rule.pool, day, dry_run=dry_run, lead_value=lead_value)
         decision.pool_id = rule.pool_id
         decision.method = rule.pool.method
         decision.candidates += picked.candidates

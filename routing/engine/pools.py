@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -59,12 +60,14 @@ def _static_reasons(
         pm.cap_open is not None for pm in pool_members
     )
     open_counts = availability.open_lead_counts(member_ids) if needs_open_counts else {}
+    now = timezone.now()
     reasons = {}
     for pm in pool_members:
         reasons[pm.pk] = (
             availability.membership_reason(pm.member, day)
             or ("paused in this pool" if pm.paused else "")
             or ("on time off" if pm.member_id in away else "")
+            or availability.working_hours_reason(pm.member, now)
             or availability.open_cap_reason(
                 pm.cap_open, open_counts.get(pm.member_id, 0)
             )
@@ -98,12 +101,14 @@ def pool_pick(
     *,
     dry_run: bool = False,
     exclude: Collection[int] = (),
+    lead_value: Decimal = Decimal(0),
 ) -> PoolPick:
     """Choose the pool's next available rep for ``day`` and advance the rotation.
 
     Returns no member, with the reason, when the pool is empty or every rep
     is unavailable. The rotation is then left as it was. Members whose ids
     are in ``exclude`` are skipped as reps who missed the lead's response SLA.
+    ``lead_value`` is the lead's expected value, for a value-balanced pool.
 
     With ``dry_run``, the rotation is read without a lock and not written.
     The result is the rep that routing would pick if it ran now. Another
@@ -112,7 +117,7 @@ def pool_pick(
     """
     pool_members = list(
         PoolMember.objects.filter(pool=pool)
-        .select_related("member")
+        .select_related("member", "member__working_hours")
         .order_by("position", "id")
     )
     if not pool_members:
@@ -143,7 +148,7 @@ def pool_pick(
             None, candidates, f"every rep in pool {pool.name} is unavailable"
         )
 
-    chosen = pick(pool.method, rotation, list(slots.values()), day_key)
+    chosen = pick(pool.method, rotation, list(slots.values()), day_key, lead_value)
     if not dry_run:
         state.turns = rotation.turns
         state.counters = rotation.counters

@@ -19,17 +19,24 @@ slots, so a rep who is skipped keeps their place in the rotation.
   caps stop each rep at their cap.
 - Fewest open leads: the rep with the fewest open leads; ties go to the rep
   whose last lead is oldest, then by position.
+- Value balanced: the rep with the least expected value given so far goes
+  next (ties as in round robin), and the lead's expected value is added to
+  theirs. A rep new to the pool starts at the lowest value of the others,
+  so they share from then on instead of taking every lead until they catch
+  up. Leads of equal value make this round robin.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 ROUND_ROBIN = "round_robin"
 WEIGHTED = "weighted"
 FEWEST_OPEN = "fewest_open"
 CAPACITY = "capacity"
-METHODS = (ROUND_ROBIN, WEIGHTED, FEWEST_OPEN, CAPACITY)
+VALUE_BALANCED = "value_balanced"
+METHODS = (ROUND_ROBIN, WEIGHTED, FEWEST_OPEN, CAPACITY, VALUE_BALANCED)
 
 
 @dataclass
@@ -44,6 +51,9 @@ class Slot:
     day: str = ""
     today: int = 0
     open_leads: int = 0
+    # Expected value given so far, for the value-balanced method. None for a
+    # rep who has none stored yet.
+    value: Decimal | None = None
 
     def leads_on(self, day: str) -> int:
         """Return the leads this pool gave the rep on ``day``."""
@@ -68,26 +78,48 @@ class Rotation:
             current=stored.get("current", 0),
             day=stored.get("day", ""),
             today=stored.get("today", 0),
+            value=Decimal(stored["value"]) if "value" in stored else None,
         )
 
     def store(self, slot: Slot) -> None:
-        self.counters[str(slot.key)] = {
+        values = {
             "turn": slot.turn,
             "current": slot.current,
             "day": slot.day,
             "today": slot.today,
         }
+        if slot.value is not None:
+            # A string, because JSON numbers would lose the decimal places.
+            values["value"] = str(slot.value)
+        self.counters[str(slot.key)] = values
 
 
 def _rotation_order(slot: Slot) -> tuple:
     return (slot.turn, slot.position, slot.key)
 
 
-def pick(method: str, rotation: Rotation, available: list[Slot], day: str) -> Slot:
+def _value_baseline(rotation: Rotation) -> Decimal:
+    """Return the lowest expected value stored for any rep of the pool, or 0."""
+    values = [
+        Decimal(stored["value"])
+        for stored in rotation.counters.values()
+        if "value" in stored
+    ]
+    return min(values, default=Decimal(0))
+
+
+def pick(
+    method: str,
+    rotation: Rotation,
+    available: list[Slot],
+    day: str,
+    lead_value: Decimal = Decimal(0),
+) -> Slot:
     """Choose the next rep among ``available`` (not empty) and record the turn.
 
     ``day`` is the organisation-local date (ISO format) that daily counts
-    belong to.
+    belong to. ``lead_value`` is the lead's expected value, which only the
+    value-balanced method uses.
     """
     if method in (WEIGHTED, CAPACITY):
         total = sum(slot.weight for slot in available)
@@ -101,6 +133,15 @@ def pick(method: str, rotation: Rotation, available: list[Slot], day: str) -> Sl
                 rotation.store(slot)
     elif method == FEWEST_OPEN:
         chosen = min(available, key=lambda s: (s.open_leads, *_rotation_order(s)))
+    elif method == VALUE_BALANCED:
+        baseline = _value_baseline(rotation)
+        for slot in available:
+            if slot.value is None:
+                # Stored now, so that the next lead finds the same starting value.
+                slot.value = baseline
+                rotation.store(slot)
+        chosen = min(available, key=lambda s: (s.value, *_rotation_order(s)))
+        chosen.value += lead_value
     else:
         chosen = min(available, key=_rotation_order)
 

@@ -212,6 +212,8 @@ routing:territory                     GET    territory login 404 404  404   404 
 routing:territory                     POST   territory login 404 404  404   404   302
 routing:test-lead                     GET    -       login 404   404   404   404   200
 routing:test-lead                     POST   -       login 404   404   404   404   405
+routing:working-hours                 GET    pool    login 404   404   404   404   200
+routing:working-hours                 POST   pool    login 404   404   404   404   302
 routing-forms:lead                    GET    org     405   405   405   405   405   405
 routing-forms:lead                    POST   org     303   303   303   303   303   303
 routing-forms:lead-thanks             GET    org     200   200   200   200   200   200
@@ -826,6 +828,15 @@ def _pool_member_pause(objects: MatrixObjects) -> dict:
     return {"paused": "1"}
 
 
+def _working_hours_form(objects: MatrixObjects) -> dict:
+    return {
+        "time_zone": "Europe/Berlin",
+        "days": ["1", "2"],
+        "start": "09:00",
+        "end": "17:00",
+    }
+
+
 def _territory_form(objects: MatrixObjects) -> dict:
     return {
         "name": "Matrix DACH",
@@ -871,6 +882,7 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "routing:pool-member-pause": _pool_member_pause,
     "routing:territory-new": _territory_form,
     "routing:territory": _territory_form,
+    "routing:working-hours": _working_hours_form,
     "api-leads": _lead_form,
 }
 # Actions that write with no form data.
