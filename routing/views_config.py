@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from routing import configuration
+from routing.engine import backtest as backtest_module
 from routing.engine.conditions import FIELDS, describe
 from routing.engine.decision import live_rules
 from routing.engine.preview import draft_rules, lead_preview
@@ -409,6 +410,18 @@ def _with_added_row(data):
     return data
 
 
+DEFAULT_BACKTEST_WEEKS = 4
+
+
+def _backtest_weeks(text: str) -> int | None:
+    """Return the weeks typed for a backtest, or None when out of range."""
+    try:
+        weeks = int(text)
+    except ValueError:
+        return None
+    return weeks if 1 <= weeks <= backtest_module.MAX_WEEKS else None
+
+
 def _editor_preview(request, formset, lead_form, based_on: int):
     """Return the preview of the typed lead under the draft rules, or None."""
     if not (formset.is_valid() and lead_form.is_valid()):
@@ -467,6 +480,10 @@ def rule_set_edit(request: HttpRequest, org_slug: str) -> HttpResponse:
         "show_errors": False,
         "errors": [],
         "preview": None,
+        "backtest": None,
+        "backtest_weeks": DEFAULT_BACKTEST_WEEKS,
+        "backtest_max": backtest_module.MAX_LEADS,
+        "backtest_max_weeks": backtest_module.MAX_WEEKS,
     }
     status = 200
     if request.method == "GET":
@@ -482,7 +499,24 @@ def rule_set_edit(request: HttpRequest, org_slug: str) -> HttpResponse:
         publish_form = PublishForm(request.POST)
         lead_form = LeadTestForm(request.POST, prefix=LEAD_PREFIX)
         context["show_errors"] = True
-        if "preview" in request.POST:
+        if "backtest" in request.POST:
+            based_on = live_number
+            if publish_form.is_valid():
+                based_on = publish_form.cleaned_data["based_on"]
+            weeks = _backtest_weeks(request.POST.get("backtest_weeks", ""))
+            context["backtest_weeks"] = weeks or DEFAULT_BACKTEST_WEEKS
+            if weeks is None:
+                context["errors"] = [
+                    f"Weeks to backtest must be a whole number from 1 to "
+                    f"{backtest_module.MAX_WEEKS}."
+                ]
+            elif formset.is_valid():
+                rules = draft_rules(formset.specs(), based_on + 1)
+                context["backtest"] = backtest_module.backtest(rules, weeks)
+            else:
+                context["errors"] = formset.error_lines()
+            status = 200 if context["backtest"] else 400
+        elif "preview" in request.POST:
             based_on = live_number
             if publish_form.is_valid():
                 based_on = publish_form.cleaned_data["based_on"]

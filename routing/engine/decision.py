@@ -31,7 +31,7 @@ from activity.models import Account, Lead
 from routing.engine import availability
 from routing.engine.accounts import account_for_lead
 from routing.engine.conditions import conditions_match
-from routing.engine.pools import candidate, pool_pick
+from routing.engine.pools import Simulation, candidate, pool_pick
 from routing.engine.value import expected_value
 from routing.models import (
     Assignment,
@@ -114,7 +114,12 @@ def _account_owner(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decisi
 
 
 def _apply(
-    rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision, dry_run: bool
+    rule: RoutingRule,
+    lead: Lead,
+    day: dt.date,
+    decision: Decision,
+    dry_run: bool,
+    simulation: Simulation | None = None,
 ) -> bool:
     """Apply a matching rule; return False when the next rule must be tried."""
     action = rule.action
@@ -131,7 +136,13 @@ def _apply(
             if rule.pool.method == Pool.Method.VALUE_BALANCED
             else Decimal(0)
         )
-        picked = pool_pick(rule.pool, day, dry_run=dry_run, lead_value=lead_value)
+        picked = pool_pick(
+            rule.pool,
+            day,
+            dry_run=dry_run,
+            lead_value=lead_value,
+            simulation=simulation,
+        )
         decision.pool_id = rule.pool_id
         decision.method = rule.pool.method
         decision.candidates += picked.candidates
@@ -203,6 +214,7 @@ def decide(
     dry_run: bool = False,
     rules: list[RoutingRule] | None = None,
     customer_account: Account | None = None,
+    simulation: Simulation | None = None,
 ) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
 
@@ -213,7 +225,8 @@ def decide(
 
     ``rules`` replaces the live rules, for trying a draft. A stored lead's
     customer account is read from its qualification. A lead that is not
-    stored (``pk`` None) uses ``customer_account`` instead.
+    stored (``pk`` None) uses ``customer_account`` instead. A
+    ``simulation`` replaces the pools' stored rotations, for a backtest.
     """
     decision = Decision(outcome=QUEUED)
     account = _stored_customer_account(lead) if lead.pk else customer_account
@@ -226,7 +239,7 @@ def decide(
             decision.trace.append(_step(rule, "no match", mismatch))
             continue
         decision.rule = rule
-        if _apply(rule, lead, day, decision, dry_run):
+        if _apply(rule, lead, day, decision, dry_run, simulation):
             return decision
         decision.rule = None
     decision.outcome, decision.member, decision.method = QUEUED, None, ""

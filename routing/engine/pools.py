@@ -24,6 +24,20 @@ from spm.models import Membership
 
 
 @dataclass
+class Simulation:
+    """Rotations kept in memory, to replay many leads without touching the database.
+
+    A backtest routes past leads in the order they arrived. Each pool starts
+    from an empty rotation, as a new rule set would, and ``now`` is the
+    moment the current lead arrived, for working hours.
+    """
+
+    now: dt.datetime
+    rotations: dict[int, Rotation] = field(default_factory=dict)
+    pool_members: dict[int, list[PoolMember]] = field(default_factory=dict)
+
+
+@dataclass
 class PoolPick:
     member: Membership | None
     candidates: list[dict] = field(default_factory=list)
@@ -51,7 +65,7 @@ def _weight(pool: Pool, pool_member: PoolMember) -> int:
 
 
 def _static_reasons(
-    pool: Pool, pool_members: list[PoolMember], day: dt.date
+    pool: Pool, pool_members: list[PoolMember], day: dt.date, now: dt.datetime
 ) -> tuple[dict[int, str], dict[int, int]]:
     """Return the reasons that do not depend on the rotation, and open counts."""
     member_ids = [pm.member_id for pm in pool_members]
@@ -60,7 +74,6 @@ def _static_reasons(
         pm.cap_open is not None for pm in pool_members
     )
     open_counts = availability.open_lead_counts(member_ids) if needs_open_counts else {}
-    now = timezone.now()
     reasons = {}
     for pm in pool_members:
         reasons[pm.pk] = (
@@ -102,6 +115,7 @@ def pool_pick(
     dry_run: bool = False,
     exclude: Collection[int] = (),
     lead_value: Decimal = Decimal(0),
+    simulation: Simulation | None = None,
 ) -> PoolPick:
     """Choose the pool's next available rep for ``day`` and advance the rotation.
 
@@ -113,22 +127,33 @@ def pool_pick(
     With ``dry_run``, the rotation is read without a lock and not written.
     The result is the rep that routing would pick if it ran now. Another
     worker may advance the rotation meanwhile, so a dry run is a preview,
-    not a reservation.
+    not a reservation. With a ``simulation``, the rotation is the
+    simulation's, advanced in memory, and nothing is written either.
     """
-    pool_members = list(
-        PoolMember.objects.filter(pool=pool)
-        .select_related("member", "member__working_hours")
-        .order_by("position", "id")
-    )
+    if simulation is not None and pool.pk in simulation.pool_members:
+        pool_members = simulation.pool_members[pool.pk]
+    else:
+        pool_members = list(
+            PoolMember.objects.filter(pool=pool)
+            .select_related("member", "member__working_hours")
+            .order_by("position", "id")
+        )
+        if simulation is not None:
+            simulation.pool_members[pool.pk] = pool_members
     if not pool_members:
         return PoolPick(None, [], f"pool {pool.name} has no members")
-    reasons, open_counts = _static_reasons(pool, pool_members, day)
+    now = simulation.now if simulation is not None else timezone.now()
+    reasons, open_counts = _static_reasons(pool, pool_members, day, now)
     for pm in pool_members:
         if pm.member_id in exclude and not reasons[pm.pk]:
             reasons[pm.pk] = "missed the response time on this lead"
 
-    state = _current_state(pool) if dry_run else _locked_state(pool)
-    rotation = Rotation(turns=state.turns, counters=dict(state.counters))
+    if simulation is not None:
+        state = None
+        rotation = simulation.rotations.setdefault(pool.pk, Rotation())
+    else:
+        state = _current_state(pool) if dry_run else _locked_state(pool)
+        rotation = Rotation(turns=state.turns, counters=dict(state.counters))
     day_key = day.isoformat()
     slots: dict[int, Slot] = {}
     for pm in pool_members:
@@ -149,7 +174,7 @@ def pool_pick(
         )
 
     chosen = pick(pool.method, rotation, list(slots.values()), day_key, lead_value)
-    if not dry_run:
+    if state is not None and not dry_run:
         state.turns = rotation.turns
         state.counters = rotation.counters
         state.last_member_id = chosen.key

@@ -5,8 +5,8 @@ lead's predictive score (``LeadQualification.predicted_score``, a percentage)
 and 100% when no model scored it. The deal size is the lead's own
 ``estimated_value`` when intake received one. Otherwise it is the typical
 deal size of the lead's segment: the mean amount of the deals won over the
-last 365 days with an account in the same company-size band as the lead,
-else of all deals won over those days, else zero.
+last 365 days with an account in the lead's company-size band. Without
+such deals it is the mean of all deals won over those days, else zero.
 """
 
 from __future__ import annotations
