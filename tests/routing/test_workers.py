@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import signal
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +14,7 @@ from django.db import connections
 from django.test import Client
 
 from activity.models import Lead
-from routing import tasks
+from routing import services, tasks
 from routing.models import Assignment, RotationState
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -20,8 +24,9 @@ from tests.worker import wait_for
 pytestmark = pytest.mark.worker
 
 URL = "/api/v1/leads/"
-LEADS = 220
+LEADS = 2000
 POSTING_THREADS = 8
+CRASH_LEADS = 400
 
 
 def _post_lead(key: str, number: int) -> int:
@@ -48,7 +53,9 @@ def _routed(org, count: int) -> list[Assignment]:
             finished = Lead.objects.exclude(routing_status="pending").count()
             return finished == count
 
-    wait_for(done, timeout=120)
+    # About 50 ms of CPU per lead, web and worker together, on a shared
+    # two-core machine: 2,000 leads take one to three minutes.
+    wait_for(done, timeout=300)
     with tenant_context(org):
         return list(
             Assignment.objects.select_related("member").order_by("routed_at", "id")
@@ -71,9 +78,9 @@ def test_concurrent_leads_share_one_fair_rotation(routing_workers, personas):
     assert len(assignments) == LEADS
     assert len({a.lead_id for a in assignments}) == LEADS
     assert all(a.outcome == "assigned" for a in assignments)
-    # 220 leads over 4 reps in strict rotation: 55 each.
+    # 2,000 leads over 4 reps in strict rotation: 500 each.
     counts = Counter(a.member.display_name for a in assignments)
-    assert counts == {"A": 55, "B": 55, "C": 55, "D": 55}
+    assert counts == {"A": 500, "B": 500, "C": 500, "D": 500}
     # The routing times follow the rotation, which cycles A, B, C, D.
     sequence = [a.member.display_name for a in assignments]
     assert sequence == ["A", "B", "C", "D"] * (LEADS // 4)
@@ -127,3 +134,58 @@ def test_sweep_task_runs_on_a_worker(routing_workers, personas):
     assert assignments[0].lead_id == lost.pk
     assert assignments[0].member == rep
     assert assignments[0].via == "sweeper"
+
+
+def _routed_count(org) -> int:
+    with tenant_context(org):
+        return Lead.objects.exclude(routing_status="pending").count()
+
+
+def _pending(org) -> int:
+    with tenant_context(org):
+        return Lead.objects.filter(routing_status="pending").count()
+
+
+def _wait_until_idle(org, quiet_seconds: float = 3.0, timeout: float = 120) -> None:
+    """Wait until the pending count stops changing for ``quiet_seconds``."""
+    deadline = time.monotonic() + timeout
+    last, since = _pending(org), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now_pending = _pending(org)
+        if now_pending != last:
+            last, since = now_pending, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            return
+    raise AssertionError(f"Routing did not settle: {last} leads still pending")
+
+
+def test_killed_worker_loses_no_lead(routing_workers, personas):
+    org = personas.org
+    with tenant_context(org):
+        reps = [make_rep(org, name) for name in ("A", "B", "C", "D")]
+        publish_pool(org, make_pool(org, "round_robin", reps))
+    _, key = api_key_create(organization=org, name="crash")
+
+    with ThreadPoolExecutor(1) as poster:
+        posted = poster.submit(_post_all, key, CRASH_LEADS)
+        wait_for(lambda: _routed_count(org) >= 50 or posted.done(), 60)
+        victim = routing_workers[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        statuses = posted.result()
+    victim.wait(timeout=10)
+    _wait_until_idle(org)
+    # The leads of the killed worker's unacknowledged tasks are still pending:
+    # the sweeper routes them, as its beat run would.
+    swept = services.leads_sweep(older_than=dt.timedelta(0), limit=CRASH_LEADS)
+    assignments = _routed(org, CRASH_LEADS)
+
+    assert statuses == [201] * CRASH_LEADS
+    assert victim.returncode == -signal.SIGKILL
+    # The victim held at least the task it was running, with acks_late.
+    assert swept >= 1
+    assert swept == sum(a.via == "sweeper" for a in assignments)
+    assert len(assignments) == CRASH_LEADS
+    assert len({a.lead_id for a in assignments}) == CRASH_LEADS
+    counts = Counter(a.member.display_name for a in assignments)
+    assert max(counts.values()) - min(counts.values()) <= 1
