@@ -1,0 +1,52 @@
+"""Flat rate: every credited amount earns the same rate.
+
+Parameters: ``{"rate": "0.10"}``, a fraction (0.10 is 10%).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from compensation.engine.caps import cap_per_deal
+from compensation.engine.plans import Component, Segment
+from compensation.engine.types import LineKind, StatementLine
+from compensation.engine.values import check_keys, money, percent, read_rate
+from spm.money import round_money
+
+
+@dataclass(frozen=True)
+class FlatSpec:
+    rate: Decimal
+
+
+def parse(params: Mapping[str, Any]) -> FlatSpec:
+    check_keys(params, {"rate"})
+    return FlatSpec(rate=read_rate(params))
+
+
+def calculate(component: Component, segment: Segment) -> list[StatementLine]:
+    rate = component.spec.rate
+    lines = []
+    for credit in segment.credits:
+        exact, cap_note = cap_per_deal(
+            credit.amount * rate, credit, component.cap_per_deal
+        )
+        amount = round_money(exact)
+        explanation = f"{money(credit.amount)} x {percent(rate)}{cap_note}"
+        lines.append(
+            segment.line(
+                component,
+                LineKind.COMMISSION,
+                amount=amount,
+                explanation=f"{explanation} = {money(amount)}",
+                deal_id=credit.deal_id,
+                deal_name=credit.deal_name,
+                date=credit.credit_date,
+                base=credit.amount,
+                rate=rate,
+            )
+        )
+    return lines

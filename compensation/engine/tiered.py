@@ -1,0 +1,148 @@
+"""Tiered rates on the period's running total, marginal or retroactive.
+
+Parameters::
+
+    {"basis": "attainment" | "amount",
+     "mode": "marginal" | "retroactive",
+     "tiers": [{"from": "0", "to": "100", "rate": "0.08"},
+               {"from": "100", "rate": "0.12"}],
+     "threshold": "50"}
+
+With basis "attainment" the bounds and the threshold are percentages of the
+member's quota for the segment. With "amount" they are amounts in the plan's
+currency, prorated when a plan change splits the period. Credits are taken
+in order of credit date, then deal id. A threshold is a gate: while the
+period's total is below it, no credit of the period earns anything; once
+it is reached, every credit earns at the tiers' rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from compensation.engine.caps import cap_per_deal
+from compensation.engine.plans import Component, Segment
+from compensation.engine.tiers import TierTable, describe_portions
+from compensation.engine.types import Credit, LineKind, ParamsError, StatementLine
+from compensation.engine.values import (
+    check_keys,
+    money,
+    percent,
+    plain,
+    read_choice,
+    read_decimal,
+)
+from spm.money import round_money
+
+ZERO = Decimal("0.00")
+BASES = ("attainment", "amount")
+MODES = ("marginal", "retroactive")
+
+
+@dataclass(frozen=True)
+class TieredSpec:
+    basis: str
+    mode: str
+    tiers: TierTable
+    threshold: Decimal | None = None
+
+
+def parse(params: Mapping[str, Any]) -> TieredSpec:
+    check_keys(params, {"basis", "mode", "tiers", "threshold"})
+    # The bases and the modes pay very differently, so the plan must name both.
+    for key, choices in (("basis", BASES), ("mode", MODES)):
+        if key not in params:
+            raise ParamsError(key, f"is required: {' or '.join(choices)}.")
+    return TieredSpec(
+        basis=read_choice(params, "basis", BASES, BASES[0]),
+        mode=read_choice(params, "mode", MODES, MODES[0]),
+        tiers=TierTable.parse(params.get("tiers")),
+        threshold=read_decimal(params, "threshold", required=False, positive=True),
+    )
+
+
+def _tier_label(spec: TieredSpec, table: TierTable):
+    """Name tiers as written for attainment (100-150%), in money for amounts."""
+
+    def label(index: int) -> str:
+        if spec.basis == "attainment":
+            tier, unit, write = spec.tiers.tiers[index], "%", plain
+        else:
+            tier, unit, write = table.tiers[index], "", money
+        if tier.upper is None:
+            return f"{write(tier.lower)}{unit} and up"
+        return f"{write(tier.lower)}-{write(tier.upper)}{unit}"
+
+    return label
+
+
+def calculate(component: Component, segment: Segment) -> list[StatementLine]:
+    spec: TieredSpec = component.spec
+    if spec.basis == "attainment":
+        quota = segment.require_quota(component)
+        scale = quota / 100
+        context = f" of the {money(quota)} quota{segment.prorate_note()}"
+        threshold = f"{plain(spec.threshold or ZERO)}%{context}"
+    else:
+        scale = segment.fraction
+        context = segment.prorate_note()
+        threshold = money((spec.threshold or ZERO) * scale) + context
+    table = spec.tiers.scaled(scale)
+    label = _tier_label(spec, table)
+    total = sum((credit.amount for credit in segment.credits), ZERO)
+
+    if spec.threshold is not None and total < spec.threshold * scale:
+        reason = (
+            f"no commission, because the period's total of {money(total)} is "
+            f"below the threshold of {threshold}"
+        )
+        return [
+            _line(component, segment, credit, ZERO, f"{money(credit.amount)}: {reason}")
+            for credit in segment.credits
+        ]
+
+    lines = []
+    running = ZERO
+    final = table.index_at(total)
+    for credit in segment.credits:
+        if spec.mode == "marginal":
+            parts = table.portions(running, running + credit.amount)
+            exact = sum((amount * table.tiers[i].rate for i, amount in parts), ZERO)
+            sentence = describe_portions(table, parts, label)
+            if not parts:
+                sentence = f"{money(credit.amount)} x {percent(table.tiers[0].rate)}"
+        else:
+            rate = table.tiers[final].rate
+            exact = credit.amount * rate
+            sentence = (
+                f"{money(credit.amount)} x {percent(rate)} in tier {label(final)}, "
+                f"the tier of the period's total {money(total)}"
+            )
+        running += credit.amount
+        exact, cap_note = cap_per_deal(exact, credit, component.cap_per_deal)
+        amount = round_money(exact)
+        sentence = f"{sentence}{context}{cap_note} = {money(amount)}"
+        lines.append(_line(component, segment, credit, amount, sentence))
+    return lines
+
+
+def _line(
+    component: Component,
+    segment: Segment,
+    credit: Credit,
+    amount: Decimal,
+    explanation: str,
+) -> StatementLine:
+    return segment.line(
+        component,
+        LineKind.COMMISSION,
+        amount=amount,
+        explanation=explanation,
+        deal_id=credit.deal_id,
+        deal_name=credit.deal_name,
+        date=credit.credit_date,
+        base=credit.amount,
+    )

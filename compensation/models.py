@@ -1,0 +1,510 @@
+"""Compensation plans, their versions and components, assignments, rates and draws.
+
+A plan is edited as numbered versions. A draft version can change; a
+published one is read-only, so a statement can always be explained by the
+terms it was calculated with. A change takes effect by publishing a new
+version with a later ``effective_from``; a period that contains that date is
+split there (compensation.engine.plans).
+
+Component parameters are JSON, validated in ``PlanComponent.clean`` by the
+component kind's module in compensation.engine, which is also what reads
+them at calculation time. docs/compensation.md describes each kind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pycountry
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from activity.models import Deal
+from compensation.engine.components import KINDS_WITH_DEAL_CAP, build_component
+from compensation.engine.plans import FxRateDate, PayoutTiming
+from compensation.engine.tiers import TierTable
+from compensation.engine.types import ParamsError
+from spm.models import Membership, User
+from spm.tenancy import TenantModel
+
+MONEY = {"max_digits": 18, "decimal_places": 2}
+
+
+def validate_currency(code: str) -> None:
+    """Accept only ISO 4217 alphabetic codes, such as USD or EUR."""
+    if not code or pycountry.currencies.get(alpha_3=code) is None:
+        raise ValidationError(
+            f"{code!r} is not an ISO 4217 currency code; use one such as USD."
+        )
+
+
+def currency_field(**options) -> models.CharField:
+    return models.CharField(max_length=3, validators=[validate_currency], **options)
+
+
+class CompPlan(TenantModel):
+    """A compensation plan; its terms live in its versions."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120)
+    currency = currency_field(help_text="The currency the plan pays in.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization", Lower("name"), name="comp_plan_name_unique"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlanVersion(TenantModel):
+    """The terms of a plan from ``effective_from`` until a later published version."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    class Timing(models.TextChoices):
+        AT_CLOSE = PayoutTiming.AT_CLOSE, "when the deal is credited"
+        ON_PAYMENT = PayoutTiming.ON_PAYMENT, "pro rata as the customer pays"
+        ON_FULL_PAYMENT = PayoutTiming.ON_FULL_PAYMENT, "when the deal is fully paid"
+
+    class RateDate(models.TextChoices):
+        CLOSE_DATE = FxRateDate.CLOSE_DATE, "the close date"
+        MONTH_START = FxRateDate.MONTH_START, "the first day of the close month"
+
+    class Clawback(models.TextChoices):
+        NONE = "", "no clawback"
+        FULL = "full", "all of it"
+        PRORATED = "prorated", "the unserved share of the term"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(
+        CompPlan, on_delete=models.CASCADE, related_name="versions"
+    )
+    number = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    effective_from = models.DateField()
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cap_per_period = models.DecimalField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="The most the whole plan pays in one period; empty for no cap.",
+        **MONEY,
+    )
+    payout_timing = models.CharField(
+        "commission is paid", max_length=16, choices=Timing, default=Timing.AT_CLOSE
+    )
+    fx_rate_date = models.CharField(
+        "exchange rates are taken on",
+        max_length=12,
+        choices=RateDate,
+        default=RateDate.CLOSE_DATE,
+    )
+    clawback = models.CharField(
+        "a cancelled deal takes back",
+        max_length=10,
+        choices=Clawback,
+        default=Clawback.NONE,
+        blank=True,
+    )
+    clawback_term_months = models.PositiveSmallIntegerField(
+        "contract term for clawback, in months",
+        default=12,
+        validators=[MinValueValidator(1)],
+    )
+    year_payout_tiers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            'Share of gross commission paid by plan year, as [{"from": "0", '
+            '"rate": "0.75"}, {"from": "100000", "rate": "1"}]; empty to pay 100%.'
+        ),
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "plan", "number", name="plan_version_number_unique"
+            ),
+            models.UniqueConstraint(
+                "organization",
+                "plan",
+                "effective_from",
+                condition=Q(status="published"),
+                name="plan_version_published_date_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(published_at__isnull=False),
+                name="plan_version_published_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(cap_per_period__isnull=True) | Q(cap_per_period__gte=0),
+                name="plan_version_cap_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(clawback_term_months__gte=1),
+                name="plan_version_term_positive",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "plan", "effective_from"],
+                name="plan_version_effective",
+            )
+        ]
+        ordering = ["plan_id", "number"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.plan.name} v{self.number}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+    def year_payout_table(self) -> TierTable | None:
+        if not self.year_payout_tiers:
+            return None
+        return TierTable.parse(self.year_payout_tiers, "year_payout_tiers")
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            self.year_payout_table()
+        except ParamsError as error:
+            raise ValidationError({"year_payout_tiers": str(error)}) from error
+
+    def save(self, *args, **kwargs) -> None:
+        # Publishing saves a draft as published; after that the row is final.
+        if self.pk is not None and (
+            PlanVersion.unscoped.filter(
+                pk=self.pk, status=self.Status.PUBLISHED
+            ).exists()
+        ):
+            raise ValidationError(
+                f"{self.label} is published, so it is read-only. Create a new "
+                "version to change it."
+            )
+        super().save(*args, **kwargs)
+
+
+class PlanComponent(TenantModel):
+    """One way a plan version pays: flat rate, tiers, bonus, SPIFF or override."""
+
+    class Kind(models.TextChoices):
+        FLAT = "flat", "Flat rate"
+        TIERED = "tiered", "Tiered rates"
+        BONUS = "bonus", "Milestone bonus"
+        SPIFF = "spiff", "SPIFF"
+        OVERRIDE = "override", "Manager override"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="components"
+    )
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=Kind)
+    order = models.PositiveSmallIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    cap_per_deal = models.DecimalField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="The most one deal earns from this component, before any split.",
+        **MONEY,
+    )
+    cap_per_period = models.DecimalField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="The most this component pays in one period.",
+        **MONEY,
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "version",
+                Lower("name"),
+                name="plan_component_name_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(cap_per_deal__isnull=True) | Q(cap_per_deal__gte=0),
+                name="plan_component_deal_cap_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cap_per_period__isnull=True) | Q(cap_per_period__gte=0),
+                name="plan_component_period_cap_not_negative",
+            ),
+        ]
+        ordering = ["version_id", "order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def to_engine(self):
+        """Return the engine's view of this component; raises ParamsError."""
+        return build_component(
+            name=self.name,
+            kind=self.kind,
+            params=self.params,
+            cap_per_deal=self.cap_per_deal,
+            cap_per_period=self.cap_per_period,
+            id=self.pk,
+        )
+
+    def clean(self) -> None:
+        super().clean()
+        if self.cap_per_deal is not None and self.kind not in KINDS_WITH_DEAL_CAP:
+            raise ValidationError(
+                {"cap_per_deal": f"A {self.get_kind_display()} is not paid per deal."}
+            )
+        try:
+            self.to_engine()
+        except ParamsError as error:
+            raise ValidationError({"params": str(error)}) from error
+
+    def save(self, *args, **kwargs) -> None:
+        if self.version.is_published:
+            raise ValidationError(
+                f"{self.version.label} is published, so its components are "
+                "read-only. Create a new version to change them."
+            )
+        super().save(*args, **kwargs)
+
+
+class PlanAssignment(TenantModel):
+    """A member on a plan from ``start_date`` to ``end_date``, both included."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    member = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="plan_assignments"
+    )
+    plan = models.ForeignKey(
+        CompPlan, on_delete=models.PROTECT, related_name="assignments"
+    )
+    start_date = models.DateField()
+    end_date = models.DateField(
+        null=True, blank=True, help_text="The last day on the plan; empty if open."
+    )
+    target_incentive = models.DecimalField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Variable pay at 100% of quota for a year.",
+        **MONEY,
+    )
+    target_incentive_currency = models.CharField(
+        max_length=3, blank=True, validators=[validate_currency]
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                name="plan_assignment_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_incentive__isnull=True, target_incentive_currency="")
+                | Q(target_incentive__isnull=False) & ~Q(target_incentive_currency=""),
+                name="plan_assignment_target_has_currency",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "member", "start_date"],
+                name="plan_assignment_member_start",
+            )
+        ]
+        ordering = ["start_date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.member} on {self.plan} from {self.start_date}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.member_id is None or self.plan_id is None or self.start_date is None:
+            return
+        overlapping = PlanAssignment.unscoped.filter(
+            organization_id=self.organization_id or self.member.organization_id,
+            member_id=self.member_id,
+            plan_id=self.plan_id,
+        ).exclude(pk=self.pk)
+        if self.end_date is not None:
+            overlapping = overlapping.filter(start_date__lte=self.end_date)
+        overlapping = overlapping.filter(
+            Q(end_date__isnull=True) | Q(end_date__gte=self.start_date)
+        )
+        if overlapping.exists():
+            raise ValidationError(
+                f"{self.member} is already on {self.plan} for some of these days; "
+                "end the other assignment first."
+            )
+
+
+class FxRate(TenantModel):
+    """The price of one ``base_currency`` unit in ``quote_currency`` on ``date``."""
+
+    base_currency = currency_field()
+    quote_currency = currency_field()
+    date = models.DateField()
+    rate = models.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        validators=[MinValueValidator(Decimal("0.0000000001"))],
+    )
+    source = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "base_currency",
+                "quote_currency",
+                "date",
+                name="fx_rate_unique_per_day",
+            ),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="fx_rate_positive"),
+            models.CheckConstraint(
+                condition=~Q(base_currency=F("quote_currency")),
+                name="fx_rate_two_currencies",
+            ),
+        ]
+        ordering = ["-date", "base_currency", "quote_currency"]
+
+    def __str__(self) -> str:
+        return (
+            f"1 {self.base_currency} = {self.rate} {self.quote_currency} on {self.date}"
+        )
+
+
+class Draw(TenantModel):
+    """A minimum payment per period, from ``start_date`` to ``end_date`` inclusive.
+
+    A recoverable draw is an advance the member pays back from later
+    earnings over the draw; a non-recoverable one is a guarantee.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    member = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="draws"
+    )
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    amount = models.DecimalField(
+        validators=[MinValueValidator(Decimal("0.01"))], **MONEY
+    )
+    currency = currency_field()
+    recoverable = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="draw_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                name="draw_end_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "member", "start_date"],
+                name="draw_member_start",
+            )
+        ]
+        ordering = ["start_date", "id"]
+
+    def __str__(self) -> str:
+        kind = "recoverable" if self.recoverable else "non-recoverable"
+        return f"{self.amount} {self.currency} {kind} draw for {self.member}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.member_id is None or self.start_date is None:
+            return
+        overlapping = Draw.unscoped.filter(
+            organization_id=self.organization_id or self.member.organization_id,
+            member_id=self.member_id,
+        ).exclude(pk=self.pk)
+        if self.end_date is not None:
+            overlapping = overlapping.filter(start_date__lte=self.end_date)
+        overlapping = overlapping.filter(
+            Q(end_date__isnull=True) | Q(end_date__gte=self.start_date)
+        )
+        if overlapping.exists():
+            raise ValidationError(
+                f"{self.member} already has a draw on some of these days; "
+                "end it before this one starts."
+            )
+
+
+class Payment(TenantModel):
+    """Money a customer paid against a deal, in the deal's currency.
+
+    Plans paid on payment release commission as these arrive. A refund is
+    a negative amount.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="payments")
+    received_on = models.DateField()
+    amount = models.DecimalField(**MONEY)
+    currency = currency_field()
+    external_source = models.CharField(max_length=40, blank=True)
+    external_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "external_source",
+                "external_id",
+                name="payment_external_unique",
+                condition=~Q(external_id=""),
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "deal", "received_on"], name="payment_deal_date"
+            )
+        ]
+        ordering = ["received_on", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.received_on}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.deal_id is None:
+            return
+        deal_currency = self.deal.currency or self.deal.organization.currency
+        if self.currency != deal_currency:
+            raise ValidationError(
+                {
+                    "currency": f"The deal is in {deal_currency}; record its "
+                    f"payments in {deal_currency}, not {self.currency}."
+                }
+            )

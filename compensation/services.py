@@ -1,0 +1,327 @@
+"""Statement calculation for one member and one period.
+
+``calculate_statement`` reads the member's assignments, published plan
+versions, draws, credited deals, payments, exchange rates and quotas with a
+fixed number of queries, whatever the number of deals, and returns an
+in-memory ``Statement``. Nothing is written yet.
+
+Some balances carry from period to period: a recoverable draw, the plan
+year's gross commission, commission waiting for payments, and what was paid
+on a deal that is now cancelled. They are rebuilt by calculating the earlier
+periods they depend on, from the same rows.
+
+NOTE: until statements are stored, those earlier periods are recalculated
+from the CRM data as it is now. A deal that has left its won stage since is
+missing from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from compensation import selectors
+from compensation.crediting import DealInput, FxRates, credit_deals, rate_date
+from compensation.engine import (
+    Assignment,
+    CalculationError,
+    ClawbackTerms,
+    Credit,
+    DrawTerms,
+    FxRateDate,
+    ParamsError,
+    Payee,
+    PayoutTiming,
+    PlanTerms,
+    Statement,
+    TeamMember,
+    calculate_periods,
+)
+from compensation.engine.plans import plan_segments
+from compensation.models import PlanAssignment, PlanVersion
+from goals.calendar import DateRange, add_months
+from goals.selectors import member_quotas
+from spm.models import Membership, Organization
+from spm.tenancy import get_current_organization
+
+__all__ = ["CalculationError", "Statement", "calculate_statement"]
+
+
+def _months_in(period: DateRange) -> int:
+    """Return the whole months of ``period``; statements run on whole months."""
+    months = (
+        (period.end.year - period.start.year) * 12
+        + period.end.month
+        - period.start.month
+    )
+    if period.start.day != 1 or period.end.day != 1 or months < 1:
+        raise ValueError(
+            f"Invalid statement period {period.start} to {period.end}: a period "
+            "runs from the first day of a month to the first day of a later month."
+        )
+    return months
+
+
+def _plan_terms(version: PlanVersion) -> PlanTerms:
+    components = []
+    for component in version.components.all():
+        try:
+            components.append(component.to_engine())
+        except ParamsError as error:
+            raise CalculationError(
+                f"{version.label}, component {component.name!r}: {error}"
+            ) from error
+    clawback = None
+    if version.clawback:
+        clawback = ClawbackTerms(version.clawback, version.clawback_term_months)
+    try:
+        year_tiers = version.year_payout_table()
+    except ParamsError as error:
+        raise CalculationError(f"{version.label}: {error}") from error
+    return PlanTerms(
+        label=version.label,
+        currency=version.plan.currency,
+        effective_from=version.effective_from,
+        components=tuple(components),
+        cap_per_period=version.cap_per_period,
+        payout_timing=version.payout_timing,
+        fx_rate_date=version.fx_rate_date,
+        clawback=clawback,
+        year_payout_tiers=year_tiers,
+        version_id=version.pk,
+        plan_id=version.plan_id,
+    )
+
+
+def _assignment(
+    row: PlanAssignment, versions: list[PlanVersion], member: Membership
+) -> Assignment:
+    target = row.target_incentive
+    if target is not None and row.target_incentive_currency != row.plan.currency:
+        raise CalculationError(
+            f"{member}'s target incentive on {row.plan} is in "
+            f"{row.target_incentive_currency}, but the plan pays in "
+            f"{row.plan.currency}. Set it in {row.plan.currency}."
+        )
+    return Assignment(
+        start=row.start_date,
+        end=row.end_date,
+        versions=tuple(_plan_terms(version) for version in versions),
+        target_incentive=target,
+        id=row.pk,
+    )
+
+
+def _all_terms(assignments: list[Assignment]) -> list[PlanTerms]:
+    return [terms for assignment in assignments for terms in assignment.versions]
+
+
+def _history_start(
+    period: DateRange,
+    assignments: list[Assignment],
+    draws: list[DrawTerms],
+    earliest_paid_close: dt.date | None,
+) -> dt.date:
+    """Return the first day whose credits can change this period's statement."""
+    start = period.start
+    for draw in draws:
+        if draw.recoverable and draw.start < period.start:
+            start = min(start, draw.start)
+    for assignment in assignments:
+        for terms in assignment.versions:
+            if terms.year_payout_tiers is not None:
+                start = min(start, assignment.year_start(period.start))
+            if terms.clawback is not None:
+                start = min(
+                    start, add_months(period.start, -terms.clawback.term_months)
+                )
+    if earliest_paid_close is not None:
+        start = min(start, earliest_paid_close)
+    # Nothing is earned before the first assignment, nor owed before the first draw.
+    floors = [a.start for a in assignments] + [d.start for d in draws]
+    return max(start, min(floors)) if floors else period.start
+
+
+def _periods(
+    period: DateRange, history_start: dt.date
+) -> list[tuple[dt.date, dt.date]]:
+    months = _months_in(period)
+    periods = [(period.start, period.end)]
+    while periods[0][0] > history_start:
+        start = periods[0][0]
+        periods.insert(0, (add_months(start, -months), start))
+    return periods
+
+
+def _needs_quota(terms: PlanTerms) -> bool:
+    return any(
+        component.kind == "bonus"
+        or (component.kind == "tiered" and component.spec.basis == "attainment")
+        for component in terms.components
+    )
+
+
+def _quotas(
+    member: Membership,
+    assignments: list[Assignment],
+    periods: list[tuple[dt.date, dt.date]],
+) -> dict[tuple[dt.date, dt.date], Decimal]:
+    """Return the member's bookings quota of each segment paid on attainment.
+
+    Two queries per such segment (goals.selectors.member_quotas).
+    """
+    quotas = {}
+    for start, end in periods:
+        for found in plan_segments(start, end, tuple(assignments)):
+            key = (found.start, found.end)
+            if key in quotas or not _needs_quota(found.terms):
+                continue
+            figure = member_quotas([member], found.start, found.end).get(member.pk)
+            if figure is None:
+                continue
+            if figure.currency and figure.currency != found.terms.currency:
+                raise CalculationError(
+                    f"{member}'s quota for {found.start} is in {figure.currency}, "
+                    f"but {found.terms.label} pays in {found.terms.currency}; "
+                    "attainment needs both in one currency."
+                )
+            quotas[key] = figure.amount
+    return quotas
+
+
+def _fx_rates(
+    deals: list[DealInput],
+    terms: list[PlanTerms],
+    organization: Organization,
+    start: dt.date,
+    end: dt.date,
+) -> FxRates:
+    sources = {deal.currency or organization.currency for deal in deals}
+    targets = {t.currency for t in terms}
+    if not sources - targets and len(targets) <= 1:
+        return FxRates({})
+    first_day = rate_date(start, FxRateDate.MONTH_START)
+    return selectors.fx_rates(sources, targets, first_day, end)
+
+
+def _credits_by_basis(
+    deals: list[DealInput],
+    terms: list[PlanTerms],
+    rates: FxRates,
+    organization: Organization,
+) -> dict[tuple[str, str], list[Credit]]:
+    credits = {}
+    for basis in sorted({t.credit_basis for t in terms}):
+        currency, fx_rate_date = basis
+        credits[basis] = credit_deals(
+            deals,
+            currency=currency,
+            rates=rates,
+            time_zone=organization.time_zone,
+            default_currency=organization.currency,
+            fx_rate_date=fx_rate_date,
+        )
+    return credits
+
+
+def _plans_and_draws(
+    member: Membership, period: DateRange
+) -> tuple[list[Assignment], list[DrawTerms]]:
+    """Load the member's assignments with their published versions, and draws."""
+    rows = selectors.member_assignments(member.pk, period.end)
+    versions = {}
+    if rows:
+        versions = selectors.published_versions({row.plan_id for row in rows})
+    assignments = [
+        _assignment(row, versions.get(row.plan_id, []), member) for row in rows
+    ]
+    draws = [
+        DrawTerms(
+            amount=draw.amount,
+            currency=draw.currency,
+            recoverable=draw.recoverable,
+            start=draw.start_date,
+            end=draw.end_date,
+            id=draw.pk,
+        )
+        for draw in selectors.member_draws(member.pk)
+    ]
+    return assignments, draws
+
+
+def _split_by_member(
+    credits: dict[tuple[str, str], list[Credit]],
+    member_id: int,
+    tree: list[tuple[int, str, int]],
+) -> tuple[dict, dict]:
+    """Return the member's own credits, and their reports' for overrides, by basis."""
+    own_credits = {}
+    team = {}
+    for basis, basis_credits in credits.items():
+        by_member = defaultdict(list)
+        for credit in basis_credits:
+            by_member[credit.member_id].append(credit)
+        own_credits[basis] = tuple(by_member.get(member_id, ()))
+        team[basis] = tuple(
+            TeamMember(pk, name, depth, tuple(by_member.get(pk, ())))
+            for pk, name, depth in tree
+        )
+    return own_credits, team
+
+
+def calculate_statement(member: Membership, period: DateRange) -> Statement:
+    """Calculate ``member``'s statement for ``period`` (whole months), in memory.
+
+    Runs inside the member's organisation (``tenant_context``). Raises
+    ``CalculationError``, naming the deal, rate or setting to fix, when an
+    input is invalid: splits that do not add up to 100%, a missing exchange
+    rate or a missing quota.
+    """
+    organization = get_current_organization()
+    if member.organization_id != organization.pk:
+        raise ValueError(f"{member} is not a member of {organization}.")
+    _months_in(period)
+    assignments, draws = _plans_and_draws(member, period)
+    terms = _all_terms(assignments)
+
+    # How far back the periods that carry into this one go.
+    on_payment = any(t.payout_timing != PayoutTiming.AT_CLOSE for t in terms)
+    earliest_paid_close = None
+    if on_payment:
+        earliest_paid_close = selectors.earliest_close_of_paid_deals(
+            member.pk, period.start, period.end
+        )
+    history_start = _history_start(period, assignments, draws, earliest_paid_close)
+    periods = _periods(period, history_start)
+    first_day = periods[0][0]
+
+    # The deals of the member and, for overrides, of their reporting tree.
+    tree = []
+    if any(c.kind == "override" for t in terms for c in t.components):
+        tree = selectors.reporting_tree(member.pk)
+    member_ids = {member.pk} | {pk for pk, _, _ in tree}
+    deals, cancellations = selectors.won_deals(
+        member_ids, first_day, period.end, organization.time_zone
+    )
+    rates = _fx_rates(deals, terms, organization, first_day, period.end)
+    credits = _credits_by_basis(deals, terms, rates, organization)
+    own_credits, team = _split_by_member(credits, member.pk, tree)
+    payments = {}
+    if on_payment and deals:
+        payments = selectors.deal_payments(
+            {deal.deal_id: deal.currency or organization.currency for deal in deals}
+        )
+
+    payee = Payee(
+        member_id=member.pk,
+        name=str(member),
+        assignments=tuple(assignments),
+        credits=own_credits,
+        team=team,
+        quotas=_quotas(member, assignments, periods),
+        draws=tuple(draws),
+        cancellations=cancellations,
+        payments=payments,
+    )
+    return calculate_periods(payee, periods)[-1]

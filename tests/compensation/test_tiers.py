@@ -1,0 +1,165 @@
+"""Tier tables: half-open bounds, and marginal against retroactive pay."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from compensation.engine import ParamsError, TierTable
+from tests.compensation.builders import D, amounts, component, credit, payee, run, terms
+
+PLAN_A = [{"from": "0", "rate": "0.50"}, {"from": "100000", "rate": "0.60"}]
+PLAN_B = [
+    {"from": "0", "rate": "0.03"},
+    {"from": "300000", "rate": "0.05"},
+    {"from": "500000", "rate": "0.07"},
+]
+
+
+def _commission(tiers, mode: str, *amounts_in_period: str) -> list[Decimal]:
+    plan = terms(component("tiered", basis="amount", mode=mode, tiers=tiers))
+    credits = [
+        credit(amount, D(2024, 3, 1 + index), index + 1)
+        for index, amount in enumerate(amounts_in_period)
+    ]
+    return amounts(run(payee(plan, credits), D(2024, 3, 1))[0])
+
+
+@pytest.mark.parametrize(
+    ("tiers", "credited", "mode", "expected"),
+    [
+        # 100,000 x 50% + 80,000 x 60%
+        (PLAN_A, "180000", "marginal", "98000.00"),
+        # 180,000 x 60%
+        (PLAN_A, "180000", "retroactive", "108000.00"),
+        # 300,000 x 3% + 200,000 x 5% + 100,000 x 7% = 9,000 + 10,000 + 7,000
+        (PLAN_B, "600000", "marginal", "26000.00"),
+        # 600,000 x 7%
+        (PLAN_B, "600000", "retroactive", "42000.00"),
+    ],
+)
+def test_marginal_and_retroactive_modes(tiers, credited, mode, expected):
+    assert _commission(tiers, mode, credited) == [Decimal(expected)]
+
+
+CYCLE_BANDS = [
+    {"from": "0", "to": "500", "rate": "0.25"},
+    {"from": "500", "to": "3000", "rate": "0.30"},
+    {"from": "3000", "rate": "0.40"},
+]
+
+
+@pytest.mark.parametrize(
+    ("revenue", "expected"),
+    [
+        ("400", "100.00"),
+        ("100", "25.00"),
+        # 500 x 25% + 1,000 x 30% = 125 + 300
+        ("1500", "425.00"),
+        # 125 + 2,500 x 30% + 2,000 x 40% = 125 + 750 + 800
+        ("5000", "1675.00"),
+        # A row on a bound belongs to the band that starts there, and adds nothing.
+        ("500.00", "125.00"),
+        ("3000.00", "875.00"),
+    ],
+)
+def test_half_open_bands_per_cycle(revenue, expected):
+    assert _commission(CYCLE_BANDS, "marginal", revenue) == [Decimal(expected)]
+
+
+def test_pay_cycles_add_up():
+    plan = terms(
+        component("tiered", basis="amount", mode="marginal", tiers=CYCLE_BANDS)
+    )
+    credits = [
+        credit(amount, D(2024, month, 15), month)
+        for month, amount in zip(
+            range(1, 5), ["400", "100", "1500", "5000"], strict=True
+        )
+    ]
+
+    statements = run(payee(plan, credits), D(2024, 1, 1), 4)
+
+    totals = [statement.total for statement in statements]
+    assert totals == [Decimal(v) for v in ["100.00", "25.00", "425.00", "1675.00"]]
+    assert sum(totals) == Decimal("2225.00")
+
+
+def test_retroactive_total_on_bound():
+    # 500.00 is the start of [500, 3000), so every amount earns 30%.
+    assert _commission(CYCLE_BANDS, "retroactive", "200", "300") == [
+        Decimal("60.00"),
+        Decimal("90.00"),
+    ]
+
+
+def test_marginal_line_names_tiers():
+    plan = terms(component("tiered", basis="amount", mode="marginal", tiers=PLAN_A))
+    statement = run(payee(plan, [credit("180000", D(2024, 3, 4))]), D(2024, 3, 1))[0]
+
+    assert statement.lines[0].explanation == (
+        "100,000.00 x 50% in tier 0.00-100,000.00 + 80,000.00 x 60% in tier "
+        "100,000.00 and up = 98,000.00"
+    )
+
+
+def test_attainment_tiers_scale_with_quota():
+    tiers = [
+        {"from": "0", "to": "100", "rate": "0.08"},
+        {"from": "100", "to": "150", "rate": "0.10"},
+        {"from": "150", "rate": "0.12"},
+    ]
+    plan = terms(component("tiered", basis="attainment", mode="marginal", tiers=tiers))
+    quota = {(D(2024, 3, 1), D(2024, 4, 1)): Decimal("50000.00")}
+    credits = [credit("50000", D(2024, 3, 4), 1), credit("12500", D(2024, 3, 20), 2)]
+
+    statement = run(payee(plan, credits, quotas=quota), D(2024, 3, 1))[0]
+
+    # 50,000 is 100% of the quota: 50,000 x 8%. The next 12,500 is in 100-150%.
+    assert amounts(statement) == [Decimal("4000.00"), Decimal("1250.00")]
+    assert statement.lines[1].explanation == (
+        "12,500.00 x 10% in tier 100-150% of the 50,000.00 quota = 1,250.00"
+    )
+
+
+def test_marginal_credit_note_earns_back():
+    # 12,000 reaches the 60% tier by 2,000; a 5,000 credit note takes back
+    # 2,000 x 60% + 3,000 x 50%.
+    assert _commission(
+        PLAN_A[:1] + [{"from": "10000", "rate": "0.60"}], "marginal", "12000", "-5000"
+    ) == [
+        Decimal("6200.00"),
+        Decimal("-2700.00"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "field"),
+    [
+        ([], "tiers"),
+        ([{"from": "10", "rate": "0.1"}], "tiers[0].from"),
+        ([{"from": "0", "rate": "0.1"}, {"from": "0", "rate": "0.2"}], "tiers[1].from"),
+        (
+            [{"from": "0", "to": "400", "rate": "0.1"}, {"from": "500", "rate": "0.2"}],
+            "tiers[0].to",
+        ),
+        (
+            [
+                {"from": "0", "to": "499.99", "rate": "0.1"},
+                {"from": "500", "rate": "0.2"},
+            ],
+            "tiers[0].to",
+        ),
+        ([{"from": "0", "to": "500", "rate": "0.1"}], "tiers[0].to"),
+        ([{"from": "0", "rate": "-0.1"}], "tiers[0].rate"),
+        ([{"from": "0", "rate": "8"}, {"from": "5", "rate": "12"}], "tiers[1].rate"),
+        ([{"from": "0", "rate": "abc"}], "tiers[0].rate"),
+        ([{"from": "0", "rate": "0.1", "upto": "5"}], "tiers[0].upto"),
+    ],
+)
+def test_invalid_tier_table_names_field(rows, field):
+    with pytest.raises(ParamsError) as raised:
+        TierTable.parse(rows)
+
+    assert raised.value.field == field
