@@ -10,7 +10,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from goals.calendar import add_months
-from measurement import charts, progress, quota_details, selectors, tables
+from measurement import (
+    charts,
+    lead_conversion,
+    progress,
+    quota_details,
+    selectors,
+    tables,
+)
 from measurement.periods import (
     Period,
     PeriodForm,
@@ -144,6 +151,16 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
             teams=teams, selected=team, rows=rows, start=period.start, end=period.end
         ),
         "charts": _team_charts(metrics),
+        "lead_conversion": lead_conversion.conversion_by_band(
+            MetricScope(
+                [row.member.pk for row in rows],
+                period.start,
+                period.end,
+                request.organization.zoneinfo,
+            ),
+            {row.member.pk: row.member.display_name for row in rows},
+        ),
+        "score_bands": lead_conversion.BAND_ORDER,
         "csv_url": _query(request.GET, format="csv"),
         "period_query": "?" + urlencode(period.query()),
     }
