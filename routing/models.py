@@ -21,7 +21,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from activity.models import Lead
+from activity.models import Contact, Lead
 from routing.engine.conditions import validate_conditions
 from spm.models import Membership, User
 from spm.tenancy import TenantModel
@@ -606,6 +606,14 @@ class LeadQualification(TenantModel):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="Customer account whose owner gets the lead.",
+    )
+    known_contact = models.ForeignKey(
+        Contact,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The existing contact with the lead's email, whose owner gets it.",
     )
     email_key = models.CharField(max_length=254, blank=True)
     phone_key = models.CharField(max_length=40, blank=True)

@@ -33,7 +33,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from activity.models import Account, Deal, Lead
+from activity.models import Account, Contact, Deal, Lead
 from routing.engine.accounts import _domain_spellings, _same_domain
 from routing.engine.conditions import condition_matches, describe, lead_value
 from routing.model_services import Prediction, lead_predict
@@ -87,6 +87,7 @@ class QualifiedLead:
     parts: list[dict] = field(default_factory=list)
     status: str = Status.NEW
     customer_account: Account | None = None
+    known_contact: Contact | None = None
     intake: dict = field(default_factory=dict)
     prediction: Prediction | None = None
 
@@ -192,6 +193,23 @@ def _competitor_reason(fields: dict, competitors: set[str]) -> str:
     return ""
 
 
+def known_contact(email: str) -> Contact | None:
+    """Return the oldest contact with ``email`` whose owner, or account owner, is set.
+
+    Contacts match at any age: a contact is a person the CRM already knows,
+    unlike an open lead, which matches only within the duplicate window.
+    """
+    if not email:
+        return None
+    return (
+        Contact.objects.filter(email__iexact=email)
+        .filter(Q(owner__isnull=False) | Q(account__owner__isnull=False))
+        .select_related("owner", "account__owner")
+        .order_by("id")
+        .first()
+    )
+
+
 def customer_account(domain: str) -> Account | None:
     """Return the account on ``domain`` with a won deal, or None.
 
@@ -242,6 +260,7 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
         or (f"Disqualify rule: {rule_reason}" if rule_reason else "")
     )
     account = None if reason else customer_account(normalized.get("domain") or "")
+    contact = None if reason else known_contact(normalized.get("email") or "")
     status = Status.DISQUALIFIED if reason else status_for(scored["score"], settings)
     return QualifiedLead(
         fields=normalized,
@@ -249,6 +268,7 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
         reason=reason,
         status=status,
         customer_account=account,
+        known_contact=contact,
         intake=intake,
         prediction=prediction,
         **scored,
@@ -270,6 +290,7 @@ def qualification_store(*, lead: Lead, qualified: QualifiedLead) -> LeadQualific
         status=qualified.status,
         reason=qualified.reason[:255],
         customer_account=qualified.customer_account,
+        known_contact=qualified.known_contact,
         email_key=(lead.email or "").lower(),
         phone_key=phone_key(lead.phone),
         intake=qualified.intake,

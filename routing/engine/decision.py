@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from django.db.models import Subquery
 
-from activity.models import Account, Lead
+from activity.models import Account, Contact, Lead
 from routing.engine import availability
 from routing.engine.accounts import account_for_lead
 from routing.engine.conditions import conditions_match
@@ -171,14 +171,48 @@ def _apply(
     return True
 
 
-def _stored_customer_account(lead: Lead) -> Account | None:
-    """Return the customer account with an owner that qualification stored."""
+def _stored_matches(lead: Lead) -> tuple[Account | None, Contact | None]:
+    """Return the customer account and known contact that qualification stored."""
     qualification = (
-        LeadQualification.objects.select_related("customer_account__owner")
-        .filter(lead_id=lead.pk, customer_account__owner__isnull=False)
+        LeadQualification.objects.select_related(
+            "customer_account__owner",
+            "known_contact__owner",
+            "known_contact__account__owner",
+        )
+        .filter(lead_id=lead.pk)
         .first()
     )
-    return qualification.customer_account if qualification else None
+    if qualification is None:
+        return None, None
+    return qualification.customer_account, qualification.known_contact
+
+
+def _contact_owner(contact: Contact | None, day: dt.date, decision: Decision) -> bool:
+    """Give the lead to the owner of the contact with its email, when available.
+
+    A lead from a person the CRM knows goes to whoever owns that person: the
+    contact's owner, else its account's owner. When that rep is unavailable,
+    the customer account and the rules decide.
+    """
+    if contact is None:
+        return False
+    owner = contact.owner or (contact.account.owner if contact.account else None)
+    if owner is None:
+        return False
+    reason = _member_reason(owner, day)
+    step = {"order": 0, "rule": "Known contact", "result": "", "detail": ""}
+    decision.candidates.append(candidate(owner, chosen=not reason, skipped=reason))
+    name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
+    label = name or contact.email
+    if reason:
+        detail = f"contact {label}: owner {owner.display_name} is {reason}"
+        decision.trace.append({**step, "result": "passed", "detail": detail})
+        return False
+    decision.outcome, decision.member = ASSIGNED, owner
+    decision.method = "contact_owner"
+    decision.reason = f"known contact: owner of contact {label}"
+    decision.trace.append({**step, "result": "applied", "detail": decision.reason})
+    return True
 
 
 def _customer_owner(account: Account | None, day: dt.date, decision: Decision) -> bool:
@@ -214,6 +248,7 @@ def decide(
     dry_run: bool = False,
     rules: list[RoutingRule] | None = None,
     customer_account: Account | None = None,
+    known_contact: Contact | None = None,
     simulation: Simulation | None = None,
 ) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
@@ -225,11 +260,18 @@ def decide(
 
     ``rules`` replaces the live rules, for trying a draft. A stored lead's
     customer account is read from its qualification. A lead that is not
-    stored (``pk`` None) uses ``customer_account`` instead. A
+    stored (``pk`` None) uses ``customer_account`` and ``known_contact``
+    instead. The owner of a known contact comes first, then the owner of a
+    customer account, then the rules. A
     ``simulation`` replaces the pools' stored rotations, for a backtest.
     """
     decision = Decision(outcome=QUEUED)
-    account = _stored_customer_account(lead) if lead.pk else customer_account
+    if lead.pk:
+        account, contact = _stored_matches(lead)
+    else:
+        account, contact = customer_account, known_contact
+    if _contact_owner(contact, day, decision):
+        return decision
     if _customer_owner(account, day, decision):
         return decision
     for rule in live_rules() if rules is None else rules:

@@ -106,6 +106,7 @@ def lead_preview(
         dry_run=True,
         rules=rules,
         customer_account=qualified.customer_account,
+        known_contact=qualified.known_contact,
     )
     return Preview(qualified, decision, day)
 
