@@ -13,12 +13,13 @@ them at calculation time. docs/compensation.md describes each kind.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 
 import pycountry
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -508,3 +509,234 @@ class Payment(TenantModel):
                     f"payments in {deal_currency}, not {self.currency}."
                 }
             )
+
+
+class CalculationRun(TenantModel):
+    """One calculation of the statements of a period, with its status and progress.
+
+    The Celery task that calculates reads and updates this row, so the
+    statements page can show a progress bar while the run is going.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="The first day after the period.")
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)], help_text="Percent, 0 to 100."
+    )
+    member_count = models.PositiveIntegerField(default=0)
+    calculated_count = models.PositiveIntegerField(default=0)
+    locked_count = models.PositiveIntegerField(
+        default=0, help_text="Approved or paid statements, which are not rewritten."
+    )
+    adjustment_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    # [{"member": name, "message": text}] for members whose calculation failed.
+    errors = models.JSONField(default=list, blank=True)
+    failure = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")),
+                name="calculation_run_period_not_empty",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "period_start", "created_at"],
+                name="calculation_run_period",
+            )
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Calculation of {self.period_start:%B %Y} ({self.get_status_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class Statement(TenantModel):
+    """A member's stored statement for one period: its lines pay ``total``.
+
+    A draft is rewritten by every calculation of its period. An approved or
+    paid statement is locked: a later change to what the period earns goes
+    to the member's next draft statement as an adjustment line.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+        PAID = "paid", "Paid"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    member = models.ForeignKey(
+        Membership, on_delete=models.PROTECT, related_name="statements"
+    )
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="The first day after the period.")
+    run = models.ForeignKey(
+        CalculationRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="statements",
+        help_text="The calculation that last wrote the statement's lines.",
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
+    total = models.DecimalField(default=Decimal("0.00"), **MONEY)
+    currency = currency_field()
+    notes = models.JSONField(default=list, blank=True)
+    calculated_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    paid_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "member",
+                "period_start",
+                "period_end",
+                name="statement_unique_per_member_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")),
+                name="statement_period_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(approved_at__isnull=False),
+                name="statement_approved_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(paid_at__isnull=False),
+                name="statement_paid_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "period_start", "status"],
+                name="statement_period_status",
+            )
+        ]
+        ordering = ["-period_start", "member_id"]
+
+    def __str__(self) -> str:
+        return f"{self.member} {self.period_label}"
+
+    @property
+    def period_label(self) -> str:
+        """The period as "March 2024", or "March 2024 to May 2024" for longer ones."""
+        last_month = self.period_end - dt.timedelta(days=1)
+        if (last_month.year, last_month.month) == (
+            self.period_start.year,
+            self.period_start.month,
+        ):
+            return f"{self.period_start:%B %Y}"
+        return f"{self.period_start:%B %Y} to {last_month:%B %Y}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.status != self.Status.DRAFT
+
+
+class StatementLine(TenantModel):
+    """One line of a stored statement, with the sentence that explains it.
+
+    ``kind`` is the line's source: the calculation (normal), a
+    change to an approved statement (adjustment), or a person (manual, with
+    a reason). ``line_type`` is the calculation's own kind of line, such as
+    commission, spiff or clawback.
+    """
+
+    class Kind(models.TextChoices):
+        NORMAL = "normal", "Calculated"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        MANUAL = "manual", "Manual"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    statement = models.ForeignKey(
+        Statement, on_delete=models.CASCADE, related_name="lines"
+    )
+    order = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=10, choices=Kind, default=Kind.NORMAL)
+    line_type = models.CharField(max_length=20, blank=True)
+    component = models.ForeignKey(
+        PlanComponent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    component_name = models.CharField(max_length=120, blank=True)
+    plan_version = models.ForeignKey(
+        PlanVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    plan_version_label = models.CharField(max_length=140, blank=True)
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deal_name = models.CharField(max_length=255, blank=True)
+    credit_date = models.DateField(null=True, blank=True)
+    credit_share = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="The member's fraction of the deal, 0.6 for a 60% split.",
+    )
+    base_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    rate = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    tier = models.CharField(max_length=255, blank=True)
+    explanation = models.TextField()
+    amount = models.DecimalField(**MONEY)
+    reason = models.TextField(
+        blank=True, help_text="Why a manual line was added; required for one."
+    )
+    # For an adjustment line: the locked period whose change it carries.
+    adjusts_period_start = models.DateField(null=True, blank=True)
+    adjusts_period_end = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="manual") | ~Q(reason=""),
+                name="statement_line_manual_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="adjustment") | Q(adjusts_period_start__isnull=False),
+                name="statement_line_adjustment_has_period",
+            ),
+        ]
+        ordering = ["statement_id", "order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.explanation} ({self.amount})"

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.db.models import Min, Prefetch, Q
 
 from activity.dates import period_bounds
@@ -20,7 +21,16 @@ from activity.models import Deal, DealProduct, DealSplit
 from compensation.crediting import DealInput, FxRates, SplitInput
 from compensation.engine.payments import Payment as EnginePayment
 from compensation.engine.types import CalculationError
-from compensation.models import Draw, FxRate, Payment, PlanAssignment, PlanVersion
+from compensation.models import (
+    CalculationRun,
+    Draw,
+    FxRate,
+    Payment,
+    PlanAssignment,
+    PlanVersion,
+    Statement,
+    StatementLine,
+)
 from spm.models import Membership
 
 
@@ -205,3 +215,74 @@ def deal_payments(
             EnginePayment(payment.deal_id, payment.received_on, Decimal(payment.amount))
         )
     return {deal_id: tuple(rows) for deal_id, rows in payments.items()}
+
+
+# Stored statements and calculation runs, for the commission pages.
+
+
+def statement_get(public_id) -> Statement | None:
+    """Return the statement with its member and approver, or None. One query."""
+    try:
+        return (
+            Statement.objects.select_related("member", "approved_by", "paid_by")
+            .filter(public_id=public_id)
+            .first()
+        )
+    except ValidationError:
+        return None
+
+
+def statement_lines(statement: Statement) -> list[StatementLine]:
+    """Return the statement's lines in order. One query."""
+    return list(
+        StatementLine.objects.filter(statement=statement).order_by("order", "pk")
+    )
+
+
+def period_statements(
+    member_ids: Collection[int], period_start: dt.date, period_end: dt.date
+) -> list[Statement]:
+    """Return the period's statements of these members, by name. One query."""
+    return list(
+        Statement.objects.filter(
+            member_id__in=member_ids,
+            period_start=period_start,
+            period_end=period_end,
+        )
+        .select_related("member__user")
+        .order_by("member__display_name", "pk")
+    )
+
+
+def member_statements(member_id: int) -> list[Statement]:
+    """Return every statement of the member, newest period first. One query."""
+    return list(
+        Statement.objects.filter(member_id=member_id).order_by("-period_start", "pk")
+    )
+
+
+def statements_by_public_id(public_ids: Collection) -> list[Statement]:
+    """Return the statements with these public ids, and their members. One query."""
+    return list(
+        Statement.objects.filter(public_id__in=public_ids)
+        .select_related("member")
+        .order_by("member__display_name", "pk")
+    )
+
+
+def calculation_run_latest(
+    period_start: dt.date, period_end: dt.date
+) -> CalculationRun | None:
+    """Return the period's most recent calculation run, or None. One query."""
+    return (
+        CalculationRun.objects.filter(period_start=period_start, period_end=period_end)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def calculation_run_get(public_id) -> CalculationRun | None:
+    try:
+        return CalculationRun.objects.filter(public_id=public_id).first()
+    except ValidationError:
+        return None

@@ -3,16 +3,17 @@
 ``calculate_statement`` reads the member's assignments, published plan
 versions, draws, credited deals, payments, exchange rates and quotas with a
 fixed number of queries, whatever the number of deals, and returns an
-in-memory ``Statement``. Nothing is written yet.
+in-memory ``Statement``. It writes nothing; compensation.services_statements
+stores the result.
 
 Some balances carry from period to period: a recoverable draw, the plan
 year's gross commission, commission waiting for payments, and what was paid
 on a deal that is now cancelled. They are rebuilt by calculating the earlier
 periods they depend on, from the same rows.
 
-NOTE: until statements are stored, those earlier periods are recalculated
-from the CRM data as it is now. A deal that has left its won stage since is
-missing from them.
+NOTE: those earlier periods are recalculated from the CRM data as it is now,
+not read from the stored statements (compensation.models.Statement). A deal
+that has left its won stage since is missing from them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,573 @@
+"""Writes of stored statements: calculation runs, approval, payment, adjustments.
+
+``statements_calculate`` stores what ``calculate_statement`` computes, for
+every member with a plan assignment in the period. A draft statement's
+calculated lines are replaced on each run. An approved or paid statement is
+locked: when a new calculation of its period pays a different total, the
+difference goes to the member's next draft statement as an adjustment line.
+Manual lines and adjustment lines already on a draft are kept by a rerun.
+
+Each member's statement is written in its own transaction, and the run's
+progress is saved after each member, so the statements page can show how far
+a run has got. Every other write here is one transaction with an audit log
+entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from decimal import Decimal
+
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from compensation.engine import StatementLine as EngineLine
+from compensation.engine.types import CalculationError
+from compensation.models import CalculationRun, PlanAssignment, Statement, StatementLine
+from compensation.services import calculate_statement
+from goals.calendar import DateRange, add_months
+from spm.access import visible_member_ids
+from spm.models import Membership, Organization, User
+from spm.services import audit_log_write
+
+logger = logging.getLogger(__name__)
+
+Status = Statement.Status
+Kind = StatementLine.Kind
+ZERO = Decimal("0.00")
+_TIER = re.compile(r"in tier (.+?)(?= \+ | = |, |$)")
+
+
+class StatementError(ValueError):
+    """A statement action that the statement's status or the actor's role forbids."""
+
+
+class StatementLockedError(StatementError):
+    """A change to an approved or paid statement, whose lines are final."""
+
+
+class CalculationBusyError(StatementError):
+    """A calculation of the period is already queued or running."""
+
+
+def period_label(period_start: dt.date, period_end: dt.date) -> str:
+    return Statement(period_start=period_start, period_end=period_end).period_label
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}"
+
+
+def _tier_text(explanation: str) -> str:
+    """Return the tiers an explanation names ("0-100%, 100-150%"), or ""."""
+    return ", ".join(dict.fromkeys(_TIER.findall(explanation)))
+
+
+def _statement_snapshot(statement: Statement) -> dict:
+    return {
+        "member": str(statement.member),
+        "period": statement.period_label,
+        "status": statement.status,
+        "total": str(statement.total),
+        "currency": statement.currency,
+    }
+
+
+def _total_refresh(statement: Statement) -> None:
+    """Set the statement's total to the exact sum of its lines, and save it."""
+    total = StatementLine.objects.filter(statement=statement).aggregate(
+        total=Sum("amount")
+    )["total"]
+    statement.total = total if total is not None else ZERO
+    statement.save(update_fields=["total"])
+
+
+def _next_order(statement: Statement) -> int:
+    last = (
+        StatementLine.objects.filter(statement=statement)
+        .order_by("-order")
+        .values_list("order", flat=True)
+        .first()
+    )
+    return 0 if last is None else last + 1
+
+
+def _members_to_calculate(period: DateRange) -> list[Membership]:
+    """Return the members with a plan assignment overlapping ``period``. One query."""
+    assigned = PlanAssignment.objects.filter(start_date__lt=period.end).filter(
+        Q(end_date__isnull=True) | Q(end_date__gte=period.start)
+    )
+    return list(
+        Membership.objects.filter(pk__in=assigned.values("member_id"))
+        .select_related("organization")
+        .order_by("display_name", "pk")
+    )
+
+
+def _line_rows(computed, statement: Statement) -> list[StatementLine]:
+    shares = {credit.deal_id: credit.share for credit in computed.credits}
+    return [
+        _line_row(line, order, shares.get(line.deal_id), statement)
+        for order, line in enumerate(computed.lines)
+    ]
+
+
+def _line_row(
+    line: EngineLine, order: int, share: Decimal | None, statement: Statement
+) -> StatementLine:
+    return StatementLine(
+        organization_id=statement.organization_id,
+        statement=statement,
+        order=order,
+        kind=Kind.NORMAL,
+        line_type=line.kind,
+        component_id=line.component_id,
+        component_name=line.component,
+        plan_version_id=line.plan_version_id,
+        plan_version_label=line.plan_version,
+        deal_id=line.deal_id,
+        deal_name=line.deal_name,
+        credit_date=line.date,
+        credit_share=share,
+        base_amount=line.base,
+        rate=line.rate,
+        tier=_tier_text(line.explanation),
+        explanation=line.explanation,
+        amount=line.amount,
+    )
+
+
+def _next_draft(statement: Statement) -> Statement:
+    """Return the member's first draft after ``statement``, creating the next one."""
+    draft = (
+        Statement.objects.select_for_update()
+        .filter(
+            member_id=statement.member_id,
+            status=Status.DRAFT,
+            period_start__gte=statement.period_end,
+        )
+        .order_by("period_start")
+        .first()
+    )
+    if draft is not None:
+        return draft
+    months = (
+        (statement.period_end.year - statement.period_start.year) * 12
+        + statement.period_end.month
+        - statement.period_start.month
+    )
+    start = statement.period_end
+    end = add_months(start, months)
+    # A later period can exist only if it was approved too; skip past those.
+    while Statement.objects.filter(
+        member_id=statement.member_id, period_start=start, period_end=end
+    ).exists():
+        start, end = end, add_months(end, months)
+    return Statement.objects.create(
+        organization_id=statement.organization_id,
+        member_id=statement.member_id,
+        period_start=start,
+        period_end=end,
+        currency=statement.currency,
+    )
+
+
+def _adjust_locked(
+    locked: Statement, computed_total: Decimal, run: CalculationRun, actor
+) -> StatementLine | None:
+    """Carry a change to a locked statement's total to the next draft, if any.
+
+    The difference is taken against the locked calculated lines plus every
+    adjustment already written for the period, so a rerun adds nothing twice.
+    """
+    calculated = (
+        StatementLine.objects.filter(statement=locked, kind=Kind.NORMAL).aggregate(
+            total=Sum("amount")
+        )["total"]
+        or ZERO
+    )
+    carried = (
+        StatementLine.objects.filter(
+            kind=Kind.ADJUSTMENT,
+            statement__member_id=locked.member_id,
+            adjusts_period_start=locked.period_start,
+            adjusts_period_end=locked.period_end,
+        ).aggregate(total=Sum("amount"))["total"]
+        or ZERO
+    )
+    difference = computed_total - calculated - carried
+    if difference == 0:
+        return None
+    draft = _next_draft(locked)
+    reason = (
+        f"the recalculated total is {_money(computed_total)} {locked.currency}, "
+        f"{_money(calculated + carried)} was already paid or carried"
+    )
+    line = StatementLine.objects.create(
+        organization_id=locked.organization_id,
+        statement=draft,
+        order=_next_order(draft),
+        kind=Kind.ADJUSTMENT,
+        line_type="adjustment",
+        explanation=f"adjustment for {locked.period_label}: {reason}",
+        amount=difference,
+        reason=reason,
+        adjusts_period_start=locked.period_start,
+        adjusts_period_end=locked.period_end,
+    )
+    draft.run = run
+    draft.save(update_fields=["run"])
+    _total_refresh(draft)
+    audit_log_write(
+        organization=locked.organization,
+        actor=actor,
+        action="compensation.statement_adjusted",
+        obj=draft,
+        old={"locked_statement": str(locked.public_id)},
+        new={"amount": str(difference), "explanation": line.explanation},
+    )
+    return line
+
+
+@transaction.atomic
+def _store_member(
+    member: Membership, period: DateRange, run: CalculationRun, actor
+) -> tuple[str, StatementLine | None]:
+    """Store one member's calculation; return what happened and any adjustment."""
+    computed = calculate_statement(member, period)
+
+    statement = (
+        Statement.objects.select_for_update()
+        .filter(member=member, period_start=period.start, period_end=period.end)
+        .first()
+    )
+    if statement is not None and statement.is_locked:
+        return "locked", _adjust_locked(statement, computed.total, run, actor)
+
+    if statement is None:
+        statement = Statement(
+            organization_id=member.organization_id,
+            member=member,
+            period_start=period.start,
+            period_end=period.end,
+        )
+    statement.currency = computed.currency
+    statement.notes = list(computed.notes)
+    statement.run = run
+    statement.calculated_at = timezone.now()
+    statement.save()
+
+    StatementLine.objects.filter(statement=statement, kind=Kind.NORMAL).delete()
+    # Calculated lines come first. Kept manual and adjustment lines follow them.
+    kept_lines = list(
+        StatementLine.objects.filter(statement=statement).order_by("order", "pk")
+    )
+    rows = _line_rows(computed, statement)
+    for offset, line in enumerate(kept_lines, start=len(rows)):
+        line.order = offset
+    StatementLine.objects.bulk_update(kept_lines, ["order"])
+    StatementLine.objects.bulk_create(rows)
+    _total_refresh(statement)
+    return "calculated", None
+
+
+def _run_update(run: CalculationRun, **fields) -> None:
+    for name, value in fields.items():
+        setattr(run, name, value)
+    CalculationRun.objects.filter(pk=run.pk).update(**fields)
+
+
+@transaction.atomic
+def calculation_run_queue(
+    *, organization: Organization, period: DateRange, actor: User | None
+) -> CalculationRun:
+    """Create a queued run for ``period`` and send it to the Celery task on commit.
+
+    Raises CalculationBusyError while another run of the period is queued or
+    running.
+    """
+    from compensation import tasks
+
+    # Lock the organisation row, so two clicks cannot both pass the check.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    busy = CalculationRun.objects.filter(
+        period_start=period.start,
+        period_end=period.end,
+        status__in=CalculationRun.ACTIVE,
+    ).exists()
+    if busy:
+        raise CalculationBusyError(
+            f"A calculation of {period.label} is already running; wait for it to "
+            "finish."
+        )
+    run = CalculationRun.objects.create(
+        organization=organization,
+        period_start=period.start,
+        period_end=period.end,
+        created_by=actor,
+    )
+    organization_id, run_id = organization.pk, run.pk
+    transaction.on_commit(
+        lambda: tasks.statements_calculate_task.delay(organization_id, run_id)
+    )
+    return run
+
+
+def statements_calculate(
+    *,
+    organization: Organization,
+    period: DateRange,
+    actor: User | None,
+    run: CalculationRun | None = None,
+) -> CalculationRun:
+    """Calculate and store the statements of ``period`` for every assigned member.
+
+    Runs inside ``organization`` (``tenant_context``). Uses ``run`` when the
+    Celery task passes its queued row, or creates one. A member whose
+    calculation raises CalculationError is listed in the run's errors and
+    the others go on; the run fails only on an unexpected error.
+    """
+    if run is None:
+        run = CalculationRun.objects.create(
+            organization=organization,
+            period_start=period.start,
+            period_end=period.end,
+            created_by=actor,
+        )
+    members = _members_to_calculate(period)
+    _run_update(
+        run,
+        status=CalculationRun.Status.RUNNING,
+        started_at=timezone.now(),
+        member_count=len(members),
+        progress=0,
+    )
+    counts = {"calculated": 0, "locked": 0, "adjustments": 0}
+    errors = []
+    try:
+        for done, member in enumerate(members, start=1):
+            try:
+                outcome, adjustment = _store_member(member, period, run, actor)
+            except CalculationError as error:
+                logger.warning(
+                    "Statement of member %s for %s not calculated: %s",
+                    member.pk,
+                    period.label,
+                    error,
+                    extra={"organization_id": organization.pk, "run_id": run.pk},
+                )
+                errors.append({"member": str(member), "message": str(error)})
+            else:
+                counts[outcome] += 1
+                counts["adjustments"] += adjustment is not None
+            _run_update(
+                run,
+                progress=done * 100 // len(members),
+                calculated_count=counts["calculated"],
+                locked_count=counts["locked"],
+                adjustment_count=counts["adjustments"],
+                error_count=len(errors),
+                errors=errors,
+            )
+    except (OperationalError, InterfaceError):
+        # Transient: the Celery task retries the run, and marks it failed
+        # once the retries are used up.
+        raise
+    except Exception as error:
+        logger.exception(
+            "Calculation run %s for %s failed",
+            run.pk,
+            period.label,
+            extra={"organization_id": organization.pk, "run_id": run.pk},
+        )
+        _run_update(
+            run,
+            status=CalculationRun.Status.FAILED,
+            failure=f"{type(error).__name__}: {error}",
+            finished_at=timezone.now(),
+        )
+        raise
+    with transaction.atomic():
+        _run_update(
+            run,
+            status=CalculationRun.Status.DONE,
+            progress=100,
+            finished_at=timezone.now(),
+        )
+        audit_log_write(
+            organization=organization,
+            actor=actor,
+            action="compensation.statements_calculated",
+            obj=run,
+            new={
+                "period": period.label,
+                "members": len(members),
+                "calculated": counts["calculated"],
+                "locked": counts["locked"],
+                "adjustments": counts["adjustments"],
+                "errors": len(errors),
+            },
+        )
+    return run
+
+
+def can_approve(
+    approver: Membership, statement: Statement, visible: set[int] | None = None
+) -> bool:
+    """Return whether ``approver`` may approve: an admin, or the rep's manager.
+
+    A manager may approve the statements of their reporting tree. Nobody
+    approves their own statement. ``visible`` is the approver's
+    ``visible_member_ids``, when the caller has it already.
+    """
+    if statement.member_id == approver.pk:
+        return False
+    if approver.is_admin:
+        return True
+    if not approver.is_manager:
+        return False
+    if visible is None:
+        visible = visible_member_ids(approver)
+    return statement.member_id in visible
+
+
+def _locked_for_update(statement: Statement) -> Statement:
+    return (
+        Statement.objects.select_for_update()
+        .select_related("member")
+        .get(pk=statement.pk)
+    )
+
+
+@transaction.atomic
+def statement_approve(
+    *,
+    statement: Statement,
+    approver: Membership,
+    actor: User | None,
+    visible: set[int] | None = None,
+) -> Statement:
+    """Approve a draft statement, which locks its lines.
+
+    Raises StatementError when ``approver`` may not approve it or it is not
+    a draft.
+    """
+    statement = _locked_for_update(statement)
+    if not can_approve(approver, statement, visible):
+        raise StatementError(
+            f"You cannot approve the statement of {statement.member}: only an "
+            "admin or their manager can."
+        )
+    if statement.status != Status.DRAFT:
+        raise StatementError(
+            f"The statement of {statement.member} for {statement.period_label} is "
+            f"already {statement.get_status_display().lower()}."
+        )
+    old = _statement_snapshot(statement)
+    statement.status = Status.APPROVED
+    statement.approved_by = actor
+    statement.approved_at = timezone.now()
+    statement.save(update_fields=["status", "approved_by", "approved_at"])
+    audit_log_write(
+        organization=statement.member.organization,
+        actor=actor,
+        action="compensation.statement_approved",
+        obj=statement,
+        old=old,
+        new=_statement_snapshot(statement),
+    )
+    return statement
+
+
+@transaction.atomic
+def statement_mark_paid(
+    *, statement: Statement, payer: Membership, actor: User | None
+) -> Statement:
+    """Record that an approved statement was paid. Admins only.
+
+    Raises StatementError for a non-admin or a statement that is not approved.
+    """
+    statement = _locked_for_update(statement)
+    if not payer.is_admin:
+        raise StatementError("Only an admin can mark a statement paid.")
+    if statement.status != Status.APPROVED:
+        raise StatementError(
+            f"The statement of {statement.member} for {statement.period_label} is "
+            f"{statement.get_status_display().lower()}; approve it before marking "
+            "it paid."
+        )
+    old = _statement_snapshot(statement)
+    statement.status = Status.PAID
+    statement.paid_by = actor
+    statement.paid_at = timezone.now()
+    statement.save(update_fields=["status", "paid_by", "paid_at"])
+    audit_log_write(
+        organization=statement.member.organization,
+        actor=actor,
+        action="compensation.statement_paid",
+        obj=statement,
+        old=old,
+        new=_statement_snapshot(statement),
+    )
+    return statement
+
+
+@transaction.atomic
+def statement_adjust(
+    *,
+    statement: Statement,
+    amount: Decimal,
+    reason: str,
+    editor: Membership,
+    actor: User | None,
+) -> StatementLine:
+    """Add a manual line of ``amount`` with its ``reason`` to a draft statement.
+
+    Raises StatementLockedError when the statement is approved or paid, and
+    StatementError when the reason is empty, the amount is zero or
+    ``editor`` may not change the statement (the same people who may
+    approve it).
+    """
+    statement = _locked_for_update(statement)
+    if not can_approve(editor, statement):
+        raise StatementError(
+            f"You cannot adjust the statement of {statement.member}: only an admin "
+            "or their manager can."
+        )
+    if statement.is_locked:
+        raise StatementLockedError(
+            f"The statement of {statement.member} for {statement.period_label} is "
+            f"{statement.get_status_display().lower()}, so its lines can no longer "
+            "change. Add the adjustment to a later draft statement."
+        )
+    reason = reason.strip()
+    if not reason:
+        raise StatementError("A manual adjustment needs a reason.")
+    amount = amount.quantize(Decimal("0.01"))
+    if amount == 0:
+        raise StatementError("A manual adjustment needs an amount other than 0.00.")
+    old_total = statement.total
+    line = StatementLine.objects.create(
+        organization_id=statement.organization_id,
+        statement=statement,
+        order=_next_order(statement),
+        kind=Kind.MANUAL,
+        line_type="manual",
+        explanation=f"manual adjustment: {reason}",
+        amount=amount,
+        reason=reason,
+        created_by=actor,
+    )
+    _total_refresh(statement)
+    audit_log_write(
+        organization=statement.member.organization,
+        actor=actor,
+        action="compensation.statement_manual_line",
+        obj=statement,
+        old={"total": str(old_total)},
+        new={"amount": str(amount), "reason": reason, "total": str(statement.total)},
+    )
+    return line

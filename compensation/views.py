@@ -1,0 +1,314 @@
+"""Commission pages: a rep's own statements, the statements list, and one statement.
+
+Everyone sees their own statements. Managers see those of their reporting
+tree, admins all of them, and any other statement id is a 404. Managers and
+admins approve; admins calculate, mark paid and export for payroll.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
+
+from compensation import selectors
+from compensation import services_statements as services
+from compensation.forms import ManualAdjustmentForm
+from compensation.models import Statement
+from goals.calendar import DateRange, month_range
+from goals.periods import organization_today
+from spm.access import admin_required, require_manager_or_admin, visible_member_ids
+
+
+def manager_required(view):
+    """Return 404 to reps before any other check, the method check included."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        require_manager_or_admin(request.membership)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _period(request: HttpRequest) -> DateRange:
+    """Return the month that ``?period=YYYY-MM`` names, or the current month."""
+    value = request.GET.get("period") or request.POST.get("period") or ""
+    if value:
+        try:
+            return month_range(dt.datetime.strptime(value, "%Y-%m").date())
+        except ValueError:
+            messages.error(
+                request, f"Invalid period {value!r}: use a month such as 2024-03."
+            )
+    return month_range(organization_today(request.organization))
+
+
+def _list_url(org_slug: str, period: DateRange) -> str:
+    url = reverse("compensation:statements", kwargs={"org_slug": org_slug})
+    return f"{url}?period={period.start:%Y-%m}"
+
+
+def _statement_or_404(request: HttpRequest, statement_id) -> Statement:
+    statement = selectors.statement_get(statement_id)
+    if statement is None or statement.member_id not in visible_member_ids(
+        request.membership
+    ):
+        raise Http404("No such statement.")
+    return statement
+
+
+def _selected(request: HttpRequest, visible: set[int]) -> list[Statement]:
+    """Return the posted statements that the viewer may see; others are ignored."""
+    statements = selectors.statements_by_public_id(request.POST.getlist("statement"))
+    return [s for s in statements if s.member_id in visible]
+
+
+@login_required
+@require_GET
+def my_commission(request: HttpRequest, org_slug: str) -> HttpResponse:
+    member = request.membership
+    period = _period(request)
+    statements = selectors.member_statements(member.pk)
+    current = next(
+        (
+            s
+            for s in statements
+            if (s.period_start, s.period_end) == (period.start, period.end)
+        ),
+        None,
+    )
+    context = {
+        "period": period,
+        "statement": current,
+        "lines": selectors.statement_lines(current) if current else [],
+        "past": [s for s in statements if s.period_start < period.start],
+    }
+    return render(request, "compensation/mine.html", context)
+
+
+@login_required
+@manager_required
+@require_GET
+def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
+    viewer = request.membership
+    period = _period(request)
+    visible = visible_member_ids(viewer)
+    statements = selectors.period_statements(visible, period.start, period.end)
+    rows = [
+        (statement, services.can_approve(viewer, statement, visible))
+        for statement in statements
+    ]
+    run = None
+    if viewer.is_admin:
+        run = selectors.calculation_run_latest(period.start, period.end)
+    context = {
+        "period": period,
+        "previous_month": month_range(period.start - dt.timedelta(days=1)),
+        "next_month": month_range(period.end),
+        "rows": rows,
+        "run": run,
+        "can_approve_any": any(allowed for _, allowed in rows),
+    }
+    return render(request, "compensation/statements.html", context)
+
+
+@login_required
+@manager_required
+@require_POST
+def statements_approve(request: HttpRequest, org_slug: str) -> HttpResponse:
+    viewer = request.membership
+    period = _period(request)
+    visible = visible_member_ids(viewer)
+    selected = _selected(request, visible)
+    if not selected:
+        messages.error(request, "Select at least one statement to approve.")
+    approved = 0
+    for statement in selected:
+        try:
+            services.statement_approve(
+                statement=statement,
+                approver=viewer,
+                actor=request.user,
+                visible=visible,
+            )
+        except services.StatementError as error:
+            messages.error(request, str(error))
+        else:
+            approved += 1
+    if approved:
+        messages.success(
+            request, f"Approved {approved} statement{'s' if approved != 1 else ''}."
+        )
+    if request.POST.get("return_to") == "detail" and len(selected) == 1:
+        return redirect(
+            "compensation:statement",
+            org_slug=org_slug,
+            statement_id=selected[0].public_id,
+        )
+    return redirect(_list_url(org_slug, period))
+
+
+@login_required
+@admin_required
+@require_POST
+def statements_mark_paid(request: HttpRequest, org_slug: str) -> HttpResponse:
+    viewer = request.membership
+    period = _period(request)
+    selected = _selected(request, visible_member_ids(viewer))
+    if not selected:
+        messages.error(request, "Select at least one statement to mark paid.")
+    paid = 0
+    for statement in selected:
+        try:
+            services.statement_mark_paid(
+                statement=statement, payer=viewer, actor=request.user
+            )
+        except services.StatementError as error:
+            messages.error(request, str(error))
+        else:
+            paid += 1
+    if paid:
+        messages.success(
+            request, f"Marked {paid} statement{'s' if paid != 1 else ''} paid."
+        )
+    return redirect(_list_url(org_slug, period))
+
+
+@login_required
+@admin_required
+@require_POST
+def statements_calculate(request: HttpRequest, org_slug: str) -> HttpResponse:
+    period = _period(request)
+    try:
+        services.calculation_run_queue(
+            organization=request.organization, period=period, actor=request.user
+        )
+    except services.CalculationBusyError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Calculation of {period.label} started.")
+    return redirect(_list_url(org_slug, period))
+
+
+@login_required
+@admin_required
+@require_GET
+def run_progress(request: HttpRequest, org_slug: str, run_id) -> HttpResponse:
+    """Return the progress bar, or make htmx reload the page once the run stops."""
+    run = selectors.calculation_run_get(run_id)
+    if run is None:
+        raise Http404("No such calculation run.")
+    if request.htmx and not run.is_active:
+        return HttpResponseClientRefresh()
+    return render(request, "compensation/_run_progress.html", {"run": run})
+
+
+@login_required
+@admin_required
+@require_GET
+def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """Send the period's approved and paid statements as CSV, one row per rep."""
+    period = _period(request)
+    statements = selectors.period_statements(
+        visible_member_ids(request.membership), period.start, period.end
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="payroll-{period.start:%Y-%m}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(["rep", "employee_id_or_email", "amount", "currency"])
+    for statement in statements:
+        if not statement.is_locked:
+            continue
+        member = statement.member
+        # NOTE: members have no employee id field yet, so the column has the email.
+        email = member.email or (member.user.email if member.user else "")
+        writer.writerow(
+            [
+                _spreadsheet_safe(member.display_name),
+                _spreadsheet_safe(email),
+                f"{statement.total:.2f}",
+                statement.currency,
+            ]
+        )
+    return response
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """Prefix a quote to a cell that a spreadsheet would run as a formula."""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+@login_required
+@require_GET
+def statement_detail(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
+    viewer = request.membership
+    statement = _statement_or_404(request, statement_id)
+    may_change = services.can_approve(viewer, statement)
+    context = {
+        "statement": statement,
+        "lines": selectors.statement_lines(statement),
+        "can_approve": may_change and statement.status == Statement.Status.DRAFT,
+        "form": ManualAdjustmentForm()
+        if may_change and not statement.is_locked
+        else None,
+    }
+    return render(request, "compensation/statement_detail.html", context)
+
+
+@login_required
+@manager_required
+@require_POST
+def statement_adjust(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
+    viewer = request.membership
+    statement = _statement_or_404(request, statement_id)
+    form = ManualAdjustmentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.statement_adjust(
+                statement=statement,
+                amount=form.cleaned_data["amount"],
+                reason=form.cleaned_data["reason"],
+                editor=viewer,
+                actor=request.user,
+            )
+        except services.StatementLockedError as error:
+            # 409: the statement is final, so no form could make this succeed.
+            messages.error(request, str(error))
+            context = {
+                "statement": statement,
+                "lines": selectors.statement_lines(statement),
+                "can_approve": False,
+                "form": None,
+            }
+            return render(
+                request, "compensation/statement_detail.html", context, status=409
+            )
+        except services.StatementError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Manual adjustment added.")
+            return redirect(
+                "compensation:statement",
+                org_slug=org_slug,
+                statement_id=statement.public_id,
+            )
+    context = {
+        "statement": statement,
+        "lines": selectors.statement_lines(statement),
+        "can_approve": False,
+        "form": form,
+    }
+    return render(request, "compensation/statement_detail.html", context, status=400)

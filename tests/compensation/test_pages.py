@@ -1,0 +1,322 @@
+"""Commission pages: who sees which statement, approval, adjustment and payroll CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from compensation import services_statements as services
+from compensation.models import CalculationRun, Statement, StatementLine
+from goals.calendar import month_range
+from spm.tenancy import tenant_context
+from tests.compensation.conftest import (
+    assign,
+    flat_component,
+    make_plan,
+    publish_version,
+    won_deal,
+)
+from tests.conftest import login
+
+D = dt.date
+MARCH = month_range(D(2024, 3, 1))
+
+
+@pytest.fixture
+def statements(personas):
+    """March drafts of 1,250.00 for Rita, 400.00 for Rob and 900.00 for Rex."""
+    org, won = personas.org, personas.stages["Won"]
+    plan = make_plan(org.pk)
+    publish_version(plan, [flat_component("0.10")])
+    for rep in (personas.rep1, personas.rep2, personas.rep4):
+        assign(rep, plan)
+    won_deal(personas.rep1, won, "10000.00", D(2024, 3, 10))
+    won_deal(personas.rep1, won, "2500.00", D(2024, 3, 10))
+    won_deal(personas.rep2, won, "4000.00", D(2024, 3, 10))
+    won_deal(personas.rep4, won, "9000.00", D(2024, 3, 10))
+    with tenant_context(org):
+        services.statements_calculate(
+            organization=org, period=MARCH, actor=personas.admin.user
+        )
+    return personas
+
+
+def _statement(personas, member) -> Statement:
+    with tenant_context(personas.org):
+        return Statement.objects.get(member=member, period_start=MARCH.start)
+
+
+def _detail_url(statement) -> str:
+    return reverse(
+        "compensation:statement",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+
+
+def _url(name: str) -> str:
+    return reverse(f"compensation:{name}", kwargs={"org_slug": "acme"})
+
+
+def test_rep_sees_own_lines_and_total(statements, django_assert_max_num_queries):
+    client = login(Client(), statements.rep1)
+
+    with django_assert_max_num_queries(7):
+        response = client.get(_url("mine") + "?period=2024-03")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "10,000.00 x 10%" in body
+    assert "1,250.00" in body
+    assert "Draft" in body
+    assert [line.amount for line in response.context["lines"]] == [
+        Decimal("1000.00"),
+        Decimal("250.00"),
+    ]
+
+
+def test_rep_past_statements_listed(statements):
+    client = login(Client(), statements.rep1)
+
+    response = client.get(_url("mine") + "?period=2024-05")
+
+    assert response.context["statement"] is None
+    assert [s.period_label for s in response.context["past"]] == ["March 2024"]
+
+
+@pytest.mark.parametrize(
+    ("viewer", "owner", "status"),
+    [
+        ("rep1", "rep1", 200),
+        ("rep1", "rep2", 404),
+        ("manager", "rep1", 200),
+        ("manager", "rep2", 200),
+        ("manager", "rep4", 404),
+        ("vp", "rep1", 200),
+        ("vp", "rep4", 404),
+        ("other_manager", "rep4", 200),
+        ("admin", "rep4", 200),
+        ("outsider", "rep1", 404),
+    ],
+)
+def test_statement_detail_follows_tree(statements, viewer, owner, status):
+    client = login(Client(), getattr(statements, viewer))
+    statement = _statement(statements, getattr(statements, owner))
+
+    response = client.get(_detail_url(statement))
+
+    assert response.status_code == status
+
+
+def test_detail_query_count(statements, django_assert_max_num_queries):
+    client = login(Client(), statements.manager)
+    statement = _statement(statements, statements.rep1)
+
+    with django_assert_max_num_queries(10):
+        response = client.get(_detail_url(statement))
+
+    assert response.status_code == 200
+    assert response.context["can_approve"] is True
+
+
+def test_manager_list_shows_tree_only(statements, django_assert_max_num_queries):
+    client = login(Client(), statements.manager)
+
+    with django_assert_max_num_queries(8):
+        response = client.get(_url("statements") + "?period=2024-03")
+
+    rows = [(s.member.display_name, s.total) for s, _ in response.context["rows"]]
+    assert rows == [("Rita Rep", Decimal("1250.00")), ("Rob Rep", Decimal("400.00"))]
+
+
+def test_list_query_count_fixed(statements, django_assert_max_num_queries):
+    client = login(Client(), statements.admin)
+
+    with django_assert_max_num_queries(9):
+        response = client.get(_url("statements") + "?period=2024-03")
+
+    assert len(response.context["rows"]) == 3
+    assert response.context["run"].status == "done"
+
+
+def test_rep_cannot_list_or_approve(statements):
+    client = login(Client(), statements.rep1)
+    statement = _statement(statements, statements.rep1)
+
+    listed = client.get(_url("statements"))
+    approved = client.post(
+        _url("statements-approve"),
+        {"statement": [str(statement.public_id)], "period": "2024-03"},
+    )
+
+    assert listed.status_code == 404
+    assert approved.status_code == 404
+    statement.refresh_from_db()
+    assert statement.status == Statement.Status.DRAFT
+
+
+def test_manager_bulk_approves_tree(statements):
+    client = login(Client(), statements.manager)
+    rita = _statement(statements, statements.rep1)
+    rob = _statement(statements, statements.rep2)
+    rex = _statement(statements, statements.rep4)
+
+    response = client.post(
+        _url("statements-approve"),
+        {
+            "statement": [str(rita.public_id), str(rob.public_id), str(rex.public_id)],
+            "period": "2024-03",
+        },
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == _url("statements") + "?period=2024-03"
+    statuses = {}
+    for statement in (rita, rob, rex):
+        statement.refresh_from_db()
+        statuses[statement.member_id] = statement.status
+    # Rex reports to another manager, so his id is ignored.
+    assert statuses == {
+        statements.rep1.pk: "approved",
+        statements.rep2.pk: "approved",
+        statements.rep4.pk: "draft",
+    }
+
+
+def test_admin_marks_paid(statements):
+    rita = _statement(statements, statements.rep1)
+    with tenant_context(statements.org):
+        services.statement_approve(
+            statement=rita, approver=statements.admin, actor=statements.admin.user
+        )
+    client = login(Client(), statements.admin)
+
+    response = client.post(
+        _url("statements-paid"),
+        {"statement": [str(rita.public_id)], "period": "2024-03"},
+    )
+
+    assert response.status_code == 302
+    rita.refresh_from_db()
+    assert rita.status == Statement.Status.PAID
+
+
+def test_manual_adjustment_on_draft(statements):
+    client = login(Client(), statements.manager)
+    rita = _statement(statements, statements.rep1)
+
+    response = client.post(
+        _detail_url(rita) + "adjust/", {"amount": "-50.00", "reason": "Chargeback"}
+    )
+
+    assert response.status_code == 302
+    rita.refresh_from_db()
+    assert rita.total == Decimal("1200.00")
+
+
+def test_manual_adjustment_needs_reason(statements):
+    client = login(Client(), statements.admin)
+    rita = _statement(statements, statements.rep1)
+
+    response = client.post(_detail_url(rita) + "adjust/", {"amount": "10.00"})
+
+    assert response.status_code == 400
+    with tenant_context(statements.org):
+        assert StatementLine.objects.filter(statement=rita).count() == 2
+
+
+def test_manual_adjustment_rejected_when_approved(statements):
+    rita = _statement(statements, statements.rep1)
+    with tenant_context(statements.org):
+        services.statement_approve(
+            statement=rita, approver=statements.admin, actor=statements.admin.user
+        )
+    client = login(Client(), statements.admin)
+
+    response = client.post(
+        _detail_url(rita) + "adjust/", {"amount": "10.00", "reason": "Late fix"}
+    )
+
+    assert response.status_code == 409
+    assert "can no longer change" in response.content.decode()
+    with tenant_context(statements.org):
+        assert StatementLine.objects.filter(statement=rita).count() == 2
+
+
+def test_payroll_csv_lists_approved(statements):
+    statements.rep1.email = "rita@acme.test"
+    statements.rep1.save()
+    rita = _statement(statements, statements.rep1)
+    with tenant_context(statements.org):
+        services.statement_approve(
+            statement=rita, approver=statements.admin, actor=statements.admin.user
+        )
+    client = login(Client(), statements.admin)
+
+    response = client.get(_url("payroll-export") + "?period=2024-03")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        'attachment; filename="payroll-2024-03.csv"'
+    )
+    assert response.content.decode().splitlines() == [
+        "rep,employee_id_or_email,amount,currency",
+        "Rita Rep,rita@acme.test,1250.00,USD",
+    ]
+
+
+def test_calculate_button_runs_period(statements, django_capture_on_commit_callbacks):
+    won_deal(statements.rep2, statements.stages["Won"], "1000.00", D(2024, 3, 30))
+    client = login(Client(), statements.admin)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_url("statements-calculate"), {"period": "2024-03"})
+
+    assert response.status_code == 302
+    rob = _statement(statements, statements.rep2)
+    # The test settings run Celery tasks eagerly: (4,000 + 1,000) x 10%.
+    assert rob.total == Decimal("500.00")
+
+
+def test_list_shows_progress_of_running_run(statements):
+    with tenant_context(statements.org):
+        run = CalculationRun.objects.create(
+            period_start=MARCH.start,
+            period_end=MARCH.end,
+            status="running",
+            progress=40,
+        )
+    client = login(Client(), statements.admin)
+
+    page = client.get(_url("statements") + "?period=2024-03")
+    fragment = client.get(
+        reverse(
+            "compensation:run-progress",
+            kwargs={"org_slug": "acme", "run_id": run.public_id},
+        ),
+        headers={"HX-Request": "true"},
+    )
+
+    assert '<progress class="progress" max="100" value="40">' in page.content.decode()
+    assert fragment.status_code == 200
+    assert "Running" in fragment.content.decode()
+
+
+def test_progress_reloads_page_when_done(statements):
+    with tenant_context(statements.org):
+        run = CalculationRun.objects.get()
+    client = login(Client(), statements.admin)
+
+    response = client.get(
+        reverse(
+            "compensation:run-progress",
+            kwargs={"org_slug": "acme", "run_id": run.public_id},
+        ),
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"
