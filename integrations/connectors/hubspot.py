@@ -1,0 +1,446 @@
+"""HubSpot CRM v3 over HTTP, authenticated with a private app access token.
+
+Every request first takes a slot from the token's rolling-window limiter
+(by default 100 requests per 10 s, the burst limit HubSpot documents for
+private apps on Free and Starter accounts), and search requests also from a
+per-second limiter. A 429 response is retried after its Retry-After header, or
+after a whole window when the header is missing. 5xx answers and network
+errors are retried with exponential backoff. Neither skips a page.
+
+CRM search returns at most 10,000 results per query, so ``changed_pages``
+starts a new query from the last keyset before reaching that ceiling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+
+from integrations.connectors.base import (
+    CALLS,
+    COMPANIES,
+    CONTACTS,
+    DEALS,
+    EMAILS,
+    MEETINGS,
+    AuthenticationFailed,
+    Connector,
+    ConnectorError,
+    CrmRecord,
+    Keyset,
+    Owner,
+    Page,
+    PipelineInfo,
+    StageInfo,
+)
+from integrations.connectors.ratelimit import (
+    REAL_CLOCK,
+    Clock,
+    RollingWindowLimiter,
+    limiter_for,
+)
+
+logger = logging.getLogger(__name__)
+
+LIST_PAGE_SIZE = 100
+SEARCH_PAGE_SIZE = 200
+# A search query returns no result past this offset (HTTP 400 instead).
+SEARCH_RESULT_LIMIT = 10_000
+BURST_LIMIT = (100, 10.0)
+# HubSpot's changelog of 30 April 2020 raised CRM search to 4 requests per
+# second per token; later documentation may allow more.
+SEARCH_LIMIT = (4, 1.0)
+MAX_RATE_LIMITED_RETRIES = 10
+MAX_SERVER_ERROR_RETRIES = 5
+REQUEST_TIMEOUT_SECONDS = 30
+
+PROPERTIES = {
+    COMPANIES: ("name", "domain", "industry", "country", "hubspot_owner_id"),
+    CONTACTS: (
+        "firstname",
+        "lastname",
+        "email",
+        "phone",
+        "jobtitle",
+        "associatedcompanyid",
+        "hubspot_owner_id",
+        "createdate",
+    ),
+    DEALS: (
+        "dealname",
+        "amount",
+        "deal_currency_code",
+        "pipeline",
+        "dealstage",
+        "closedate",
+        "createdate",
+        "hubspot_owner_id",
+    ),
+    CALLS: ("hs_call_title", "hs_timestamp", "hubspot_owner_id"),
+    EMAILS: ("hs_email_subject", "hs_timestamp", "hubspot_owner_id"),
+    MEETINGS: ("hs_meeting_title", "hs_timestamp", "hubspot_owner_id"),
+}
+# Contacts name their last-modified property differently from other objects.
+MODIFIED_PROPERTY = {CONTACTS: "lastmodifieddate"}
+ASSOCIATIONS = {DEALS: ("companies",)}
+
+
+def modified_property(object_type: str) -> str:
+    return MODIFIED_PROPERTY.get(object_type, "hs_lastmodifieddate")
+
+
+def parse_datetime(value: str | None) -> dt.datetime | None:
+    """Parse an ISO 8601 time or epoch milliseconds, as HubSpot writes both."""
+    if not value:
+        return None
+    if value.isdigit():
+        return dt.datetime.fromtimestamp(int(value) / 1000, tz=dt.UTC)
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def epoch_millis(value: dt.datetime) -> str:
+    return str(int(value.timestamp() * 1000))
+
+
+class HubSpotConnector(Connector):
+    provider = "hubspot"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        clock: Clock = REAL_CLOCK,
+        limiter: RollingWindowLimiter | None = None,
+        search_limiter: RollingWindowLimiter | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.clock = clock
+        self.limiter = limiter or limiter_for(token, "burst", *BURST_LIMIT)
+        self.search_limiter = search_limiter or limiter_for(
+            token, "search", *SEARCH_LIMIT
+        )
+        self.session = session or requests.Session()
+        self.list_page_size = LIST_PAGE_SIZE
+        self.search_page_size = SEARCH_PAGE_SIZE
+
+    def __repr__(self) -> str:
+        return f"<HubSpotConnector {self.base_url}>"
+
+    # Reads
+
+    def owners(self) -> list[Owner]:
+        owners = []
+        after = None
+        while True:
+            params = {"limit": self.list_page_size, "archived": "false"}
+            if after:
+                params["after"] = after
+            data = self._send("GET", "/crm/v3/owners", params=params)
+            for item in data.get("results", []):
+                name = " ".join(
+                    part
+                    for part in (item.get("firstName"), item.get("lastName"))
+                    if part
+                )
+                owners.append(Owner(str(item["id"]), item.get("email") or "", name))
+            after = _next_after(data)
+            if after is None:
+                return owners
+
+    def pipelines(self) -> list[PipelineInfo]:
+        data = self._send("GET", "/crm/v3/pipelines/deals")
+        return [_pipeline(item) for item in data.get("results", [])]
+
+    def list_pages(self, object_type: str, after: str | None = None) -> Iterator[Page]:
+        yield from self._list(object_type, after=after, archived=False)
+
+    def archived_pages(self, object_type: str) -> Iterator[Page]:
+        yield from self._list(object_type, after=None, archived=True)
+
+    def changed_pages(self, object_type: str, since: Keyset | None) -> Iterator[Page]:
+        lower = since
+        while True:
+            restart = yield from self._search_window(object_type, lower)
+            if restart is None:
+                return
+            lower = restart
+
+    # Listing and search
+
+    def _list(self, object_type: str, *, after: str | None, archived: bool):
+        path = f"/crm/v3/objects/{object_type}"
+        while True:
+            params: dict[str, Any] = {
+                "limit": self.list_page_size,
+                "archived": "true" if archived else "false",
+                "properties": ",".join(self._properties(object_type)),
+            }
+            if ASSOCIATIONS.get(object_type):
+                params["associations"] = ",".join(ASSOCIATIONS[object_type])
+            if after:
+                params["after"] = after
+            data = self._send("GET", path, params=params)
+            after = _next_after(data)
+            yield Page([_record(item) for item in data.get("results", [])], after)
+            if after is None:
+                return
+
+    def _search_window(self, object_type: str, lower: Keyset | None):
+        """Yield the pages of one search query from ``lower`` on.
+
+        Return the keyset to start the next query from, or None when the
+        listing is complete. The query requests modified time >= lower's, so
+        records at exactly that time that were already seen are dropped here.
+        """
+        path = f"/crm/v3/objects/{object_type}/search"
+        after = None
+        fetched = 0
+        last: Keyset | None = None
+        while True:
+            body = self._search_body(object_type, lower, after)
+            data = self._send("POST", path, body=body, search=True)
+            records = [_record(item) for item in data.get("results", [])]
+            fetched += len(records)
+            if records:
+                last = records[-1].keyset
+            # NOTE: HubSpot documents one sort rule per search, so records
+            # sharing a modified time are assumed to come in id order, as
+            # they do in the test server. Otherwise a restart could skip one.
+            fresh = [r for r in records if _after_keyset(r.keyset, lower)]
+            if fresh:
+                yield Page(fresh, None)
+
+            after = _next_after(data)
+            if after is None:
+                return None
+            if fetched + self.search_page_size > SEARCH_RESULT_LIMIT:
+                return self._restart_keyset(object_type, lower, last)
+
+    def _restart_keyset(
+        self, object_type: str, lower: Keyset | None, last: Keyset | None
+    ) -> Keyset:
+        if last is None or (
+            lower is not None and last.modified_at == lower.modified_at
+        ):
+            raise ConnectorError(
+                f"More than {SEARCH_RESULT_LIMIT} HubSpot {object_type} share the "
+                "modified time "
+                f"{lower.modified_at.isoformat() if lower else 'unknown'}, so "
+                "search cannot page past them. Run a full sync instead."
+            )
+        logger.info(
+            "HubSpot %s search reached %s results; continuing from %s",
+            object_type,
+            SEARCH_RESULT_LIMIT,
+            last.modified_at.isoformat(),
+        )
+        return last
+
+    def _search_body(
+        self, object_type: str, lower: Keyset | None, after: str | None
+    ) -> dict:
+        prop = modified_property(object_type)
+        body: dict[str, Any] = {
+            "limit": self.search_page_size,
+            "properties": list(self._properties(object_type)),
+            "sorts": [{"propertyName": prop, "direction": "ASCENDING"}],
+        }
+        if lower is not None:
+            filters = [
+                {
+                    "propertyName": prop,
+                    "operator": "GTE",
+                    "value": epoch_millis(lower.modified_at),
+                }
+            ]
+            body["filterGroups"] = [{"filters": filters}]
+        if after:
+            body["after"] = after
+        return body
+
+    def _properties(self, object_type: str) -> tuple[str, ...]:
+        try:
+            return (*PROPERTIES[object_type], modified_property(object_type))
+        except KeyError:
+            raise ConnectorError(
+                f"Unknown HubSpot object type {object_type!r}: expected one of "
+                f"{', '.join(PROPERTIES)}."
+            ) from None
+
+    # HTTP
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        body: dict | None = None,
+        search: bool = False,
+    ) -> dict:
+        """Send one request, waiting for the limiters and retrying 429 and 5xx."""
+        rate_limited = 0
+        server_errors = 0
+        while True:
+            if search:
+                self.search_limiter.acquire()
+            self.limiter.acquire()
+            try:
+                response = self.session.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                server_errors += 1
+                self._back_off(method, path, type(exc).__name__, server_errors)
+                continue
+
+            status = response.status_code
+            if status == 429:
+                rate_limited += 1
+                self._wait_rate_limited(method, path, response, rate_limited)
+                continue
+            if status >= 500:
+                server_errors += 1
+                self._back_off(method, path, f"HTTP {status}", server_errors)
+                continue
+            if status == 401:
+                raise AuthenticationFailed(
+                    "HubSpot rejected the access token (HTTP 401). Enter a valid "
+                    "private app access token for this connection."
+                )
+            if status >= 400:
+                raise ConnectorError(
+                    f"HubSpot returned HTTP {status} for {method} {path}: "
+                    f"{_error_message(response)}"
+                )
+            return response.json()
+
+    def _wait_rate_limited(
+        self, method: str, path: str, response: requests.Response, attempt: int
+    ) -> None:
+        if attempt > MAX_RATE_LIMITED_RETRIES:
+            raise ConnectorError(
+                f"HubSpot still returned 429 for {method} {path} after "
+                f"{MAX_RATE_LIMITED_RETRIES} retries; the sync resumes on its next run."
+            )
+        delay = _retry_after(response)
+        if delay is None:
+            # Without Retry-After, wait out the window the 429 names.
+            policy = _json_or_empty(response).get("policyName", "")
+            delay = (
+                self.search_limiter.window_seconds
+                if policy == "SECONDLY"
+                else self.limiter.window_seconds
+            )
+        logger.warning(
+            "HubSpot rate limit on %s %s (attempt %s); retrying in %.1f s",
+            method,
+            path,
+            attempt,
+            delay,
+        )
+        self.clock.sleep(delay)
+
+    def _back_off(self, method: str, path: str, reason: str, attempt: int) -> None:
+        if attempt > MAX_SERVER_ERROR_RETRIES:
+            raise ConnectorError(
+                f"HubSpot request {method} {path} failed {attempt} times, last "
+                f"with {reason}."
+            )
+        delay = float(2 ** (attempt - 1))
+        logger.warning(
+            "HubSpot request %s %s failed with %s (attempt %s); retrying in %.0f s",
+            method,
+            path,
+            reason,
+            attempt,
+            delay,
+        )
+        self.clock.sleep(delay)
+
+
+def _after_keyset(keyset: Keyset, lower: Keyset | None) -> bool:
+    return lower is None or keyset.sort_key() > lower.sort_key()
+
+
+def _next_after(data: dict) -> str | None:
+    after = ((data.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after not in (None, "") else None
+
+
+def _record(item: dict) -> CrmRecord:
+    associations = {
+        name: [str(link["id"]) for link in (value or {}).get("results", [])]
+        for name, value in (item.get("associations") or {}).items()
+    }
+    return CrmRecord(
+        id=str(item["id"]),
+        modified_at=parse_datetime(item.get("updatedAt")),
+        properties=item.get("properties") or {},
+        archived=bool(item.get("archived")),
+        archived_at=parse_datetime(item.get("archivedAt")),
+        associations=associations,
+    )
+
+
+def _pipeline(item: dict) -> PipelineInfo:
+    stages = []
+    for stage in item.get("stages", []):
+        metadata = stage.get("metadata") or {}
+        stages.append(
+            StageInfo(
+                id=str(stage["id"]),
+                label=stage.get("label") or str(stage["id"]),
+                display_order=int(stage.get("displayOrder") or 0),
+                is_closed=str(metadata.get("isClosed", "false")).lower() == "true",
+                probability=_probability(metadata.get("probability")),
+            )
+        )
+    return PipelineInfo(
+        id=str(item["id"]),
+        label=item.get("label") or str(item["id"]),
+        display_order=int(item.get("displayOrder") or 0),
+        stages=tuple(stages),
+    )
+
+
+def _probability(value: Any) -> Decimal:
+    try:
+        probability = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return Decimal("0")
+    return min(max(probability, Decimal("0")), Decimal("1"))
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_or_empty(response: requests.Response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _error_message(response: requests.Response) -> str:
+    return str(_json_or_empty(response).get("message") or response.reason)

@@ -1,0 +1,202 @@
+"""CRM connections and the state of their syncs.
+
+A connection stores its API credentials encrypted (integrations.crypto). A
+sync run mirrors the CRM into activity's models, one page per transaction,
+and saves each object type's cursor in the same transaction as its page, so
+a run that dies resumes after the last committed page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from integrations import crypto
+from spm.models import Membership
+from spm.tenancy import TenantModel
+
+
+class CrmConnection(TenantModel):
+    class Provider(models.TextChoices):
+        HUBSPOT = "hubspot", "HubSpot"
+        SALESFORCE = "salesforce", "Salesforce"
+        PIPEDRIVE = "pipedrive", "Pipedrive"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ERROR = "error", "Error"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    provider = models.CharField(max_length=20, choices=Provider)
+    name = models.CharField(max_length=120)
+    # No default: the admin enters the provider's API address (for HubSpot,
+    # https://api.hubapi.com), and tests point it at a local fake server.
+    base_url = models.URLField(max_length=300)
+    # A Fernet token of the JSON credentials; read and write them through
+    # the ``credentials`` property.
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
+    status_message = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            # The provider name is the ``external_source`` of the synced
+            # rows, so one connection per provider keeps their ids apart.
+            models.UniqueConstraint(
+                "organization", "provider", name="crm_connection_provider_unique"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<CrmConnection {self.pk} {self.provider}>"
+
+    @property
+    def credentials(self) -> dict:
+        if not self.credentials_encrypted:
+            return {}
+        return crypto.decrypt_json(self.credentials_encrypted)
+
+    @credentials.setter
+    def credentials(self, value: dict) -> None:
+        self.credentials_encrypted = crypto.encrypt_json(value)
+
+    @property
+    def source(self) -> str:
+        """Return the ``external_source`` written on the rows this connection syncs."""
+        return self.provider
+
+
+class SyncCursor(TenantModel):
+    """The sync position of one object type.
+
+    ``modified_at`` and ``record_id`` are a keyset: the next incremental
+    listing returns records with (modified time, id) greater than it.
+    ``page_after`` is the paging token of a full listing still in progress.
+    """
+
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="cursors"
+    )
+    object_type = models.CharField(max_length=40)
+    modified_at = models.DateTimeField(null=True, blank=True)
+    record_id = models.CharField(max_length=255, blank=True)
+    page_after = models.CharField(max_length=255, blank=True)
+    full_sync_started_at = models.DateTimeField(null=True, blank=True)
+    full_sync_done_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "connection", "object_type", name="sync_cursor_unique"
+            ),
+        ]
+
+
+class SyncRun(TenantModel):
+    class Kind(models.TextChoices):
+        FULL = "full", "Full"
+        INCREMENTAL = "incremental", "Incremental"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="runs"
+    )
+    kind = models.CharField(max_length=12, choices=Kind)
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    # {object type: {"created": n, "updated": n, "unchanged": n,
+    #  "deleted": n, "failed": n}}
+    counts = models.JSONField(default=dict, blank=True)
+    # [{"object_type", "record_id", "message"}], owner mapping errors included.
+    errors = models.JSONField(default=list, blank=True)
+    # The object type being synced and the pages and records committed so far.
+    current_object_type = models.CharField(max_length=40, blank=True)
+    pages_done = models.PositiveIntegerField(default=0)
+    records_done = models.PositiveIntegerField(default=0)
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        indexes = [models.Index(fields=["organization", "connection", "-created_at"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Sync {self.public_id}"
+
+
+class OwnerMapping(TenantModel):
+    """A CRM owner and the member it stands for; no member while unmatched."""
+
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="owner_mappings"
+    )
+    owner_id = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    membership = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "connection", "owner_id", name="owner_mapping_unique"
+            ),
+        ]
+
+
+class StageMapping(TenantModel):
+    """A CRM pipeline stage, its outcome and the local stage it maps to."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "open", "Open"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="stage_mappings"
+    )
+    crm_pipeline_id = models.CharField(max_length=255)
+    crm_stage_id = models.CharField(max_length=255)
+    stage = models.ForeignKey(
+        "activity.Stage", on_delete=models.CASCADE, related_name="+"
+    )
+    outcome = models.CharField(max_length=4, choices=Outcome)
+    is_closed = models.BooleanField(default=False)
+    probability = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0")
+    )
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "connection",
+                "crm_pipeline_id",
+                "crm_stage_id",
+                name="stage_mapping_unique",
+            ),
+        ]

@@ -1,0 +1,408 @@
+"""The sync engine: mirror a CRM connection into activity's models.
+
+A run first refreshes owners (mapped to members by email) and pipelines
+(stages mapped to open, won or lost), then syncs each object type:
+
+- Until an object type has finished one full listing, the run pages through
+  the whole listing. Each page is written in one transaction together with
+  the cursor's paging token, so a run that dies resumes after the last
+  committed page and writes no record twice.
+- After that, the run lists the records modified since the cursor's keyset
+  (modified time, id) and moves the keyset with each committed page.
+
+Every run then lists the archived deals and sets ``archived_at`` on the
+synced ones, which takes them out of every metric.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from activity.models import Pipeline, Stage
+from integrations.connectors import base
+from integrations.connectors.hubspot import HubSpotConnector
+from integrations.models import (
+    CrmConnection,
+    OwnerMapping,
+    StageMapping,
+    SyncCursor,
+    SyncRun,
+)
+from integrations.writers import Counts, SyncContext, archive_deals, write_page
+from spm.models import Membership, User
+from spm.services import audit_log_write
+from spm.tenancy import tenant_context
+
+logger = logging.getLogger(__name__)
+
+# An incremental listing after a full one starts this long before the full
+# listing began, so a record modified while it ran, or stamped by a CRM
+# clock that runs behind ours, is listed again rather than missed.
+FULL_SYNC_OVERLAP = dt.timedelta(minutes=5)
+
+
+class SyncFailed(Exception):
+    """No connector exists for the connection's provider."""
+
+
+def connector_for(connection: CrmConnection) -> base.Connector:
+    if connection.provider == CrmConnection.Provider.HUBSPOT:
+        return HubSpotConnector(
+            base_url=connection.base_url,
+            token=connection.credentials.get("access_token", ""),
+        )
+    raise SyncFailed(
+        f"No connector for provider {connection.provider!r} yet; only HubSpot "
+        "connections can sync."
+    )
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    organization,
+    actor: User | None,
+    provider: str,
+    name: str,
+    base_url: str,
+    credentials: dict,
+) -> CrmConnection:
+    """Create a connection with encrypted credentials and audit it without them."""
+    connection = CrmConnection(
+        organization=organization, provider=provider, name=name, base_url=base_url
+    )
+    connection.credentials = credentials
+    connection.save()
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="crm.connection_created",
+        obj=connection,
+        new={"provider": provider, "name": name, "base_url": base_url},
+    )
+    return connection
+
+
+@transaction.atomic
+def sync_run_create(*, connection: CrmConnection, kind: str) -> SyncRun:
+    """Queue a run. A full run restarts every object type's full listing."""
+    if kind == SyncRun.Kind.FULL:
+        SyncCursor.objects.filter(connection=connection).update(
+            page_after="", full_sync_started_at=None, full_sync_done_at=None
+        )
+    return SyncRun.objects.create(
+        organization=connection.organization, connection=connection, kind=kind
+    )
+
+
+def sync_run_execute(
+    *, run: SyncRun, connector: base.Connector | None = None
+) -> SyncRun:
+    """Run (or resume) a sync run and return it, succeeded or failed.
+
+    Raise the error that stopped the run after recording it on the run and,
+    for rejected credentials, on the connection.
+    """
+    connection = run.connection
+    with tenant_context(connection.organization):
+        if run.status == SyncRun.Status.SUCCEEDED:
+            return run
+        run.status = SyncRun.Status.RUNNING
+        run.started_at = run.started_at or timezone.now()
+        run.save(update_fields=["status", "started_at"])
+        ctx = SyncContext(connection=connection, run=run)
+        ctx.counts.update(_previous_counts(run))
+        ctx.errors.extend(run.errors)
+        try:
+            _execute(ctx, connector or connector_for(connection))
+        except Exception as exc:
+            _finish_failed(ctx, exc)
+            raise
+        _finish_succeeded(ctx)
+        return run
+
+
+def _execute(ctx: SyncContext, connector: base.Connector) -> None:
+    ctx.owners = sync_owners(ctx, connector.owners())
+    ctx.stages = sync_pipelines(ctx, connector.pipelines())
+    for object_type in base.OBJECT_TYPES:
+        cursor, _ = SyncCursor.objects.get_or_create(
+            connection=ctx.connection,
+            object_type=object_type,
+            defaults={"organization": ctx.connection.organization},
+        )
+        ctx.run.current_object_type = object_type
+        if cursor.full_sync_done_at is None:
+            _full_listing(ctx, connector, cursor)
+        else:
+            _incremental_listing(ctx, connector, cursor)
+    for page in connector.archived_pages(base.DEALS):
+        _commit(ctx, lambda page=page: archive_deals(ctx, page.records), 0)
+
+
+# Owners and pipelines
+
+
+def sync_owners(ctx: SyncContext, owners: list[base.Owner]) -> dict[str, int | None]:
+    """Map each CRM owner to a member by email, ignoring case.
+
+    A mapping, once matched, is kept by owner id even if the email changes
+    later. An owner without a member keeps an empty mapping and is listed
+    among the run's errors, so an admin can invite the rep.
+    """
+    mappings = {
+        m.owner_id: m for m in OwnerMapping.objects.filter(connection=ctx.connection)
+    }
+    result = {}
+    with transaction.atomic():
+        for owner in owners:
+            mapping = mappings.get(owner.id) or OwnerMapping(
+                organization=ctx.connection.organization,
+                connection=ctx.connection,
+                owner_id=owner.id,
+            )
+            mapping.email = owner.email
+            mapping.name = owner.name[:255]
+            if mapping.membership_id is None:
+                mapping.membership = _member_by_email(owner.email)
+            mapping.save()
+            result[owner.id] = mapping.membership_id
+            if mapping.membership_id is None:
+                _owner_unmatched(ctx, owner)
+    return result
+
+
+def _member_by_email(email: str) -> Membership | None:
+    if not email:
+        return None
+    return (
+        Membership.objects.filter(is_active=True)
+        .filter(Q(email__iexact=email) | Q(user__email__iexact=email))
+        .order_by("id")
+        .first()
+    )
+
+
+def _owner_unmatched(ctx: SyncContext, owner: base.Owner) -> None:
+    already = any(
+        e["object_type"] == "owners" and e["record_id"] == owner.id for e in ctx.errors
+    )
+    if already:
+        return
+    ctx.errors.append(
+        {
+            "object_type": "owners",
+            "record_id": owner.id,
+            "message": (
+                f"No member has the email {owner.email or '(none)'} of CRM owner "
+                f"{owner.name or owner.id}; records they own have no owner here. "
+                "Invite them with that email and sync again."
+            ),
+        }
+    )
+
+
+def sync_pipelines(
+    ctx: SyncContext, pipelines: list[base.PipelineInfo]
+) -> dict[str, Stage]:
+    """Upsert pipelines and stages; won and lost come from stage metadata.
+
+    A closed stage with probability 1 is won, any other closed stage is
+    lost, whatever the stage is called.
+    """
+    stages = {}
+    with transaction.atomic():
+        for info in pipelines:
+            pipeline = _pipeline_row(ctx, info)
+            for stage_info in info.stages:
+                stages[stage_info.id] = _stage_row(ctx, pipeline, stage_info)
+    return stages
+
+
+def _pipeline_row(ctx: SyncContext, info: base.PipelineInfo) -> Pipeline:
+    pipeline = _find_external(Pipeline.objects.all(), ctx.source, info.id, info.label)
+    if pipeline is None:
+        pipeline = Pipeline(
+            organization=ctx.connection.organization,
+            name=_free_name(Pipeline.objects.all(), info.label, 120),
+        )
+    pipeline.external_source = ctx.source
+    pipeline.external_id = info.id
+    pipeline.save()
+    return pipeline
+
+
+def _stage_row(ctx: SyncContext, pipeline: Pipeline, info: base.StageInfo) -> Stage:
+    siblings = Stage.objects.filter(pipeline=pipeline)
+    stage = _find_external(siblings, ctx.source, info.id, info.label)
+    if stage is None:
+        stage = Stage(
+            organization=ctx.connection.organization,
+            pipeline=pipeline,
+            name=_free_name(siblings, info.label, 120),
+        )
+    won = info.is_closed and info.probability >= 1
+    stage.external_source = ctx.source
+    stage.external_id = info.id
+    stage.order = info.display_order
+    stage.probability = info.probability
+    stage.is_closed = info.is_closed
+    stage.is_won = won
+    stage.save()
+    StageMapping.objects.update_or_create(
+        connection=ctx.connection,
+        crm_pipeline_id=pipeline.external_id,
+        crm_stage_id=info.id,
+        defaults={
+            "organization": ctx.connection.organization,
+            "stage": stage,
+            "is_closed": info.is_closed,
+            "probability": info.probability,
+            "outcome": stage.status,
+        },
+    )
+    return stage
+
+
+def _find_external(queryset, source: str, external_id: str, name: str):
+    """Return the row synced from this id, else an unsynced row of that name."""
+    row = queryset.filter(external_source=source, external_id=external_id).first()
+    if row is None:
+        row = queryset.filter(external_id="", name__iexact=name).first()
+    return row
+
+
+def _free_name(queryset, name: str, max_length: int) -> str:
+    """Return ``name``, or "name (2)" and so on when another row has it."""
+    candidate = name[:max_length]
+    number = 2
+    while queryset.filter(name__iexact=candidate).exists():
+        suffix = f" ({number})"
+        candidate = name[: max_length - len(suffix)] + suffix
+        number += 1
+    return candidate
+
+
+# Listings
+
+
+def _full_listing(
+    ctx: SyncContext, connector: base.Connector, cursor: SyncCursor
+) -> None:
+    if not cursor.page_after:
+        cursor.full_sync_started_at = timezone.now()
+    for page in connector.list_pages(
+        cursor.object_type, after=cursor.page_after or None
+    ):
+
+        def write(page=page) -> None:
+            write_page(ctx, cursor.object_type, page.records)
+            cursor.page_after = page.next_after or ""
+            if page.next_after is None:
+                cursor.full_sync_done_at = timezone.now()
+                cursor.modified_at = cursor.full_sync_started_at - FULL_SYNC_OVERLAP
+                cursor.record_id = ""
+            cursor.save()
+
+        _commit(ctx, write, len(page.records))
+
+
+def _incremental_listing(
+    ctx: SyncContext, connector: base.Connector, cursor: SyncCursor
+) -> None:
+    since = None
+    if cursor.modified_at is not None:
+        since = base.Keyset(cursor.modified_at, cursor.record_id)
+    for page in connector.changed_pages(cursor.object_type, since):
+        if not page.records:
+            continue
+
+        def write(page=page) -> None:
+            write_page(ctx, cursor.object_type, page.records)
+            last = max(page.records, key=lambda r: r.keyset.sort_key())
+            cursor.modified_at = last.modified_at
+            cursor.record_id = last.id
+            cursor.save()
+
+        _commit(ctx, write, len(page.records))
+
+
+def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
+    """Write one page and the run's progress in one transaction."""
+    run = ctx.run
+    with transaction.atomic():
+        write()
+        run.pages_done += 1
+        run.records_done += records
+        run.counts = ctx.counts_as_dict()
+        run.errors = ctx.errors
+        run.save(
+            update_fields=[
+                "pages_done",
+                "records_done",
+                "counts",
+                "errors",
+                "current_object_type",
+            ]
+        )
+
+
+def _previous_counts(run: SyncRun) -> dict[str, Counts]:
+    """Return the counts a resumed run had committed before it stopped."""
+    return {kind: Counts(**values) for kind, values in (run.counts or {}).items()}
+
+
+# Finishing
+
+
+def _finish_succeeded(ctx: SyncContext) -> None:
+    run = ctx.run
+    now = timezone.now()
+    run.status = SyncRun.Status.SUCCEEDED
+    run.finished_at = now
+    run.current_object_type = ""
+    run.counts = ctx.counts_as_dict()
+    run.errors = ctx.errors
+    run.save()
+    connection = ctx.connection
+    connection.last_synced_at = now
+    connection.status = CrmConnection.Status.ACTIVE
+    connection.status_message = ""
+    connection.save(update_fields=["last_synced_at", "status", "status_message"])
+    logger.info(
+        "CRM sync run %s succeeded: %s records in %s pages",
+        run.pk,
+        run.records_done,
+        run.pages_done,
+        extra={"organization_id": connection.organization_id, "sync_run_id": run.pk},
+    )
+
+
+def _finish_failed(ctx: SyncContext, exc: Exception) -> None:
+    run = ctx.run
+    run.status = SyncRun.Status.FAILED
+    run.finished_at = timezone.now()
+    run.failure = f"{type(exc).__name__}: {exc}"
+    run.counts = ctx.counts_as_dict()
+    run.errors = ctx.errors
+    run.save()
+    if isinstance(exc, base.AuthenticationFailed):
+        connection = ctx.connection
+        connection.status = CrmConnection.Status.ERROR
+        connection.status_message = str(exc)
+        connection.save(update_fields=["status", "status_message"])
+    logger.error(
+        "CRM sync run %s failed: %s",
+        run.pk,
+        run.failure,
+        extra={
+            "organization_id": ctx.connection.organization_id,
+            "sync_run_id": run.pk,
+        },
+    )

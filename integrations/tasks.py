@@ -1,0 +1,78 @@
+"""Celery tasks of CRM sync, routed to the "sync" queue.
+
+A run's row records how far it got, so a task delivered twice, or run again
+after a worker died, resumes the run or returns at once if it succeeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from integrations import sync
+from integrations.models import CrmConnection, SyncRun
+from spm.tenancy import system_context, tenant_context
+
+logger = logging.getLogger(__name__)
+
+# A queued or running run younger than this keeps the beat from queuing
+# another run of its connection. Above the task time limit, so a run whose
+# worker died is superseded only after it can no longer be running.
+RUN_STALE_AFTER = dt.timedelta(minutes=15)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def sync_run_task(organization_id: int, run_id: int) -> None:
+    run = (
+        SyncRun.unscoped.filter(pk=run_id, organization_id=organization_id)
+        .select_related("connection__organization")
+        .first()
+    )
+    if run is None:
+        logger.warning("CRM sync run %s not found", run_id)
+        return
+    try:
+        sync.sync_run_execute(run=run)
+    except (OperationalError, InterfaceError):
+        raise  # retried by Celery, and the retry resumes the run
+    except Exception:
+        # The run and the log already record the failure. The next beat tick
+        # starts a new run, which resumes from the committed cursors.
+        return
+
+
+@shared_task(acks_late=True)
+def sync_incremental_all_task() -> None:
+    """Queue an incremental run for each active connection that has none pending."""
+    cutoff = timezone.now() - RUN_STALE_AFTER
+    with system_context():
+        connections = list(
+            CrmConnection.unscoped.filter(
+                status=CrmConnection.Status.ACTIVE,
+                provider=CrmConnection.Provider.HUBSPOT,
+            ).select_related("organization")
+        )
+        busy = set(
+            SyncRun.unscoped.filter(
+                status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
+                created_at__gte=cutoff,
+            ).values_list("connection_id", flat=True)
+        )
+    for connection in connections:
+        if connection.pk in busy:
+            continue
+        with tenant_context(connection.organization):
+            run = sync.sync_run_create(
+                connection=connection, kind=SyncRun.Kind.INCREMENTAL
+            )
+        sync_run_task.delay(connection.organization_id, run.pk)

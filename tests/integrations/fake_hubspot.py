@@ -1,0 +1,468 @@
+"""An in-memory HubSpot CRM v3 server on 127.0.0.1 for the sync tests.
+
+It serves the endpoints the connector uses, written from HubSpot's public
+API reference. These are owners, deal pipelines, object listing with
+``after`` paging and ``archived``, and CRM search. Search returns at most 200
+results per page and HTTP 400 at an offset of 10,000 or more.
+
+The server checks bearer tokens (401 otherwise) and enforces per-token
+limits: a rolling 10-second burst limit and a per-second search limit. Over
+a limit it responds 429 with a ``policyName`` and Retry-After. Each token can
+have its own clock, so tests measure waits in simulated seconds. Failures (a
+429 storm, 5xx responses) can be injected, and every request is logged with
+its token, simulated time, path and status.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from integrations.connectors.ratelimit import REAL_CLOCK, Clock
+
+SEARCH_PAGE_MAX = 200
+LIST_PAGE_MAX = 100
+SEARCH_OFFSET_LIMIT = 10_000
+CONTACTS = "contacts"
+
+
+class SimulatedClock(Clock):
+    """A clock whose sleep advances time at once instead of waiting."""
+
+    def __init__(self, start: float = 0.0):
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._now += max(seconds, 0.0)
+
+
+def iso(moment: dt.datetime) -> str:
+    return (
+        moment.astimezone(dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def millis(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class FakeRecord:
+    id: str
+    properties: dict
+    created_at: dt.datetime
+    modified_at: dt.datetime
+    archived_at: dt.datetime | None = None
+    associations: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_json(self, properties: list[str] | None, associations: list[str]) -> dict:
+        names = properties or list(self.properties)
+        data = {
+            "id": self.id,
+            "properties": {name: self.properties.get(name) for name in names},
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.modified_at),
+            "archived": self.archived_at is not None,
+        }
+        data["properties"]["hs_object_id"] = self.id
+        if self.archived_at is not None:
+            data["archivedAt"] = iso(self.archived_at)
+        linked = {
+            name: {"results": [{"id": i, "type": "deal_to_company"} for i in ids]}
+            for name, ids in self.associations.items()
+            if name in associations and ids
+        }
+        if linked:
+            data["associations"] = linked
+        return data
+
+
+@dataclass
+class LoggedRequest:
+    token: str
+    time: float
+    method: str
+    path: str
+    status: int
+    injected: bool
+
+
+class FakeHubSpot:
+    def __init__(self, burst_limit=(100, 10.0), search_limit=(5, 1.0)):
+        self.burst_limit = burst_limit
+        self.search_limit = search_limit
+        self.clocks: dict[str, Clock] = {}
+        self.owners: list[dict] = []
+        self.pipelines: list[dict] = []
+        self.objects: dict[str, dict[str, FakeRecord]] = collections.defaultdict(dict)
+        self.log: list[LoggedRequest] = []
+        self._injected: collections.deque[tuple[int, float | None]] = (
+            collections.deque()
+        )
+        self._accepted: dict[tuple[str, str], collections.deque[float]] = (
+            collections.defaultdict(collections.deque)
+        )
+        self._next_id = 1000
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # Server lifecycle
+
+    def start(self) -> FakeHubSpot:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # Data
+
+    def add_token(self, token: str, clock: Clock = REAL_CLOCK) -> None:
+        self.clocks[token] = clock
+
+    def add_owner(self, owner_id: str, email: str, first: str = "", last: str = ""):
+        self.owners.append(
+            {
+                "id": owner_id,
+                "email": email,
+                "firstName": first,
+                "lastName": last,
+                "archived": False,
+            }
+        )
+
+    def add_pipeline(self, pipeline_id: str, label: str, stages: list[tuple]) -> None:
+        """Add a deal pipeline; each stage is (id, label, is_closed, probability)."""
+        self.pipelines.append(
+            {
+                "id": pipeline_id,
+                "label": label,
+                "displayOrder": len(self.pipelines),
+                "archived": False,
+                "stages": [
+                    {
+                        "id": stage_id,
+                        "label": stage_label,
+                        "displayOrder": order,
+                        "archived": False,
+                        "metadata": {
+                            "isClosed": "true" if closed else "false",
+                            "probability": str(probability),
+                        },
+                    }
+                    for order, (
+                        stage_id,
+                        stage_label,
+                        closed,
+                        probability,
+                    ) in enumerate(stages)
+                ],
+            }
+        )
+
+    def add(
+        self,
+        object_type: str,
+        record_id: str | None = None,
+        *,
+        modified_at: dt.datetime | None = None,
+        associations: dict[str, list[str]] | None = None,
+        **properties,
+    ) -> str:
+        with self._lock:
+            if record_id is None:
+                self._next_id += 1
+                record_id = str(self._next_id)
+            moment = modified_at or dt.datetime.now(dt.UTC)
+            self.objects[object_type][record_id] = FakeRecord(
+                id=record_id,
+                properties={
+                    k: None if v is None else str(v) for k, v in properties.items()
+                },
+                created_at=moment,
+                modified_at=moment,
+                associations=associations or {},
+            )
+            return record_id
+
+    def update(
+        self, object_type: str, record_id: str, *, modified_at=None, **properties
+    ) -> None:
+        with self._lock:
+            record = self.objects[object_type][record_id]
+            record.properties.update({k: str(v) for k, v in properties.items()})
+            record.modified_at = modified_at or dt.datetime.now(dt.UTC)
+
+    def archive(self, object_type: str, record_id: str, at: dt.datetime) -> None:
+        with self._lock:
+            record = self.objects[object_type][record_id]
+            record.archived_at = at
+            record.modified_at = at
+
+    def inject(self, status: int, count: int = 1, retry_after: float | None = None):
+        """Respond to the next ``count`` requests with ``status`` and serve nothing."""
+        with self._lock:
+            self._injected.extend([(status, retry_after)] * count)
+
+    # Request statistics
+
+    def requests(self, token: str | None = None, status: int | None = None) -> list:
+        return [
+            r
+            for r in self.log
+            if (token is None or r.token == token)
+            and (status is None or r.status == status)
+        ]
+
+    def requests_per_second(self, token: str) -> collections.Counter:
+        """Count the served requests of a token per whole simulated second."""
+        return collections.Counter(
+            math.floor(r.time) for r in self.requests(token) if r.status < 400
+        )
+
+    def max_in_window(self, token: str, window: float, search_only=False) -> int:
+        """Return the max served requests of a token in any ``window`` seconds."""
+        times = sorted(
+            r.time
+            for r in self.requests(token)
+            if r.status < 400 and (not search_only or r.path.endswith("/search"))
+        )
+        highest = 0
+        start = 0
+        for end, moment in enumerate(times):
+            while times[start] <= moment - window:
+                start += 1
+            highest = max(highest, end - start + 1)
+        return highest
+
+    # Serving (called by the handler threads)
+
+    def handle(self, method: str, raw_path: str, headers, body: bytes):
+        parsed = urlparse(raw_path)
+        path = parsed.path
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        token = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        with self._lock:
+            if token not in self.clocks:
+                return self._logged(token, 0.0, method, path, 401, _auth_error())
+            now = self.clocks[token].now()
+            if self._injected:
+                status, retry_after = self._injected.popleft()
+                return self._logged(
+                    token, now, method, path, status, _error(status), retry_after, True
+                )
+            limited = self._check_limits(token, now, path.endswith("/search"))
+            if limited is not None:
+                policy, retry_after = limited
+                return self._logged(
+                    token, now, method, path, 429, _rate_error(policy), retry_after
+                )
+            status, payload = self._route(method, path, query, body)
+            return self._logged(token, now, method, path, status, payload)
+
+    def _logged(
+        self,
+        token,
+        now,
+        method,
+        path,
+        status,
+        payload,
+        retry_after=None,
+        injected=False,
+    ):
+        self.log.append(LoggedRequest(token, now, method, path, status, injected))
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        return status, payload, headers
+
+    def _check_limits(self, token: str, now: float, search: bool):
+        checks = [("TEN_SECONDLY_ROLLING", *self.burst_limit)]
+        if search:
+            checks.append(("SECONDLY", *self.search_limit))
+        for policy, limit, window in checks:
+            times = self._accepted[(token, policy)]
+            while times and times[0] <= now - window:
+                times.popleft()
+            if len(times) >= limit:
+                return policy, times[0] + window - now
+        for policy, _limit, _window in checks:
+            self._accepted[(token, policy)].append(now)
+        return None
+
+    def _route(self, method: str, path: str, query: dict, body: bytes):
+        parts = path.strip("/").split("/")
+        if method == "GET" and path == "/crm/v3/owners":
+            return 200, _paged(self.owners, query, LIST_PAGE_MAX)
+        if method == "GET" and path == "/crm/v3/pipelines/deals":
+            return 200, {"results": self.pipelines}
+        if (
+            parts[:3] == ["crm", "v3", "objects"]
+            and len(parts) == 4
+            and method == "GET"
+        ):
+            return 200, self._list(parts[3], query)
+        if parts[:3] == ["crm", "v3", "objects"] and parts[4:] == ["search"]:
+            return self._search(parts[3], json.loads(body or b"{}"))
+        return 404, {"status": "error", "message": f"No route for {method} {path}"}
+
+    def _list(self, object_type: str, query: dict) -> dict:
+        archived = query.get("archived") == "true"
+        limit = min(int(query.get("limit", 10)), LIST_PAGE_MAX)
+        start = int(query.get("after", 0))
+        properties = [p for p in query.get("properties", "").split(",") if p]
+        associations = [a for a in query.get("associations", "").split(",") if a]
+        records = sorted(
+            (
+                r
+                for r in self.objects[object_type].values()
+                if (r.archived_at is not None) == archived and int(r.id) >= start
+            ),
+            key=lambda r: int(r.id),
+        )
+        page = records[:limit]
+        data = {"results": [r.as_json(properties, associations) for r in page]}
+        if len(records) > limit:
+            next_after = str(int(records[limit].id))
+            data["paging"] = {
+                "next": {"after": next_after, "link": "?after=" + next_after}
+            }
+        return data
+
+    def _search(self, object_type: str, body: dict):
+        limit = min(int(body.get("limit", 10)), SEARCH_PAGE_MAX)
+        offset = int(body.get("after") or 0)
+        if offset >= SEARCH_OFFSET_LIMIT:
+            return 400, {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": "Search results are limited to 10,000 per query.",
+            }
+        modified = (
+            "lastmodifieddate" if object_type == CONTACTS else "hs_lastmodifieddate"
+        )
+        records = [
+            r
+            for r in self.objects[object_type].values()
+            if r.archived_at is None and _matches(r, body.get("filterGroups"), modified)
+        ]
+        records.sort(key=lambda r: (r.modified_at, int(r.id)))
+        page = records[offset : offset + limit]
+        properties = body.get("properties") or []
+        data = {
+            "total": len(records),
+            "results": [r.as_json(properties, []) for r in page],
+        }
+        if offset + limit < len(records):
+            data["paging"] = {"next": {"after": str(offset + limit)}}
+        return 200, data
+
+
+def _matches(record: FakeRecord, groups: list | None, modified: str) -> bool:
+    if not groups:
+        return True
+    return any(all(_filter(record, f, modified) for f in g["filters"]) for g in groups)
+
+
+def _filter(record: FakeRecord, flt: dict, modified: str) -> bool:
+    if flt["propertyName"] != modified:
+        raise ValueError(f"The fake filters on {modified} only")
+    value = millis(record.modified_at)
+    target = int(flt["value"])
+    return {
+        "GTE": value >= target,
+        "GT": value > target,
+        "LTE": value <= target,
+        "LT": value < target,
+        "EQ": value == target,
+    }[flt["operator"]]
+
+
+def _paged(items: list[dict], query: dict, page_max: int) -> dict:
+    limit = min(int(query.get("limit", 100)), page_max)
+    start = int(query.get("after", 0))
+    page = items[start : start + limit]
+    data = {"results": page}
+    if start + limit < len(items):
+        data["paging"] = {"next": {"after": str(start + limit)}}
+    return data
+
+
+def _auth_error() -> dict:
+    return {
+        "status": "error",
+        "category": "INVALID_AUTHENTICATION",
+        "message": "Authentication credentials not found.",
+    }
+
+
+def _rate_error(policy: str) -> dict:
+    return {
+        "status": "error",
+        "errorType": "RATE_LIMIT",
+        "policyName": policy,
+        "message": f"You have reached your {policy.lower()} limit.",
+    }
+
+
+def _error(status: int) -> dict:
+    if status == 429:
+        return _rate_error("TEN_SECONDLY_ROLLING")
+    return {"status": "error", "message": f"Injected HTTP {status}."}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeHubSpot
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without this, Nagle's
+    # algorithm and delayed ACKs add about 40 ms to each kept-alive request.
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload, headers = self.fake.handle(
+            method, self.path, self.headers, body
+        )
+        content = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        pass
