@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from coaching.catalog import BUILTIN_RULES
@@ -27,8 +28,11 @@ from coaching.models import (
     NoteKind,
     RecoveryStatus,
     Rule,
+    Severity,
 )
 from coaching.readings import EvaluationContext
+from notifications.catalog import Urgency
+from notifications.services import Notice, notify_each
 from spm.models import Membership, Organization, User
 from spm.services import audit_log_write
 from spm.tenancy import tenant_context
@@ -359,6 +363,7 @@ def _write_alerts(
             elif verdict.breached and member_id not in cooling:
                 created.append(_new_alert(ctx, rule, member_id, verdict, result))
         Alert.objects.bulk_create(created, batch_size=500)
+        _notify_opened(ctx, rule, created)
         # Most alerts read the same as an hour ago: those only get the new
         # evaluation time, in one UPDATE, instead of a row each in the
         # CASE expressions of bulk_update.
@@ -366,6 +371,36 @@ def _write_alerts(
         if unchanged:
             Alert.objects.filter(pk__in=unchanged).update(last_evaluated_at=ctx.now)
         summary.created += len(created)
+
+
+def _notify_opened(ctx: EvaluationContext, rule: Rule, alerts: list[Alert]) -> None:
+    """Notify each new alert's rep's manager, and the rep when reps see their own."""
+    reps = {rep.pk: rep for rep in ctx.reps}
+    organization = ctx.organization
+    urgency = Urgency.NORMAL if rule.severity == Severity.CRITICAL else None
+    notices = []
+    for alert in alerts:
+        rep = reps[alert.member_id]
+        own = rep.pk if organization.reps_see_own_alerts else None
+        path = reverse(
+            "coaching:alert",
+            kwargs={"org_slug": organization.slug, "alert_id": alert.public_id},
+        )
+        notices.append(
+            Notice(
+                members=[rep.reports_to_id, own],
+                title=f"{rule.name}: {rep.display_name}",
+                obj=alert,
+                url=path,
+                payload={
+                    "rule": rule.name,
+                    "rep": rep.display_name,
+                    "period": alert.period_label,
+                },
+                urgency=urgency,
+            )
+        )
+    notify_each(organization, "coaching.alert_opened", notices)
 
 
 # Alert work ------------------------------------------------------------------

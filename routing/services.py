@@ -15,9 +15,11 @@ import logging
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Lead
+from notifications.services import notify
 from routing import sla
 from routing.engine.decision import Decision, decide
 from routing.models import Assignment, IntakeRequest
@@ -216,16 +218,38 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
         via=via,
     )
     _lead_update(lead, decision, routed_at)
+    timer = None
     if decision.member is not None and decision.rule is not None:
         pool = decision.rule.pool if decision.pool_id else None
-        sla.timer_start(
+        timer = sla.timer_start(
             lead=lead,
             member=decision.member,
             assigned_at=routed_at,
             rule=decision.rule,
             pool=pool,
         )
+    if decision.member is not None:
+        _notify_assigned(organization, lead, decision, timer)
     return assignment
+
+
+def _notify_assigned(organization, lead: Lead, decision: Decision, timer) -> None:
+    """Notify the rep of their new lead; email goes out once the assignment commits."""
+    notify(
+        organization,
+        "lead.assigned",
+        [decision.member],
+        obj=lead,
+        title=f"New lead assigned to you: {str(lead) or 'no name'}",
+        url=reverse("routing:mine", kwargs={"org_slug": organization.slug}),
+        payload={
+            "lead": str(lead),
+            "company": lead.company,
+            "email": lead.email,
+            "rule": decision.rule.name if decision.rule else "",
+            "sla_minutes": timer.minutes if timer else None,
+        },
+    )
 
 
 def _lead_update(lead: Lead, decision: Decision, routed_at: dt.datetime) -> None:

@@ -23,10 +23,12 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Min
+from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Activity, Lead
 from coaching.business_hours import business_deadline, business_minutes
+from notifications.services import notify
 from routing.engine.pools import pool_pick
 from routing.models import Pool, ResponseTimer, RoutingRule, SlaAction
 from spm.models import Membership, Organization
@@ -204,6 +206,20 @@ def _reassign(
         old={"owner": member.display_name},
         new={"owner": pick.member.display_name, "reason": "response SLA breached"},
     )
+    notify(
+        organization,
+        "lead.sla_breached",
+        [member, pick.member],
+        obj=lead,
+        title=f"Lead {lead} reassigned to {pick.member.display_name}: SLA missed",
+        url=reverse("routing:mine", kwargs={"org_slug": organization.slug}),
+        payload={
+            "lead": str(lead),
+            "previous_owner": member.display_name,
+            "new_owner": pick.member.display_name,
+            "sla_minutes": timer.minutes,
+        },
+    )
     logger.info(
         "Lead %s reassigned from member %s to %s after a missed response SLA",
         lead.pk,
@@ -224,6 +240,33 @@ def _escalate(timer: ResponseTimer, lead: Lead, member: Membership) -> None:
     else:
         timer.outcome = f"{earlier}escalated to {manager.display_name}"
     timer.save()
+    _notify_escalated(timer, lead, member, manager)
+
+
+def _notify_escalated(
+    timer: ResponseTimer, lead: Lead, member: Membership, manager: Membership | None
+) -> None:
+    """Notify the rep, and the manager with a link to the lead's page."""
+    organization = timer.organization
+    slug = organization.slug
+    escalated_to = manager.display_name if manager else "no one (no manager)"
+    common = {
+        "obj": lead,
+        "title": f"Lead {lead} escalated to {escalated_to}: SLA missed",
+        "payload": {
+            "lead": str(lead),
+            "owner": member.display_name,
+            "manager": escalated_to,
+            "sla_minutes": timer.minutes,
+        },
+    }
+    mine = reverse("routing:mine", kwargs={"org_slug": slug})
+    notify(organization, "lead.escalated", [member], url=mine, **common)
+    if manager is not None:
+        page = reverse(
+            "routing:lead", kwargs={"org_slug": slug, "lead_id": lead.public_id}
+        )
+        notify(organization, "lead.escalated", [manager], url=page, **common)
 
 
 # Reads for the pages --------------------------------------------------------

@@ -1,0 +1,148 @@
+"""The event catalogue: every event type that features raise, with its defaults.
+
+A type's default channels apply to a member who has no preference for it,
+in an organisation whose admins set no default for it. Urgency decides
+what a daily digest may hold: only low-urgency events wait for the digest,
+and a member who chose the digest gets other events as immediate email.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class Urgency(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+
+
+class ChannelChoice(models.TextChoices):
+    """The channels that a preference, an organisation default or the catalogue names.
+
+    ``digest`` is email gathered into one message a day. ``chat`` is the
+    organisation's Slack or Teams connection.
+    """
+
+    IN_APP = "in_app", "In-app"
+    EMAIL = "email", "Email"
+    DIGEST = "digest", "Daily digest"
+    CHAT = "chat", "Chat"
+
+
+IN_APP = ChannelChoice.IN_APP.value
+EMAIL = ChannelChoice.EMAIL.value
+DIGEST = ChannelChoice.DIGEST.value
+CHAT = ChannelChoice.CHAT.value
+
+
+@dataclass(frozen=True)
+class EventType:
+    key: str
+    label: str
+    description: str
+    default_channels: frozenset[str]
+    urgency: str
+
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType(
+        key="lead.assigned",
+        label="Lead assigned to you",
+        description="Routing gave you a new lead.",
+        default_channels=frozenset({IN_APP}),
+        urgency=Urgency.NORMAL,
+    ),
+    EventType(
+        key="lead.sla_breached",
+        label="Response SLA missed",
+        description=(
+            "A lead got no first touch in time and was reassigned to another rep."
+        ),
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.HIGH,
+    ),
+    EventType(
+        key="lead.escalated",
+        label="Lead escalated",
+        description=(
+            "A lead got no first touch in time and was escalated to the rep's manager."
+        ),
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.HIGH,
+    ),
+    EventType(
+        key="coaching.alert_opened",
+        label="Coaching alert opened",
+        description="A rep you coach, or you yourself, failed a coaching rule.",
+        default_channels=frozenset({IN_APP}),
+        urgency=Urgency.LOW,
+    ),
+    EventType(
+        key="import.finished",
+        label="Import finished",
+        description="A CSV import you started has finished.",
+        default_channels=frozenset({IN_APP}),
+        urgency=Urgency.LOW,
+    ),
+    EventType(
+        key="import.failed",
+        label="Import failed",
+        description="A CSV import you started stopped with an error.",
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.NORMAL,
+    ),
+)
+
+CATALOG: dict[str, EventType] = {
+    event_type.key: event_type for event_type in EVENT_TYPES
+}
+
+
+class UnknownEventType(ValueError):
+    """An event type that the catalogue does not list."""
+
+
+def event_type_get(key: str) -> EventType:
+    """Return the catalogue entry of ``key``, or raise UnknownEventType."""
+    try:
+        return CATALOG[key]
+    except KeyError:
+        known = ", ".join(sorted(CATALOG))
+        raise UnknownEventType(
+            f"Unknown event type {key!r}; add it to notifications/catalog.py. "
+            f"Known types: {known}."
+        ) from None
+
+
+def event_type_choices() -> list[tuple[str, str]]:
+    return [(event_type.key, event_type.label) for event_type in EVENT_TYPES]
+
+
+class InvalidChannels(ValueError):
+    """A channel set with an unknown channel, or with both email and digest."""
+
+
+def channels_validate(channels) -> frozenset[str]:
+    """Return ``channels`` as a frozenset, or raise InvalidChannels.
+
+    An empty set means "off". Email and digest exclude each other, because
+    the digest is the email channel sent once a day.
+    """
+    values = frozenset(channels)
+    unknown = values - set(ChannelChoice.values)
+    if unknown:
+        raise InvalidChannels(
+            f"Unknown channel(s) {', '.join(sorted(unknown))}; "
+            f"use {', '.join(ChannelChoice.values)}."
+        )
+    if EMAIL in values and DIGEST in values:
+        raise InvalidChannels("Choose email or the daily digest, not both.")
+    return values
+
+
+def channels_sorted(channels) -> list[str]:
+    """Return channels in catalogue order, for storage and display."""
+    return [value for value in ChannelChoice.values if value in channels]

@@ -1,0 +1,139 @@
+"""Forms of the notification settings: channels per event type, and quiet hours."""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from functools import cache
+
+from django import forms
+
+from notifications.catalog import CHAT, DIGEST, EMAIL, IN_APP, Urgency
+from notifications.selectors import ChannelSetting
+
+OFF = "off"
+
+
+def _field_name(key: str, part: str) -> str:
+    return f"{key.replace('.', '-')}-{part}"
+
+
+def _email_choice(channels: frozenset) -> str:
+    if EMAIL in channels:
+        return EMAIL
+    if DIGEST in channels:
+        return DIGEST
+    return OFF
+
+
+@dataclass
+class ChannelRow:
+    setting: ChannelSetting
+    in_app: forms.BoundField
+    email: forms.BoundField
+
+    @property
+    def html_id(self) -> str:
+        return "type-" + self.setting.event_type.key.replace(".", "-")
+
+
+class ChannelsForm(forms.Form):
+    """An in-app checkbox and an email choice for each event type.
+
+    The daily digest is offered for low-urgency types only, because it
+    holds only low-urgency events. Chat is not on the form yet, and a
+    stored chat choice is kept.
+    """
+
+    def __init__(self, *args, settings: list[ChannelSetting], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        for setting in settings:
+            event_type = setting.event_type
+            choices = [(OFF, "Off"), (EMAIL, "Immediately")]
+            if event_type.urgency == Urgency.LOW or DIGEST in setting.channels:
+                choices.append((DIGEST, "Daily digest"))
+            self.fields[_field_name(event_type.key, "in_app")] = forms.BooleanField(
+                required=False,
+                initial=IN_APP in setting.channels,
+                widget=forms.CheckboxInput(
+                    attrs={"aria-label": f"{event_type.label}: in-app"}
+                ),
+            )
+            self.fields[_field_name(event_type.key, "email")] = forms.ChoiceField(
+                choices=choices,
+                initial=_email_choice(setting.channels),
+                widget=forms.Select(attrs={"aria-label": f"{event_type.label}: email"}),
+            )
+
+    @property
+    def rows(self) -> list[ChannelRow]:
+        return [
+            ChannelRow(
+                setting,
+                self[_field_name(setting.event_type.key, "in_app")],
+                self[_field_name(setting.event_type.key, "email")],
+            )
+            for setting in self.settings
+        ]
+
+    def channels_by_type(self) -> dict[str, set[str]]:
+        """Return the chosen channels of each event type. Call after is_valid()."""
+        chosen = {}
+        for setting in self.settings:
+            key = setting.event_type.key
+            channels = set()
+            if self.cleaned_data[_field_name(key, "in_app")]:
+                channels.add(IN_APP)
+            email = self.cleaned_data[_field_name(key, "email")]
+            if email != OFF:
+                channels.add(email)
+            if CHAT in setting.channels:
+                channels.add(CHAT)
+            chosen[key] = channels
+        return chosen
+
+
+@cache
+def time_zone_choices() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+class PreferencesForm(ChannelsForm):
+    """A member's channels per event type, plus time zone and quiet hours."""
+
+    time_zone = forms.ChoiceField(required=False)
+    quiet_start = forms.TimeField(
+        required=False,
+        label="Quiet hours from",
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+    )
+    quiet_end = forms.TimeField(
+        required=False,
+        label="Quiet hours until",
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text=(
+            "Email waits until the end of quiet hours; in-app notifications "
+            "arrive at once. Hours may cross midnight, such as 22:00 to 07:00."
+        ),
+    )
+
+    def __init__(self, *args, organization_time_zone: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [
+            ("", f"The organisation's ({organization_time_zone})"),
+            *[(name, name) for name in time_zone_choices()],
+        ]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("quiet_start"), data.get("quiet_end")
+        if (start is None) != (end is None):
+            raise forms.ValidationError(
+                "Set both the start and the end of quiet hours, or neither."
+            )
+        if start is not None and start == end:
+            raise forms.ValidationError(
+                "Quiet hours must not start and end at the same time."
+            )
+        return data
