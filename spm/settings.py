@@ -248,6 +248,43 @@ CELERY_BEAT_SCHEDULE["coaching-digest"] = {
     "task": "coaching.tasks.coaching_digest_all_task",
     "schedule": 3600.0,
 }
+# Notifications: send email whose quiet hours ended or whose retry is due
+# every minute, and the daily digests that are due (notifications/delivery.py).
+CELERY_BEAT_SCHEDULE["notifications-deliveries-due"] = {
+    "task": "notifications.tasks.deliveries_send_due_task",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["notifications-digests"] = {
+    "task": "notifications.tasks.digests_send_task",
+    "schedule": 300.0,
+    "options": {"expires": 295},
+}
+# Follow-up sequences: start due steps every minute, re-send steps a lost
+# worker left started, and enrol quiet deals (followups/tasks.py).
+CELERY_BEAT_SCHEDULE["followups-dispatch-due"] = {
+    "task": "followups.tasks.dispatch_due_task",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["followups-sweep-started"] = {
+    "task": "followups.tasks.sweep_started_runs_task",
+    "schedule": 300.0,
+    "options": {"expires": 295},
+}
+CELERY_BEAT_SCHEDULE["followups-scan-elapsed-triggers"] = {
+    "task": "followups.tasks.scan_elapsed_triggers_task",
+    "schedule": 900.0,
+    "options": {"expires": 895},
+}
+# CRM sync: queue an incremental run of every active connection every five
+# minutes, on the "sync" queue (integrations/tasks.py).
+CELERY_BEAT_SCHEDULE["integrations-sync-incremental"] = {
+    "task": "integrations.tasks.sync_incremental_all_task",
+    "schedule": 300.0,
+    "options": {"expires": 295},
+}
+CELERY_TASK_ROUTES["integrations.tasks.*"] = {"queue": "sync"}
 # The address of the web app, for links in emails sent by background tasks.
 ATTAIN_BASE_URL = env("ATTAIN_BASE_URL", default="http://127.0.0.1:8000")
 

@@ -11,6 +11,9 @@ organization_patterns = [
     path("goals/", include("goals.urls")),
     path("coaching/", include("coaching.urls")),
     path("leads/", include("routing.urls")),
+    path("commission/", include("compensation.urls")),
+    path("notifications/", include("notifications.urls")),
+    path("followups/", include("followups.urls")),
 ]
 
 urlpatterns = [
@@ -20,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("measurement.api_urls")),
     path("api/v1/", include("routing.api_urls")),
     path("forms/", include("routing.form_urls")),
+    path("followups/", include("followups.public_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", views.api_docs, name="api-docs"),
     path("admin/", admin.site.urls),

@@ -31,6 +31,18 @@ Routing configuration rows target ``pool`` (a round-robin pool of ``acme``
 with ``rep1`` in it; its URLs name the pool and ``rep1``) or ``territory``
 (a territory of ``acme``).
 
+Notification rows target ``notice``: one unread notification each for
+``rep1``, ``manager``, ``vp`` and ``admin``, and the URL names ``rep1``'s, which
+no one else may mark read.
+
+Commission rows target ``stmt`` (a draft March 2024 statement of ``rep1``),
+``stmt4`` (the same for ``rep4``, outside the tree of ``manager`` and ``vp``),
+``paidable`` (an approved statement of ``rep1``) or ``run`` (a finished
+calculation run of ``acme``).
+
+Follow-up rows target ``unsub``: the signed unsubscribe token of an address
+of ``acme``, which works for anyone, signed in or not.
+
 Coaching rows target ``alert`` (an open alert about ``rep1``), ``rule`` (an
 organisation-wide built-in rule) or ``teamrule`` (a rule scoped to the team
 of ``manager``). Reps do not see alerts, because ``acme`` keeps
@@ -72,7 +84,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from activity.forms import ImportMappingForm
 from activity.models import ImportJob, Lead
 from coaching.models import Alert, Rule
+from compensation.models import CalculationRun, Statement, StatementLine
 from goals.models import ActivityBenchmark, Quota, TimeOff
+from notifications.catalog import EVENT_TYPES
+from notifications.models import Notification
+from notifications.services import notify
 from routing.models import (
     LeadModel,
     Pool,
@@ -218,6 +234,43 @@ routing-forms:lead                    GET    org     405   405   405   405   405
 routing-forms:lead                    POST   org     303   303   303   303   303   303
 routing-forms:lead-thanks             GET    org     200   200   200   200   200   200
 routing-forms:lead-thanks             POST   org     405   405   405   405   405   405
+
+notifications:list                    GET    -       login 404   200   200   200   200
+notifications:list                    POST   -       login 404   405   405   405   405
+notifications:read-all                GET    notice  login 404   405   405   405   405
+notifications:read-all                POST   notice  login 404   302   302   302   302
+notifications:read                    GET    notice  login 404   405   405   405   405
+notifications:read                    POST   notice  login 404   302   404   404   404
+notifications:preferences             GET    -       login 404   200   200   200   200
+notifications:preferences             POST   -       login 404   302   302   302   302
+notifications:defaults                GET    -       login 404   404   404   404   200
+notifications:defaults                POST   -       login 404   404   404   404   302
+
+compensation:mine                     GET    -       login 404   200   200   200   200
+compensation:mine                     POST   -       login 404   405   405   405   405
+compensation:statements               GET    -       login 404   404   200   200   200
+compensation:statements               POST   -       login 404   404   405   405   405
+compensation:statements-approve       GET    stmt    login 404   404   405   405   405
+compensation:statements-approve       POST   stmt    login 404   404   302   302   302
+compensation:statements-paid          GET    paidable login 404  404   404   404   405
+compensation:statements-paid          POST   paidable login 404  404   404   404   302
+compensation:statements-calculate     GET    -       login 404   404   404   404   405
+compensation:statements-calculate     POST   -       login 404   404   404   404   302
+compensation:payroll-export           GET    -       login 404   404   404   404   200
+compensation:payroll-export           POST   -       login 404   404   404   404   405
+compensation:run-progress             GET    run     login 404   404   404   404   200
+compensation:run-progress             POST   run     login 404   404   404   404   405
+compensation:statement                GET    stmt    login 404   200   200   200   200
+compensation:statement                GET    stmt4   login 404   404   404   404   200
+compensation:statement                POST   stmt    login 404   405   405   405   405
+compensation:statement-adjust         GET    stmt    login 404   404   405   405   405
+compensation:statement-adjust         POST   stmt    login 404   404   302   302   302
+compensation:statement-adjust         POST   stmt4   login 404   404   404   404   302
+
+followups:list                        GET    -       login 404   404   200   200   200
+followups:list                        POST   -       login 404   404   405   405   405
+followups-public:unsubscribe          GET    unsub   200   200   200   200   200   200
+followups-public:unsubscribe          POST   unsub   200   200   200   200   200   200
 
 spm:settings                          GET    -       login 404   404   404   404   200
 spm:settings                          POST   -       login 404   404   404   404   302
@@ -628,6 +681,71 @@ ROUTING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
 }
 
 
+def _notification_notice(personas: Personas) -> dict[str, str]:
+    readers = [personas.rep1, personas.manager, personas.vp, personas.admin]
+    event = notify(personas.org, "lead.assigned", readers, title="Matrix lead")
+    with tenant_context(personas.org):
+        notice = Notification.objects.get(event=event, member=personas.rep1)
+    return {"notification_id": str(notice.public_id)}
+
+
+# Target -> a function that creates the notifications and returns URL values.
+NOTIFICATION_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
+    "notice": _notification_notice,
+}
+
+
+def _followups_unsubscribe(personas: Personas) -> dict[str, str]:
+    from followups.services import unsubscribe_token
+
+    return {"token": unsubscribe_token(personas.org.pk, "pat@initech.test")}
+
+
+def _compensation_statement(member, status: str = "draft") -> Statement:
+    statement = Statement.unscoped.create(
+        organization_id=member.organization_id,
+        member=member,
+        period_start=dt.date(2024, 3, 1),
+        period_end=dt.date(2024, 4, 1),
+        currency="USD",
+        total=Decimal("100.00"),
+        status=status,
+        approved_at=None if status == "draft" else dt.datetime.now(dt.UTC),
+    )
+    StatementLine.unscoped.create(
+        organization_id=member.organization_id,
+        statement=statement,
+        explanation="1,000.00 x 10% = 100.00",
+        amount=Decimal("100.00"),
+    )
+    return statement
+
+
+def _compensation_values(member, status: str = "draft") -> dict[str, str]:
+    statement = _compensation_statement(member, status)
+    return {"statement_id": str(statement.public_id)}
+
+
+def _compensation_run(personas: Personas) -> dict[str, str]:
+    run = CalculationRun.unscoped.create(
+        organization=personas.org,
+        period_start=dt.date(2024, 3, 1),
+        period_end=dt.date(2024, 4, 1),
+        status="done",
+        progress=100,
+    )
+    return {"run_id": str(run.public_id)}
+
+
+# Target -> a function that creates the compensation object and returns URL values.
+COMPENSATION_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
+    "stmt": lambda personas: _compensation_values(personas.rep1),
+    "stmt4": lambda personas: _compensation_values(personas.rep4),
+    "paidable": lambda personas: _compensation_values(personas.rep1, "approved"),
+    "run": _compensation_run,
+}
+
+
 # Target -> a function that creates the coaching object and returns URL values.
 COACHING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "alert": _coaching_alert,
@@ -657,6 +775,15 @@ class MatrixObjects:
         self.routing_values: dict[str, str] = {}
         if target in ROUTING_TARGETS:
             self.routing_values = ROUTING_TARGETS[target](personas)
+        self.notification_values: dict[str, str] = {}
+        if target in NOTIFICATION_TARGETS:
+            self.notification_values = NOTIFICATION_TARGETS[target](personas)
+        self.followup_values: dict[str, str] = {}
+        if target == "unsub":
+            self.followup_values = _followups_unsubscribe(personas)
+        self.compensation_values: dict[str, str] = {}
+        if target in COMPENSATION_TARGETS:
+            self.compensation_values = COMPENSATION_TARGETS[target](personas)
 
     def path_values(self, target: str) -> dict[str, str]:
         values = dict(PATH_VALUES)
@@ -670,6 +797,12 @@ class MatrixObjects:
             values.update(self.coaching_values)
         elif target in ROUTING_TARGETS:
             values.update(self.routing_values)
+        elif target in NOTIFICATION_TARGETS:
+            values.update(self.notification_values)
+        elif target == "unsub":
+            values.update(self.followup_values)
+        elif target in COMPENSATION_TARGETS:
+            values.update(self.compensation_values)
         elif target != "-":
             values["member_id"] = str(getattr(self.personas, target).public_id)
         return values
@@ -852,6 +985,24 @@ def _lead_form(objects: MatrixObjects) -> dict:
     return {"email": "matrix.visitor@example.test", "company": "Matrix"}
 
 
+def _notification_channels(objects: MatrixObjects) -> dict:
+    """Return the catalogue's channels with email turned on for every type."""
+    data = {"time_zone": "", "quiet_start": "", "quiet_end": ""}
+    for event_type in EVENT_TYPES:
+        prefix = event_type.key.replace(".", "-")
+        if "in_app" in event_type.default_channels:
+            data[f"{prefix}-in_app"] = "on"
+        data[f"{prefix}-email"] = "email"
+    return data
+
+
+def _statement_selection(objects: MatrixObjects) -> dict:
+    return {
+        "statement": [objects.compensation_values["statement_id"]],
+        "period": "2024-03",
+    }
+
+
 # URL name -> the form a POST sends. A POST of a name not listed sends no data.
 PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "activity:import-list": _import_upload,
@@ -884,6 +1035,15 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "routing:territory": _territory_form,
     "routing:working-hours": _working_hours_form,
     "api-leads": _lead_form,
+    "notifications:preferences": _notification_channels,
+    "notifications:defaults": _notification_channels,
+    "compensation:statements-approve": _statement_selection,
+    "compensation:statements-paid": _statement_selection,
+    "compensation:statements-calculate": lambda objects: {"period": "2024-03"},
+    "compensation:statement-adjust": lambda objects: {
+        "amount": "10.00",
+        "reason": "Matrix",
+    },
 }
 # Actions that write with no form data.
 WRITES_WITHOUT_PAYLOAD = {
@@ -897,6 +1057,9 @@ WRITES_WITHOUT_PAYLOAD = {
     "goals:benchmark-delete",
     "goals:time-off-delete",
     "routing:scoring-delete",
+    "notifications:read",
+    "notifications:read-all",
+    "followups-public:unsubscribe",
 }
 
 

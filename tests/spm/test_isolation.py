@@ -18,7 +18,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from activity.models import Deal, ImportJob, Lead
 from coaching.models import Alert, Rule
+from compensation.models import CalculationRun, Statement
+from followups.models import Sequence
 from goals.models import ActivityBenchmark, TimeOff
+from notifications.models import Event, Notification
 from routing.models import LeadModel, Pool, ScoringRule, Territory
 from spm.models import Membership
 from spm.services import api_key_create
@@ -115,6 +118,34 @@ def _other_territory(personas: Personas):
     ).public_id
 
 
+def _other_notification(personas: Personas):
+    event = Event.unscoped.create(
+        organization=personas.other_org, type="lead.assigned", title=MARKER
+    )
+    return Notification.unscoped.create(
+        organization=personas.other_org, event=event, member=personas.other_rep
+    ).public_id
+
+
+def _other_statement(personas: Personas):
+    return Statement.unscoped.create(
+        organization=personas.other_org,
+        member=personas.other_rep,
+        period_start=dt.date(2024, 3, 1),
+        period_end=dt.date(2024, 4, 1),
+        currency="USD",
+    ).public_id
+
+
+def _other_calculation_run(personas: Personas):
+    return CalculationRun.unscoped.create(
+        organization=personas.other_org,
+        period_start=dt.date(2024, 3, 1),
+        period_end=dt.date(2024, 4, 1),
+        failure=MARKER,
+    ).public_id
+
+
 # URL parameter name -> the public id of an object of the other organisation.
 OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "member_id": _other_member,
@@ -129,6 +160,9 @@ OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "pool_id": _other_pool,
     "territory_id": _other_territory,
     "lead_model_id": _other_lead_model,
+    "statement_id": _other_statement,
+    "run_id": _other_calculation_run,
+    "notification_id": _other_notification,
 }
 
 
@@ -181,6 +215,9 @@ def globex_private_rows(personas):
             pipeline=personas.other_stages["Won"].pipeline,
             stage=personas.other_stages["Won"],
             amount="999.00",
+        )
+        Sequence.objects.create(
+            organization=personas.other_org, name=f"{MARKER} sequence"
         )
 
 
