@@ -90,6 +90,9 @@ class QualifiedLead:
     known_contact: Contact | None = None
     intake: dict = field(default_factory=dict)
     prediction: Prediction | None = None
+    # The settings the lead was qualified with, so that the duplicate check
+    # of the same intake does not read them again.
+    settings: QualificationSettings | None = None
 
 
 class _Fields:
@@ -271,6 +274,7 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
         known_contact=contact,
         intake=intake,
         prediction=prediction,
+        settings=settings,
         **scored,
     )
 
@@ -322,7 +326,11 @@ class Duplicate:
 
 
 def duplicate_find_locked(
-    *, organization: Organization, fields: dict, now: dt.datetime | None = None
+    *,
+    organization: Organization,
+    fields: dict,
+    now: dt.datetime | None = None,
+    settings: QualificationSettings | None = None,
 ) -> Duplicate | None:
     """Return the open lead that ``fields`` duplicates, or None.
 
@@ -336,7 +344,7 @@ def duplicate_find_locked(
     if not keys:
         return None
     _advisory_lock(organization, keys)
-    settings = settings_for(organization)
+    settings = settings or settings_for(organization)
     since = (now or timezone.now()) - dt.timedelta(days=settings.duplicate_window_days)
     open_leads = Lead.objects.exclude(
         status__in=[Lead.Status.CONVERTED, Lead.Status.DISQUALIFIED]

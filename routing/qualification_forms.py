@@ -1,6 +1,8 @@
-"""Forms of the scoring rule pages: a rule, and a sample lead to score."""
+"""Forms of the scoring rule pages: a rule, a sample lead, and the settings."""
 
 from __future__ import annotations
+
+import re
 
 from django import forms
 
@@ -89,4 +91,60 @@ class SampleLeadForm(forms.Form):
             if name.strip():
                 custom[name.strip()] = value.strip()
         data["custom"] = custom
+        return data
+
+
+DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+
+
+class QualificationSettingsForm(forms.Form):
+    """The organisation's score thresholds, duplicate window and competitors."""
+
+    mql_threshold = forms.IntegerField(
+        label="Marketing-qualified at",
+        help_text="Score at or above which a lead is MQL.",
+    )
+    sql_threshold = forms.IntegerField(
+        label="Sales-qualified at", help_text="Score at or above which a lead is SQL."
+    )
+    duplicate_window_days = forms.IntegerField(
+        label="Duplicate window (days)",
+        min_value=0,
+        max_value=3650,
+        help_text="A lead matching an open lead received this many days back or "
+        "less is merged into it.",
+    )
+    competitor_domains = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        help_text="Domains whose leads are disqualified, one per line or "
+        "separated by commas, such as rival.com.",
+    )
+
+    def clean_competitor_domains(self) -> list[str]:
+        text = self.cleaned_data["competitor_domains"]
+        domains = []
+        for item in re.split(r"[\s,]+", text):
+            domain = item.strip().lower().removeprefix("www.")
+            if not domain:
+                continue
+            if not DOMAIN.match(domain):
+                raise forms.ValidationError(
+                    f"{item!r} is not a domain name. Write it like rival.com."
+                )
+            if domain not in domains:
+                domains.append(domain)
+        return domains
+
+    def clean(self) -> dict:
+        data = super().clean()
+        mql, sql = data.get("mql_threshold"), data.get("sql_threshold")
+        if mql is not None and sql is not None and sql < mql:
+            self.add_error(
+                "sql_threshold",
+                f"The sales-qualified score ({sql}) must be at least the "
+                f"marketing-qualified score ({mql}).",
+            )
         return data

@@ -12,10 +12,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from routing import qualification_services as services
 from routing import selectors
 from routing.models import ScoringRule
-from routing.qualification import describe_score, score_fields
-from routing.qualification_forms import SampleLeadForm, ScoringRuleForm
+from routing.qualification import describe_score, score_fields, settings_for
+from routing.qualification_forms import (
+    QualificationSettingsForm,
+    SampleLeadForm,
+    ScoringRuleForm,
+)
 from routing.views import managers_only
 from spm.access import admin_required
+from spm.tenancy import get_current_organization
 
 
 def _rule_or_404(scoring_rule_id) -> ScoringRule:
@@ -47,14 +52,27 @@ def _save(request, form: ScoringRuleForm, rule: ScoringRule | None) -> bool:
     return True
 
 
+def _settings_form() -> QualificationSettingsForm:
+    current = settings_for(get_current_organization())
+    return QualificationSettingsForm(
+        initial={
+            "mql_threshold": current.mql_threshold,
+            "sql_threshold": current.sql_threshold,
+            "duplicate_window_days": current.duplicate_window_days,
+            "competitor_domains": "\n".join(current.competitor_domains or []),
+        }
+    )
+
+
 def _list_page(
-    request, form=None, sample=None, result=None, status=200
+    request, form=None, sample=None, result=None, settings_form=None, status=200
 ) -> HttpResponse:
     context = {
         "rules": ScoringRule.objects.all(),
         "form": form or ScoringRuleForm(),
         "sample": sample or SampleLeadForm(),
         "result": result,
+        "settings_form": settings_form or _settings_form(),
     }
     return render(request, "routing/scoring_rules.html", context, status=status)
 
@@ -136,3 +154,18 @@ def lead_requalify(request: HttpRequest, org_slug: str, lead_id) -> HttpResponse
     else:
         messages.success(request, "Lead requalified and sent to routing.")
     return redirect("routing:lead", org_slug=org_slug, lead_id=lead.public_id)
+
+
+@login_required
+@admin_required
+@require_POST
+def qualification_settings(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """Save the thresholds, the duplicate window and the competitor domains."""
+    form = QualificationSettingsForm(request.POST)
+    if not form.is_valid():
+        return _list_page(request, settings_form=form, status=400)
+    services.qualification_settings_update(
+        organization=request.organization, actor=request.user, **form.cleaned_data
+    )
+    messages.success(request, "Qualification settings saved.")
+    return redirect("routing:scoring", org_slug=org_slug)

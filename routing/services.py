@@ -115,7 +115,9 @@ def lead_intake(
     try:
         with transaction.atomic():
             duplicate = duplicate_find_locked(
-                organization=organization, fields=qualified.fields
+                organization=organization,
+                fields=qualified.fields,
+                settings=qualified.settings,
             )
             if duplicate is not None:
                 # Merged: the existing lead keeps its id and owner, and is

@@ -16,6 +16,11 @@ urlpatterns = [
     path("scoring/", qualification_views.scoring_rules, name="scoring"),
     path("scoring/sample/", qualification_views.scoring_sample, name="scoring-sample"),
     path(
+        "scoring/settings/",
+        qualification_views.qualification_settings,
+        name="scoring-settings",
+    ),
+    path(
         "scoring/<uuid:scoring_rule_id>/",
         qualification_views.scoring_rule_edit,
         name="scoring-edit",

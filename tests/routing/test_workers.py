@@ -62,7 +62,21 @@ def _routed(org, count: int) -> list[Assignment]:
         )
 
 
-def test_concurrent_leads_share_one_fair_rotation(routing_workers, personas):
+@pytest.fixture
+def no_key_rate_limit(settings):
+    """Lift the API key's rate limit: one key sends every lead of these tests."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "api_key": None,
+        },
+    }
+
+
+def test_concurrent_leads_share_one_fair_rotation(
+    routing_workers, personas, no_key_rate_limit
+):
     org = personas.org
     with tenant_context(org):
         reps = [make_rep(org, name) for name in ("A", "B", "C", "D")]
@@ -160,7 +174,7 @@ def _wait_until_idle(org, quiet_seconds: float = 3.0, timeout: float = 120) -> N
     raise AssertionError(f"Routing did not settle: {last} leads still pending")
 
 
-def test_killed_worker_loses_no_lead(routing_workers, personas):
+def test_killed_worker_loses_no_lead(routing_workers, personas, no_key_rate_limit):
     org = personas.org
     with tenant_context(org):
         reps = [make_rep(org, name) for name in ("A", "B", "C", "D")]

@@ -196,6 +196,8 @@ routing:scoring                       GET    -       login 404   404   404   404
 routing:scoring                       POST   -       login 404   404   404   404   302
 routing:scoring-sample                GET    -       login 404   404   404   404   405
 routing:scoring-sample                POST   -       login 404   404   404   404   200
+routing:scoring-settings              GET    -       login 404   404   404   404   405
+routing:scoring-settings              POST   -       login 404   404   404   404   302
 routing:scoring-edit                  GET    scoring login 404   404   404   404   200
 routing:scoring-edit                  POST   scoring login 404   404   404   404   302
 routing:scoring-delete                GET    scoring login 404   404   404   404   405
@@ -961,6 +963,15 @@ def _pool_member_pause(objects: MatrixObjects) -> dict:
     return {"paused": "1"}
 
 
+def _qualification_settings_form(objects: MatrixObjects) -> dict:
+    return {
+        "mql_threshold": "40",
+        "sql_threshold": "70",
+        "duplicate_window_days": "30",
+        "competitor_domains": "rival.example",
+    }
+
+
 def _working_hours_form(objects: MatrixObjects) -> dict:
     return {
         "time_zone": "Europe/Berlin",
@@ -1034,6 +1045,7 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "routing:territory-new": _territory_form,
     "routing:territory": _territory_form,
     "routing:working-hours": _working_hours_form,
+    "routing:scoring-settings": _qualification_settings_form,
     "api-leads": _lead_form,
     "notifications:preferences": _notification_channels,
     "notifications:defaults": _notification_channels,
