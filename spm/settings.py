@@ -285,6 +285,9 @@ CELERY_BEAT_SCHEDULE["integrations-sync-incremental"] = {
     "options": {"expires": 295},
 }
 CELERY_TASK_ROUTES["integrations.tasks.*"] = {"queue": "sync"}
+# Follow-up emails one rep may send per day; later steps wait for the next
+# send window.
+FOLLOWUPS_DAILY_SEND_LIMIT = env.int("FOLLOWUPS_DAILY_SEND_LIMIT", default=100)
 # The address of the web app, for links in emails sent by background tasks.
 ATTAIN_BASE_URL = env("ATTAIN_BASE_URL", default="http://127.0.0.1:8000")
 
