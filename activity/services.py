@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from django.db import InterfaceError, OperationalError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from activity.importing.presets import (
@@ -29,7 +30,8 @@ from activity.importing.upsert import upsert_records
 from activity.importing.validation import JobValidator, ValidationResult
 from activity.models import ImportFile, ImportJob, ImportPreset
 from goals.selectors import closed_deals_changed
-from spm.models import Organization, User
+from notifications.services import notify
+from spm.models import Membership, Organization, User
 from spm.services import audit_log_write
 
 logger = logging.getLogger(__name__)
@@ -205,6 +207,7 @@ def _fail(job: ImportJob, error: Exception) -> ImportJob:
         updated_at=timezone.now(),
     )
     job.refresh_from_db()
+    _notify_starter(job, "import.failed")
     return job
 
 
@@ -264,7 +267,37 @@ def import_job_import(*, job: ImportJob) -> ImportJob:
         return _fail(job, error)
     _set_progress(job, 100)
     job.progress = 100
+    _notify_starter(job, "import.finished")
     return job
+
+
+def _notify_starter(job: ImportJob, event_type: str) -> None:
+    """Tell the member who started the import that it finished or failed."""
+    if job.created_by_id is None:
+        return
+    member = Membership.objects.filter(user_id=job.created_by_id).first()
+    if member is None:
+        return
+    organization = job.organization
+    if event_type == "import.finished":
+        title = (
+            f"Import finished: {job.created_count:,} created, "
+            f"{job.updated_count:,} updated"
+        )
+    else:
+        title = f"Import failed: {job.failure[:200]}"
+    notify(
+        organization,
+        event_type,
+        [member],
+        obj=job,
+        title=title,
+        url=reverse(
+            "activity:import-detail",
+            kwargs={"org_slug": organization.slug, "job_id": job.public_id},
+        ),
+        payload={"status": job.status},
+    )
 
 
 @transaction.atomic

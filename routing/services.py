@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Lead
+from followups import triggers as followup_triggers
 from notifications.services import notify
 from routing import sla
 from routing.engine.decision import Decision, decide
@@ -232,6 +233,9 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
         )
     if decision.member is not None:
         _notify_assigned(organization, lead, decision, timer)
+        # In the routing transaction, so an enrolment is never lost to a
+        # worker that dies between the commit and a later step.
+        followup_triggers.lead_assigned(lead, now=routed_at)
     return assignment
 
 

@@ -123,3 +123,21 @@ def test_import_expires_closed_deal_counts(
 
     # The coaching evaluation that the import queues may have set a new one.
     assert cache.get(version_key) != "before the import"
+
+
+def test_finished_import_notifies_starter(org, job, personas):
+    from notifications.models import Notification
+
+    job.created_by = personas.admin.user
+    job.save(update_fields=["created_by"])
+    import_job_validate_task.delay(org.pk, job.pk)
+    with tenant_context(org):
+        services.import_job_start(job=job, actor=None, enqueue=False)
+
+    import_job_import_task.delay(org.pk, job.pk)
+
+    with tenant_context(org):
+        [notice] = Notification.objects.select_related("event")
+    assert notice.member == personas.admin
+    assert notice.event.type == "import.finished"
+    assert notice.event.title.startswith("Import finished: ")
