@@ -196,8 +196,8 @@ def test_killed_worker_loses_no_lead(routing_workers, personas, no_key_rate_limi
 
     assert statuses == [201] * CRASH_LEADS
     assert victim.returncode == -signal.SIGKILL
-    # The victim held at least the task it was running, with acks_late.
-    assert swept >= 1
+    # The victim may have been idle when it was killed, with nothing for the
+    # sweeper to take over, so ``swept`` may be 0; whatever it held is swept.
     assert swept == sum(a.via == "sweeper" for a in assignments)
     assert len(assignments) == CRASH_LEADS
     assert len({a.lead_id for a in assignments}) == CRASH_LEADS
