@@ -30,7 +30,7 @@ WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class SlaAction(models.TextChoices):
-    """What happens when a rep misses the time to first touch."""
+    """The action taken when a rep misses the time to first touch."""
 
     REASSIGN = "reassign", "Reassign to the next rep in the pool"
     ESCALATE = "escalate", "Escalate to the rep's manager"

@@ -199,8 +199,8 @@ def _competitor_reason(fields: dict, competitors: set[str]) -> str:
 def known_contact(email: str) -> Contact | None:
     """Return the oldest contact with ``email`` whose owner, or account owner, is set.
 
-    Contacts match at any age: a contact is a person the CRM already knows,
-    unlike an open lead, which matches only within the duplicate window.
+    Contacts match at any age, because a contact is a person already in the
+    CRM. Open leads, in contrast, match only within the duplicate window.
     """
     if not email:
         return None

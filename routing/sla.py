@@ -274,7 +274,7 @@ def _notify_escalated(
 
 @dataclass(frozen=True)
 class SlaState:
-    """What a page shows of a lead's current timer."""
+    """A lead's current timer as a page shows it, with business minutes left."""
 
     timer: ResponseTimer
     status: str

@@ -22,7 +22,7 @@ from spm.money import round_money
 
 @dataclass(frozen=True)
 class PaidDeal:
-    """What a member was paid on one deal, and the clawback terms it was paid under."""
+    """The payout to a member on one deal, with the clawback terms it was paid under."""
 
     deal_id: int
     deal_name: str

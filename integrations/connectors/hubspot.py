@@ -4,7 +4,7 @@ Every request first takes a slot from the token's rolling-window limiter
 (by default 100 requests per 10 s, the burst limit HubSpot documents for
 private apps on Free and Starter accounts), and search requests also from a
 per-second limiter. A 429 response is retried after its Retry-After header, or
-after a whole window when the header is missing. 5xx answers and network
+after a whole window when the header is missing. 5xx responses and network
 errors are retried with exponential backoff. Neither skips a page.
 
 CRM search returns at most 10,000 results per query, so ``changed_pages``

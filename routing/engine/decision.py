@@ -190,8 +190,8 @@ def _stored_matches(lead: Lead) -> tuple[Account | None, Contact | None]:
 def _contact_owner(contact: Contact | None, day: dt.date, decision: Decision) -> bool:
     """Give the lead to the owner of the contact with its email, when available.
 
-    A lead from a person the CRM knows goes to whoever owns that person: the
-    contact's owner, else its account's owner. When that rep is unavailable,
+    A lead from a person already in the CRM goes to the contact's owner,
+    else to the owner of the contact's account. When that rep is unavailable,
     the customer account and the rules decide.
     """
     if contact is None:

@@ -1,4 +1,4 @@
-"""A lead from a person the CRM knows goes to the owner of that contact."""
+"""A lead whose email belongs to an existing contact goes to that contact's owner."""
 
 from __future__ import annotations
 

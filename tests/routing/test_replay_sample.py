@@ -1,9 +1,9 @@
 """Replay the X Education sample leads through the intake API and routing.
 
 The first 1,000 rows of Leads.csv are posted to POST /api/v1/leads/, one
-request each, and routed by three rules: India to a pool of three reps, the
-Gulf states to one rep, and everyone else, leads without a country
-included, to a pool of two. The expected counts per territory come from a
+request each. Three rules route them: India to a pool of three reps, the
+Gulf states to one rep, and every other lead, with or without a country,
+to a pool of two. The expected counts per territory come from a
 hand count of the Country column of those rows, not from the app's country
 normalisation.
 """

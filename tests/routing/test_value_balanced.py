@@ -31,10 +31,10 @@ def _run(values: list[str], names=("A", "B", "C")) -> tuple[list[str], Rotation]
 def test_value_balanced_sequence():
     chosen, rotation = _run(["100", "50", "50", "10", "200", "30", "5", "5", "1"])
 
-    # Each lead goes to the rep with the least value so far; equal values go
-    # to the rep whose last lead is older: A 100, B 50, C 50, B 60 (B's turn
-    # 2 is older than C's 3), C 250, B 90, B 95, B 100, then A and B tie at
-    # 100 and A's turn 1 is older than B's 8.
+    # Each lead goes to the rep with the least value so far, and equal values
+    # go to the rep whose last lead is older. So: A 100, B 50, C 50, then B 60
+    # (B's turn 2 is older than C's 3), C 250, B 90, B 95, B 100. Then A and
+    # B tie at 100, and A's turn 1 is older than B's 8.
     assert chosen == ["A", "B", "C", "B", "C", "B", "B", "B", "A"]
     assert rotation.counters["0"]["value"] == "101"
     assert rotation.counters["1"]["value"] == "100"

@@ -193,3 +193,16 @@ def test_hours_page_rejects_bad_zone(client, personas):
     assert response.status_code == 400
     assert "Unknown time zone &#x27;Mars/Olympus&#x27;." in response.content.decode()
     assert not WorkingHours.unscoped.exists()
+
+
+def test_hours_page_query_count(client, personas, django_assert_max_num_queries):
+    login(client, personas.admin)
+    url = _hours_url(personas.rep1)
+    client.get(url)
+
+    # Session, user and membership (3); the member with their hours (1); the
+    # navigation bar's own reads (3).
+    with django_assert_max_num_queries(7):
+        response = client.get(url)
+
+    assert response.status_code == 200
