@@ -19,6 +19,12 @@ from spm.models import Membership
 from spm.tenancy import TenantModel
 
 
+class ApiTier(models.TextChoices):
+    STARTER = "starter", "Free or Starter"
+    PROFESSIONAL = "professional", "Professional"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
 class CrmConnection(TenantModel):
     class Provider(models.TextChoices):
         HUBSPOT = "hubspot", "HubSpot"
@@ -42,6 +48,9 @@ class CrmConnection(TenantModel):
     status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
     status_message = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # The CRM subscription tier, which sets the API limits the budget view
+    # compares the counted calls against (integrations.selectors.API_LIMITS).
+    api_tier = models.CharField(max_length=20, choices=ApiTier, default=ApiTier.STARTER)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -131,6 +140,8 @@ class SyncRun(TenantModel):
     current_object_type = models.CharField(max_length=40, blank=True)
     pages_done = models.PositiveIntegerField(default=0)
     records_done = models.PositiveIntegerField(default=0)
+    # HTTP requests the connector sent during the run, 429 responses included.
+    api_calls = models.PositiveIntegerField(default=0)
     failure = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -200,3 +211,34 @@ class StageMapping(TenantModel):
                 name="stage_mapping_unique",
             ),
         ]
+
+
+class FieldMapping(TenantModel):
+    """A CRM property whose value fills an Attain field of synced records."""
+
+    class Target(models.TextChoices):
+        DEAL_TYPE = "deal_type", "Deal type"
+        SEGMENT = "segment", "Segment"
+        PRODUCT = "product", "Product"
+        LEAD_SCORE = "lead_score", "Lead score"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="field_mappings"
+    )
+    object_type = models.CharField(max_length=40, default="deals")
+    crm_property = models.CharField(max_length=255)
+    target = models.CharField(max_length=20, choices=Target)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "connection", "object_type", "target", name="field_mapping_unique"
+            ),
+        ]
+        ordering = ["object_type", "target"]
+
+    def __str__(self) -> str:
+        return f"{self.object_type}.{self.crm_property} -> {self.target}"

@@ -25,8 +25,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from activity.models import Pipeline, Stage
+from integrations import api_usage
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
+from integrations.connectors.pipedrive import PipedriveConnector
+from integrations.connectors.salesforce import SalesforceConnector
 from integrations.models import (
     CrmConnection,
     OwnerMapping,
@@ -52,15 +55,33 @@ class SyncFailed(Exception):
 
 
 def connector_for(connection: CrmConnection) -> base.Connector:
-    if connection.provider == CrmConnection.Provider.HUBSPOT:
+    """Build the connection's connector from its decrypted credentials.
+
+    HubSpot reads ``access_token``. Salesforce reads ``client_id``,
+    ``client_secret`` and ``refresh_token``, and ``base_url`` is its login
+    host. Pipedrive reads ``api_token`` or an OAuth ``access_token``.
+    """
+    credentials = connection.credentials
+    provider = connection.provider
+    if provider == CrmConnection.Provider.HUBSPOT:
         return HubSpotConnector(
             base_url=connection.base_url,
-            token=connection.credentials.get("access_token", ""),
+            token=credentials.get("access_token", ""),
         )
-    raise SyncFailed(
-        f"No connector for provider {connection.provider!r} yet; only HubSpot "
-        "connections can sync."
-    )
+    if provider == CrmConnection.Provider.SALESFORCE:
+        return SalesforceConnector(
+            login_url=connection.base_url,
+            client_id=credentials.get("client_id", ""),
+            client_secret=credentials.get("client_secret", ""),
+            refresh_token=credentials.get("refresh_token", ""),
+        )
+    if provider == CrmConnection.Provider.PIPEDRIVE:
+        return PipedriveConnector(
+            base_url=connection.base_url,
+            api_token=credentials.get("api_token", ""),
+            access_token=credentials.get("access_token", ""),
+        )
+    raise SyncFailed(f"No connector for provider {provider!r}.")
 
 
 @transaction.atomic
@@ -120,7 +141,9 @@ def sync_run_execute(
         ctx.counts.update(_previous_counts(run))
         ctx.errors.extend(run.errors)
         try:
-            _execute(ctx, connector or connector_for(connection))
+            connector = connector or connector_for(connection)
+            api_usage.count_calls(connector, run)
+            _execute(ctx, connector)
         except Exception as exc:
             _finish_failed(ctx, exc)
             raise
@@ -349,6 +372,7 @@ def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
                 "counts",
                 "errors",
                 "current_object_type",
+                "api_calls",
             ]
         )
 

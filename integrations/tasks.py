@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from integrations import sync
 from integrations.models import CrmConnection, SyncRun
+from integrations.selectors import data_as_of_forget
 from spm.tenancy import system_context, tenant_context
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ def sync_run_task(organization_id: int, run_id: int) -> None:
         # The run and the log already record the failure. The next beat tick
         # starts a new run, which resumes from the committed cursors.
         return
+    finally:
+        # Pages showing "CRM data as of" read the new sync time at once.
+        data_as_of_forget(organization_id)
 
 
 @shared_task(acks_late=True)
@@ -58,8 +62,7 @@ def sync_incremental_all_task() -> None:
     with system_context():
         connections = list(
             CrmConnection.unscoped.filter(
-                status=CrmConnection.Status.ACTIVE,
-                provider=CrmConnection.Provider.HUBSPOT,
+                status=CrmConnection.Status.ACTIVE
             ).select_related("organization")
         )
         busy = set(

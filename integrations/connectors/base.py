@@ -22,6 +22,11 @@ MEETINGS = "meetings"
 ENGAGEMENT_TYPES = (CALLS, EMAILS, MEETINGS)
 # The order a sync writes them in, so references point at rows already synced.
 OBJECT_TYPES = (COMPANIES, CONTACTS, DEALS, *ENGAGEMENT_TYPES)
+# The writers (integrations.writers) read record properties by HubSpot's
+# names, so every connector stores the owner's CRM id under this key and
+# renames its other fields the same way, for example Salesforce's Name to
+# "dealname" on deals.
+OWNER_PROPERTY = "hubspot_owner_id"
 
 
 class ConnectorError(Exception):

@@ -1,0 +1,363 @@
+"""Benchmark a full CRM sync of 100,000 records from the fake HubSpot.
+
+    make bench-sync     # or: .venv/bin/python bench/sync.py
+
+The fake HubSpot server of the tests (tests/integrations/fake_hubspot.py)
+runs in this process on 127.0.0.1, with a port the OS picks. It contains
+100,000 records (RECORDS) owned by 50 CRM owners, who match the 50 reps of
+the organisation "bench-sync" by email. The script measures two things:
+
+- the ceiling: a plain ``requests`` client pages through every object type
+  of the fake, as the connector lists them, and writes nothing;
+- the sync: ``integrations.sync.sync_run_execute`` runs one full sync into
+  the empty organisation, in process, writing to PostgreSQL.
+
+Both lift the rate limits (HubSpot allows 100 or 190 requests per 10 s, see
+integrations.selectors.API_LIMITS), so they measure processing speed rather
+than the provider's limit. With 100 records per listing page, those limits
+alone cap a real full sync at 1,000 or 1,900 records/s.
+
+The database is DATABASE_URL, by default
+postgres://postgres@127.0.0.1:5432/attain_bench_sync, created when missing
+and migrated. Each run first deletes the organisation "bench-sync" and its
+rows. The results, with the hardware, are appended to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "spm.settings"
+os.environ["DEBUG"] = "1"
+os.environ.setdefault(
+    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/attain_bench_sync"
+)
+os.environ.setdefault("ATTAIN_CREDENTIALS_KEY", "bench-sync-credentials-key")
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
+
+import report  # noqa: E402
+
+SLUG = "bench-sync"
+TOKEN = "pat-bench-sync-token"
+REPS = 50
+# Records per object type, 100,000 in all.
+RECORDS = {
+    "companies": 10_000,
+    "contacts": 30_000,
+    "deals": 30_000,
+    "calls": 15_000,
+    "emails": 10_000,
+    "meetings": 5_000,
+}
+NO_LIMIT = (10**9, 10.0)
+STAGES = [
+    ("qualified", "Qualified", False, "0.2"),
+    ("proposal", "Proposal", False, "0.6"),
+    ("closedwon", "Closed Won", True, "1.0"),
+    ("closedlost", "Closed Lost", True, "0.0"),
+]
+
+
+def ensure_database() -> None:
+    """Create the database that DATABASE_URL names when it does not exist."""
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    server = url._replace(path="/postgres").geturl()
+    with psycopg.connect(server, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def fill_fake(fake) -> None:
+    """Add owners, one pipeline and RECORDS to the fake, with fixed values."""
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    fake.add_token(TOKEN)
+    for number in range(REPS):
+        fake.add_owner(
+            str(number + 1), f"rep{number}@bench-sync.test", "Rep", str(number)
+        )
+    fake.add_pipeline("default", "Sales Pipeline", STAGES)
+    next_id = 1
+    for object_type, count in RECORDS.items():
+        for index in range(count):
+            owner = str(index % REPS + 1)
+            moment = base + dt.timedelta(minutes=index)
+            properties = _properties(object_type, index, moment, owner)
+            associations = None
+            if object_type == "deals":
+                associations = {"companies": [str(1 + index % RECORDS["companies"])]}
+            fake.add(
+                object_type,
+                str(next_id),
+                modified_at=moment,
+                associations=associations,
+                **properties,
+            )
+            next_id += 1
+
+
+def _properties(object_type: str, index: int, moment: dt.datetime, owner: str):
+    stamp = moment.isoformat().replace("+00:00", "Z")
+    if object_type == "companies":
+        return {
+            "name": f"Company {index}",
+            "domain": f"company{index}.test",
+            "industry": "Software",
+            "country": "DE",
+            "hubspot_owner_id": owner,
+        }
+    if object_type == "contacts":
+        return {
+            "firstname": "Pat",
+            "lastname": f"Contact {index}",
+            "email": f"pat{index}@company{index % RECORDS['companies']}.test",
+            "associatedcompanyid": str(1 + index % RECORDS["companies"]),
+            "hubspot_owner_id": owner,
+            "createdate": stamp,
+        }
+    if object_type == "deals":
+        return {
+            "dealname": f"Deal {index}",
+            "amount": str(1000 + index % 9000),
+            "deal_currency_code": "USD",
+            "pipeline": "default",
+            "dealstage": STAGES[index % len(STAGES)][0],
+            "closedate": moment.date().isoformat(),
+            "createdate": stamp,
+            "hubspot_owner_id": owner,
+        }
+    subject = {
+        "calls": "hs_call_title",
+        "emails": "hs_email_subject",
+        "meetings": "hs_meeting_title",
+    }[object_type]
+    return {
+        subject: f"{object_type} {index}",
+        "hs_timestamp": stamp,
+        "hubspot_owner_id": owner,
+    }
+
+
+def measure_ceiling(fake) -> tuple[float, int, int]:
+    """Page through every object type as the connector does, writing nothing.
+
+    Return (seconds, records, requests).
+    """
+    import requests
+
+    from integrations.connectors import hubspot
+
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    records = requests_sent = 0
+    started = time.perf_counter()
+    for object_type in RECORDS:
+        after = None
+        while True:
+            params = {
+                "limit": hubspot.LIST_PAGE_SIZE,
+                "archived": "false",
+                "properties": ",".join(hubspot.PROPERTIES[object_type]),
+            }
+            if object_type == "deals":
+                params["associations"] = "companies"
+            if after:
+                params["after"] = after
+            response = session.get(
+                f"{fake.url}/crm/v3/objects/{object_type}",
+                params=params,
+                headers=headers,
+                timeout=30,
+            )
+            response.raise_for_status()
+            data = response.json()
+            requests_sent += 1
+            records += len(data["results"])
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+    return time.perf_counter() - started, records, requests_sent
+
+
+def drop_tenant() -> None:
+    """Delete the organisation "bench-sync" and its rows, children first."""
+    from activity.models import (
+        Account,
+        Activity,
+        Contact,
+        Deal,
+        DealStageChange,
+        Pipeline,
+        Stage,
+    )
+    from integrations.models import CrmConnection
+    from spm.models import AuditLog, Membership, Organization
+    from spm.tenancy import tenant_context
+
+    organization = Organization.objects.filter(slug=SLUG).first()
+    if organization is None:
+        return
+    with tenant_context(organization):
+        for model in (
+            Activity,
+            DealStageChange,
+            Deal,
+            Contact,
+            Account,
+            CrmConnection,  # its cursors, runs and mappings cascade
+            Stage,
+            Pipeline,
+            AuditLog,
+            Membership,
+        ):
+            model.objects.all().delete()
+    organization.delete()
+
+
+def create_tenant():
+    """Create "bench-sync" with REPS reps whose emails match the CRM owners."""
+    from spm.models import Membership, Organization
+    from spm.tenancy import tenant_context
+
+    organization = Organization.objects.create(name="Bench sync", slug=SLUG)
+    with tenant_context(organization):
+        Membership.objects.bulk_create(
+            Membership(
+                organization=organization,
+                display_name=f"Rep {number}",
+                email=f"rep{number}@bench-sync.test",
+                role=Membership.Role.REP,
+            )
+            for number in range(REPS)
+        )
+    return organization
+
+
+def measure_sync(fake) -> tuple[float, object]:
+    """Run one full sync into the new tenant and return (seconds, run)."""
+    from integrations import services, sync
+    from integrations.connectors.hubspot import HubSpotConnector
+    from integrations.connectors.ratelimit import RollingWindowLimiter
+    from integrations.models import SyncRun
+    from spm.tenancy import tenant_context
+
+    organization = create_tenant()
+    with tenant_context(organization):
+        connection = services.hubspot_connect(
+            organization=organization,
+            actor=None,
+            name="Bench HubSpot",
+            base_url=fake.url,
+            access_token=TOKEN,
+            api_tier="starter",
+        )
+        run = sync.sync_run_create(connection=connection, kind=SyncRun.Kind.FULL)
+    connector = HubSpotConnector(
+        base_url=fake.url,
+        token=TOKEN,
+        limiter=RollingWindowLimiter(*NO_LIMIT),
+        search_limiter=RollingWindowLimiter(*NO_LIMIT),
+    )
+    started = time.perf_counter()
+    sync.sync_run_execute(run=run, connector=connector)
+    return time.perf_counter() - started, run
+
+
+def append_results(load_average, ceiling, synced) -> Path:
+    ceiling_seconds, ceiling_records, ceiling_requests = ceiling
+    sync_seconds, run = synced
+    intro = (
+        "bench/sync.py: one full sync of "
+        f"{sum(RECORDS.values()):,} records ("
+        + ", ".join(f"{count:,} {kind}" for kind, count in RECORDS.items())
+        + f") from the fake HubSpot on 127.0.0.1 into an empty organisation of "
+        f"{REPS} reps, with `integrations.sync.sync_run_execute` in process. "
+        "The ceiling is a plain requests client that pages through the same "
+        "fake and writes nothing. The fake and the sync share this process and "
+        "its cores. Both run with the rate limits lifted. HubSpot's own limits "
+        "of 100 or 190 requests per 10 s would cap a full sync at 1,000 or "
+        "1,900 records/s. Other work shared the two cores during the run (see "
+        "the load average)."
+    )
+    lines = [
+        "",
+        f"## CRM sync, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        *textwrap.wrap(intro, width=79, break_on_hyphens=False),
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| git commit | {report._commit()} |",
+        f"| CPU | {report._cpu_model()}, {os.cpu_count()} cores |",
+        f"| memory | {report._memory()} |",
+        "| load average before the run (1, 5, 15 min) | "
+        + ", ".join(f"{value:.2f}" for value in load_average)
+        + " |",
+        f"| PostgreSQL | {report._postgresql_version()} |",
+        "",
+        "| measurement | records | requests | seconds | records per second |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| Fake HubSpot serving rate (ceiling), no writes | {ceiling_records:,} "
+        f"| {ceiling_requests:,} | {ceiling_seconds:.1f} "
+        f"| {ceiling_records / ceiling_seconds:,.0f} |",
+        f"| Full sync into PostgreSQL | {run.records_done:,} | {run.api_calls:,} "
+        f"| {sync_seconds:.1f} | {run.records_done / sync_seconds:,.0f} |",
+    ]
+    with report.RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return report.RESULTS
+
+
+def main() -> None:
+    load_average = os.getloadavg()
+    ensure_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from tests.integrations.fake_hubspot import FakeHubSpot
+
+    call_command("migrate", interactive=False, verbosity=0)
+    drop_tenant()
+
+    fake = FakeHubSpot(burst_limit=NO_LIMIT, search_limit=NO_LIMIT).start()
+    try:
+        started = time.perf_counter()
+        fill_fake(fake)
+        print(f"Filled the fake HubSpot in {time.perf_counter() - started:.0f} s.")
+        ceiling = measure_ceiling(fake)
+        seconds, records, requests_sent = ceiling
+        print(
+            f"Ceiling: {records:,} records in {requests_sent:,} requests, "
+            f"{seconds:.1f} s, {records / seconds:,.0f} records/s"
+        )
+        synced = measure_sync(fake)
+        seconds, run = synced
+        if run.status != "succeeded":
+            raise SystemExit(f"The sync failed: {run.failure}")
+        print(
+            f"Sync: {run.records_done:,} records in {run.api_calls:,} requests, "
+            f"{seconds:.1f} s, {run.records_done / seconds:,.0f} records/s"
+        )
+    finally:
+        fake.stop()
+    path = append_results(load_average, ceiling, synced)
+    print(f"Results appended to {path}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Counts of the CRM API requests each connection sends, kept in the cache.
+
+The sync engine attaches ``count_calls`` to a connector's HTTP session, so
+every response (429 and 5xx included) adds one to the run's ``api_calls``
+and to two cache counters of the connection:
+
+- one per second, kept for twice the burst window, which the budget view
+  sums over the last ``BURST_WINDOW_SECONDS`` seconds;
+- one per calendar day in the organisation's time zone, kept for two days.
+
+With Redis as the cache (production), the counters add up the requests of
+every worker process. With the local-memory cache, each process counts its
+own requests only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from zoneinfo import ZoneInfo
+
+import requests
+from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+BURST_WINDOW_SECONDS = 10
+SECOND_COUNTER_TTL = 2 * BURST_WINDOW_SECONDS
+DAY_COUNTER_TTL = 2 * 24 * 3600
+
+
+def _second_key(connection_id: int, second: int) -> str:
+    return f"crm-api:{connection_id}:second:{second}"
+
+
+def _day_key(connection_id: int, day: dt.date) -> str:
+    return f"crm-api:{connection_id}:day:{day.isoformat()}"
+
+
+def _increment(key: str, ttl: int) -> None:
+    # add() is a no-op when the key exists, so two processes starting the
+    # same counter both end up incrementing one value.
+    cache.add(key, 0, ttl)
+    try:
+        cache.incr(key)
+    except ValueError:
+        # The key expired between add() and incr(): start it again at one.
+        cache.add(key, 1, ttl)
+
+
+def record_call(connection_id: int, time_zone: str, at: float | None = None) -> None:
+    """Add one request to the connection's per-second and per-day counters."""
+    now = time.time() if at is None else at
+    day = dt.datetime.fromtimestamp(now, ZoneInfo(time_zone)).date()
+    try:
+        _increment(_second_key(connection_id, int(now)), SECOND_COUNTER_TTL)
+        _increment(_day_key(connection_id, day), DAY_COUNTER_TTL)
+    except RedisError as exc:
+        # The budget view then shows too few calls; the sync itself goes on.
+        logger.warning(
+            "Counting a CRM API request of connection %s failed: %s",
+            connection_id,
+            exc,
+        )
+
+
+def calls_in_burst_window(connection_id: int, at: float | None = None) -> int:
+    """Return the requests counted in the last ``BURST_WINDOW_SECONDS`` seconds.
+
+    The counters have one-second buckets, so the sum covers the current
+    second and the nine before it: up to one second more than a rolling
+    window, never less.
+    """
+    now = int(time.time() if at is None else at)
+    keys = [
+        _second_key(connection_id, second)
+        for second in range(now - BURST_WINDOW_SECONDS + 1, now + 1)
+    ]
+    return sum(cache.get_many(keys).values())
+
+
+def calls_on_day(connection_id: int, day: dt.date) -> int:
+    return cache.get(_day_key(connection_id, day), 0)
+
+
+def count_calls(connector, run) -> bool:
+    """Count each HTTP response of ``connector`` on ``run`` and in the cache.
+
+    The session is the connector's ``session`` attribute, or that of its
+    ``http`` client. Return False, counting nothing, when neither is a
+    ``requests.Session``. Attaching again to the same connector replaces the
+    earlier hook, so a connector reused for a second run counts each request
+    once.
+    """
+    session = getattr(connector, "session", None)
+    if session is None:
+        session = getattr(getattr(connector, "http", None), "session", None)
+    if not isinstance(session, requests.Session):
+        return False
+    connection = run.connection
+    time_zone = connection.organization.time_zone
+
+    def on_response(response, *args, **kwargs):
+        run.api_calls += 1
+        record_call(connection.pk, time_zone)
+        return response
+
+    hooks = session.hooks.setdefault("response", [])
+    previous = getattr(session, "_attain_count_calls", None)
+    if previous in hooks:
+        hooks.remove(previous)
+    hooks.append(on_response)
+    session._attain_count_calls = on_response
+    return True

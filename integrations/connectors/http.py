@@ -1,0 +1,145 @@
+"""The request loop shared by the Salesforce and Pipedrive connectors.
+
+``RetryingHttp.send`` takes a slot from the rolling-window limiter before each
+attempt, retries a 429 after its Retry-After header (or a whole window when
+the header is missing), and retries 5xx responses and network errors with
+exponential backoff. Every other response goes back to the caller, which
+turns 401, 403 and other 4xx codes into the provider's own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+import requests
+
+from integrations.connectors.base import ConnectorError
+from integrations.connectors.ratelimit import Clock, RollingWindowLimiter
+
+logger = logging.getLogger(__name__)
+
+MAX_RATE_LIMITED_RETRIES = 10
+MAX_SERVER_ERROR_RETRIES = 5
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+class RetryingHttp:
+    def __init__(
+        self,
+        *,
+        provider_label: str,
+        session: requests.Session,
+        limiter: RollingWindowLimiter,
+        clock: Clock,
+    ):
+        self.provider_label = provider_label
+        self.session = session
+        self.limiter = limiter
+        self.clock = clock
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | None = None,
+        data: dict | None = None,
+        json_body: dict | None = None,
+        headers: Callable[[], dict] | None = None,
+        path_for_logs: str = "",
+    ) -> requests.Response:
+        """Send one request and return the first response that is not 429 or 5xx.
+
+        ``headers`` is called before each attempt, so a refreshed token is
+        used by the retries. ``path_for_logs`` names the request in logs and
+        errors without its query string, which can carry a token.
+        """
+        label = f"{method} {path_for_logs or url}"
+        rate_limited = 0
+        server_errors = 0
+        while True:
+            self.limiter.acquire()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    json=json_body,
+                    headers=headers() if headers else None,
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                server_errors += 1
+                self._back_off(label, type(exc).__name__, server_errors)
+                continue
+
+            status = response.status_code
+            if status == 429:
+                rate_limited += 1
+                self._wait_rate_limited(label, response, rate_limited)
+                continue
+            if status >= 500:
+                server_errors += 1
+                self._back_off(label, f"HTTP {status}", server_errors)
+                continue
+            return response
+
+    def _wait_rate_limited(
+        self, label: str, response: requests.Response, attempt: int
+    ) -> None:
+        if attempt > MAX_RATE_LIMITED_RETRIES:
+            raise ConnectorError(
+                f"{self.provider_label} still returned 429 for {label} after "
+                f"{MAX_RATE_LIMITED_RETRIES} retries; the sync resumes on its next run."
+            )
+        delay = retry_after_seconds(response)
+        if delay is None:
+            delay = self.limiter.window_seconds
+        logger.warning(
+            "%s rate limit on %s (attempt %s); retrying in %.1f s",
+            self.provider_label,
+            label,
+            attempt,
+            delay,
+        )
+        self.clock.sleep(delay)
+
+    def _back_off(self, label: str, reason: str, attempt: int) -> None:
+        if attempt > MAX_SERVER_ERROR_RETRIES:
+            raise ConnectorError(
+                f"{self.provider_label} request {label} failed {attempt} times, "
+                f"last with {reason}."
+            )
+        delay = float(2 ** (attempt - 1))
+        logger.warning(
+            "%s request %s failed with %s (attempt %s); retrying in %.0f s",
+            self.provider_label,
+            label,
+            reason,
+            attempt,
+            delay,
+        )
+        self.clock.sleep(delay)
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def json_with_decimals(response: requests.Response):
+    """Decode a JSON body with numbers as ``Decimal``, so amounts keep their cents."""
+    return response.json(parse_float=Decimal)
+
+
+def json_or_none(response: requests.Response):
+    try:
+        return json_with_decimals(response)
+    except ValueError:
+        return None

@@ -1,0 +1,639 @@
+"""Salesforce REST API over HTTP, authenticated with an OAuth 2.0 refresh token.
+
+The connection's ``base_url`` is the login host (https://login.salesforce.com,
+https://test.salesforce.com for a sandbox, or a My Domain host). The token
+endpoint there returns an access token and the ``instance_url`` that every
+API request goes to. A 401 with INVALID_SESSION_ID refreshes the token once
+and repeats the request. The refreshed token lives in the connector only, so
+each run starts with one token request.
+
+Records are read with SOQL through ``/services/data/vXX.X/query`` and
+deleted ones through ``queryAll``. A response with ``done`` false names the
+next batch in ``nextRecordsUrl``. Full listings are ordered by Id and their
+paging token is the last Id written, because a query locator expires (after
+about 15 minutes unused) and a resumed run must not depend on it. Incremental
+listings are ordered by (SystemModstamp, Id).
+
+Salesforce limits API requests per organisation per rolling 24 hours and
+reports the count in the Sforce-Limit-Info header of every response
+(``api-usage=used/limit``). The connector stops before it uses more than
+``max_api_usage`` of that budget, and a 403 REQUEST_LIMIT_EXCEEDED stops it
+too. Both fail the run, and the next run resumes from the committed cursors.
+A rolling-window limiter (our own cap, see REQUEST_LIMIT) spaces requests,
+and 429 and 5xx responses are retried as in integrations.connectors.http.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+
+from integrations.connectors.base import (
+    CALLS,
+    COMPANIES,
+    CONTACTS,
+    DEALS,
+    EMAILS,
+    MEETINGS,
+    OWNER_PROPERTY,
+    AuthenticationFailed,
+    Connector,
+    ConnectorError,
+    CrmRecord,
+    Keyset,
+    Owner,
+    Page,
+    PipelineInfo,
+    StageInfo,
+    keyset_sort_key,
+)
+from integrations.connectors.http import RetryingHttp, json_or_none
+from integrations.connectors.ratelimit import (
+    REAL_CLOCK,
+    Clock,
+    RollingWindowLimiter,
+    limiter_for,
+)
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "v59.0"
+# Salesforce returns at most 2,000 records per batch and accepts a
+# batchSize between 200 and 2,000 in the Sforce-Query-Options header.
+BATCH_SIZE = 2000
+# Salesforce documents no short-window request limit for REST, only the
+# daily budget. This cap is our own, to spread a sync's requests.
+REQUEST_LIMIT = (20, 1.0)
+# Share of the organisation's daily API budget a sync may use. The rest is
+# left for the organisation's other integrations.
+MAX_API_USAGE = 0.9
+# Opportunities in Salesforce have no pipeline, so all their stages belong to
+# this one pipeline.
+PIPELINE_ID = "opportunities"
+PIPELINE_LABEL = "Salesforce opportunities"
+# Salesforce leads; the connector lists them, the sync engine does not yet.
+LEADS = "leads"
+HISTORY_IDS_PER_QUERY = 200
+
+_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+@dataclass(frozen=True)
+class SObjectQuery:
+    sobject: str
+    fields: tuple[str, ...]
+    condition: str = ""
+    # Fields that only mergeable objects have, read from deleted records.
+    deleted_fields: tuple[str, ...] = ()
+
+
+QUERIES = {
+    COMPANIES: SObjectQuery(
+        "Account",
+        ("Name", "Website", "Industry", "BillingCountry", "OwnerId"),
+        deleted_fields=("MasterRecordId",),
+    ),
+    CONTACTS: SObjectQuery(
+        "Contact",
+        (
+            "FirstName",
+            "LastName",
+            "Email",
+            "Phone",
+            "Title",
+            "AccountId",
+            "OwnerId",
+            "CreatedDate",
+        ),
+        deleted_fields=("MasterRecordId",),
+    ),
+    DEALS: SObjectQuery(
+        "Opportunity",
+        (
+            "Name",
+            "Amount",
+            "CloseDate",
+            "StageName",
+            "IsWon",
+            "IsClosed",
+            "OwnerId",
+            "AccountId",
+            "CreatedDate",
+        ),
+    ),
+    CALLS: SObjectQuery(
+        "Task",
+        ("Subject", "TaskSubtype", "ActivityDate", "CompletedDateTime", "OwnerId"),
+        "TaskSubtype = 'Call'",
+    ),
+    EMAILS: SObjectQuery(
+        "Task",
+        ("Subject", "TaskSubtype", "ActivityDate", "CompletedDateTime", "OwnerId"),
+        "TaskSubtype IN ('Email', 'ListEmail')",
+    ),
+    MEETINGS: SObjectQuery("Event", ("Subject", "StartDateTime", "OwnerId")),
+    LEADS: SObjectQuery(
+        "Lead",
+        (
+            "FirstName",
+            "LastName",
+            "Email",
+            "Company",
+            "Status",
+            "IsConverted",
+            "OwnerId",
+            "CreatedDate",
+        ),
+        deleted_fields=("MasterRecordId",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StageHistoryEntry:
+    """One OpportunityHistory row: the stage an opportunity entered, and when."""
+
+    id: str
+    deal_id: str
+    stage: str
+    changed_at: dt.datetime
+    amount: Decimal | None
+    close_date: str | None
+
+
+def parse_datetime(value: str | None) -> dt.datetime | None:
+    """Parse a Salesforce dateTime ("2024-03-01T09:00:00.000+0000") or a date."""
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def soql_datetime(moment: dt.datetime) -> str:
+    """Format a SOQL dateTime literal, which has whole seconds only."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def soql_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+class SalesforceConnector(Connector):
+    provider = "salesforce"
+
+    def __init__(
+        self,
+        *,
+        login_url: str,
+        client_id: str,
+        refresh_token: str,
+        client_secret: str = "",
+        access_token: str = "",
+        instance_url: str = "",
+        api_version: str = API_VERSION,
+        max_api_usage: float = MAX_API_USAGE,
+        clock: Clock = REAL_CLOCK,
+        limiter: RollingWindowLimiter | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.login_url = login_url.rstrip("/")
+        self.api_version = api_version
+        self.max_api_usage = max_api_usage
+        self.clock = clock
+        self.batch_size = BATCH_SIZE
+        # (used, limit) from the last Sforce-Limit-Info header, if any.
+        self.api_usage: tuple[int, int] | None = None
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._access_token = access_token
+        self._instance_url = instance_url.rstrip("/")
+        self.http = RetryingHttp(
+            provider_label="Salesforce",
+            session=session or requests.Session(),
+            limiter=limiter or limiter_for(refresh_token, "requests", *REQUEST_LIMIT),
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"<SalesforceConnector {self.login_url}>"
+
+    # Reads
+
+    def owners(self) -> list[Owner]:
+        soql = (
+            "SELECT Id, Email, FirstName, LastName, Name FROM User "
+            "WHERE IsActive = true ORDER BY Id"
+        )
+        owners = []
+        for batch in self._query_batches(soql):
+            for item in batch:
+                parts = (item.get("FirstName"), item.get("LastName"))
+                name = item.get("Name") or " ".join(p for p in parts if p)
+                owners.append(Owner(item["Id"], item.get("Email") or "", name or ""))
+        return owners
+
+    def pipelines(self) -> list[PipelineInfo]:
+        """Return one pipeline holding every OpportunityStage, inactive ones too.
+
+        Inactive stages are kept because old opportunities can still sit in
+        them. A closed stage gets probability 1 when IsWon and 0 otherwise,
+        so the sync engine reads won and lost from IsWon whatever
+        DefaultProbability the admin set.
+        """
+        soql = (
+            "SELECT Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, "
+            "DefaultProbability, SortOrder FROM OpportunityStage ORDER BY SortOrder"
+        )
+        stages = []
+        for batch in self._query_batches(soql):
+            for item in batch:
+                stages.append(_stage(item, len(stages)))
+        return [PipelineInfo(PIPELINE_ID, PIPELINE_LABEL, 0, tuple(stages))]
+
+    def list_pages(self, object_type: str, after: str | None = None) -> Iterator[Page]:
+        query = _query(object_type)
+        conditions = [query.condition] if query.condition else []
+        if after:
+            conditions.append(f"Id > {soql_string(after)}")
+        soql = _select(query, query.fields, conditions, "Id")
+        for batch, done in self._query_batches_with_state(soql):
+            records = [_record(object_type, item) for item in batch]
+            if done:
+                yield Page(records, None)
+            elif records:
+                yield Page(records, records[-1].id)
+
+    def changed_pages(self, object_type: str, since: Keyset | None) -> Iterator[Page]:
+        """Yield records modified after ``since`` in (SystemModstamp, Id) order.
+
+        SOQL dateTime literals have whole seconds, so the query requests
+        SystemModstamp >= the second of ``since`` and the records at or before
+        the keyset are dropped here.
+        """
+        query = _query(object_type)
+        conditions = [query.condition] if query.condition else []
+        if since is not None:
+            floor = since.modified_at.replace(microsecond=0)
+            conditions.append(f"SystemModstamp >= {soql_datetime(floor)}")
+        soql = _select(query, query.fields, conditions, "SystemModstamp, Id")
+        for batch in self._query_batches(soql):
+            records = [_record(object_type, item) for item in batch]
+            fresh = [r for r in records if _after(r, since)]
+            if fresh:
+                yield Page(fresh, None)
+
+    def archived_pages(self, object_type: str) -> Iterator[Page]:
+        """Yield deleted records, found with queryAll while in the Recycle Bin.
+
+        Salesforce empties the Recycle Bin after 15 days, so a record deleted
+        longer ago than that is no longer listed. A merged Account, Contact
+        or Lead is deleted with MasterRecordId naming the surviving record.
+        """
+        query = _query(object_type)
+        conditions = [query.condition] if query.condition else []
+        conditions.append("IsDeleted = true")
+        fields = query.deleted_fields
+        soql = _select(query, fields, conditions, "Id")
+        for batch in self._query_batches(soql, include_deleted=True):
+            records = [_deleted_record(item) for item in batch]
+            if records:
+                yield Page(records, None)
+
+    def stage_history(self, deal_ids: list[str]) -> list[StageHistoryEntry]:
+        """Return the OpportunityHistory rows of the given opportunities.
+
+        NOTE: the sync engine does not import these yet. It records a stage
+        change when a sync reads a new stage, dated at SystemModstamp.
+        """
+        entries = []
+        for start in range(0, len(deal_ids), HISTORY_IDS_PER_QUERY):
+            chunk = deal_ids[start : start + HISTORY_IDS_PER_QUERY]
+            ids = ", ".join(soql_string(deal_id) for deal_id in chunk)
+            soql = (
+                "SELECT Id, OpportunityId, StageName, Amount, CloseDate, CreatedDate "
+                f"FROM OpportunityHistory WHERE OpportunityId IN ({ids}) "
+                "ORDER BY OpportunityId, CreatedDate, Id"
+            )
+            for batch in self._query_batches(soql):
+                for item in batch:
+                    entries.append(
+                        StageHistoryEntry(
+                            id=item["Id"],
+                            deal_id=item["OpportunityId"],
+                            stage=item.get("StageName") or "",
+                            changed_at=parse_datetime(item.get("CreatedDate")),
+                            amount=_decimal(item.get("Amount")),
+                            close_date=item.get("CloseDate"),
+                        )
+                    )
+        return entries
+
+    # Queries
+
+    def _query_batches(self, soql: str, include_deleted: bool = False):
+        for batch, _done in self._query_batches_with_state(soql, include_deleted):
+            yield batch
+
+    def _query_batches_with_state(self, soql: str, include_deleted: bool = False):
+        """Yield (records, done) for each batch, following nextRecordsUrl."""
+        resource = "queryAll" if include_deleted else "query"
+        path = f"/services/data/{self.api_version}/{resource}"
+        data = self._get(path, params={"q": soql})
+        fetched = 0
+        while True:
+            records = data.get("records") or []
+            fetched += len(records)
+            done = bool(data.get("done", True))
+            yield records, done
+            if done:
+                total = data.get("totalSize")
+                if isinstance(total, int) and fetched != total:
+                    raise ConnectorError(
+                        f"Salesforce reported {total} records for a query but "
+                        f"returned {fetched}; the sync stops rather than miss any."
+                    )
+                return
+            next_url = data.get("nextRecordsUrl")
+            if not next_url:
+                raise ConnectorError(
+                    "Salesforce returned done=false without nextRecordsUrl for "
+                    f"a query on {_sobject_of(soql)}."
+                )
+            data = self._get(next_url)
+
+    # HTTP
+
+    def _get(self, path: str, params: dict | None = None) -> dict:
+        if not self._access_token or not self._instance_url:
+            self._refresh_access_token()
+        refreshed = False
+        while True:
+            self._check_api_budget()
+            response = self.http.send(
+                "GET",
+                self._instance_url + path,
+                params=params,
+                headers=self._api_headers,
+                path_for_logs=path,
+            )
+            self._read_api_usage(response)
+            if response.status_code == 401:
+                if _error_code(response) == "INVALID_SESSION_ID" and not refreshed:
+                    logger.info("Salesforce session expired; refreshing the token")
+                    self._refresh_access_token()
+                    refreshed = True
+                    continue
+                raise AuthenticationFailed(
+                    "Salesforce rejected the access token (HTTP 401, "
+                    f"{_error_code(response) or 'no error code'}) even after a "
+                    "refresh. Reconnect the Salesforce connection."
+                )
+            if response.status_code == 403 and (
+                _error_code(response) == "REQUEST_LIMIT_EXCEEDED"
+            ):
+                raise ConnectorError(
+                    "Salesforce rejected the request because the organisation used "
+                    "its daily API request limit (REQUEST_LIMIT_EXCEEDED). The "
+                    "sync resumes on a later run."
+                )
+            if response.status_code >= 400:
+                raise ConnectorError(
+                    f"Salesforce returned HTTP {response.status_code} for GET "
+                    f"{path}: {_error_text(response)}"
+                )
+            return json_or_none(response) or {}
+
+    def _api_headers(self) -> dict:
+        return {
+            "Authorization": f"Bearer {self._access_token}",
+            "Sforce-Query-Options": f"batchSize={self.batch_size}",
+        }
+
+    def _refresh_access_token(self) -> None:
+        data = {
+            "grant_type": "refresh_token",
+            "client_id": self._client_id,
+            "refresh_token": self._refresh_token,
+        }
+        if self._client_secret:
+            data["client_secret"] = self._client_secret
+        response = self.http.send(
+            "POST",
+            self.login_url + "/services/oauth2/token",
+            data=data,
+            headers=lambda: {"Accept": "application/json"},
+            path_for_logs="/services/oauth2/token",
+        )
+        body = json_or_none(response) or {}
+        if response.status_code >= 400 or not body.get("access_token"):
+            error = body.get("error") or f"HTTP {response.status_code}"
+            raise AuthenticationFailed(
+                f"Salesforce rejected the token refresh ({error}: "
+                f"{body.get('error_description') or 'no description'}). "
+                "Reconnect the Salesforce connection."
+            )
+        self._access_token = body["access_token"]
+        self._instance_url = (body.get("instance_url") or self._instance_url).rstrip(
+            "/"
+        )
+        if not self._instance_url:
+            raise ConnectorError(
+                "Salesforce's token response has no instance_url, so the "
+                "connector does not know where to send API requests."
+            )
+
+    def _read_api_usage(self, response: requests.Response) -> None:
+        match = _API_USAGE.search(response.headers.get("Sforce-Limit-Info") or "")
+        if match:
+            self.api_usage = (int(match.group(1)), int(match.group(2)))
+
+    def _check_api_budget(self) -> None:
+        if self.api_usage is None:
+            return
+        used, limit = self.api_usage
+        if limit and used >= limit * self.max_api_usage:
+            raise ConnectorError(
+                f"Salesforce API usage is {used} of {limit} daily requests, at or "
+                f"above the {self.max_api_usage:.0%} this sync may use. The sync "
+                "stops and resumes on a later run."
+            )
+
+
+def _query(object_type: str) -> SObjectQuery:
+    try:
+        return QUERIES[object_type]
+    except KeyError:
+        raise ConnectorError(
+            f"Unknown Salesforce object type {object_type!r}: expected one of "
+            f"{', '.join(QUERIES)}."
+        ) from None
+
+
+def _select(
+    query: SObjectQuery, fields: tuple[str, ...], conditions: list[str], order: str
+) -> str:
+    columns = ", ".join(("Id", "SystemModstamp", *fields))
+    soql = f"SELECT {columns} FROM {query.sobject}"
+    if conditions:
+        soql += " WHERE " + " AND ".join(f"({c})" for c in conditions)
+    return f"{soql} ORDER BY {order}"
+
+
+def _sobject_of(soql: str) -> str:
+    match = re.search(r"\bFROM\s+(\w+)", soql, re.IGNORECASE)
+    return match.group(1) if match else "an unknown object"
+
+
+def _after(record: CrmRecord, since: Keyset | None) -> bool:
+    if since is None:
+        return True
+    return keyset_sort_key(record.modified_at, record.id) > since.sort_key()
+
+
+def _record(object_type: str, item: dict) -> CrmRecord:
+    """Convert a SOQL row into a record with the property names the writers read."""
+    properties: dict[str, str | None]
+    associations: dict[str, list[str]] = {}
+    if object_type == COMPANIES:
+        properties = {
+            "name": item.get("Name"),
+            "domain": _domain(item.get("Website")),
+            "industry": item.get("Industry"),
+            "country": item.get("BillingCountry"),
+        }
+    elif object_type == CONTACTS:
+        properties = {
+            "firstname": item.get("FirstName"),
+            "lastname": item.get("LastName"),
+            "email": item.get("Email"),
+            "phone": item.get("Phone"),
+            "jobtitle": item.get("Title"),
+            "associatedcompanyid": item.get("AccountId"),
+            "createdate": item.get("CreatedDate"),
+        }
+    elif object_type == DEALS:
+        amount = item.get("Amount")
+        properties = {
+            "dealname": item.get("Name"),
+            "amount": None if amount is None else str(amount),
+            "pipeline": PIPELINE_ID,
+            "dealstage": item.get("StageName"),
+            "closedate": item.get("CloseDate"),
+            "createdate": item.get("CreatedDate"),
+            "is_won": _flag(item.get("IsWon")),
+            "is_closed": _flag(item.get("IsClosed")),
+        }
+        account = item.get("AccountId")
+        associations["companies"] = [account] if account else []
+    elif object_type in (CALLS, EMAILS):
+        subject = "hs_call_title" if object_type == CALLS else "hs_email_subject"
+        properties = {
+            subject: item.get("Subject"),
+            "hs_timestamp": item.get("CompletedDateTime") or item.get("ActivityDate"),
+        }
+    elif object_type == MEETINGS:
+        properties = {
+            "hs_meeting_title": item.get("Subject"),
+            "hs_timestamp": item.get("StartDateTime"),
+        }
+    else:
+        properties = {
+            key: None if value is None else str(value)
+            for key, value in item.items()
+            if key not in ("attributes", "Id", "SystemModstamp")
+        }
+    properties[OWNER_PROPERTY] = item.get("OwnerId")
+    return CrmRecord(
+        id=item["Id"],
+        modified_at=parse_datetime(item.get("SystemModstamp")),
+        properties=properties,
+        associations=associations,
+    )
+
+
+def _deleted_record(item: dict) -> CrmRecord:
+    modified = parse_datetime(item.get("SystemModstamp"))
+    properties = {}
+    if "MasterRecordId" in item:
+        properties["master_record_id"] = item.get("MasterRecordId")
+    return CrmRecord(
+        id=item["Id"],
+        modified_at=modified,
+        properties=properties,
+        archived=True,
+        archived_at=modified,
+    )
+
+
+def _stage(item: dict, order: int) -> StageInfo:
+    closed = bool(item.get("IsClosed"))
+    if closed:
+        probability = Decimal(1) if item.get("IsWon") else Decimal(0)
+    else:
+        percent = _decimal(item.get("DefaultProbability")) or Decimal(0)
+        probability = min(max(percent / 100, Decimal(0)), Decimal(1))
+    return StageInfo(
+        id=item.get("ApiName") or item["Id"],
+        label=item.get("MasterLabel") or item.get("ApiName") or item["Id"],
+        display_order=int(item.get("SortOrder") or order),
+        is_closed=closed,
+        probability=probability,
+    )
+
+
+def _domain(website: str | None) -> str | None:
+    """Return the host of a Website ("https://www.acme.com/x" gives acme.com)."""
+    if not website:
+        return None
+    parsed = urlparse(website if "//" in website else f"//{website}")
+    host = (parsed.hostname or "").lower()
+    return host.removeprefix("www.") or None
+
+
+def _flag(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "true" if value else "false"
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _errors(response: requests.Response) -> list[dict]:
+    body = json_or_none(response)
+    if isinstance(body, list):
+        return [e for e in body if isinstance(e, dict)]
+    if isinstance(body, dict):
+        return [body]
+    return []
+
+
+def _error_code(response: requests.Response) -> str:
+    for error in _errors(response):
+        if error.get("errorCode"):
+            return str(error["errorCode"])
+    return ""
+
+
+def _error_text(response: requests.Response) -> str:
+    parts = [
+        f"{e.get('errorCode', '')}: {e.get('message', '')}".strip(": ")
+        for e in _errors(response)
+    ]
+    return "; ".join(p for p in parts if p) or response.reason or "no message"

@@ -1,0 +1,148 @@
+"""Forms of the CRM integration pages.
+
+Token fields never render their value back, so a form shown again after an
+error does not put the token into the page.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+
+from integrations.models import ApiTier, CrmConnection, FieldMapping
+
+HUBSPOT_API_URL = "https://api.hubapi.com"
+# HubSpot property internal names: letters, digits and underscores.
+PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+MAPPED_OBJECT_TYPES = [
+    ("deals", "Deals"),
+    ("contacts", "Contacts"),
+    ("companies", "Companies"),
+]
+
+
+def _clean_token(value: str, required: bool) -> str:
+    token = value.strip()
+    if not token:
+        if required:
+            raise forms.ValidationError("Enter the private app access token.")
+        return ""
+    if any(character.isspace() for character in token) or len(token) > 500:
+        raise forms.ValidationError(
+            "Invalid access token: paste the token from the private app's Auth "
+            "tab, without spaces."
+        )
+    return token
+
+
+class HubSpotConnectForm(forms.Form):
+    name = forms.CharField(max_length=120, initial="HubSpot")
+    base_url = forms.URLField(
+        label="API address",
+        max_length=300,
+        initial=HUBSPOT_API_URL,
+        assume_scheme="https",
+        help_text=f"HubSpot's API address, {HUBSPOT_API_URL}.",
+    )
+    access_token = forms.CharField(
+        label="Private app access token",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted. The page never shows it again.",
+    )
+    api_tier = forms.ChoiceField(
+        label="HubSpot subscription",
+        choices=ApiTier.choices,
+        initial=ApiTier.STARTER,
+        help_text="Sets the API limits the budget compares the calls against.",
+    )
+
+    def clean_access_token(self) -> str:
+        return _clean_token(self.cleaned_data["access_token"], required=True)
+
+    def clean(self):
+        cleaned = super().clean()
+        existing = CrmConnection.objects.filter(
+            provider=CrmConnection.Provider.HUBSPOT
+        ).first()
+        if existing is not None:
+            raise forms.ValidationError(
+                f"This organisation already has a HubSpot connection, "
+                f"{existing.name!r}; change its token on its settings page."
+            )
+        return cleaned
+
+
+class ConnectionSettingsForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    base_url = forms.URLField(
+        label="API address", max_length=300, assume_scheme="https"
+    )
+    api_tier = forms.ChoiceField(label="Subscription", choices=ApiTier.choices)
+    status = forms.ChoiceField(
+        choices=[
+            (CrmConnection.Status.ACTIVE, "Active: syncs every five minutes"),
+            (CrmConnection.Status.PAUSED, "Paused: no sync"),
+        ]
+    )
+    access_token = forms.CharField(
+        label="New access token",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Leave empty to keep the stored token.",
+    )
+
+    def clean_access_token(self) -> str:
+        return _clean_token(self.cleaned_data.get("access_token", ""), required=False)
+
+
+class OwnerMappingForm(forms.Form):
+    """One member choice per CRM owner, named ``owner-<mapping id>``."""
+
+    def __init__(self, *args, mappings, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mappings = mappings
+        choices = [("", "No member (unmapped)")] + [
+            (str(member.public_id), member.display_name) for member in members
+        ]
+        self.members = {str(member.public_id): member for member in members}
+        for mapping in mappings:
+            self.fields[f"owner-{mapping.pk}"] = forms.ChoiceField(
+                label=mapping.name or mapping.owner_id,
+                choices=choices,
+                required=False,
+                initial=str(mapping.membership.public_id) if mapping.membership else "",
+            )
+
+    def rows(self):
+        """Yield (mapping, bound field) in the mappings' order."""
+        for mapping in self.mappings:
+            yield mapping, self[f"owner-{mapping.pk}"]
+
+    def chosen(self) -> dict:
+        """Return {mapping id: member or None} from the cleaned data."""
+        return {
+            mapping.pk: self.members.get(self.cleaned_data[f"owner-{mapping.pk}"])
+            for mapping in self.mappings
+        }
+
+
+class FieldMappingForm(forms.Form):
+    object_type = forms.ChoiceField(choices=MAPPED_OBJECT_TYPES, initial="deals")
+    crm_property = forms.CharField(
+        label="CRM property",
+        max_length=255,
+        help_text="The property's internal name in the CRM, such as dealtype.",
+    )
+    target = forms.ChoiceField(
+        label="Attain field", choices=FieldMapping.Target.choices
+    )
+
+    def clean_crm_property(self) -> str:
+        value = self.cleaned_data["crm_property"].strip()
+        if not PROPERTY_NAME.match(value):
+            raise forms.ValidationError(
+                f"Invalid property name {value!r}: use the internal name, made "
+                "of letters, digits and underscores."
+            )
+        return value

@@ -1,0 +1,239 @@
+"""Writes behind the CRM integration pages. Each one is audited.
+
+Access tokens go into the connection's encrypted credentials and nowhere
+else: audit entries, log lines and messages name the connection, not the
+token.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from integrations import sync
+from integrations.models import CrmConnection, FieldMapping, OwnerMapping, SyncRun
+from integrations.tasks import RUN_STALE_AFTER
+from spm.models import Membership, Organization, User
+from spm.services import audit_log_write
+
+
+class SyncRejectedError(Exception):
+    """The connection cannot start a sync: a run is pending, or it is paused."""
+
+
+class FieldMappingError(Exception):
+    """The field mapping conflicts with one the connection already has."""
+
+
+def _connection_values(connection: CrmConnection) -> dict:
+    return {
+        "name": connection.name,
+        "base_url": connection.base_url,
+        "api_tier": connection.api_tier,
+        "status": connection.status,
+    }
+
+
+@transaction.atomic
+def hubspot_connect(
+    *,
+    organization: Organization,
+    actor: User | None,
+    name: str,
+    base_url: str,
+    access_token: str,
+    api_tier: str,
+) -> CrmConnection:
+    """Create the organisation's HubSpot connection with an encrypted token."""
+    connection = CrmConnection(
+        organization=organization,
+        provider=CrmConnection.Provider.HUBSPOT,
+        name=name,
+        base_url=base_url,
+        api_tier=api_tier,
+    )
+    connection.credentials = {"access_token": access_token}
+    connection.save()
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="crm.connection_created",
+        obj=connection,
+        new={"provider": connection.provider, **_connection_values(connection)},
+    )
+    return connection
+
+
+@transaction.atomic
+def connection_update(
+    *,
+    connection: CrmConnection,
+    actor: User | None,
+    name: str,
+    base_url: str,
+    api_tier: str,
+    status: str,
+    access_token: str = "",
+) -> CrmConnection:
+    """Change a connection's settings, and its token when one is given."""
+    old = _connection_values(connection)
+    connection.name = name
+    connection.base_url = base_url
+    connection.api_tier = api_tier
+    connection.status = status
+    if status == CrmConnection.Status.ACTIVE:
+        connection.status_message = ""
+    new = _connection_values(connection)
+    if access_token:
+        connection.credentials = {"access_token": access_token}
+        old["access_token"] = "(stored)"
+        new["access_token"] = "(replaced)"
+    if old == new:
+        return connection
+    connection.save()
+    audit_log_write(
+        organization=connection.organization,
+        actor=actor,
+        action="crm.connection_updated",
+        obj=connection,
+        old=old,
+        new=new,
+    )
+    return connection
+
+
+@transaction.atomic
+def sync_now(*, connection: CrmConnection, actor: User | None) -> SyncRun:
+    """Queue a sync run of ``connection`` on the "sync" queue.
+
+    The first run of a connection is a full one, later ones incremental.
+    Raise SyncRejectedError while another run of the connection is queued or
+    running and younger than ``RUN_STALE_AFTER``.
+    """
+    from integrations import tasks
+
+    # Lock the connection row, so two clicks cannot both pass the check.
+    CrmConnection.objects.select_for_update().filter(pk=connection.pk).first()
+    busy = (
+        SyncRun.objects.filter(
+            connection=connection,
+            status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
+            created_at__gte=timezone.now() - RUN_STALE_AFTER,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if busy is not None:
+        raise SyncRejectedError(
+            f"A sync of {connection.name} is already {busy.status} (started "
+            f"{busy.created_at:%Y-%m-%d %H:%M} UTC); wait for it to finish."
+        )
+    if connection.status == CrmConnection.Status.PAUSED:
+        raise SyncRejectedError(
+            f"{connection.name} is paused; set its status to active to sync it."
+        )
+    kind = SyncRun.Kind.INCREMENTAL if connection.last_synced_at else SyncRun.Kind.FULL
+    run = sync.sync_run_create(connection=connection, kind=kind)
+    audit_log_write(
+        organization=connection.organization,
+        actor=actor,
+        action="crm.sync_requested",
+        obj=run,
+        new={"connection": connection.name, "kind": kind},
+    )
+    organization_id, run_id = connection.organization_id, run.pk
+    transaction.on_commit(lambda: tasks.sync_run_task.delay(organization_id, run_id))
+    return run
+
+
+@transaction.atomic
+def owner_mappings_save(
+    *,
+    connection: CrmConnection,
+    actor: User | None,
+    chosen: dict[int, Membership | None],
+) -> int:
+    """Set the member of each owner mapping in ``chosen`` (by mapping id).
+
+    Return how many mappings changed. Records synced before the change keep
+    their owner until the CRM lists them again, for example in a full sync.
+    """
+    mappings = OwnerMapping.objects.select_for_update().filter(
+        connection=connection, pk__in=list(chosen)
+    )
+    changed = 0
+    for mapping in mappings:
+        member = chosen[mapping.pk]
+        member_id = member.pk if member else None
+        if mapping.membership_id == member_id:
+            continue
+        old_member = mapping.membership_id
+        mapping.membership = member
+        mapping.save(update_fields=["membership", "updated_at"])
+        audit_log_write(
+            organization=connection.organization,
+            actor=actor,
+            action="crm.owner_mapped",
+            obj=mapping,
+            object_id=mapping.owner_id,
+            old={"owner_id": mapping.owner_id, "membership": old_member},
+            new={"owner_id": mapping.owner_id, "membership": member_id},
+        )
+        changed += 1
+    return changed
+
+
+@transaction.atomic
+def field_mapping_add(
+    *,
+    connection: CrmConnection,
+    actor: User | None,
+    object_type: str,
+    crm_property: str,
+    target: str,
+) -> FieldMapping:
+    """Map a CRM property to an Attain field; one property per field and type."""
+    try:
+        with transaction.atomic():
+            mapping = FieldMapping.objects.create(
+                organization=connection.organization,
+                connection=connection,
+                object_type=object_type,
+                crm_property=crm_property,
+                target=target,
+            )
+    except IntegrityError:
+        label = FieldMapping.Target(target).label
+        raise FieldMappingError(
+            f"{label} of {object_type} is already mapped; delete that mapping "
+            "first to map another property to it."
+        ) from None
+    audit_log_write(
+        organization=connection.organization,
+        actor=actor,
+        action="crm.field_mapping_added",
+        obj=mapping,
+        new={
+            "connection": connection.name,
+            "object_type": object_type,
+            "crm_property": crm_property,
+            "target": target,
+        },
+    )
+    return mapping
+
+
+@transaction.atomic
+def field_mapping_delete(*, mapping: FieldMapping, actor: User | None) -> None:
+    audit_log_write(
+        organization=mapping.connection.organization,
+        actor=actor,
+        action="crm.field_mapping_deleted",
+        obj=mapping,
+        old={
+            "object_type": mapping.object_type,
+            "crm_property": mapping.crm_property,
+            "target": mapping.target,
+        },
+    )
+    mapping.delete()

@@ -1,0 +1,31 @@
+from django.urls import path
+
+from integrations import views
+
+app_name = "integrations"
+
+urlpatterns = [
+    path("", views.connection_list, name="connections"),
+    path("hubspot/connect/", views.hubspot_connect, name="connect-hubspot"),
+    path("<uuid:connection_id>/", views.connection_detail, name="connection"),
+    path(
+        "<uuid:connection_id>/settings/",
+        views.connection_edit,
+        name="connection-edit",
+    ),
+    path("<uuid:connection_id>/sync/", views.sync_now, name="sync-now"),
+    path("<uuid:connection_id>/owners/", views.owner_mappings, name="owners"),
+    path("<uuid:connection_id>/stages/", views.stage_mappings, name="stages"),
+    path("<uuid:connection_id>/fields/", views.field_mappings, name="fields"),
+    path(
+        "<uuid:connection_id>/fields/<uuid:field_mapping_id>/delete/",
+        views.field_mapping_delete,
+        name="field-delete",
+    ),
+    path("runs/<uuid:sync_run_id>/progress/", views.run_progress, name="run-progress"),
+    path(
+        "runs/<uuid:sync_run_id>/progress.json",
+        views.run_progress_json,
+        name="run-progress-json",
+    ),
+]

@@ -1,0 +1,253 @@
+"""CRM integration pages, for admins only: connections, their syncs and mappings.
+
+Another organisation's connection or run id is a 404, as is every page for
+members who are not admins.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
+
+from integrations import selectors, services
+from integrations.forms import (
+    ConnectionSettingsForm,
+    FieldMappingForm,
+    HubSpotConnectForm,
+    OwnerMappingForm,
+)
+from integrations.models import CrmConnection, SyncRun
+from spm.access import admin_required
+
+
+def _connection_or_404(connection_id) -> CrmConnection:
+    connection = selectors.connection_get(connection_id)
+    if connection is None:
+        raise Http404("No such CRM connection.")
+    return connection
+
+
+def _run_or_404(sync_run_id) -> SyncRun:
+    run = selectors.run_get(sync_run_id)
+    if run is None:
+        raise Http404("No such sync run.")
+    return run
+
+
+@login_required
+@admin_required
+@require_GET
+def connection_list(request: HttpRequest, org_slug: str) -> HttpResponse:
+    context = {"connections": selectors.connections_list()}
+    return render(request, "integrations/connection_list.html", context)
+
+
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def hubspot_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
+    form = HubSpotConnectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        connection = services.hubspot_connect(
+            organization=request.organization,
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            base_url=form.cleaned_data["base_url"],
+            access_token=form.cleaned_data["access_token"],
+            api_tier=form.cleaned_data["api_tier"],
+        )
+        messages.success(
+            request, f"Connected {connection.name}. Run a first sync to load its data."
+        )
+        return redirect(
+            "integrations:connection",
+            org_slug=org_slug,
+            connection_id=connection.public_id,
+        )
+    return render(request, "integrations/connect.html", {"form": form})
+
+
+@login_required
+@admin_required
+@require_GET
+def connection_detail(
+    request: HttpRequest, org_slug: str, connection_id
+) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    runs = selectors.last_runs(connection)
+    active = selectors.active_run(runs)
+    context = {
+        "connection": connection,
+        "runs": [
+            {
+                "run": run,
+                "totals": selectors.run_totals(run),
+                "duration": selectors.run_duration(run),
+            }
+            for run in runs
+        ],
+        "run": active or (runs[0] if runs else None),
+        "progress": selectors.run_progress(active or runs[0]) if runs else 0,
+        "budget": selectors.api_budget(connection, request.organization),
+        "unmapped_owners": [
+            error for error in (runs[0].errors if runs else []) if _owner_error(error)
+        ],
+    }
+    return render(request, "integrations/connection_detail.html", context)
+
+
+def _owner_error(error: dict) -> bool:
+    return error.get("object_type") == "owners"
+
+
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def connection_edit(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    initial = {
+        "name": connection.name,
+        "base_url": connection.base_url,
+        "api_tier": connection.api_tier,
+        "status": (
+            CrmConnection.Status.PAUSED
+            if connection.status == CrmConnection.Status.PAUSED
+            else CrmConnection.Status.ACTIVE
+        ),
+    }
+    form = ConnectionSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.connection_update(
+            connection=connection, actor=request.user, **form.cleaned_data
+        )
+        messages.success(request, f"Saved the settings of {connection.name}.")
+        return redirect(
+            "integrations:connection",
+            org_slug=org_slug,
+            connection_id=connection.public_id,
+        )
+    context = {"connection": connection, "form": form}
+    return render(request, "integrations/connection_edit.html", context)
+
+
+@login_required
+@admin_required
+@require_POST
+def sync_now(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    try:
+        run = services.sync_now(connection=connection, actor=request.user)
+    except services.SyncRejectedError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{run.get_kind_display()} sync queued.")
+    return redirect(
+        "integrations:connection", org_slug=org_slug, connection_id=connection_id
+    )
+
+
+@login_required
+@admin_required
+@require_GET
+def run_progress(request: HttpRequest, org_slug: str, sync_run_id) -> HttpResponse:
+    """Return the progress bar, or make htmx reload the page once the run stops."""
+    run = _run_or_404(sync_run_id)
+    finished = run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED)
+    if request.htmx and finished:
+        return HttpResponseClientRefresh()
+    context = {"run": run, "progress": selectors.run_progress(run)}
+    return render(request, "integrations/_run_progress.html", context)
+
+
+@login_required
+@admin_required
+@require_GET
+def run_progress_json(request: HttpRequest, org_slug: str, sync_run_id) -> JsonResponse:
+    run = _run_or_404(sync_run_id)
+    return JsonResponse(selectors.run_progress_data(run))
+
+
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def owner_mappings(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    form = OwnerMappingForm(
+        request.POST or None,
+        mappings=selectors.owner_mappings(connection),
+        members=selectors.assignable_members(),
+    )
+    if request.method == "POST" and form.is_valid():
+        changed = services.owner_mappings_save(
+            connection=connection, actor=request.user, chosen=form.chosen()
+        )
+        messages.success(
+            request,
+            f"Saved {changed} owner mapping{'s' if changed != 1 else ''}. Records "
+            "synced earlier get their owner when the CRM lists them again; run a "
+            "full sync to update all of them.",
+        )
+        return redirect(
+            "integrations:owners", org_slug=org_slug, connection_id=connection_id
+        )
+    context = {"connection": connection, "form": form}
+    return render(request, "integrations/owner_mappings.html", context)
+
+
+@login_required
+@admin_required
+@require_GET
+def stage_mappings(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    context = {
+        "connection": connection,
+        "pipelines": selectors.stage_mappings_by_pipeline(connection),
+    }
+    return render(request, "integrations/stage_mappings.html", context)
+
+
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def field_mappings(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    form = FieldMappingForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.field_mapping_add(
+                connection=connection, actor=request.user, **form.cleaned_data
+            )
+        except services.FieldMappingError as error:
+            form.add_error("target", str(error))
+        else:
+            messages.success(request, "Field mapping added.")
+            return redirect(
+                "integrations:fields", org_slug=org_slug, connection_id=connection_id
+            )
+    context = {
+        "connection": connection,
+        "form": form,
+        "mappings": selectors.field_mappings(connection),
+    }
+    return render(request, "integrations/field_mappings.html", context)
+
+
+@login_required
+@admin_required
+@require_POST
+def field_mapping_delete(
+    request: HttpRequest, org_slug: str, connection_id, field_mapping_id
+) -> HttpResponse:
+    connection = _connection_or_404(connection_id)
+    mapping = selectors.field_mapping_get(connection, field_mapping_id)
+    if mapping is None:
+        raise Http404("No such field mapping.")
+    services.field_mapping_delete(mapping=mapping, actor=request.user)
+    messages.success(request, "Field mapping deleted.")
+    return redirect(
+        "integrations:fields", org_slug=org_slug, connection_id=connection_id
+    )

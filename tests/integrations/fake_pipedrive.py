@@ -1,0 +1,413 @@
+"""An in-memory Pipedrive company on 127.0.0.1 for the connector and sync tests.
+
+It serves the v1 endpoints the connector uses, written from Pipedrive's API
+reference: users, pipelines, stages, organizations, persons, deals (with the
+``status`` filter open, won, lost, deleted or all_not_deleted) and activities
+(``type`` and ``user_id``, where 0 means every user). Lists page with
+``start`` and ``limit`` (at most 500) and report
+``additional_data.pagination`` with ``more_items_in_collection`` and
+``next_start``. ``GET /v1/recents`` returns the items updated after
+``since_timestamp`` as ``{item, id, data}``. Pipedrive does not document
+their order, so the fake returns them by id and the connector must sort.
+
+Tokens are accepted in the ``x-api-token`` header, the older ``api_token``
+query parameter or a bearer header (401 otherwise). Each token has a rolling
+2-second limit. Every response carries x-ratelimit-limit,
+x-ratelimit-remaining and x-ratelimit-reset, and a request over the limit
+gets 429 with Retry-After. Failures (429 storms, 5xx) can be
+injected. References are objects in list responses (``user_id``,
+``org_id``, ``owner_id``), as the v1 REST API sends them. Merges follow
+Pipedrive's rules: the record in the URL is deleted, ``merge_with_id``
+survives and receives the other's deals and activities.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import math
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from integrations.connectors.ratelimit import Clock
+from tests.integrations.fake_hubspot import SimulatedClock
+
+PAGE_MAX = 500
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+KINDS = ("organization", "person", "deal", "activity")
+
+
+def pd_time(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass
+class LoggedRequest:
+    token: str
+    time: float
+    method: str
+    path: str
+    status: int
+    injected: bool
+
+
+class FakePipedrive:
+    def __init__(self, limit: tuple[int, float] = (20, 2.0)):
+        self.limit = limit
+        self.clocks: dict[str, Clock] = {}
+        self.users: dict[int, dict] = {}
+        self.pipelines: dict[int, dict] = {}
+        self.stages: dict[int, dict] = {}
+        self.items: dict[str, dict[int, dict]] = {kind: {} for kind in KINDS}
+        self.log: list[LoggedRequest] = []
+        self._accepted: dict[str, collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
+        self._injected: collections.deque = collections.deque()
+        self._next_id = 1000
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # Server lifecycle
+
+    def start(self) -> FakePipedrive:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api"
+
+    # Data
+
+    def add_token(self, token: str, clock: Clock | None = None) -> None:
+        self.clocks[token] = clock or SimulatedClock()
+
+    def add_user(self, user_id: int, email: str, name: str, active=True) -> None:
+        self.users[user_id] = {
+            "id": user_id,
+            "name": name,
+            "email": email,
+            "active_flag": active,
+        }
+
+    def add_pipeline(self, pipeline_id: int, name: str, stages: list[tuple]) -> None:
+        """Add a pipeline; each stage is (id, name, deal probability in percent)."""
+        self.pipelines[pipeline_id] = {
+            "id": pipeline_id,
+            "name": name,
+            "order_nr": len(self.pipelines) + 1,
+            "active": True,
+        }
+        for order, (stage_id, stage_name, probability) in enumerate(stages, 1):
+            self.stages[stage_id] = {
+                "id": stage_id,
+                "name": stage_name,
+                "pipeline_id": pipeline_id,
+                "order_nr": order,
+                "deal_probability": probability,
+                "active_flag": True,
+            }
+
+    def add(
+        self, kind: str, item_id: int | None = None, *, at: dt.datetime = T0, **fields
+    ) -> int:
+        with self._lock:
+            if item_id is None:
+                self._next_id += 1
+                item_id = self._next_id
+            row = {
+                "id": item_id,
+                "add_time": pd_time(at),
+                "update_time": pd_time(at),
+                "active_flag": True,
+            }
+            if kind == "deal":
+                row.update(status="open", deleted=False, currency="EUR")
+            row.update(fields)
+            self.items[kind][item_id] = row
+            return item_id
+
+    def update(self, kind: str, item_id: int, *, at: dt.datetime, **fields) -> None:
+        with self._lock:
+            row = self.items[kind][item_id]
+            row.update(fields)
+            row["update_time"] = pd_time(at)
+
+    def delete(self, kind: str, item_id: int, at: dt.datetime) -> None:
+        with self._lock:
+            if kind == "deal":
+                self.update(kind, item_id, at=at, status="deleted", deleted=True)
+            else:
+                self.update(kind, item_id, at=at, active_flag=False)
+
+    def merge(self, kind: str, item_id: int, merge_with_id: int, at: dt.datetime):
+        """Merge ``item_id`` into ``merge_with_id`` (PUT /v1/{kind}s/{id}/merge).
+
+        Return the response data, which names the deleted record in
+        ``merge_what_id``.
+        """
+        with self._lock:
+            field = {"person": "person_id", "deal": "deal_id"}[kind]
+            children = ["activity"] + (["deal"] if kind == "person" else [])
+            for child in children:
+                for row in self.items[child].values():
+                    if row.get(field) == item_id:
+                        row[field] = merge_with_id
+                        row["update_time"] = pd_time(at)
+            self.delete(kind, item_id, at)
+            self.update(kind, merge_with_id, at=at)
+            return {**self.items[kind][merge_with_id], "merge_what_id": item_id}
+
+    def inject(self, status: int, count: int = 1, retry_after: float | None = None):
+        with self._lock:
+            self._injected.extend([(status, retry_after)] * count)
+
+    # Request statistics
+
+    def requests(self, token: str | None = None, status: int | None = None) -> list:
+        return [
+            r
+            for r in self.log
+            if (token is None or r.token == token)
+            and (status is None or r.status == status)
+        ]
+
+    def max_in_window(self, token: str, window: float) -> int:
+        """Return the max requests served below 400 in any ``window`` seconds."""
+        times = sorted(r.time for r in self.requests(token) if r.status < 400)
+        highest = 0
+        start = 0
+        for end, moment in enumerate(times):
+            while times[start] <= moment - window:
+                start += 1
+            highest = max(highest, end - start + 1)
+        return highest
+
+    # Serving
+
+    def handle(self, method: str, raw_path: str, headers):
+        parsed = urlparse(raw_path)
+        path = parsed.path.removeprefix("/api")
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        bearer = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        token = headers.get("x-api-token") or query.get("api_token") or bearer
+        with self._lock:
+            if token not in self.clocks:
+                payload = {
+                    "success": False,
+                    "error": "unauthorized access",
+                    "errorCode": 401,
+                    "error_info": "Please check your API token.",
+                }
+                return self._logged(token, 0.0, method, path, 401, payload, {})
+            now = self.clocks[token].now()
+            if self._injected:
+                status, retry_after = self._injected.popleft()
+                extra = {}
+                if retry_after is not None:
+                    extra["Retry-After"] = f"{retry_after:g}"
+                payload = {"success": False, "error": f"Injected HTTP {status}"}
+                return self._logged(
+                    token, now, method, path, status, payload, extra, True
+                )
+            limit_headers, over = self._take_slot(token, now)
+            if over is not None:
+                limit_headers["Retry-After"] = f"{math.ceil(over)}"
+                payload = {
+                    "success": False,
+                    "error": "Request over limit",
+                    "errorCode": 429,
+                }
+                return self._logged(
+                    token, now, method, path, 429, payload, limit_headers
+                )
+            status, payload = self._route(method, path, query)
+            return self._logged(
+                token, now, method, path, status, payload, limit_headers
+            )
+
+    def _logged(
+        self, token, now, method, path, status, payload, headers, injected=False
+    ):
+        self.log.append(LoggedRequest(token, now, method, path, status, injected))
+        return status, payload, headers
+
+    def _take_slot(self, token: str, now: float):
+        limit, window = self.limit
+        times = self._accepted[token]
+        while times and times[0] <= now - window:
+            times.popleft()
+        over = None
+        if len(times) >= limit:
+            over = times[0] + window - now
+        else:
+            times.append(now)
+        reset = times[0] + window - now if times else window
+        headers = {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(limit - len(times), 0)),
+            "x-ratelimit-reset": f"{max(reset, 0):g}",
+        }
+        return headers, over
+
+    def _route(self, method: str, path: str, query: dict):
+        if method != "GET":
+            return 404, {"success": False, "error": f"No route for {method} {path}"}
+        if path == "/v1/users":
+            return 200, {"success": True, "data": list(self.users.values())}
+        if path == "/v1/pipelines":
+            return 200, {"success": True, "data": list(self.pipelines.values())}
+        if path == "/v1/stages":
+            return 200, _paged(list(self.stages.values()), query)
+        if path == "/v1/organizations":
+            rows = [self._expand("organization", r) for r in self._live("organization")]
+            return 200, _paged(rows, query)
+        if path == "/v1/persons":
+            rows = [self._expand("person", r) for r in self._live("person")]
+            return 200, _paged(rows, query)
+        if path == "/v1/deals":
+            return self._deals(query)
+        if path == "/v1/activities":
+            return 200, _paged(self._activities(query), query)
+        if path == "/v1/recents":
+            return self._recents(query)
+        return 404, {"success": False, "error": f"No route for {method} {path}"}
+
+    def _live(self, kind: str) -> list[dict]:
+        rows = [r for r in self.items[kind].values() if r.get("active_flag", True)]
+        return sorted(rows, key=lambda r: r["id"])
+
+    def _deals(self, query: dict):
+        status = query.get("status", "all_not_deleted")
+        allowed = {
+            "all_not_deleted": {"open", "won", "lost"},
+            "open": {"open"},
+            "won": {"won"},
+            "lost": {"lost"},
+            "deleted": {"deleted"},
+        }.get(status)
+        if allowed is None:
+            return 400, {"success": False, "error": f"Invalid status {status!r}"}
+        rows = sorted(
+            (r for r in self.items["deal"].values() if r["status"] in allowed),
+            key=lambda r: r["id"],
+        )
+        return 200, _paged([self._expand("deal", r) for r in rows], query)
+
+    def _activities(self, query: dict) -> list[dict]:
+        types = {t for t in query.get("type", "").split(",") if t}
+        user_id = int(query.get("user_id", -1))
+        rows = []
+        for row in self._live("activity"):
+            if types and row.get("type") not in types:
+                continue
+            # Without user_id Pipedrive lists the token owner's activities only;
+            # the fake treats user 1 as the token owner.
+            if user_id != 0 and row.get("user_id") != (user_id if user_id > 0 else 1):
+                continue
+            rows.append(row)
+        return rows
+
+    def _recents(self, query: dict):
+        since_text = query.get("since_timestamp")
+        if not since_text:
+            return 400, {"success": False, "error": "since_timestamp is required"}
+        since = dt.datetime.fromisoformat(since_text).replace(tzinfo=dt.UTC)
+        wanted = [k for k in query.get("items", "").split(",") if k] or list(KINDS)
+        entries = []
+        for kind in wanted:
+            for row in sorted(self.items.get(kind, {}).values(), key=lambda r: r["id"]):
+                updated = dt.datetime.fromisoformat(row["update_time"])
+                if updated.replace(tzinfo=dt.UTC) > since:
+                    entries.append(
+                        {"item": kind, "id": row["id"], "data": self._expand(kind, row)}
+                    )
+        body = _paged(entries, query)
+        body["additional_data"]["since_timestamp"] = since_text
+        return 200, body
+
+    def _expand(self, kind: str, row: dict) -> dict:
+        """Return a row with its references as the objects v1 lists send."""
+        data = dict(row)
+        if kind == "deal":
+            data["user_id"] = self._user_ref(row.get("user_id"))
+            data["org_id"] = self._org_ref(row.get("org_id"))
+            data["person_id"] = (
+                {"value": row["person_id"]} if row.get("person_id") else None
+            )
+        elif kind in ("person", "organization"):
+            data["owner_id"] = self._user_ref(row.get("owner_id"))
+            if kind == "person":
+                data["org_id"] = self._org_ref(row.get("org_id"))
+        return data
+
+    def _user_ref(self, user_id):
+        if user_id is None:
+            return None
+        user = self.users.get(user_id, {})
+        return {
+            "id": user_id,
+            "name": user.get("name"),
+            "email": user.get("email"),
+            "active_flag": user.get("active_flag", True),
+            "value": user_id,
+        }
+
+    def _org_ref(self, org_id):
+        if org_id is None:
+            return None
+        org = self.items["organization"].get(org_id, {})
+        return {"name": org.get("name"), "value": org_id}
+
+
+def _paged(rows: list[dict], query: dict) -> dict:
+    start = int(query.get("start", 0))
+    limit = min(int(query.get("limit", 100)), PAGE_MAX)
+    page = rows[start : start + limit]
+    more = start + limit < len(rows)
+    pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
+    if more:
+        pagination["next_start"] = start + limit
+    return {
+        "success": True,
+        "data": page or None,
+        "additional_data": {"pagination": pagination},
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakePipedrive
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        status, payload, headers = self.fake.handle("GET", self.path, self.headers)
+        content = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        pass
