@@ -56,6 +56,15 @@ EVENT_TYPES: tuple[EventType, ...] = (
         urgency=Urgency.NORMAL,
     ),
     EventType(
+        key="lead.sla_warning",
+        label="Response SLA about to be missed",
+        description=(
+            "80% of a lead's response time has passed with no first touch yet."
+        ),
+        default_channels=frozenset({IN_APP}),
+        urgency=Urgency.HIGH,
+    ),
+    EventType(
         key="lead.sla_breached",
         label="Response SLA missed",
         description=(
@@ -91,6 +100,20 @@ EVENT_TYPES: tuple[EventType, ...] = (
         key="import.failed",
         label="Import failed",
         description="A CSV import you started stopped with an error.",
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.NORMAL,
+    ),
+    EventType(
+        key="dispute.raised",
+        label="Commission dispute raised",
+        description="A rep you review disputed a line of their statement.",
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.NORMAL,
+    ),
+    EventType(
+        key="dispute.answered",
+        label="Commission dispute answered",
+        description="A reviewer replied to or resolved your statement dispute.",
         default_channels=frozenset({IN_APP, EMAIL}),
         urgency=Urgency.NORMAL,
     ),

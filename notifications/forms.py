@@ -31,6 +31,7 @@ class ChannelRow:
     setting: ChannelSetting
     in_app: forms.BoundField
     email: forms.BoundField
+    chat: forms.BoundField
 
     @property
     def html_id(self) -> str:
@@ -38,11 +39,11 @@ class ChannelRow:
 
 
 class ChannelsForm(forms.Form):
-    """An in-app checkbox and an email choice for each event type.
+    """An in-app checkbox, an email choice and a chat checkbox for each event type.
 
     The daily digest is offered for low-urgency types only, because it
-    holds only low-urgency events. Chat is not on the form yet, and a
-    stored chat choice is kept.
+    holds only low-urgency events. Chat posts to the Slack or Teams
+    connection of the member's team, or the organisation's.
     """
 
     def __init__(self, *args, settings: list[ChannelSetting], **kwargs) -> None:
@@ -60,6 +61,13 @@ class ChannelsForm(forms.Form):
                     attrs={"aria-label": f"{event_type.label}: in-app"}
                 ),
             )
+            self.fields[_field_name(event_type.key, "chat")] = forms.BooleanField(
+                required=False,
+                initial=CHAT in setting.channels,
+                widget=forms.CheckboxInput(
+                    attrs={"aria-label": f"{event_type.label}: chat"}
+                ),
+            )
             self.fields[_field_name(event_type.key, "email")] = forms.ChoiceField(
                 choices=choices,
                 initial=_email_choice(setting.channels),
@@ -73,6 +81,7 @@ class ChannelsForm(forms.Form):
                 setting,
                 self[_field_name(setting.event_type.key, "in_app")],
                 self[_field_name(setting.event_type.key, "email")],
+                self[_field_name(setting.event_type.key, "chat")],
             )
             for setting in self.settings
         ]
@@ -88,7 +97,7 @@ class ChannelsForm(forms.Form):
             email = self.cleaned_data[_field_name(key, "email")]
             if email != OFF:
                 channels.add(email)
-            if CHAT in setting.channels:
+            if self.cleaned_data[_field_name(key, "chat")]:
                 channels.add(CHAT)
             chosen[key] = channels
         return chosen

@@ -49,8 +49,19 @@ class Event(TenantModel):
         max_length=6, choices=Urgency.choices, default=Urgency.NORMAL
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by a feature that must raise an event at most once, such as one SLA
+    # warning per response timer. The unique constraint enforces it.
+    dedup_key = models.CharField(max_length=120, blank=True, default="")
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "dedup_key",
+                condition=~Q(dedup_key=""),
+                name="event_dedup_key_once",
+            ),
+        ]
         indexes = [
             models.Index(fields=["organization", "type", "-created_at"]),
             models.Index(fields=["organization", "object_type", "object_public_id"]),
@@ -66,8 +77,6 @@ class Notification(TenantModel):
     ``in_app`` is false when the member's settings send the event only by
     email, so the notification stays out of the bell and the list.
     """
-
-    # TODO: delete old read notifications; nothing prunes this table yet.
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     event = models.ForeignKey(
@@ -279,3 +288,235 @@ class MemberSettings(TenantModel):
     @property
     def has_quiet_hours(self) -> bool:
         return self.quiet_start is not None and self.quiet_end is not None
+
+
+# Outbound: webhooks, Slack and Teams ------------------------------------------
+
+
+class OutboundSettings(TenantModel):
+    """The organisation's settings of outbound webhooks and chat connections."""
+
+    allow_private_addresses = models.BooleanField(
+        default=False,
+        verbose_name="Allow private addresses for self-hosted installs",
+        help_text=(
+            "Lets webhook and chat URLs point at private, loopback and other "
+            "non-public addresses. Turn it on only when Attain runs inside your "
+            "own network."
+        ),
+    )
+    updated_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("organization", name="outbound_settings_once"),
+        ]
+        verbose_name_plural = "outbound settings"
+
+
+class OutboundTarget(TenantModel):
+    """Fields shared by webhook endpoints and chat connections.
+
+    ``failing_since`` is the time of the first failed attempt after the last
+    success. An attempt that fails 24 hours or more after it disables the
+    target (``notifications.outbound``).
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        abstract = True
+
+
+class WebhookEndpoint(OutboundTarget):
+    """A URL that gets a signed POST for each event of the chosen types.
+
+    The signing secret is stored encrypted (integrations.crypto) because
+    every delivery needs it in clear text to compute the HMAC.
+    """
+
+    url = models.CharField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list)
+    secret_encrypted = models.TextField(editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def secret(self) -> str:
+        from integrations import crypto
+
+        return crypto.decrypt_json(self.secret_encrypted)["secret"]
+
+    def secret_set(self, value: str) -> None:
+        from integrations import crypto
+
+        self.secret_encrypted = crypto.encrypt_json({"secret": value})
+
+
+class ChatConnection(OutboundTarget):
+    """A Slack or Microsoft Teams incoming-webhook URL, for a team or everyone.
+
+    The URL works as a password, so it is stored encrypted and pages show
+    only ``url_display``. A member who chose "chat" gets their events on
+    their team's connections, or on the organisation-wide ones
+    (``team`` empty) when their team has none.
+    """
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack"
+        TEAMS = "teams", "Microsoft Teams"
+
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    team = models.ForeignKey(
+        "spm.Team",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Leave empty for members of every team without a connection.",
+    )
+    url_encrypted = models.TextField(editable=False)
+    url_display = models.CharField(max_length=120, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.url_display}"
+
+    @property
+    def url(self) -> str:
+        from integrations import crypto
+
+        return crypto.decrypt_json(self.url_encrypted)["url"]
+
+    def url_set(self, value: str) -> None:
+        from integrations import crypto
+
+        self.url_encrypted = crypto.encrypt_json({"url": value})
+        # Only the host and the last four characters, which identify the
+        # connection without giving away its token.
+        host = value.split("://", 1)[-1].split("/", 1)[0]
+        self.url_display = f"{host}/…{value[-4:]}"[:120]
+
+
+class OutboundDelivery(TenantModel):
+    """One event's POST to a webhook endpoint or chat connection, with its attempts.
+
+    ``request_body`` is built once, so every retry sends the same body with
+    the same event id. ``request_headers`` are those of the last attempt,
+    whose timestamp and signature change on each attempt. A resend is a new
+    row with ``resend_of`` set and the same body.
+    """
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        SLACK = "slack", "Slack"
+        TEAMS = "teams", "Microsoft Teams"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="outbound_deliveries"
+    )
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    chat = models.ForeignKey(
+        ChatConnection,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    resend_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=7, choices=Status.choices, default=Status.PENDING
+    )
+    request_body = models.TextField()
+    request_headers = models.JSONField(default=dict, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(endpoint__isnull=False, chat__isnull=True)
+                | Q(endpoint__isnull=True, chat__isnull=False),
+                name="outbound_delivery_one_target",
+            ),
+            models.UniqueConstraint(
+                "organization",
+                "event",
+                "endpoint",
+                condition=Q(resend_of__isnull=True, endpoint__isnull=False),
+                name="outbound_delivery_once_per_endpoint",
+            ),
+            models.UniqueConstraint(
+                "organization",
+                "event",
+                "chat",
+                condition=Q(resend_of__isnull=True, chat__isnull=False),
+                name="outbound_delivery_once_per_chat",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "next_attempt_at"],
+                condition=Q(status="pending"),
+                name="outbound_delivery_waiting",
+            ),
+            models.Index(
+                fields=["organization", "endpoint", "-created_at"],
+                name="outbound_delivery_log",
+            ),
+            models.Index(
+                fields=["organization", "chat", "-created_at"],
+                name="outbound_delivery_chat_log",
+            ),
+        ]
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "outbound deliveries"
+
+    @property
+    def event_public_id(self) -> str:
+        return str(self.event.public_id)
+
+    @property
+    def target(self) -> WebhookEndpoint | ChatConnection:
+        return self.endpoint if self.endpoint_id is not None else self.chat

@@ -14,10 +14,14 @@ from django.http import Http404
 
 from notifications.catalog import EVENT_TYPES, EventType, event_type_get
 from notifications.models import (
+    ChatConnection,
     MemberSettings,
     Notification,
     OrganizationDefault,
+    OutboundDelivery,
+    OutboundSettings,
     Preference,
+    WebhookEndpoint,
 )
 from spm.models import Membership
 
@@ -165,3 +169,57 @@ def notification_for_member_or_404(member: Membership, public_id) -> Notificatio
         )
     except (Notification.DoesNotExist, ValueError):
         raise Http404("No such notification.") from None
+
+
+# Outbound: webhook endpoints, chat connections, their delivery logs ----------
+
+
+def _get_or_404(queryset, public_id, message: str):
+    try:
+        return queryset.get(public_id=public_id)
+    except (queryset.model.DoesNotExist, ValueError):
+        raise Http404(message) from None
+
+
+def webhook_endpoints() -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.order_by("created_at", "id"))
+
+
+def webhook_endpoint_or_404(public_id) -> WebhookEndpoint:
+    return _get_or_404(WebhookEndpoint.objects.all(), public_id, "No such endpoint.")
+
+
+def chat_connections() -> list[ChatConnection]:
+    return list(
+        ChatConnection.objects.select_related("team").order_by("created_at", "id")
+    )
+
+
+def chat_connection_or_404(public_id) -> ChatConnection:
+    return _get_or_404(
+        ChatConnection.objects.select_related("team"),
+        public_id,
+        "No such chat connection.",
+    )
+
+
+def outbound_delivery_or_404(public_id) -> OutboundDelivery:
+    return _get_or_404(
+        OutboundDelivery.objects.select_related("event", "endpoint", "chat"),
+        public_id,
+        "No such delivery.",
+    )
+
+
+def outbound_log(*, endpoint=None, chat=None) -> QuerySet:
+    """Return the deliveries of one endpoint or chat connection, newest first."""
+    deliveries = OutboundDelivery.objects.select_related("event")
+    if endpoint is not None:
+        deliveries = deliveries.filter(endpoint=endpoint)
+    else:
+        deliveries = deliveries.filter(chat=chat)
+    return deliveries.order_by("-created_at", "-id")
+
+
+def outbound_settings() -> OutboundSettings | None:
+    return OutboundSettings.objects.first()

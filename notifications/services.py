@@ -1,10 +1,10 @@
 """Writes of notifications: raise an event, read notifications, save settings.
 
 Features call ``notify`` inside their own transaction. The event, the
-notifications and the deliveries are written in a savepoint of that
-transaction, and email is queued only when it commits. So a rolled-back
-feature sends nothing, and neither an error in ``notify`` nor a failed
-email ever breaks the feature.
+notifications and the deliveries (email, webhooks and chat) are written in
+a savepoint of that transaction, and they are queued only when it commits.
+So a rolled-back feature sends nothing, and neither an error in ``notify``
+nor a failed email or webhook ever breaks the feature.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from notifications import selectors
+from notifications import outbound, selectors
 from notifications.catalog import (
     CATALOG,
+    CHAT,
     DIGEST,
     EMAIL,
     IN_APP,
@@ -61,18 +62,23 @@ def notify(
     summary: str = "",
     payload: dict[str, Any] | None = None,
     urgency: str | None = None,
+    dedup_key: str = "",
 ) -> Event | None:
     """Record an event and notify ``members`` on the channels each one chose.
 
     ``members`` are memberships or their ids; None entries and inactive
     members are skipped. ``url`` is the path of the page about ``obj``.
-    ``urgency`` overrides the catalogue's. Returns the event, or None when
-    writing it failed, which is logged and does not reach the caller.
+    ``urgency`` overrides the catalogue's. A non-empty ``dedup_key`` is
+    unique per organisation: a second event with the same key is not
+    written. Returns the event, or None when writing it failed, which is
+    logged and does not reach the caller.
 
     Raises UnknownEventType for a type missing from the catalogue, because
     that is a mistake in the calling code.
     """
-    notice = Notice(members, title, obj, url, summary, payload or {}, urgency)
+    notice = Notice(
+        members, title, obj, url, summary, payload or {}, urgency, dedup_key
+    )
     events = notify_each(organization, type, [notice])
     return events[0] if events else None
 
@@ -88,6 +94,7 @@ class Notice:
     summary: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
     urgency: str | None = None
+    dedup_key: str = ""
 
 
 def notify_each(
@@ -168,6 +175,7 @@ def _event(organization, event_type: EventType, notice: Notice, now) -> Event:
         payload=notice.payload,
         urgency=notice.urgency or event_type.urgency,
         created_at=now,
+        dedup_key=notice.dedup_key,
     )
 
 
@@ -184,6 +192,7 @@ def _notify(
     ]
     members = _recipients(organization, notices)
     if not members:
+        outbound.deliveries_create(organization, event_type.key, events, {}, now)
         return events
     choices = selectors.channels_by_member(event_type.key, list(members))
     pairs = [
@@ -220,6 +229,11 @@ def _notify(
             now,
         )
     Delivery.objects.bulk_create(deliveries)
+    chat_members: dict[int, list[Membership]] = {}
+    for event, member in pairs:
+        if CHAT in choices[member.pk]:
+            chat_members.setdefault(event.pk, []).append(member)
+    outbound.deliveries_create(organization, event_type.key, events, chat_members, now)
 
     queued = [
         delivery.pk
@@ -274,8 +288,8 @@ def _deliveries(
         else:
             email.next_attempt_at = now + LOST_TASK_AFTER
         deliveries.append(email)
-    # TODO: the "chat" choice creates no delivery until Slack and Teams
-    # connections exist.
+    # Chat goes to a connection per team, not per member, so it has no row
+    # here: notifications.outbound writes one per event and connection.
     return deliveries
 
 

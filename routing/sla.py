@@ -7,7 +7,9 @@ CRM sync. A beat task runs ``response_timers_sweep`` every minute. It closes
 each timer that is due: met when the rep touched the lead in time, breached
 otherwise. A breach reassigns the lead to the next rep of the pool, or
 escalates it to the rep's manager, as the SLA sets. A reassignment with no
-other rep available escalates instead.
+other rep available escalates instead. The same beat task runs
+``response_timers_warn``, which warns the rep once per timer when 80% of
+its business minutes have passed with no first touch.
 
 Speed to lead is two figures: the routing delay (received to assigned, on
 the ``Assignment``) and the rep delay (assigned to first touch, in business
@@ -22,12 +24,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Min,
+    OuterRef,
+    Value,
+)
+from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Activity, Lead
 from coaching.business_hours import business_deadline, business_minutes
+from notifications.models import Event
 from notifications.services import notify
 from routing.engine.pools import pool_pick
 from routing.models import Pool, ResponseTimer, RoutingRule, SlaAction
@@ -39,6 +52,11 @@ logger = logging.getLogger(__name__)
 
 FIRST_TOUCH_TYPES = (Activity.Type.CALL, Activity.Type.EMAIL, Activity.Type.MEETING)
 SWEEP_LIMIT = 500
+# The rep is warned when this share of the SLA's business minutes has passed.
+WARNING_SHARE = Decimal("0.8")
+# The warning event's dedup key is this prefix and the timer's id, so the
+# database accepts one warning per timer.
+WARNING_KEY_PREFIX = "lead.sla_warning:timer:"
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,112 @@ def response_timers_sweep(*, now: dt.datetime | None = None, limit: int = SWEEP_
             continue
         closed += 1
     return closed
+
+
+def warning_due_at(timer: ResponseTimer, organization: Organization) -> dt.datetime:
+    """Return when WARNING_SHARE of the timer's business minutes will have passed."""
+    minutes = float(timer.minutes * WARNING_SHARE)
+    return business_deadline(timer.assigned_at, minutes, organization.zoneinfo)
+
+
+def _warning_key(timer_id: int) -> str:
+    return f"{WARNING_KEY_PREFIX}{timer_id}"
+
+
+def _warning_candidates(now: dt.datetime, limit: int) -> list[int]:
+    """Return the ids of open timers that may need a warning, across organisations.
+
+    A business minute is never shorter than a wall-clock minute, so a timer
+    whose warning share has not passed in wall-clock time cannot be due.
+    The exact business-time check runs per timer, in ``_warn``.
+    """
+    warned = Event.unscoped.filter(
+        organization_id=OuterRef("organization_id"),
+        dedup_key=Concat(Value(WARNING_KEY_PREFIX), Cast(OuterRef("pk"), CharField())),
+    )
+    share_of_a_minute = dt.timedelta(seconds=int(60 * WARNING_SHARE))
+    earliest = ExpressionWrapper(
+        F("assigned_at") + F("minutes") * Value(share_of_a_minute),
+        output_field=DateTimeField(),
+    )
+    return list(
+        ResponseTimer.unscoped.annotate(earliest_warning=earliest)
+        .filter(
+            status=ResponseTimer.Status.OPEN,
+            due_at__gt=now,
+            earliest_warning__lte=now,
+        )
+        .exclude(Exists(warned))
+        .order_by("due_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def response_timers_warn(*, now: dt.datetime | None = None, limit: int = SWEEP_LIMIT):
+    """Warn each rep whose open timer has passed WARNING_SHARE with no first touch.
+
+    Returns the number of warnings raised. A timer gets at most one warning,
+    which the event's dedup key enforces. No warning goes out once the rep
+    has touched the lead, or when the lead has another owner or is closed.
+    A timer whose check fails is logged and tried again on the next run.
+    """
+    now = now or timezone.now()
+    warned = 0
+    for timer_id in _warning_candidates(now, limit):
+        try:
+            with transaction.atomic():
+                timer = (
+                    ResponseTimer.unscoped.select_for_update(
+                        skip_locked=True, of=("self",)
+                    )
+                    .select_related("organization")
+                    .filter(pk=timer_id, status=ResponseTimer.Status.OPEN)
+                    .first()
+                )
+                if timer is None:
+                    continue
+                with tenant_context(timer.organization):
+                    warned += _warn(timer, now)
+        except Exception:
+            logger.exception("Warning of response timer %s failed", timer_id)
+    return warned
+
+
+def _warn(timer: ResponseTimer, now: dt.datetime) -> int:
+    """Raise the warning of one locked timer if it is due; return 1 if raised."""
+    organization = timer.organization
+    if warning_due_at(timer, organization) > now:
+        return 0
+    key = _warning_key(timer.pk)
+    if Event.objects.filter(dedup_key=key).exists():
+        return 0
+
+    lead = Lead.objects.get(pk=timer.lead_id)
+    if lead.owner_id != timer.member_id or lead.status not in Lead.OPEN_STATUSES:
+        return 0
+    if first_touch_at(lead.pk, timer.member_id, timer.assigned_at) is not None:
+        return 0
+
+    member = Membership.objects.get(pk=timer.member_id)
+    zone = organization.zoneinfo
+    left = business_minutes(now, timer.due_at, zone)
+    due_local = timezone.localtime(timer.due_at, zone)
+    event = notify(
+        organization,
+        "lead.sla_warning",
+        [member],
+        obj=lead,
+        title=f"Lead {lead}: {left.normalize():f} business minutes left to respond",
+        url=reverse("routing:mine", kwargs={"org_slug": organization.slug}),
+        payload={
+            "lead": str(lead),
+            "sla_minutes": timer.minutes,
+            "minutes_left": str(left),
+            "due_at": due_local.strftime("%Y-%m-%d %H:%M %Z"),
+        },
+        dedup_key=key,
+    )
+    return 1 if event is not None else 0
 
 
 def _close(timer: ResponseTimer, now: dt.datetime) -> None:

@@ -124,4 +124,10 @@ def lead_model_train_all_task() -> int:
 
 @shared_task(**TASK_OPTIONS)
 def response_timers_sweep_task() -> int:
-    return sla.response_timers_sweep()
+    """Close the due timers, then warn reps whose timers are about to run out.
+
+    Returns the number of timers closed.
+    """
+    closed = sla.response_timers_sweep()
+    sla.response_timers_warn()
+    return closed

@@ -76,3 +76,60 @@ def deliveries_of(member) -> dict[str, Delivery]:
         delivery.channel: delivery
         for delivery in Delivery.objects.filter(notification__member=member)
     }
+
+
+@pytest.fixture
+def credentials_key(monkeypatch):
+    """Set the key that encrypts webhook secrets and chat URLs."""
+    monkeypatch.setenv("ATTAIN_CREDENTIALS_KEY", "notification-tests-credentials-key")
+
+
+@pytest.fixture
+def receiver():
+    from tests.notifications.receiver import Receiver
+
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """Resolve host names from a table, so no test looks up a real host name.
+
+    ``resolver.names[host] = ["10.0.0.5"]`` sets a name's addresses. IP
+    literals and "localhost" resolve as usual, and any other name fails as
+    an unknown host.
+    """
+    import ipaddress
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    class Table:
+        def __init__(self) -> None:
+            self.names: dict[str, list[str]] = {}
+            self.lookups: list[str] = []
+
+        def __call__(self, host, port, *args, **kwargs):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                pass
+            else:
+                return real_getaddrinfo(host, port, *args, **kwargs)
+            if host == "localhost":
+                return real_getaddrinfo(host, port, *args, **kwargs)
+            self.lookups.append(host)
+            if host not in self.names:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            results = []
+            for address in self.names[host]:
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                sockaddr = (address, port, 0, 0) if ":" in address else (address, port)
+                results.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
+            return results
+
+    table = Table()
+    monkeypatch.setattr(socket, "getaddrinfo", table)
+    return table
