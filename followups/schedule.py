@@ -1,9 +1,11 @@
 """When a step is due: its delay in the rep's local calendar, then the send window.
 
-The send window is 09:00 to 17:00, Monday to Friday, local time (the
-business hours of ``coaching.business_hours``). Delays in days keep the local
-wall-clock time across a daylight-saving change, so "1 day later at 09:00"
-is 23 or 25 hours later on those days. Every result is an aware UTC datetime.
+Local time is the rep's own time zone when they set one, else the
+organisation's. The send window is 09:00 to 17:00, Monday to Friday, local
+time (the business hours of ``coaching.business_hours``). Delays in days keep
+the local wall-clock time across a daylight-saving change, so "1 day later
+at 09:00" is 23 or 25 hours later on those days. Every result is an aware
+UTC datetime.
 """
 
 from __future__ import annotations
@@ -18,15 +20,25 @@ from coaching.business_hours import (
     DAY_START,
     business_deadline,
 )
+from notifications.models import MemberSettings
 from spm.models import Membership
 
 
 def member_zone(member: Membership) -> ZoneInfo:
     """Return the time zone that a rep's steps are scheduled in.
 
-    NOTE: memberships have no time zone of their own yet, so this is the
-    organisation's zone for every rep.
+    It is the zone the rep set in their notification settings, else the
+    organisation's. Costs one query for the settings row.
     """
+    settings = (
+        MemberSettings.unscoped.filter(
+            organization_id=member.organization_id, member_id=member.pk
+        )
+        .only("time_zone")
+        .first()
+    )
+    if settings is not None and settings.time_zone:
+        return ZoneInfo(settings.time_zone)
     return ZoneInfo(member.organization.time_zone)
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+import datetime as dt
 
-from followups.models import Enrollment, Sequence
+from django.db.models import Count, Q, QuerySet
+from django.template import TemplateSyntaxError
+
+from activity.dates import local_instant
+from activity.models import Activity, Deal, Lead
+from followups.messages import merge_fields, render
+from followups.models import Enrollment, Sequence, Step
+from followups.schedule import member_zone
+from followups.services import ACTIVITY_SOURCE
+from spm.models import Membership
 
 ENROLLMENTS_SHOWN = 100
 
@@ -45,3 +54,141 @@ def recent_enrollments(member_ids: set[int]) -> QuerySet:
     return Enrollment.objects.filter(member_id__in=member_ids).select_related(
         "sequence", "deal", "lead", "member"
     )[:ENROLLMENTS_SHOWN]
+
+
+# Options in the manual enrolment list, per kind, most recently updated first.
+ENROL_CHOICES = 200
+
+
+def sequence_by_public_id(public_id) -> Sequence | None:
+    """Return the current organisation's sequence with this public id, or None."""
+    return (
+        Sequence.objects.select_related("trigger_stage__pipeline")
+        .filter(public_id=public_id)
+        .first()
+    )
+
+
+def sequence_results(sequence: Sequence, member_ids: set[int]) -> dict:
+    """Return the enrolled, finished and replied counts and the reply rate.
+
+    The reply rate is replied / enrolled as a percentage with one decimal,
+    where replied counts enrollments that exited because the contact replied,
+    and enrolled counts every enrollment (active, finished or exited). It is
+    None with no enrollments. Only the enrollments of ``member_ids`` count.
+    """
+    counts = Enrollment.objects.filter(
+        sequence=sequence, member_id__in=member_ids
+    ).aggregate(
+        enrolled=Count("pk"),
+        active=Count("pk", filter=Q(status=Enrollment.Status.ACTIVE)),
+        finished=Count("pk", filter=Q(status=Enrollment.Status.FINISHED)),
+        exited=Count("pk", filter=Q(status=Enrollment.Status.EXITED)),
+        replied=Count("pk", filter=Q(exit_reason=Enrollment.ExitReason.REPLIED)),
+    )
+    enrolled = counts["enrolled"]
+    counts["reply_rate"] = (
+        round(100 * counts["replied"] / enrolled, 1) if enrolled else None
+    )
+    return counts
+
+
+def sequence_enrollments(sequence: Sequence, member_ids: set[int]) -> list:
+    """Return the latest enrollments of a sequence, each with its ``next_step_row``."""
+    steps = {step.order: step for step in sequence.steps.all()}
+    enrollments = list(
+        Enrollment.objects.filter(sequence=sequence, member_id__in=member_ids)
+        .select_related("deal", "lead", "member")
+        .order_by("-enrolled_at", "-id")[:ENROLLMENTS_SHOWN]
+    )
+    for enrollment in enrollments:
+        enrollment.next_step_row = steps.get(enrollment.next_step)
+    return enrollments
+
+
+def enrollment_by_public_id(
+    sequence: Sequence, public_id, member_ids: set[int]
+) -> Enrollment | None:
+    """Return an enrollment of ``sequence`` whose rep is in ``member_ids``, or None."""
+    return (
+        Enrollment.objects.select_related("sequence", "member")
+        .filter(sequence=sequence, public_id=public_id, member_id__in=member_ids)
+        .first()
+    )
+
+
+def enrol_candidates(member_ids: set[int]) -> tuple[list[Deal], list[Lead]]:
+    """Return the open deals and the leads of ``member_ids`` that may be enrolled."""
+    deals = list(
+        Deal.objects.filter(
+            owner_id__in=member_ids,
+            stage__is_closed=False,
+            archived_at__isnull=True,
+        )
+        .select_related("owner")
+        .order_by("-updated_at", "-id")[:ENROL_CHOICES]
+    )
+    leads = list(
+        Lead.objects.filter(owner_id__in=member_ids)
+        .select_related("owner")
+        .order_by("-id")[:ENROL_CHOICES]
+    )
+    return deals, leads
+
+
+def _rendered_subject(step: Step, enrollment: Enrollment) -> str:
+    """Return the step's subject with the enrollment's merge fields filled in."""
+    try:
+        return render(step.subject, merge_fields(enrollment)).strip()
+    except TemplateSyntaxError:
+        # Steps saved before the builder checked templates may not parse.
+        return step.subject
+
+
+def followups_due_today(member: Membership, now: dt.datetime) -> dict:
+    """Return a rep's steps due by the end of their local day and today's tasks.
+
+    ``due`` lists the active enrollments whose next step is due before the
+    rep's local midnight, overdue ones included, soonest first, each with its
+    ``next_step_row`` and ``next_step_subject`` (merge fields filled in).
+    ``tasks`` lists the tasks that sequences created for the rep today. The
+    day is the rep's, in ``followups.schedule.member_zone``.
+    """
+    zone = member_zone(member)
+    today = now.astimezone(zone).date()
+    day_start = local_instant(today, dt.time(0, 0), zone.key)
+    day_end = local_instant(today + dt.timedelta(days=1), dt.time(0, 0), zone.key)
+    due = list(
+        Enrollment.objects.filter(
+            member=member, status=Enrollment.Status.ACTIVE, next_due_at__lt=day_end
+        )
+        .select_related(
+            "sequence", "member", "contact__account", "deal__account", "lead"
+        )
+        .order_by("next_due_at", "id")
+    )
+    keys = {(enrollment.sequence_id, enrollment.next_step) for enrollment in due}
+    steps = {
+        (step.sequence_id, step.order): step
+        for step in Step.objects.filter(
+            sequence_id__in={key[0] for key in keys}, order__in={key[1] for key in keys}
+        )
+    }
+    for enrollment in due:
+        step = steps.get((enrollment.sequence_id, enrollment.next_step))
+        enrollment.next_step_row = step
+        enrollment.next_step_subject = (
+            _rendered_subject(step, enrollment) if step else ""
+        )
+    tasks = list(
+        Activity.objects.filter(
+            owner=member,
+            type=Activity.Type.TASK,
+            external_source=ACTIVITY_SOURCE,
+            occurred_at__gte=day_start,
+            occurred_at__lt=day_end,
+        )
+        .select_related("deal", "lead")
+        .order_by("occurred_at", "id")
+    )
+    return {"due": due, "tasks": tasks, "today": today, "zone": zone}

@@ -81,6 +81,36 @@ def deal_entered_stage(deal: Deal, now: dt.datetime | None = None) -> list[Enrol
     return enrolled
 
 
+def deals_entered_stage(
+    deal_ids: list[int], *, organization_id: int, now: dt.datetime | None = None
+) -> list[Enrollment]:
+    """Enrol deals that a bulk write (CSV import, CRM sync) moved to a new stage.
+
+    Call it in the write's transaction, with the ids of the deals whose stage
+    changed. It costs one query when the organisation has no active stage
+    sequence, so bulk writers may call it on every batch.
+    """
+    if not deal_ids:
+        return []
+    now = now or timezone.now()
+    stage_ids = set(
+        Sequence.unscoped.filter(
+            organization_id=organization_id,
+            is_active=True,
+            trigger=Sequence.Trigger.DEAL_ENTERS_STAGE,
+        ).values_list("trigger_stage_id", flat=True)
+    )
+    if not stage_ids:
+        return []
+    deals = Deal.unscoped.filter(
+        organization_id=organization_id, pk__in=deal_ids, stage_id__in=stage_ids
+    ).select_related("owner__organization")
+    enrolled = []
+    for deal in deals.order_by("pk"):
+        enrolled += deal_entered_stage(deal, now)
+    return enrolled
+
+
 def lead_assigned(lead: Lead, now: dt.datetime | None = None) -> list[Enrollment]:
     """Enrol a newly assigned ``lead`` in the active lead-assignment sequences."""
     now = now or timezone.now()

@@ -20,6 +20,7 @@ from django.db import models
 from django.utils import timezone
 
 from activity.models import Account, Activity, Contact, Deal, DealStageChange, Stage
+from followups import triggers as followup_triggers
 from integrations.connectors import base
 from integrations.connectors.hubspot import parse_datetime
 from integrations.models import CrmConnection, SyncRun
@@ -232,6 +233,16 @@ def _record_stage_changes(ctx, rows, previous: dict, deals: dict) -> None:
         moved.append(deal)
     DealStageChange.objects.bulk_create(changes)
     Deal.objects.bulk_update(moved, ["stage_changed_at"])
+    # A deal seen for the first time (no previous stage) was not moved: the
+    # first sync loads history, which must not start sequences.
+    entered = [
+        deals[external_id].pk
+        for external_id, values, _ in rows
+        if previous.get(external_id) not in (None, values["stage_id"])
+    ]
+    followup_triggers.deals_entered_stage(
+        entered, organization_id=ctx.connection.organization_id
+    )
 
 
 def _write_engagements(

@@ -10,6 +10,7 @@ from typing import Any
 from activity.importing.bulk import insert_rows, update_rows
 from activity.importing.references import SOURCE, References
 from activity.models import Deal, DealProduct, DealStageChange, Product
+from followups import triggers as followup_triggers
 
 Record = dict[str, Any]
 
@@ -224,6 +225,13 @@ class DealUpsert:
         for fields, rows in self.updates.items():
             update_rows(Deal, rows, fields, organization_id=self.org_id)
         insert_rows(DealStageChange, self.stage_changes)
+        # Deals new to Attain are not "entering" a stage: a first import loads
+        # history, which must not start sequences.
+        followup_triggers.deals_entered_stage(
+            [change["deal_id"] for change in self.stage_changes],
+            organization_id=self.org_id,
+            now=self.now,
+        )
         DealProduct.objects.filter(pk__in=self.lines_deleted).delete()
         update_rows(
             DealProduct,
