@@ -19,6 +19,11 @@
   naming the currencies and the date, never a silent fallback.
 - A credit note is a document that reduces revenue: its amount is credited
   as a negative amount, whatever sign it was recorded with.
+- A deal converted from a lead that routing reassigned, and with no splits
+  of its own, is credited by the organisation's reassigned-lead rule
+  (``reassigned_owner_shares``): last owner, first owner, 50/50 between
+  the first and the last, or a configured share for the first owner.
+  Owners between the first and the last get nothing under any rule.
 """
 
 from __future__ import annotations
@@ -209,3 +214,67 @@ def credit_deal(
 def credit_deals(deals: Iterable[DealInput], **options: Any) -> list[Credit]:
     """Credit every deal (see ``credit_deal`` for the options)."""
     return [credit for deal in deals for credit in credit_deal(deal, **options)]
+
+
+class ReassignedLeadRule:
+    """The rules of ``CreditingPolicy.reassigned_lead_rule``."""
+
+    LAST_OWNER = "last_owner"
+    FIRST_OWNER = "first_owner"
+    SPLIT_EVEN = "split_even"
+    SPLIT_SHARE = "split_share"
+
+
+@dataclass(frozen=True)
+class OwnerShare:
+    """One lead owner's share of a deal: ``position`` 0 is the first owner."""
+
+    member_id: int
+    percent: Decimal
+    amount: Decimal
+    position: int
+
+
+def reassigned_owner_shares(
+    owners: list[int],
+    amount: Decimal,
+    rule: str,
+    first_owner_percent: Decimal = Decimal(50),
+) -> list[OwnerShare]:
+    """Return who is credited with a deal whose lead had ``owners``, in order.
+
+    ``owners`` are member ids in the order routing gave them the lead.
+    ``position`` is the owner's index in that list. When the lead came back
+    to its first owner, that owner is also the last and gets 100%.
+    ``amount`` is split by the largest-remainder method, so the shares add
+    up to it exactly. A share of 0% is left out. Raises CreditingError for
+    an unknown rule or a percent outside 0 to 100.
+    """
+    if not owners:
+        return []
+    first, last = owners[0], owners[-1]
+    last_position = len(owners) - 1
+    if rule == ReassignedLeadRule.LAST_OWNER or first == last:
+        weights = [(last, HUNDRED, last_position)]
+    elif rule == ReassignedLeadRule.FIRST_OWNER:
+        weights = [(first, HUNDRED, 0)]
+    elif rule == ReassignedLeadRule.SPLIT_EVEN:
+        weights = [(first, Decimal(50), 0), (last, Decimal(50), last_position)]
+    elif rule == ReassignedLeadRule.SPLIT_SHARE:
+        if not Decimal(0) <= first_owner_percent <= HUNDRED:
+            raise CreditingError(
+                f"Invalid first-owner share {first_owner_percent}%: use a percent "
+                "from 0 to 100."
+            )
+        weights = [
+            (first, first_owner_percent, 0),
+            (last, HUNDRED - first_owner_percent, last_position),
+        ]
+    else:
+        raise CreditingError(f"Unknown reassigned-lead rule {rule!r}.")
+    weights = [entry for entry in weights if entry[1] > 0]
+    amounts = allocate(amount, [percent for _, percent, _ in weights])
+    return [
+        OwnerShare(member_id, percent, share, position)
+        for (member_id, percent, position), share in zip(weights, amounts, strict=True)
+    ]

@@ -740,3 +740,250 @@ class StatementLine(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.explanation} ({self.amount})"
+
+
+# Disputes, run snapshots and the crediting policy for reassigned leads.
+
+
+class Dispute(TenantModel):
+    """A rep's question about one line of their statement, answered in a thread.
+
+    A draft statement's calculated lines are replaced by each run, so the
+    dispute keeps a copy of the line as it was raised (``line_*`` fields)
+    and ``line`` becomes empty once the line is gone.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ANSWERED = "answered", "Answered"
+        RESOLVED = "resolved", "Resolved"
+
+    class RootCause(models.TextChoices):
+        DATA = "data", "CRM data"
+        PLAN_WORDING = "plan_wording", "Plan wording"
+        RETROACTIVE_CHANGE = "retroactive_change", "Retroactive change"
+        EDGE_CASE = "edge_case", "Edge case"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    statement = models.ForeignKey(
+        Statement, on_delete=models.CASCADE, related_name="disputes"
+    )
+    line = models.ForeignKey(
+        StatementLine,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="disputes",
+    )
+    line_explanation = models.TextField()
+    line_amount = models.DecimalField(**MONEY)
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    plan = models.ForeignKey(
+        CompPlan,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="disputes",
+        help_text="The plan of the disputed line, for counts by plan.",
+    )
+    raised_by = models.ForeignKey(
+        Membership, on_delete=models.PROTECT, related_name="disputes_raised"
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.OPEN)
+    root_cause = models.CharField(max_length=20, choices=RootCause, blank=True)
+    resolution = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="resolved")
+                | (Q(resolved_at__isnull=False) & ~Q(root_cause="")),
+                name="dispute_resolved_has_cause",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "status", "created_at"],
+                name="dispute_status_created",
+            ),
+            models.Index(
+                fields=["organization", "statement"], name="dispute_statement"
+            ),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Dispute on {self.line_explanation[:60]}"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status == self.Status.RESOLVED
+
+
+class DisputeMessage(TenantModel):
+    """One message of a dispute's thread, by the rep or a reviewer."""
+
+    dispute = models.ForeignKey(
+        Dispute, on_delete=models.CASCADE, related_name="messages"
+    )
+    author = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["organization", "dispute", "created_at"],
+                name="dispute_message_thread",
+            )
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.author} on dispute {self.dispute_id}"
+
+
+class StatementSnapshot(TenantModel):
+    """A calculation run's result for one statement, kept for comparison.
+
+    ``deals`` has one entry per credited deal: the deal's amount, currency,
+    credit date, exchange rate, the member's share, the plan version and the
+    commission the deal earned. ``other_lines`` has the lines that belong to
+    no deal (bonus, override, draw), keyed by kind and component.
+    compensation.payout_diff writes and compares these rows.
+    """
+
+    statement = models.ForeignKey(
+        Statement, on_delete=models.CASCADE, related_name="snapshots"
+    )
+    run = models.ForeignKey(
+        CalculationRun, on_delete=models.CASCADE, related_name="snapshots"
+    )
+    total = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, blank=True)
+    deals = models.JSONField(default=list)
+    other_lines = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "statement",
+                "run",
+                name="statement_snapshot_unique_per_run",
+            ),
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Snapshot of statement {self.statement_id} by run {self.run_id}"
+
+
+class CreditingPolicy(TenantModel):
+    """The organisation's rule for deals whose lead routing reassigned.
+
+    The owners of a lead are the reps routing gave it to, in order: the
+    first assignment, then each reassignment after a missed response SLA.
+    The rule chooses who is credited with a won deal that came from such a
+    lead and has no splits of its own.
+    """
+
+    class Rule(models.TextChoices):
+        LAST_OWNER = "last_owner", "The last owner gets 100%"
+        FIRST_OWNER = "first_owner", "The first owner gets 100%"
+        SPLIT_EVEN = "split_even", "First and last owner get 50% each"
+        SPLIT_SHARE = "split_share", "First owner gets the share below, last the rest"
+
+    reassigned_lead_rule = models.CharField(
+        max_length=12, choices=Rule, default=Rule.LAST_OWNER
+    )
+    first_owner_percent = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(50),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text="Percent of the deal for the first owner, with the share rule.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization", name="crediting_policy_one_per_org"
+            ),
+            models.CheckConstraint(
+                condition=Q(first_owner_percent__gte=0)
+                & Q(first_owner_percent__lte=100),
+                name="crediting_policy_percent_range",
+            ),
+        ]
+        verbose_name_plural = "crediting policies"
+
+    def __str__(self) -> str:
+        return self.get_reassigned_lead_rule_display()
+
+
+class DealLeadLink(TenantModel):
+    """The lead a deal was converted from, which crediting follows to its owners.
+
+    NOTE: the CRM connectors and the CSV import do not fill this yet; a link
+    is created with compensation.services_crediting.deal_lead_link.
+    """
+
+    deal = models.OneToOneField(Deal, on_delete=models.CASCADE, related_name="+")
+    lead = models.ForeignKey(
+        "activity.Lead", on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "lead"], name="deal_lead_link_lead")
+        ]
+
+    def __str__(self) -> str:
+        return f"deal {self.deal_id} from lead {self.lead_id}"
+
+
+class DealOwnerShare(TenantModel):
+    """A lead owner's recorded share of a deal under the reassigned-lead rule.
+
+    Shares of one deal add up to 100% and ``amount`` (in the deal's
+    currency) to the deal amount exactly, by the largest-remainder method.
+    Crediting reads them as the deal's splits when the deal has none.
+    """
+
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, related_name="owner_shares"
+    )
+    member = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="+")
+    percent = models.DecimalField(max_digits=7, decimal_places=4)
+    amount = models.DecimalField(**MONEY)
+    rule = models.CharField(max_length=12, choices=CreditingPolicy.Rule)
+    position = models.PositiveSmallIntegerField(
+        help_text="The owner's index in the lead's owners, 0 for the first."
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "deal", "member", name="deal_owner_share_unique"
+            ),
+        ]
+        ordering = ["deal_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.member} {self.percent}% of deal {self.deal_id}"

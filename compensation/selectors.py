@@ -23,6 +23,7 @@ from compensation.engine.payments import Payment as EnginePayment
 from compensation.engine.types import CalculationError
 from compensation.models import (
     CalculationRun,
+    DealOwnerShare,
     Draw,
     FxRate,
     Payment,
@@ -116,7 +117,7 @@ def won_deals(
     moved to its won stage. The second value maps each deal that was
     archived (cancelled) after it closed to the local date of the archive.
     A deal archived on or before its close date is left out: it was never
-    really won. Three queries: deals, splits, products.
+    really won. Four queries: deals, splits, reassigned-lead shares, products.
     """
     first, last = period_bounds(start, end, time_zone)
     rows = (
@@ -129,10 +130,18 @@ def won_deals(
                 stage_changed_at__lt=last,
             )
         )
-        .filter(Q(owner_id__in=member_ids) | Q(splits__member_id__in=member_ids))
+        .filter(
+            Q(owner_id__in=member_ids)
+            | Q(splits__member_id__in=member_ids)
+            | Q(owner_shares__member_id__in=member_ids)
+        )
         .select_related("pipeline", "account")
         .prefetch_related(
             Prefetch("splits", queryset=DealSplit.objects.order_by("id")),
+            Prefetch(
+                "owner_shares",
+                queryset=DealOwnerShare.objects.order_by("position", "id"),
+            ),
             Prefetch(
                 "lines",
                 queryset=DealProduct.objects.select_related("product").order_by("id"),
@@ -159,10 +168,7 @@ def won_deals(
                 amount=deal.amount,
                 currency=deal.currency,
                 owner_id=deal.owner_id,
-                splits=tuple(
-                    SplitInput(split.member_id, split.percent)
-                    for split in deal.splits.all()
-                ),
+                splits=_deal_splits(deal),
                 close_date=deal.close_date,
                 closed_at=closed_at,
                 fields={
@@ -174,6 +180,12 @@ def won_deals(
             )
         )
     return deals, cancellations
+
+
+def _deal_splits(deal: Deal) -> tuple[SplitInput, ...]:
+    """Return the deal's own splits, or else its reassigned-lead owner shares."""
+    splits = deal.splits.all() or deal.owner_shares.all()
+    return tuple(SplitInput(split.member_id, split.percent) for split in splits)
 
 
 def fx_rates(

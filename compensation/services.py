@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 
 from compensation import selectors
@@ -271,8 +272,13 @@ def _split_by_member(
     return own_credits, team
 
 
-def calculate_statement(member: Membership, period: DateRange) -> Statement:
+def calculate_statement(
+    member: Membership, period: DateRange, extra_deals: Sequence[DealInput] = ()
+) -> Statement:
     """Calculate ``member``'s statement for ``period`` (whole months), in memory.
+
+    ``extra_deals`` are counted as won in addition to the stored ones; the
+    what-if estimator passes open deals this way.
 
     Runs inside the member's organisation (``tenant_context``). Raises
     ``CalculationError``, naming the deal, rate or setting to fix, when an
@@ -305,6 +311,7 @@ def calculate_statement(member: Membership, period: DateRange) -> Statement:
     deals, cancellations = selectors.won_deals(
         member_ids, first_day, period.end, organization.time_zone
     )
+    deals += extra_deals
     rates = _fx_rates(deals, terms, organization, first_day, period.end)
     credits = _credits_by_basis(deals, terms, rates, organization)
     own_credits, team = _split_by_member(credits, member.pk, tree)

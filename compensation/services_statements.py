@@ -24,6 +24,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from compensation import payout_diff
 from compensation.engine import StatementLine as EngineLine
 from compensation.engine.types import CalculationError
 from compensation.models import CalculationRun, PlanAssignment, Statement, StatementLine
@@ -245,6 +246,7 @@ def _store_member(
         .first()
     )
     if statement is not None and statement.is_locked:
+        payout_diff.snapshot_store(statement=statement, run=run, computed=computed)
         return "locked", _adjust_locked(statement, computed.total, run, actor)
 
     if statement is None:
@@ -271,6 +273,7 @@ def _store_member(
     StatementLine.objects.bulk_update(kept_lines, ["order"])
     StatementLine.objects.bulk_create(rows)
     _total_refresh(statement)
+    payout_diff.snapshot_store(statement=statement, run=run, computed=computed)
     return "calculated", None
 
 

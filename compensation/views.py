@@ -23,6 +23,8 @@ from compensation import selectors
 from compensation import services_statements as services
 from compensation.forms import ManualAdjustmentForm
 from compensation.models import Statement
+from compensation.selectors_trust import PAYROLL_COLUMNS, payroll_rows
+from compensation.services_disputes import statement_disputes
 from goals.calendar import DateRange, month_range
 from goals.periods import organization_today
 from spm.access import admin_required, require_manager_or_admin, visible_member_ids
@@ -218,7 +220,7 @@ def run_progress(request: HttpRequest, org_slug: str, run_id) -> HttpResponse:
 def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
     """Send the period's approved and paid statements as CSV, one row per rep."""
     period = _period(request)
-    statements = selectors.period_statements(
+    rows = payroll_rows(
         visible_member_ids(request.membership), period.start, period.end
     )
     response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -226,21 +228,9 @@ def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
         f'attachment; filename="payroll-{period.start:%Y-%m}.csv"'
     )
     writer = csv.writer(response)
-    writer.writerow(["rep", "employee_id_or_email", "amount", "currency"])
-    for statement in statements:
-        if not statement.is_locked:
-            continue
-        member = statement.member
-        # NOTE: members have no employee id field yet, so the column has the email.
-        email = member.email or (member.user.email if member.user else "")
-        writer.writerow(
-            [
-                _spreadsheet_safe(member.display_name),
-                _spreadsheet_safe(email),
-                f"{statement.total:.2f}",
-                statement.currency,
-            ]
-        )
+    writer.writerow(PAYROLL_COLUMNS)
+    for row in rows:
+        writer.writerow([_spreadsheet_safe(row[name]) for name in PAYROLL_COLUMNS])
     return response
 
 
@@ -260,6 +250,8 @@ def statement_detail(request: HttpRequest, org_slug: str, statement_id) -> HttpR
     context = {
         "statement": statement,
         "lines": selectors.statement_lines(statement),
+        "disputes": statement_disputes(statement),
+        "can_dispute": statement.member_id == viewer.pk,
         "can_approve": may_change and statement.status == Statement.Status.DRAFT,
         "form": ManualAdjustmentForm()
         if may_change and not statement.is_locked

@@ -1,0 +1,152 @@
+"""Pages that let reps and managers check pay: payout changes, credited deals,
+the what-if estimator, cost of commission and the reassigned-lead rule.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from compensation import payout_diff, selectors_trust, services_crediting, whatif
+from compensation.engine.types import CalculationError
+from compensation.forms_trust import CreditingPolicyForm
+from compensation.views import (
+    _period,
+    _spreadsheet_safe,
+    _statement_or_404,
+    manager_required,
+)
+from spm.access import admin_required, visible_member_ids
+
+
+@login_required
+@require_GET
+def payout_changes(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
+    """Compare two calculation runs of a statement: ``?from=`` and ``?to=`` run ids.
+
+    Without them, the last two runs are compared.
+    """
+    statement = _statement_or_404(request, statement_id)
+    snapshots = payout_diff.snapshots_of(statement)
+    by_run = {str(snapshot.run.public_id): snapshot for snapshot in snapshots}
+    before = by_run.get(request.GET.get("from", ""))
+    after = by_run.get(request.GET.get("to", ""))
+    if before is None or after is None:
+        if len(snapshots) < 2:
+            before = after = None
+        else:
+            before, after = snapshots[-2], snapshots[-1]
+    context = {
+        "statement": statement,
+        "snapshots": [(s, payout_diff.run_label(s)) for s in snapshots],
+        "comparison": payout_diff.compare(before, after) if before else None,
+        "before_label": payout_diff.run_label(before) if before else "",
+        "after_label": payout_diff.run_label(after) if after else "",
+    }
+    return render(request, "compensation/payout_changes.html", context)
+
+
+@login_required
+@require_GET
+def credits_csv(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
+    """Send the statement's lines as CSV, with the inputs and formula of each."""
+    statement = _statement_or_404(request, statement_id)
+    rows = selectors_trust.credit_rows(statement)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="credits-{statement.period_start:%Y-%m}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(selectors_trust.CREDIT_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [_spreadsheet_safe(row[name]) for name in selectors_trust.CREDIT_COLUMNS]
+        )
+    total_row = [""] * len(selectors_trust.CREDIT_COLUMNS)
+    total_row[0], total_row[-1] = "total", f"{statement.total:.2f}"
+    writer.writerow(total_row)
+    return response
+
+
+@login_required
+@require_GET
+def whatif_estimate(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """Project this period's earnings with the ticked open deals won.
+
+    ``?deal=<public id>`` may repeat. htmx requests get the card alone, which
+    My commission loads after the page.
+    """
+    member = request.membership
+    period = _period(request)
+    open_deals = whatif.open_deals_closing(member, period)
+    chosen_ids = set(request.GET.getlist("deal"))
+    chosen = [deal for deal in open_deals if str(deal.public_id) in chosen_ids]
+    context = {"period": period, "open_deals": open_deals, "chosen_ids": chosen_ids}
+    try:
+        estimate = whatif.estimate(member, period, chosen)
+        everything = estimate.projected
+        if len(chosen) != len(open_deals):
+            everything = whatif.estimate(member, period, open_deals).projected
+        context["estimate"] = estimate
+        context["nudges"] = whatif.nudges(
+            member, period, estimate.current, open_deals, everything
+        )
+    except CalculationError as error:
+        context["error"] = str(error)
+    template = (
+        "compensation/_whatif.html" if request.htmx else "compensation/whatif.html"
+    )
+    return render(request, template, context)
+
+
+@login_required
+@manager_required
+@require_GET
+def cost_of_commission(request: HttpRequest, org_slug: str) -> HttpResponse:
+    viewer = request.membership
+    period = _period(request)
+    organization = request.organization
+    rows, total = selectors_trust.cost_of_commission(
+        visible_member_ids(viewer),
+        period.start,
+        period.end,
+        organization.zoneinfo,
+        organization.currency,
+    )
+    context = {"period": period, "rows": rows, "total": total}
+    return render(request, "compensation/cost.html", context)
+
+
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def crediting_policy(request: HttpRequest, org_slug: str) -> HttpResponse:
+    policy = services_crediting.crediting_policy_get()
+    if request.method == "GET":
+        form = CreditingPolicyForm(
+            initial={
+                "reassigned_lead_rule": policy.reassigned_lead_rule,
+                "first_owner_percent": policy.first_owner_percent,
+            }
+        )
+        return render(request, "compensation/crediting_policy.html", {"form": form})
+    form = CreditingPolicyForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "compensation/crediting_policy.html", {"form": form}, status=400
+        )
+    services_crediting.crediting_policy_update(
+        organization=request.organization,
+        rule=form.cleaned_data["reassigned_lead_rule"],
+        first_owner_percent=form.cleaned_data["first_owner_percent"],
+        actor=request.user,
+    )
+    messages.success(
+        request, "Crediting rule saved. The next calculation run applies it."
+    )
+    return redirect("compensation:crediting-policy", org_slug=org_slug)

@@ -1,0 +1,219 @@
+"""Why a payout changed between two runs, and the credited-deals CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from activity.models import Deal
+from compensation import payout_diff
+from compensation import services_statements as services
+from compensation.models import FxRate, Statement, StatementSnapshot
+from goals.calendar import month_range
+from spm.tenancy import tenant_context
+from tests.compensation.conftest import (
+    assign,
+    flat_component,
+    make_plan,
+    make_rate,
+    publish_version,
+    won_deal,
+)
+from tests.conftest import login
+
+D = dt.date
+MARCH = month_range(D(2024, 3, 1))
+
+
+def _calculate(personas) -> None:
+    with tenant_context(personas.org):
+        services.statements_calculate(
+            organization=personas.org, period=MARCH, actor=personas.admin.user
+        )
+
+
+def _comparison(personas):
+    with tenant_context(personas.org):
+        statement = Statement.objects.get(member=personas.rep1)
+        first, second = payout_diff.snapshots_of(statement)
+        return payout_diff.compare(first, second)
+
+
+@pytest.fixture
+def plan(personas):
+    plan = make_plan(personas.org.pk)
+    publish_version(plan, [flat_component("0.10")])
+    assign(personas.rep1, plan)
+    return plan
+
+
+def test_amount_change_is_data(personas, plan):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+    _calculate(personas)
+    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
+    _calculate(personas)
+
+    comparison = _comparison(personas)
+
+    # 10% of 10,000.00 is 1,000.00; 10% of 12,000.00 is 1,200.00.
+    assert comparison.change == Decimal("200.00")
+    [difference] = comparison.differences
+    assert (difference.before, difference.after) == (
+        Decimal("1000.00"),
+        Decimal("1200.00"),
+    )
+    assert difference.causes == [
+        ("data", "deal amount changed from 10,000.00 to 12,000.00 USD")
+    ]
+
+
+def test_plan_version_change_is_rule(personas, plan):
+    won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+    _calculate(personas)
+    publish_version(plan, [flat_component("0.12")], effective_from=D(2024, 3, 1))
+    _calculate(personas)
+
+    comparison = _comparison(personas)
+
+    # 12% of 10,000.00 is 1,200.00, up from 1,000.00 at 10%.
+    assert comparison.change == Decimal("200.00")
+    [difference] = comparison.differences
+    assert difference.causes == [
+        ("rule", "paid under AE plan v2 instead of AE plan v1")
+    ]
+
+
+def test_rate_change_is_fx(personas, plan):
+    make_rate(personas.org.pk, "EUR", "USD", D(2024, 3, 28), "1.0800")
+    won_deal(
+        personas.rep1,
+        personas.stages["Won"],
+        "10000.00",
+        D(2024, 3, 28),
+        currency="EUR",
+    )
+    _calculate(personas)
+    FxRate.unscoped.filter(base_currency="EUR").update(rate=Decimal("1.1000"))
+    _calculate(personas)
+
+    comparison = _comparison(personas)
+
+    # 10,000 EUR at 1.08 is 10,800.00 USD, paying 1,080.00; at 1.10 it is
+    # 11,000.00 USD, paying 1,100.00.
+    [difference] = comparison.differences
+    assert (difference.before, difference.after) == (
+        Decimal("1080.00"),
+        Decimal("1100.00"),
+    )
+    [(cause, detail)] = difference.causes
+    assert cause == "fx"
+    assert "1.0800000000 (2024-03-28) to 1.1000000000 (2024-03-28)" in detail
+
+
+def test_lost_deal_is_data(personas, plan):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "5000.00", D(2024, 3, 5))
+    won_deal(personas.rep1, personas.stages["Won"], "1000.00", D(2024, 3, 6))
+    _calculate(personas)
+    Deal.unscoped.filter(pk=deal.pk).update(stage=personas.stages["Lost"])
+    _calculate(personas)
+
+    comparison = _comparison(personas)
+
+    assert comparison.change == Decimal("-500.00")
+    [difference] = comparison.differences
+    assert difference.after == Decimal("0.00")
+    assert difference.causes == [
+        ("data", "no longer credited: now in stage Lost, close date 2024-03-05")
+    ]
+
+
+def test_changes_page_for_rep(personas, plan, django_assert_max_num_queries):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+    _calculate(personas)
+    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
+    _calculate(personas)
+    statement = Statement.unscoped.get(member=personas.rep1)
+    url = reverse(
+        "compensation:payout-changes",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+    client = login(Client(), personas.rep1)
+
+    with django_assert_max_num_queries(12):
+        response = client.get(url)
+
+    assert response.status_code == 200
+    assert "deal amount changed from 10,000.00 to 12,000.00 USD" in (
+        response.content.decode()
+    )
+    assert login(Client(), personas.rep2).get(url).status_code == 404
+
+
+def test_one_snapshot_per_run(personas, plan):
+    won_deal(personas.rep1, personas.stages["Won"], "100.00", D(2024, 3, 5))
+    _calculate(personas)
+    _calculate(personas)
+
+    assert StatementSnapshot.unscoped.count() == 2
+
+
+# Credited-deals CSV: a rep recomputes the statement from the file alone.
+
+
+def _half_up(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_csv_recomputes_statement_total(personas, plan):
+    won, rep1, rep2 = personas.stages["Won"], personas.rep1, personas.rep2
+    make_rate(personas.org.pk, "EUR", "USD", D(2024, 3, 20), "1.0850")
+    won_deal(rep1, won, "1234.55", D(2024, 3, 3))
+    won_deal(rep1, won, "999.99", D(2024, 3, 9), splits=[(rep1, "75"), (rep2, "25")])
+    won_deal(rep1, won, "2000.00", D(2024, 3, 20), currency="EUR")
+    _calculate(personas)
+    statement = Statement.unscoped.get(member=rep1)
+    client = login(Client(), rep1)
+
+    response = client.get(
+        reverse(
+            "compensation:credits-csv",
+            kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+        )
+    )
+
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    *lines, total_row = rows
+    recomputed = Decimal("0.00")
+    for row in lines:
+        credited, rate = Decimal(row["credited_amount"]), Decimal(row["rate"])
+        amount = _half_up(credited * rate)
+        assert amount == Decimal(row["amount"]), row
+        if row["fx_rate"]:
+            converted = _half_up(Decimal(row["deal_amount"]) * Decimal(row["fx_rate"]))
+            assert credited == converted
+        recomputed += amount
+    # 1,234.55 x 10% = 123.46 (half up from 123.455); 75% of 999.99 is
+    # 749.99 by largest remainder, x 10% = 75.00; 2,000 EUR x 1.085 =
+    # 2,170.00 USD, x 10% = 217.00.
+    assert [row["amount"] for row in lines] == ["123.46", "75.00", "217.00"]
+    assert recomputed == Decimal("415.46")
+    assert total_row["line"] == "total"
+    assert Decimal(total_row["amount"]) == statement.total == recomputed
+
+
+def test_csv_hidden_from_other_rep(personas, plan):
+    won_deal(personas.rep1, personas.stages["Won"], "100.00", D(2024, 3, 5))
+    _calculate(personas)
+    statement = Statement.unscoped.get(member=personas.rep1)
+    url = reverse(
+        "compensation:credits-csv",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+
+    assert login(Client(), personas.rep2).get(url).status_code == 404
