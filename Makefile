@@ -39,11 +39,23 @@ bench: install
 bench-coaching: install
 	$(BIN)/python bench/coaching.py
 
+# Commission calculation for 10,000 reps and 1,000,000 credits, in a database
+# the script creates and drops (bench/compensation.py).
+.PHONY: bench-compensation
+bench-compensation: install
+	$(BIN)/python bench/compensation.py
+
 # Lead routing latency at 50, 100 and 200 leads/s (bench/routing.py). It
 # starts its own PostgreSQL, Redis, gunicorn and Celery worker on loopback.
 .PHONY: bench-routing
 bench-routing: install
 	$(BIN)/python bench/routing.py
+
+# A full CRM sync of 100,000 records from the fake HubSpot on loopback
+# (bench/sync.py), against the fake's own serving rate.
+.PHONY: bench-sync
+bench-sync: install
+	$(BIN)/python bench/sync.py
 
 clean:
 	rm -rf $(VENV) attain.sqlite3 staticfiles

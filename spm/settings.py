@@ -260,6 +260,19 @@ CELERY_BEAT_SCHEDULE["notifications-digests"] = {
     "schedule": 300.0,
     "options": {"expires": 295},
 }
+# Webhook and chat retries that are due, every minute; and once a day, delete
+# read notifications and delivery rows past the retention period.
+CELERY_BEAT_SCHEDULE["notifications-outbound-due"] = {
+    "task": "notifications.tasks.outbound_deliveries_send_due_task",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["notifications-prune"] = {
+    "task": "notifications.tasks.notifications_prune_task",
+    "schedule": 86400.0,
+}
+# Days that read notifications and finished delivery rows are kept.
+NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=90)
 # Follow-up sequences: start due steps every minute, re-send steps a lost
 # worker left started, and enrol quiet deals (followups/tasks.py).
 CELERY_BEAT_SCHEDULE["followups-dispatch-due"] = {

@@ -14,6 +14,7 @@ organization_patterns = [
     path("commission/", include("compensation.urls")),
     path("notifications/", include("notifications.urls")),
     path("followups/", include("followups.urls")),
+    path("integrations/", include("integrations.urls")),
 ]
 
 urlpatterns = [
@@ -22,6 +23,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include(organization_patterns)),
     path("api/v1/", include("measurement.api_urls")),
     path("api/v1/", include("routing.api_urls")),
+    path("api/v1/", include("compensation.api_urls")),
     path("forms/", include("routing.form_urls")),
     path("followups/", include("followups.public_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

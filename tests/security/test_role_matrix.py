@@ -37,11 +37,24 @@ no one else may mark read.
 
 Commission rows target ``stmt`` (a draft March 2024 statement of ``rep1``),
 ``stmt4`` (the same for ``rep4``, outside the tree of ``manager`` and ``vp``),
-``paidable`` (an approved statement of ``rep1``) or ``run`` (a finished
-calculation run of ``acme``).
+``paidable`` (an approved statement of ``rep1``), ``run`` (a finished
+calculation run of ``acme``) or ``dispute`` (an open dispute of ``rep1`` on
+the line of a draft statement like ``stmt``).
+
+Plan builder rows target ``plan`` (a plan of ``acme`` with a published
+version and no draft), ``draftv`` (a draft version of another plan, with
+one component), ``comp`` (that component), ``assignment`` (``rep2`` on a
+plan) or ``fxrate`` (a EUR/USD rate of ``acme``).
+
+CRM integration rows target ``crm``: a HubSpot connection of ``acme`` with an
+unmapped CRM owner, a custom-field mapping and a finished sync run, which its
+URLs name. "Sync now" only queues a run: the task starts after the commit,
+which the rolled-back requests never reach.
 
 Follow-up rows target ``unsub``: the signed unsubscribe token of an address
-of ``acme``, which works for anyone, signed in or not.
+of ``acme``, which works for anyone, signed in or not. Or they target ``seq``:
+a sequence of ``acme`` with one task step, an active enrollment in it of a
+deal of ``rep1``, and a second open deal of ``rep1`` that the enrol form picks.
 
 Coaching rows target ``alert`` (an open alert about ``rep1``), ``rule`` (an
 organisation-wide built-in rule) or ``teamrule`` (a rule scoped to the team
@@ -84,10 +97,18 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from activity.forms import ImportMappingForm
 from activity.models import ImportJob, Lead
 from coaching.models import Alert, Rule
-from compensation.models import CalculationRun, Statement, StatementLine
+from compensation.models import (
+    CalculationRun,
+    Dispute,
+    PlanComponent,
+    PlanVersion,
+    Statement,
+    StatementLine,
+)
 from goals.models import ActivityBenchmark, Quota, TimeOff
+from integrations.models import CrmConnection, FieldMapping, OwnerMapping, SyncRun
 from notifications.catalog import EVENT_TYPES
-from notifications.models import Notification
+from notifications.models import Event, Notification, OutboundDelivery
 from notifications.services import notify
 from routing.models import (
     LeadModel,
@@ -101,6 +122,13 @@ from spm.models import ApiKey, Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
 from tests.activity.conftest import fixture_bytes, validate
+from tests.compensation.conftest import (
+    assign,
+    flat_component,
+    make_plan,
+    make_rate,
+    publish_version,
+)
 from tests.conftest import PASSWORD, Personas, login
 from tests.measurement.builders import make_deal
 
@@ -247,6 +275,28 @@ notifications:preferences             GET    -       login 404   200   200   200
 notifications:preferences             POST   -       login 404   302   302   302   302
 notifications:defaults                GET    -       login 404   404   404   404   200
 notifications:defaults                POST   -       login 404   404   404   404   302
+notifications:webhooks                GET    hook    login 404   404   404   404   200
+notifications:webhooks                POST   hook    login 404   404   404   404   405
+notifications:outbound-settings       GET    hook    login 404   404   404   404   405
+notifications:outbound-settings       POST   hook    login 404   404   404   404   302
+notifications:webhook-new             GET    hook    login 404   404   404   404   200
+notifications:webhook-new             POST   hook    login 404   404   404   404   302
+notifications:webhook                 GET    hook    login 404   404   404   404   200
+notifications:webhook                 POST   hook    login 404   404   404   404   405
+notifications:webhook-edit            GET    hook    login 404   404   404   404   200
+notifications:webhook-edit            POST   hook    login 404   404   404   404   302
+notifications:webhook-rotate          GET    hook    login 404   404   404   404   405
+notifications:webhook-rotate          POST   hook    login 404   404   404   404   302
+notifications:webhook-delete          GET    hook    login 404   404   404   404   405
+notifications:webhook-delete          POST   hook    login 404   404   404   404   302
+notifications:delivery-resend         GET    hook    login 404   404   404   404   405
+notifications:delivery-resend         POST   hook    login 404   404   404   404   302
+notifications:chat-new                GET    hook    login 404   404   404   404   200
+notifications:chat-new                POST   hook    login 404   404   404   404   302
+notifications:chat                    GET    hook    login 404   404   404   404   200
+notifications:chat                    POST   hook    login 404   404   404   404   302
+notifications:chat-delete             GET    hook    login 404   404   404   404   405
+notifications:chat-delete             POST   hook    login 404   404   404   404   302
 
 compensation:mine                     GET    -       login 404   200   200   200   200
 compensation:mine                     POST   -       login 404   405   405   405   405
@@ -268,11 +318,100 @@ compensation:statement                POST   stmt    login 404   405   405   405
 compensation:statement-adjust         GET    stmt    login 404   404   405   405   405
 compensation:statement-adjust         POST   stmt    login 404   404   302   302   302
 compensation:statement-adjust         POST   stmt4   login 404   404   404   404   302
+compensation:disputes                 GET    -       login 404   200   200   200   200
+compensation:disputes                 POST   -       login 404   405   405   405   405
+compensation:dispute                  GET    dispute login 404   200   200   200   200
+compensation:dispute                  POST   dispute login 404   302   302   302   302
+compensation:dispute-resolve          GET    dispute login 404   405   405   405   405
+compensation:dispute-resolve          POST   dispute login 404   403   302   302   302
+compensation:dispute-raise            GET    stmt    login 404   405   405   405   405
+compensation:dispute-raise            POST   stmt    login 404   302   403   403   403
+compensation:payout-changes           GET    stmt    login 404   200   200   200   200
+compensation:payout-changes           GET    stmt4   login 404   404   404   404   200
+compensation:payout-changes           POST   stmt    login 404   405   405   405   405
+compensation:credits-csv              GET    stmt    login 404   200   200   200   200
+compensation:credits-csv              GET    stmt4   login 404   404   404   404   200
+compensation:credits-csv              POST   stmt    login 404   405   405   405   405
+compensation:whatif                   GET    -       login 404   200   200   200   200
+compensation:whatif                   POST   -       login 404   405   405   405   405
+compensation:cost                     GET    -       login 404   404   200   200   200
+compensation:cost                     POST   -       login 404   404   405   405   405
+compensation:crediting-policy         GET    -       login 404   404   404   404   200
+compensation:crediting-policy         POST   -       login 404   404   404   404   302
+compensation:my-plan                  GET    -       login 404   200   200   200   200
+compensation:my-plan                  POST   -       login 404   405   405   405   405
+compensation:plans                    GET    -       login 404   404   404   404   200
+compensation:plans                    POST   -       login 404   404   404   404   302
+compensation:plan                     GET    plan    login 404   404   404   404   200
+compensation:plan                     POST   plan    login 404   404   404   404   405
+compensation:plan-draft               GET    plan    login 404   404   404   404   405
+compensation:plan-draft               POST   plan    login 404   404   404   404   302
+compensation:plan-assign              GET    plan    login 404   404   404   404   405
+compensation:plan-assign              POST   plan    login 404   404   404   404   302
+compensation:assignment-end           GET    assignment login 404 404  404   404   405
+compensation:assignment-end           POST   assignment login 404 404  404   404   302
+compensation:assignment-delete        GET    assignment login 404 404  404   404   405
+compensation:assignment-delete        POST   assignment login 404 404  404   404   302
+compensation:version                  GET    draftv  login 404   404   404   404   200
+compensation:version                  POST   draftv  login 404   404   404   404   302
+compensation:component-new            GET    draftv  login 404   404   404   404   200
+compensation:component-new            POST   draftv  login 404   404   404   404   302
+compensation:version-publish          GET    draftv  login 404   404   404   404   405
+compensation:version-publish          POST   draftv  login 404   404   404   404   302
+compensation:version-preview          GET    draftv  login 404   404   404   404   200
+compensation:version-preview          POST   draftv  login 404   404   404   404   405
+compensation:version-diff             GET    draftv  login 404   404   404   404   200
+compensation:version-diff             POST   draftv  login 404   404   404   404   405
+compensation:component                GET    comp    login 404   404   404   404   200
+compensation:component                POST   comp    login 404   404   404   404   302
+compensation:component-delete         GET    comp    login 404   404   404   404   405
+compensation:component-delete         POST   comp    login 404   404   404   404   302
+compensation:fx-rates                 GET    -       login 404   404   404   404   200
+compensation:fx-rates                 POST   -       login 404   404   404   404   302
+compensation:fx-rate-delete           GET    fxrate  login 404   404   404   404   405
+compensation:fx-rate-delete           POST   fxrate  login 404   404   404   404   302
+compensation:fx-import                GET    -       login 404   404   404   404   405
+compensation:fx-import                POST   -       login 404   404   404   404   302
 
 followups:list                        GET    -       login 404   404   200   200   200
 followups:list                        POST   -       login 404   404   405   405   405
+followups:mine                        GET    -       login 404   200   200   200   200
+followups:mine                        POST   -       login 404   405   405   405   405
+followups:create                      GET    -       login 404   404   200   200   200
+followups:create                      POST   -       login 404   404   302   302   302
+followups:detail                      GET    seq     login 404   404   200   200   200
+followups:detail                      POST   seq     login 404   404   405   405   405
+followups:edit                        GET    seq     login 404   404   200   200   200
+followups:edit                        POST   seq     login 404   404   302   302   302
+followups:enroll                      GET    seq     login 404   404   405   405   405
+followups:enroll                      POST   seq     login 404   404   302   302   302
+followups:unenroll                    GET    seq     login 404   404   405   405   405
+followups:unenroll                    POST   seq     login 404   404   302   302   302
 followups-public:unsubscribe          GET    unsub   200   200   200   200   200   200
 followups-public:unsubscribe          POST   unsub   200   200   200   200   200   200
+
+integrations:connections              GET    -       login 404   404   404   404   200
+integrations:connections              POST   -       login 404   404   404   404   405
+integrations:connect-hubspot          GET    -       login 404   404   404   404   200
+integrations:connect-hubspot          POST   -       login 404   404   404   404   302
+integrations:connection               GET    crm     login 404   404   404   404   200
+integrations:connection               POST   crm     login 404   404   404   404   405
+integrations:connection-edit          GET    crm     login 404   404   404   404   200
+integrations:connection-edit          POST   crm     login 404   404   404   404   302
+integrations:sync-now                 GET    crm     login 404   404   404   404   405
+integrations:sync-now                 POST   crm     login 404   404   404   404   302
+integrations:owners                   GET    crm     login 404   404   404   404   200
+integrations:owners                   POST   crm     login 404   404   404   404   302
+integrations:stages                   GET    crm     login 404   404   404   404   200
+integrations:stages                   POST   crm     login 404   404   404   404   405
+integrations:fields                   GET    crm     login 404   404   404   404   200
+integrations:fields                   POST   crm     login 404   404   404   404   302
+integrations:field-delete             GET    crm     login 404   404   404   404   405
+integrations:field-delete             POST   crm     login 404   404   404   404   302
+integrations:run-progress             GET    crm     login 404   404   404   404   200
+integrations:run-progress             POST   crm     login 404   404   404   404   405
+integrations:run-progress-json        GET    crm     login 404   404   404   404   200
+integrations:run-progress-json        POST   crm     login 404   404   404   404   405
 
 spm:settings                          GET    -       login 404   404   404   404   200
 spm:settings                          POST   -       login 404   404   404   404   302
@@ -366,6 +505,8 @@ api-leads       GET    -       401   200   403   403   403   403   403
 api-leads       POST   -       401   201   403   403   403   403   403
 api-lead        GET    lead    401   200   403   403   403   403   403
 api-lead        POST   lead    401   405   403   403   403   403   403
+api-payroll     GET    -       401   200   404   403   403   403   200
+api-payroll     POST   -       401   405   404   405   405   405   405
 api-schema      GET    -       200   200   200   200   200   200   200
 api-schema      POST   -       405   405   405   405   405   405   405
 api-docs        GET    -       200   200   200   200   200   200   200
@@ -427,6 +568,12 @@ class Case:
     def __str__(self) -> str:
         target = "" if self.row.target == "-" else f" {self.row.target}"
         return f"{self.row.method} {self.route.name or self.route.pattern}{target}"
+
+
+@pytest.fixture(autouse=True)
+def credentials_key(monkeypatch):
+    """Set the key that encrypts webhook secrets and chat URLs."""
+    monkeypatch.setenv("ATTAIN_CREDENTIALS_KEY", "role-matrix-credentials-key")
 
 
 @pytest.fixture(autouse=True)
@@ -691,9 +838,48 @@ def _notification_notice(personas: Personas) -> dict[str, str]:
     return {"notification_id": str(notice.public_id)}
 
 
+def _notification_hook(personas: Personas) -> dict[str, str]:
+    """Create a webhook endpoint, a chat connection and a delivery, all on loopback."""
+    from notifications import outbound_services
+
+    org = personas.org
+    with tenant_context(org):
+        outbound_services.outbound_settings_save(
+            organization=org, actor=None, allow_private_addresses=True
+        )
+        endpoint, _secret = outbound_services.endpoint_create(
+            organization=org,
+            actor=None,
+            url="https://127.0.0.1:9/matrix",
+            description="Matrix",
+            event_types=["lead.assigned"],
+        )
+        chat = outbound_services.chat_create(
+            organization=org,
+            actor=None,
+            kind="slack",
+            team=None,
+            url="https://127.0.0.1:9/chat",
+        )
+        event = Event.objects.create(organization=org, type="lead.assigned")
+        delivery = OutboundDelivery.objects.create(
+            organization=org,
+            event=event,
+            kind=OutboundDelivery.Kind.WEBHOOK,
+            endpoint=endpoint,
+            request_body="{}",
+        )
+    return {
+        "endpoint_id": str(endpoint.public_id),
+        "chat_id": str(chat.public_id),
+        "delivery_id": str(delivery.public_id),
+    }
+
+
 # Target -> a function that creates the notifications and returns URL values.
 NOTIFICATION_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "notice": _notification_notice,
+    "hook": _notification_hook,
 }
 
 
@@ -701,6 +887,25 @@ def _followups_unsubscribe(personas: Personas) -> dict[str, str]:
     from followups.services import unsubscribe_token
 
     return {"token": unsubscribe_token(personas.org.pk, "pat@initech.test")}
+
+
+def _followups_sequence(personas: Personas) -> dict[str, str]:
+    from followups.models import Sequence, Step
+    from followups.services import enroll
+
+    with tenant_context(personas.org):
+        sequence = Sequence.objects.create(organization=personas.org, name="Matrix")
+        Step.objects.create(
+            organization=personas.org, sequence=sequence, order=1, action="task"
+        )
+        enrolled = make_deal(personas.rep1, personas.stages["Prospecting"], "100.00")
+        free = make_deal(personas.rep1, personas.stages["Prospecting"], "200.00")
+        enrollment = enroll(sequence=sequence, target=enrolled)
+    return {
+        "sequence_id": str(sequence.public_id),
+        "enrollment_id": str(enrollment.public_id),
+        "free_deal": f"deal:{free.public_id}",
+    }
 
 
 def _compensation_statement(member, status: str = "draft") -> Statement:
@@ -739,12 +944,75 @@ def _compensation_run(personas: Personas) -> dict[str, str]:
     return {"run_id": str(run.public_id)}
 
 
+def _plan_values(personas: Personas) -> dict[str, str]:
+    plan = make_plan(personas.org.pk, "Matrix plan")
+    publish_version(plan, [flat_component("0.1")])
+    return {"plan_id": str(plan.public_id)}
+
+
+def _draft_version_values(personas: Personas) -> dict[str, str]:
+    plan = make_plan(personas.org.pk, "Draft plan")
+    version = PlanVersion.unscoped.create(
+        organization=personas.org,
+        plan=plan,
+        number=1,
+        effective_from=dt.date(2024, 1, 1),
+    )
+    component = PlanComponent.unscoped.create(
+        organization=personas.org,
+        version=version,
+        name="Base",
+        kind="flat",
+        params={"rate": "0.1"},
+    )
+    return {
+        "version_id": str(version.public_id),
+        "component_id": str(component.public_id),
+    }
+
+
+def _plan_assignment_values(personas: Personas) -> dict[str, str]:
+    plan = make_plan(personas.org.pk, "Assigned plan")
+    assignment = assign(personas.rep2, plan)
+    return {"assignment_id": str(assignment.public_id)}
+
+
+def _fx_rate_values(personas: Personas) -> dict[str, str]:
+    make_rate(personas.org.pk, "EUR", "USD", dt.date(2024, 3, 1), "1.08")
+    return {}
+
+
+def _compensation_dispute(member) -> dict[str, str]:
+    statement = _compensation_statement(member)
+    line = StatementLine.unscoped.get(statement=statement)
+    dispute = Dispute.unscoped.create(
+        organization_id=member.organization_id,
+        statement=statement,
+        line=line,
+        line_explanation=line.explanation,
+        line_amount=line.amount,
+        raised_by=member,
+    )
+    return {"dispute_id": str(dispute.public_id)}
+
+
+def _statement_line(objects: MatrixObjects) -> str:
+    statement_id = objects.compensation_values["statement_id"]
+    return str(StatementLine.unscoped.get(statement__public_id=statement_id).public_id)
+
+
 # Target -> a function that creates the compensation object and returns URL values.
 COMPENSATION_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "stmt": lambda personas: _compensation_values(personas.rep1),
     "stmt4": lambda personas: _compensation_values(personas.rep4),
     "paidable": lambda personas: _compensation_values(personas.rep1, "approved"),
     "run": _compensation_run,
+    "dispute": lambda personas: _compensation_dispute(personas.rep1),
+    "plan": _plan_values,
+    "draftv": _draft_version_values,
+    "comp": _draft_version_values,
+    "assignment": _plan_assignment_values,
+    "fxrate": _fx_rate_values,
 }
 
 
@@ -754,6 +1022,65 @@ COACHING_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "rule": _coaching_rule,
     "teamrule": _coaching_team_rule,
 }
+
+
+def _crm_connection(personas: Personas) -> dict[str, str]:
+    """Create a HubSpot connection, an unmapped owner, a field mapping and a run."""
+    connection = CrmConnection.unscoped.create(
+        organization=personas.org,
+        provider="hubspot",
+        name="Matrix HubSpot",
+        base_url="http://127.0.0.1:9/",
+    )
+    owner = OwnerMapping.unscoped.create(
+        organization=personas.org, connection=connection, owner_id="77"
+    )
+    mapping = FieldMapping.unscoped.create(
+        organization=personas.org,
+        connection=connection,
+        crm_property="dealtype",
+        target="deal_type",
+    )
+    run = SyncRun.unscoped.create(
+        organization=personas.org,
+        connection=connection,
+        kind="full",
+        status="succeeded",
+    )
+    return {
+        "connection_id": str(connection.public_id),
+        "field_mapping_id": str(mapping.public_id),
+        "sync_run_id": str(run.public_id),
+        "owner_mapping_pk": str(owner.pk),
+    }
+
+
+def _crm_connect(objects: MatrixObjects) -> dict:
+    return {
+        "name": "Matrix HubSpot",
+        "base_url": "http://127.0.0.1:9/",
+        "access_token": "pat-matrix-token",
+        "api_tier": "starter",
+    }
+
+
+def _crm_settings(objects: MatrixObjects) -> dict:
+    return {
+        "name": "Matrix renamed",
+        "base_url": "http://127.0.0.1:9/",
+        "api_tier": "professional",
+        "status": "active",
+        "access_token": "",
+    }
+
+
+def _crm_owners(objects: MatrixObjects) -> dict:
+    owner_field = f"owner-{objects.crm_values['owner_mapping_pk']}"
+    return {owner_field: str(objects.personas.rep1.public_id)}
+
+
+def _crm_field(objects: MatrixObjects) -> dict:
+    return {"object_type": "deals", "crm_property": "segment", "target": "segment"}
 
 
 class MatrixObjects:
@@ -783,9 +1110,14 @@ class MatrixObjects:
         self.followup_values: dict[str, str] = {}
         if target == "unsub":
             self.followup_values = _followups_unsubscribe(personas)
+        elif target == "seq":
+            self.followup_values = _followups_sequence(personas)
         self.compensation_values: dict[str, str] = {}
         if target in COMPENSATION_TARGETS:
             self.compensation_values = COMPENSATION_TARGETS[target](personas)
+        self.crm_values: dict[str, str] = {}
+        if target == "crm":
+            self.crm_values = _crm_connection(personas)
 
     def path_values(self, target: str) -> dict[str, str]:
         values = dict(PATH_VALUES)
@@ -801,10 +1133,12 @@ class MatrixObjects:
             values.update(self.routing_values)
         elif target in NOTIFICATION_TARGETS:
             values.update(self.notification_values)
-        elif target == "unsub":
+        elif target in ("unsub", "seq"):
             values.update(self.followup_values)
         elif target in COMPENSATION_TARGETS:
             values.update(self.compensation_values)
+        elif target == "crm":
+            values.update(self.crm_values)
         elif target != "-":
             values["member_id"] = str(getattr(self.personas, target).public_id)
         return values
@@ -1014,8 +1348,26 @@ def _statement_selection(objects: MatrixObjects) -> dict:
     }
 
 
+def _sequence_form(objects: MatrixObjects) -> dict:
+    return {
+        "name": "Matrix follow-up",
+        "trigger": "manual",
+        "is_active": "on",
+        "steps-TOTAL_FORMS": "1",
+        "steps-INITIAL_FORMS": "0",
+        "steps-0-delay_amount": "1",
+        "steps-0-delay_unit": "business_days",
+        "steps-0-action": "task",
+        "steps-0-subject": "Call {{ first_name }}",
+    }
+
+
 # URL name -> the form a POST sends. A POST of a name not listed sends no data.
 PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
+    "integrations:connect-hubspot": _crm_connect,
+    "integrations:connection-edit": _crm_settings,
+    "integrations:owners": _crm_owners,
+    "integrations:fields": _crm_field,
     "activity:import-list": _import_upload,
     "activity:import-mapping": _import_mapping,
     "spm:settings": _organization_settings,
@@ -1049,16 +1401,106 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "api-leads": _lead_form,
     "notifications:preferences": _notification_channels,
     "notifications:defaults": _notification_channels,
+    "notifications:outbound-settings": lambda objects: {},
+    "notifications:webhook-new": lambda objects: {
+        "url": "https://127.0.0.1:9/new",
+        "description": "Matrix",
+        "event_types": ["lead.assigned"],
+    },
+    "notifications:webhook-edit": lambda objects: {
+        "url": "https://127.0.0.1:9/edited",
+        "description": "Matrix",
+        "event_types": ["lead.assigned", "import.failed"],
+        "is_active": "on",
+    },
+    "notifications:chat-new": lambda objects: {
+        "kind": "teams",
+        "team": "",
+        "url": "https://127.0.0.1:9/teams",
+    },
+    "notifications:chat": lambda objects: {
+        "kind": "teams",
+        "team": "",
+        "url": "",
+        "is_active": "on",
+    },
     "compensation:statements-approve": _statement_selection,
     "compensation:statements-paid": _statement_selection,
     "compensation:statements-calculate": lambda objects: {"period": "2024-03"},
+    "compensation:plans": lambda objects: {
+        "name": "New plan",
+        "currency": "USD",
+        "effective_from": "2024-01-01",
+    },
+    "compensation:plan-draft": lambda objects: {"effective_from": "2024-07-01"},
+    "compensation:assignment-end": lambda objects: {"end_date": "2024-12-31"},
+    "compensation:plan-assign": lambda objects: {
+        "member": str(objects.personas.rep1.public_id),
+        "start_date": "2024-01-01",
+    },
+    "compensation:version": lambda objects: {
+        "effective_from": "2024-02-01",
+        "payout_timing": "at_close",
+        "fx_rate_date": "close_date",
+        "clawback": "",
+        "clawback_term_months": "12",
+    },
+    "compensation:component-new": lambda objects: {
+        "name": "Extra",
+        "kind": "flat",
+        "order": "1",
+        "rate": "5",
+    },
+    "compensation:component": lambda objects: {
+        "name": "Base",
+        "kind": "flat",
+        "order": "0",
+        "rate": "12",
+    },
+    "compensation:fx-rates": lambda objects: {
+        "date": "2024-03-02",
+        "base_currency": "EUR",
+        "quote_currency": "USD",
+        "rate": "1.09",
+    },
+    "compensation:fx-rate-delete": lambda objects: {
+        "date": "2024-03-01",
+        "base_currency": "EUR",
+        "quote_currency": "USD",
+    },
+    "compensation:fx-import": lambda objects: {
+        "file": SimpleUploadedFile(
+            "rates.csv", b"date,from,to,rate\n2024-03-05,GBP,USD,1.27\n"
+        )
+    },
+    "followups:create": _sequence_form,
+    "followups:edit": _sequence_form,
+    "followups:enroll": lambda objects: {
+        "target": objects.followup_values["free_deal"]
+    },
     "compensation:statement-adjust": lambda objects: {
         "amount": "10.00",
         "reason": "Matrix",
     },
+    "compensation:dispute": lambda objects: {"message": "Matrix reply"},
+    "compensation:dispute-resolve": lambda objects: {
+        "root_cause": "edge_case",
+        "resolution": "Matrix",
+    },
+    "compensation:dispute-raise": lambda objects: {
+        "line": _statement_line(objects),
+        "message": "Matrix dispute",
+    },
+    "compensation:crediting-policy": lambda objects: {
+        "reassigned_lead_rule": "split_even",
+        "first_owner_percent": "50",
+    },
 }
 # Actions that write with no form data.
 WRITES_WITHOUT_PAYLOAD = {
+    "compensation:assignment-delete",
+    "compensation:version-publish",
+    "compensation:component-delete",
     "activity:import-start",
     "activity:import-cancel",
     "spm:member-remove",
@@ -1071,7 +1513,14 @@ WRITES_WITHOUT_PAYLOAD = {
     "routing:scoring-delete",
     "notifications:read",
     "notifications:read-all",
+    "notifications:webhook-rotate",
+    "notifications:webhook-delete",
+    "notifications:delivery-resend",
+    "notifications:chat-delete",
     "followups-public:unsubscribe",
+    "followups:unenroll",
+    "integrations:sync-now",
+    "integrations:field-delete",
 }
 
 

@@ -18,10 +18,25 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from activity.models import Deal, ImportJob, Lead
 from coaching.models import Alert, Rule
-from compensation.models import CalculationRun, Statement
-from followups.models import Sequence
+from compensation.models import (
+    CalculationRun,
+    CompPlan,
+    Dispute,
+    PlanAssignment,
+    PlanComponent,
+    PlanVersion,
+    Statement,
+)
+from followups.models import Enrollment, Sequence
 from goals.models import ActivityBenchmark, TimeOff
-from notifications.models import Event, Notification
+from integrations.models import CrmConnection, FieldMapping, SyncRun
+from notifications.models import (
+    ChatConnection,
+    Event,
+    Notification,
+    OutboundDelivery,
+    WebhookEndpoint,
+)
 from routing.models import LeadModel, Pool, ScoringRule, Territory
 from spm.models import Membership
 from spm.services import api_key_create
@@ -127,6 +142,44 @@ def _other_notification(personas: Personas):
     ).public_id
 
 
+def _other_webhook_endpoint(personas: Personas):
+    return WebhookEndpoint.unscoped.create(
+        organization=personas.other_org,
+        url="https://127.0.0.1:9/globex",
+        description=MARKER,
+        event_types=["lead.assigned"],
+        secret_encrypted="not-read-by-a-404",
+    ).public_id
+
+
+def _other_chat_connection(personas: Personas):
+    return ChatConnection.unscoped.create(
+        organization=personas.other_org,
+        kind=ChatConnection.Kind.SLACK,
+        url_encrypted="not-read-by-a-404",
+        url_display=MARKER,
+    ).public_id
+
+
+def _other_outbound_delivery(personas: Personas):
+    event = Event.unscoped.create(
+        organization=personas.other_org, type="lead.assigned", title=MARKER
+    )
+    endpoint = WebhookEndpoint.unscoped.create(
+        organization=personas.other_org,
+        url="https://127.0.0.1:9/globex",
+        event_types=["lead.assigned"],
+        secret_encrypted="not-read-by-a-404",
+    )
+    return OutboundDelivery.unscoped.create(
+        organization=personas.other_org,
+        event=event,
+        kind=OutboundDelivery.Kind.WEBHOOK,
+        endpoint=endpoint,
+        request_body=MARKER,
+    ).public_id
+
+
 def _other_statement(personas: Personas):
     return Statement.unscoped.create(
         organization=personas.other_org,
@@ -137,12 +190,114 @@ def _other_statement(personas: Personas):
     ).public_id
 
 
+def _other_plan_version(personas: Personas) -> PlanVersion:
+    plan = CompPlan.unscoped.create(
+        organization=personas.other_org, name=MARKER, currency="USD"
+    )
+    return PlanVersion.unscoped.create(
+        organization=personas.other_org,
+        plan=plan,
+        number=1,
+        effective_from=dt.date(2024, 1, 1),
+    )
+
+
+def _other_plan_component(personas: Personas):
+    return PlanComponent.unscoped.create(
+        organization=personas.other_org,
+        version=_other_plan_version(personas),
+        name=MARKER,
+        kind="flat",
+        params={"rate": "0.1"},
+    ).public_id
+
+
+def _other_plan_assignment(personas: Personas):
+    return PlanAssignment.unscoped.create(
+        organization=personas.other_org,
+        member=personas.other_rep,
+        plan=_other_plan_version(personas).plan,
+        start_date=dt.date(2024, 1, 1),
+    ).public_id
+
+
 def _other_calculation_run(personas: Personas):
     return CalculationRun.unscoped.create(
         organization=personas.other_org,
         period_start=dt.date(2024, 3, 1),
         period_end=dt.date(2024, 4, 1),
         failure=MARKER,
+    ).public_id
+
+
+def _other_sequence(personas: Personas):
+    return Sequence.unscoped.create(
+        organization=personas.other_org, name=MARKER
+    ).public_id
+
+
+def _other_enrollment(personas: Personas):
+    sequence = Sequence.unscoped.create(
+        organization=personas.other_org, name=f"{MARKER} enrolled"
+    )
+    deal = Deal.unscoped.create(
+        organization=personas.other_org,
+        name=MARKER,
+        owner=personas.other_rep,
+        pipeline=personas.other_stages["Won"].pipeline,
+        stage=personas.other_stages["Won"],
+    )
+    return Enrollment.unscoped.create(
+        organization=personas.other_org,
+        sequence=sequence,
+        deal=deal,
+        member=personas.other_rep,
+    ).public_id
+
+
+def _other_crm_connection(personas: Personas):
+    connection, _ = CrmConnection.unscoped.get_or_create(
+        organization=personas.other_org,
+        provider="hubspot",
+        defaults={"name": MARKER, "base_url": "http://127.0.0.1:9/"},
+    )
+    return connection
+
+
+def _other_sync_run(personas: Personas):
+    connection = _other_crm_connection(personas)
+    return SyncRun.unscoped.create(
+        organization=personas.other_org,
+        connection=connection,
+        kind="full",
+        failure=MARKER,
+    ).public_id
+
+
+def _other_field_mapping(personas: Personas):
+    connection = _other_crm_connection(personas)
+    return FieldMapping.unscoped.create(
+        organization=personas.other_org,
+        connection=connection,
+        crm_property=MARKER.lower().replace("-", "_"),
+        target="segment",
+    ).public_id
+
+
+def _other_dispute(personas: Personas):
+    statement = Statement.unscoped.create(
+        organization=personas.other_org,
+        member=personas.other_rep,
+        period_start=dt.date(2024, 5, 1),
+        period_end=dt.date(2024, 6, 1),
+        currency="USD",
+    )
+    return Dispute.unscoped.create(
+        organization=personas.other_org,
+        statement=statement,
+        line_explanation=MARKER,
+        line_amount=Decimal("1.00"),
+        raised_by=personas.other_rep,
     ).public_id
 
 
@@ -162,7 +317,20 @@ OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "lead_model_id": _other_lead_model,
     "statement_id": _other_statement,
     "run_id": _other_calculation_run,
+    "dispute_id": _other_dispute,
+    "plan_id": lambda personas: _other_plan_version(personas).plan.public_id,
+    "version_id": lambda personas: _other_plan_version(personas).public_id,
+    "component_id": _other_plan_component,
+    "assignment_id": _other_plan_assignment,
     "notification_id": _other_notification,
+    "endpoint_id": _other_webhook_endpoint,
+    "chat_id": _other_chat_connection,
+    "delivery_id": _other_outbound_delivery,
+    "sequence_id": _other_sequence,
+    "enrollment_id": _other_enrollment,
+    "connection_id": lambda personas: _other_crm_connection(personas).public_id,
+    "sync_run_id": _other_sync_run,
+    "field_mapping_id": _other_field_mapping,
 }
 
 
