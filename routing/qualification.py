@@ -29,12 +29,12 @@ import re
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from activity.models import Account, Contact, Deal, Lead
-from routing.engine.accounts import _domain_spellings, _same_domain
+from routing.engine.accounts import accounts_on_domain
 from routing.engine.conditions import condition_matches, describe, lead_value
 from routing.model_services import Prediction, lead_predict
 from routing.models import (
@@ -204,6 +204,10 @@ def known_contact(email: str) -> Contact | None:
     """
     if not email:
         return None
+    # Most leads are new people. A narrow read through the email index
+    # settles those before the query with its joins runs.
+    if not Contact.objects.filter(email__iexact=email).exists():
+        return None
     return (
         Contact.objects.filter(email__iexact=email)
         .filter(Q(owner__isnull=False) | Q(account__owner__isnull=False))
@@ -220,15 +224,17 @@ def customer_account(domain: str) -> Account | None:
     """
     if not domain:
         return None
-    won = Deal.objects.filter(account=OuterRef("pk"), stage__is_won=True)
-    rows = (
-        Account.objects.annotate(domain_lower=Lower("domain"))
-        .filter(domain_lower__in=_domain_spellings(domain))
-        .filter(Exists(won))
-        .select_related("owner")
-        .order_by("id")
+    # Most leads match no account, so the won-deal check runs only for the
+    # accounts found.
+    accounts = accounts_on_domain(domain)
+    if not accounts:
+        return None
+    won = set(
+        Deal.objects.filter(
+            account_id__in=[row.pk for row in accounts], stage__is_won=True
+        ).values_list("account_id", flat=True)
     )
-    matches = [row for row in rows if _same_domain(row.domain, domain)]
+    matches = [row for row in accounts if row.pk in won]
     return next(
         (row for row in matches if row.owner_id), matches[0] if matches else None
     )

@@ -92,6 +92,20 @@ def _same_domain(stored: str, domain: str) -> bool:
         return False
 
 
+def accounts_on_domain(domain: str) -> list[Account]:
+    """Return the accounts whose domain normalises to ``domain``, oldest first.
+
+    Each comes with its owner, in one query through the lowercased-domain index.
+    """
+    rows = (
+        Account.objects.annotate(domain_lower=Lower("domain"))
+        .filter(domain_lower__in=_domain_spellings(domain))
+        .select_related("owner")
+        .order_by("id")
+    )
+    return [row for row in rows if _same_domain(row.domain, domain)]
+
+
 def _owned_first(accounts: list[Account]) -> Account:
     """Return the oldest account with an owner, else the oldest one."""
     return next((row for row in accounts if row.owner_id is not None), accounts[0])
@@ -104,13 +118,7 @@ def account_for_lead(lead: Lead) -> AccountMatch | None:
     accounts with the same domain or name, the oldest owned one wins.
     """
     if lead.domain:
-        rows = (
-            Account.objects.annotate(domain_lower=Lower("domain"))
-            .filter(domain_lower__in=_domain_spellings(lead.domain))
-            .select_related("owner")
-            .order_by("id")
-        )
-        matches = [row for row in rows if _same_domain(row.domain, lead.domain)]
+        matches = accounts_on_domain(lead.domain)
         if matches:
             return AccountMatch(_owned_first(matches), "domain")
     key = company_key(lead.company) if lead.company else ""

@@ -172,7 +172,18 @@ def _apply(
 
 
 def _stored_matches(lead: Lead) -> tuple[Account | None, Contact | None]:
-    """Return the customer account and known contact that qualification stored."""
+    """Return the customer account and known contact that qualification stored.
+
+    Most leads have neither, so a narrow read of the two ids comes first, and
+    the rows with their owners are read only when one is set.
+    """
+    ids = (
+        LeadQualification.objects.filter(lead_id=lead.pk)
+        .values_list("customer_account_id", "known_contact_id")
+        .first()
+    )
+    if ids is None or ids == (None, None):
+        return None, None
     qualification = (
         LeadQualification.objects.select_related(
             "customer_account__owner",
@@ -182,8 +193,6 @@ def _stored_matches(lead: Lead) -> tuple[Account | None, Contact | None]:
         .filter(lead_id=lead.pk)
         .first()
     )
-    if qualification is None:
-        return None, None
     return qualification.customer_account, qualification.known_contact
 
 
