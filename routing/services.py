@@ -232,7 +232,13 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
             pool=pool,
         )
     if decision.member is not None:
-        _notify_assigned(organization, lead, decision, timer)
+        # The rep is notified once the assignment is committed. Leaving the
+        # notification out of the transaction keeps the pool's rotation lock
+        # short.
+        transaction.on_commit(
+            lambda: _notify_assigned(organization, lead, decision, timer),
+            robust=True,
+        )
         # In the routing transaction, so an enrolment is never lost to a
         # worker that dies between the commit and a later step.
         followup_triggers.lead_assigned(lead, now=routed_at)
@@ -240,7 +246,16 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
 
 
 def _notify_assigned(organization, lead: Lead, decision: Decision, timer) -> None:
-    """Notify the rep of their new lead; email goes out once the assignment commits."""
+    """Notify the rep of their new lead, after the assignment is committed.
+
+    Sets the organisation's context itself, because the sweeper's transaction
+    commits after its context has ended.
+    """
+    with tenant_context(organization):
+        _notify_assigned_now(organization, lead, decision, timer)
+
+
+def _notify_assigned_now(organization, lead: Lead, decision: Decision, timer) -> None:
     notify(
         organization,
         "lead.assigned",

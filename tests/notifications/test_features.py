@@ -63,10 +63,12 @@ def test_rolled_back_assignment_notifies_no_one(team, personas):
     assert Event.objects.count() == 0
 
 
-def test_assignment_notifies_rep(team, personas):
+def test_assignment_notifies_rep(team, personas, django_capture_on_commit_callbacks):
     ann, ben, _pool = team
 
-    lead = route_new_lead(personas.org, first_name="Lea", last_name="Lind").lead
+    with django_capture_on_commit_callbacks(execute=True):
+        lead = route_new_lead(personas.org, first_name="Lea", last_name="Lind").lead
+    # The rep is notified once the assignment is committed.
 
     assert received(ann) == [
         ("lead.assigned", "New lead assigned to you: Lea Lind", "/o/acme/leads/mine/")

@@ -79,7 +79,9 @@ def test_routing_starts_after_commit(
         response = _post(client, api_key, JANE)
 
     assert response.status_code == 201
-    assert len(callbacks) == 1
+    # Routing starts once the lead is committed; the rep is notified once the
+    # assignment is.
+    assert len(callbacks) == 2
     lead = Lead.objects.get(public_id=response.json()["id"])
     assert lead.owner == rep
     assert lead.routing_status == Lead.RoutingStatus.ASSIGNED
