@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from notifications.models import Delivery, Event, Notification, OutboundDelivery
+from spm.tenancy import system_context
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,14 @@ def _delete_in_batches(queryset) -> int:
 def notifications_prune(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Delete the rows of every organisation past the retention period.
 
-    Returns the number deleted per kind. Runs with no organisation set, so
-    it reads across organisations.
+    Returns the number deleted per kind. Clears the current organisation
+    first, so it reads across organisations in any caller's context.
     """
-    cutoff = retention_cutoff(now)
+    with system_context():
+        return _prune(retention_cutoff(now))
+
+
+def _prune(cutoff: dt.datetime) -> dict[str, int]:
     counts = {
         "notifications": _delete_in_batches(
             Notification.unscoped.filter(read_at__isnull=False, created_at__lt=cutoff)

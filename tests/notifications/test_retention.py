@@ -7,6 +7,7 @@ import pytest
 from notifications.models import Delivery, Event, Notification, OutboundDelivery
 from notifications.retention import notifications_prune
 from notifications.tasks import notifications_prune_task
+from spm.tenancy import tenant_context
 from tests.notifications.conftest import at, raise_event
 
 NOW = "2024-06-30T12:00"
@@ -120,19 +121,20 @@ def test_retention_setting_respected(history, settings):
 
 def test_prune_task_runs_across_organisations(history, personas, clock):
     clock.set(at("2024-04-01T08:00"))
-    other = Event.unscoped.create(
-        organization=personas.other_org,
-        type="lead.assigned",
-        title="Globex old read",
-        created_at=at("2024-04-01T08:00"),
-    )
-    Notification.unscoped.create(
-        organization=personas.other_org,
-        event=other,
-        member=personas.other_rep,
-        read_at=at("2024-04-01T09:00"),
-        created_at=at("2024-04-01T08:00"),
-    )
+    with tenant_context(personas.other_org):
+        other = Event.objects.create(
+            organization=personas.other_org,
+            type="lead.assigned",
+            title="Globex old read",
+            created_at=at("2024-04-01T08:00"),
+        )
+        Notification.objects.create(
+            organization=personas.other_org,
+            event=other,
+            member=personas.other_rep,
+            read_at=at("2024-04-01T09:00"),
+            created_at=at("2024-04-01T08:00"),
+        )
     clock.set(at(NOW))
 
     counts = notifications_prune_task.delay().get()
