@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.template import Template, TemplateSyntaxError
 
 from activity.models import Deal, Lead
 from followups.dispatch import UPDATABLE_FIELDS
+from followups.messages import MergeTemplateError, merge_template
 from followups.models import Sequence, Step
 from spm.models import Organization, User
 from spm.services import audit_log_write
@@ -47,10 +47,10 @@ class SequenceSpec:
 
 
 def template_error(text: str) -> str:
-    """Return why ``text`` is not a valid Django template, or "" when it is."""
+    """Return why ``text`` is not a valid merge template, or "" when it is."""
     try:
-        Template(text)
-    except TemplateSyntaxError as error:
+        merge_template(text)
+    except MergeTemplateError as error:
         return str(error)
     return ""
 

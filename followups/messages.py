@@ -6,7 +6,8 @@ from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.template import Context, Template
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import Template, TextNode, Variable, VariableNode
 from django.urls import reverse
 
 from followups.models import Enrollment, Step
@@ -36,9 +37,77 @@ def merge_fields(enrollment: Enrollment) -> dict[str, str]:
     }
 
 
+MERGE_FIELDS = ("first_name", "company", "deal", "rep")
+MERGE_FILTERS = ("default", "upper", "lower", "title", "capfirst")
+# An engine with no tag libraries to load and no template folders, so a
+# step cannot {% load %} or {% include %} anything. The node check below
+# rejects the built-in tags as well.
+MERGE_ENGINE = Engine(dirs=[], app_dirs=False, libraries={})
+BRACES = ("{{", "}}", "{%", "%}")
+
+
+class MergeTemplateError(TemplateSyntaxError):
+    """A step's subject or body that is not a valid merge template."""
+
+
+def merge_template(text: str) -> Template:
+    """Compile a step's subject or body, allowing only merge fields and a few filters.
+
+    A merge template is text with ``{{ first_name }}``-style fields, each
+    optionally with the filters default, upper, lower, title or capfirst.
+    Tags, unknown fields and stray braces raise ``MergeTemplateError``, so
+    a step can never render other data or templates of the server.
+    """
+    try:
+        template = MERGE_ENGINE.from_string(text)
+    except TemplateSyntaxError as error:
+        if "tag library" in str(error):
+            # {% load %} of any library: the engine has none to offer.
+            raise MergeTemplateError(_tag_not_allowed("load")) from None
+        raise MergeTemplateError(str(error)) from None
+    for node in template.nodelist:
+        if isinstance(node, TextNode):
+            stray = next((brace for brace in BRACES if brace in node.s), None)
+            if stray:
+                raise MergeTemplateError(
+                    f'Unclosed or stray "{stray}" near "{node.s.strip()[:40]}". '
+                    "Write merge fields as {{ first_name }}."
+                )
+        elif isinstance(node, VariableNode):
+            _check_field(node)
+        else:
+            tag = node.token.contents.split()[0] if node.token else "tag"
+            raise MergeTemplateError(_tag_not_allowed(tag))
+    return template
+
+
+def _tag_not_allowed(tag: str) -> str:
+    return (
+        f'The tag "{{% {tag} %}}" is not allowed. Use merge fields such as '
+        '{{ first_name }}, with |default:"..." for empty values.'
+    )
+
+
+def _check_field(node: VariableNode) -> None:
+    expression = node.filter_expression
+    variable = expression.var
+    name = variable.var if isinstance(variable, Variable) else str(variable)
+    if not isinstance(variable, Variable) or name not in MERGE_FIELDS:
+        raise MergeTemplateError(
+            f'Unknown merge field "{name}". Use one of: {", ".join(MERGE_FIELDS)}.'
+        )
+    for function, _arguments in expression.filters:
+        filter_name = getattr(function, "_filter_name", function.__name__)
+        if filter_name not in MERGE_FILTERS:
+            raise MergeTemplateError(
+                f'The filter "{filter_name}" is not allowed. Use one of: '
+                f"{', '.join(MERGE_FILTERS)}."
+            )
+
+
 def render(template_text: str, fields: dict[str, str]) -> str:
-    """Render a step's subject or body as a plain-text Django template (no escaping)."""
-    return Template(template_text).render(Context(fields, autoescape=False))
+    """Render a step's subject or body as a plain-text merge template (no escaping)."""
+    return merge_template(template_text).render(Context(fields, autoescape=False))
 
 
 def unsubscribe_url(organization_id: int, email: str) -> str:
