@@ -11,6 +11,8 @@ import re
 from django import forms
 
 from integrations.models import ApiTier, CrmConnection, FieldMapping
+from notifications.addresses import UnsafeURL, url_check
+from notifications.outbound import allow_private_addresses
 
 HUBSPOT_API_URL = "https://api.hubapi.com"
 # HubSpot property internal names: letters, digits and underscores.
@@ -36,6 +38,20 @@ def _clean_token(value: str, required: bool) -> str:
     return token
 
 
+def _clean_base_url(value: str) -> str:
+    """Return the API address when it is https and public, else raise.
+
+    The token is sent to this address, so it passes the same check as
+    webhook URLs: https (http too while DEBUG is on), and no private,
+    loopback or link-local address unless the organisation allows them
+    under Notifications, Webhooks.
+    """
+    try:
+        return url_check(value, allow_private=allow_private_addresses()).url
+    except UnsafeURL as error:
+        raise forms.ValidationError(str(error)) from None
+
+
 class HubSpotConnectForm(forms.Form):
     name = forms.CharField(max_length=120, initial="HubSpot")
     base_url = forms.URLField(
@@ -59,6 +75,9 @@ class HubSpotConnectForm(forms.Form):
 
     def clean_access_token(self) -> str:
         return _clean_token(self.cleaned_data["access_token"], required=True)
+
+    def clean_base_url(self) -> str:
+        return _clean_base_url(self.cleaned_data["base_url"])
 
     def clean(self):
         cleaned = super().clean()
@@ -94,6 +113,9 @@ class ConnectionSettingsForm(forms.Form):
 
     def clean_access_token(self) -> str:
         return _clean_token(self.cleaned_data.get("access_token", ""), required=False)
+
+    def clean_base_url(self) -> str:
+        return _clean_base_url(self.cleaned_data["base_url"])
 
 
 class OwnerMappingForm(forms.Form):

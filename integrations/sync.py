@@ -38,6 +38,8 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.writers import Counts, SyncContext, archive_deals, write_page
+from notifications.addresses import UnsafeURL, url_check
+from notifications.outbound import allow_private_addresses
 from spm.models import Membership, User
 from spm.services import audit_log_write
 from spm.tenancy import tenant_context
@@ -61,6 +63,12 @@ def connector_for(connection: CrmConnection) -> base.Connector:
     ``client_secret`` and ``refresh_token``, and ``base_url`` is its login
     host. Pipedrive reads ``api_token`` or an OAuth ``access_token``.
     """
+    try:
+        # Checked again before each run, as webhook URLs are, in case the
+        # host now resolves to another address.
+        url_check(connection.base_url, allow_private=allow_private_addresses())
+    except UnsafeURL as error:
+        raise SyncFailed(f"The API address is not allowed: {error}") from None
     credentials = connection.credentials
     provider = connection.provider
     if provider == CrmConnection.Provider.HUBSPOT:

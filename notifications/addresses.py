@@ -141,10 +141,10 @@ def url_check(
             problem = address_problem(address)
             if problem:
                 raise UnsafeURL(
-                    f"The URL {url} points at {_describe(address)}, a {problem} "
-                    "address. "
-                    "Use a public address, or ask an admin to allow private "
-                    "addresses for self-hosted installs."
+                    f"The URL {url} points at {_describe(address)}, which is "
+                    f"not public ({problem}). Use a public address, or turn on "
+                    '"Allow private addresses for self-hosted installs" under '
+                    "Notifications, Webhooks."
                 )
     return Target(
         url=url.strip(),

@@ -14,6 +14,7 @@ import datetime as dt
 import pytest
 
 from integrations.models import CrmConnection, SyncRun
+from notifications.models import OutboundSettings
 from spm.tenancy import tenant_context
 from tests.conftest import PASSWORD
 from tests.factories import (
@@ -59,6 +60,12 @@ def acme(transactional_db):
         reports_to=manager,
     )
     default_stages(PipelineFactory(organization=organization))
+    # The fake HubSpot listens on http://127.0.0.1, which a self-hosted
+    # install allows with the private-address setting (and http with DEBUG).
+    with tenant_context(organization):
+        OutboundSettings.objects.create(
+            organization=organization, allow_private_addresses=True
+        )
     return organization
 
 
@@ -107,7 +114,10 @@ def _sign_in(tab, base_url, email):
     tab.wait_for_url(f"{base_url}/o/acme/**")
 
 
-def test_connect_sync_and_see_deals(page, live_server, acme, hubspot, artifacts):
+def test_connect_sync_and_see_deals(
+    page, live_server, acme, hubspot, artifacts, settings
+):
+    settings.DEBUG = True
     base = live_server.url
 
     # The admin connects HubSpot with a private app token.

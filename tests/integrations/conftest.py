@@ -6,6 +6,7 @@ from integrations import sync
 from integrations.connectors.hubspot import HubSpotConnector
 from integrations.connectors.ratelimit import RollingWindowLimiter
 from integrations.models import SyncRun
+from notifications.models import OutboundSettings
 from spm.tenancy import tenant_context
 from tests.integrations.fake_hubspot import FakeHubSpot, SimulatedClock
 
@@ -16,6 +17,20 @@ SEEDED_AT = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.UTC)
 @pytest.fixture(autouse=True)
 def _credentials_key(monkeypatch):
     monkeypatch.setenv("ATTAIN_CREDENTIALS_KEY", "integration-tests-credentials-key")
+
+
+@pytest.fixture
+def loopback_allowed(settings, personas):
+    """Let the organisation reach the fake CRM servers on http://127.0.0.1.
+
+    A self-hosted install does the same with the admin setting for private
+    addresses; http needs DEBUG.
+    """
+    settings.DEBUG = True
+    with tenant_context(personas.org):
+        OutboundSettings.objects.update_or_create(
+            organization=personas.org, defaults={"allow_private_addresses": True}
+        )
 
 
 @pytest.fixture
@@ -31,7 +46,7 @@ def clock():
 
 
 @pytest.fixture
-def connection(personas, hubspot, clock, in_org):
+def connection(personas, hubspot, clock, in_org, loopback_allowed):
     hubspot.add_token(TOKEN, clock)
     return sync.connection_create(
         organization=personas.org,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from activity.models import Deal
 from compensation.models import CalculationRun
-from integrations import api_usage, selectors, services
+from integrations import api_usage, selectors, services, sync
 from integrations.models import (
     ApiTier,
     CrmConnection,
@@ -19,6 +19,7 @@ from integrations.models import (
     OwnerMapping,
     SyncRun,
 )
+from notifications.models import OutboundSettings
 from spm.models import AuditLog
 from spm.tenancy import tenant_context
 from tests.conftest import login
@@ -69,7 +70,7 @@ def _connect_form(**overrides) -> dict:
 # Connecting
 
 
-def test_connect_stores_token_encrypted(personas, admin):
+def test_connect_stores_token_encrypted(personas, admin, loopback_allowed):
     response = admin.post(_url("connect-hubspot"), _connect_form(), follow=True)
 
     assert response.status_code == 200
@@ -565,3 +566,33 @@ def test_statements_flag_deals_changed_since_calculation(personas, connection):
     # Only the live deal updated after 18:00 counts: not the one at 18:00
     # exactly, nor the archived one.
     assert "1 deal changed since the last calculation (2024-03-31 18:00)" in html
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("ftp://127.0.0.1/", "use an https:// address"),
+        ("https://127.0.0.1/", "not public (loopback)"),
+        ("https://169.254.169.254/", "not public (link-local)"),
+        ("https://10.0.0.1/", "not public (private)"),
+    ],
+)
+def test_connect_rejects_unsafe_api_address(personas, admin, base_url, message):
+    response = admin.post(_url("connect-hubspot"), _connect_form(base_url=base_url))
+
+    assert message in response.content.decode()
+    assert not CrmConnection.unscoped.exists()
+
+
+def test_sync_refuses_address_no_longer_allowed(admin, connection):
+    # The organisation turned the private-address setting off after connecting.
+    OutboundSettings.objects.update(allow_private_addresses=False)
+
+    run = sync.sync_run_create(connection=connection, kind=SyncRun.Kind.FULL)
+    with pytest.raises(sync.SyncFailed):
+        sync.sync_run_execute(run=run)
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED
+    assert "The API address is not allowed" in run.failure
+    assert "not public (loopback)" in run.failure

@@ -42,7 +42,7 @@ def pipedrive(clock):
 
 
 @pytest.fixture
-def connection(personas, pipedrive, in_org):
+def connection(personas, pipedrive, in_org, loopback_allowed):
     return sync.connection_create(
         organization=personas.org,
         actor=None,

@@ -70,11 +70,14 @@ def make_deliveries(endpoint, count: int) -> None:
 @pytest.mark.parametrize(
     ("address", "shown"),
     [
-        ("https://10.0.0.1/hook", "10.0.0.1, a private address"),
-        ("https://127.0.0.1/hook", "127.0.0.1, a loopback address"),
-        ("https://169.254.169.254/hook", "169.254.169.254, a link-local address"),
-        ("https://[::1]/hook", "::1, a loopback address"),
-        ("https://[fd00::1]/hook", "fd00::1, a private address"),
+        ("https://10.0.0.1/hook", "10.0.0.1, which is not public (private)"),
+        ("https://127.0.0.1/hook", "127.0.0.1, which is not public (loopback)"),
+        (
+            "https://169.254.169.254/hook",
+            "169.254.169.254, which is not public (link-local)",
+        ),
+        ("https://[::1]/hook", "::1, which is not public (loopback)"),
+        ("https://[fd00::1]/hook", "fd00::1, which is not public (private)"),
     ],
 )
 def test_create_form_rejects_private_address(admin, personas, address, shown):
