@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from compensation.engine.components import build_component
 from compensation.engine.spiff import LIST_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
@@ -42,6 +43,20 @@ CONDITION_HELP = (
 )
 
 
+class IsoDateField(forms.DateField):
+    """A date written as YYYY-MM-DD only, so 01/02/2026 is never read as 2 January."""
+
+    input_formats = ["%Y-%m-%d"]
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                f"Date {value!r} is not a date as YYYY-MM-DD."
+            ) from None
+
+
 class PlanCreateForm(forms.Form):
     name = forms.CharField(max_length=120)
     currency = forms.CharField(
@@ -50,7 +65,7 @@ class PlanCreateForm(forms.Form):
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
-    effective_from = forms.DateField(
+    effective_from = IsoDateField(
         help_text="The first day the first version applies, as YYYY-MM-DD."
     )
 
@@ -75,7 +90,7 @@ class VersionForm(forms.ModelForm):
 
 
 class DraftForm(forms.Form):
-    effective_from = forms.DateField(
+    effective_from = IsoDateField(
         help_text="The day the new version takes effect, as YYYY-MM-DD."
     )
 
@@ -282,8 +297,8 @@ class ComponentForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=MILESTONE_HELP,
     )
-    starts_on = forms.DateField(required=False, help_text="SPIFF: first day, included.")
-    ends_on = forms.DateField(required=False, help_text="SPIFF: last day, included.")
+    starts_on = IsoDateField(required=False, help_text="SPIFF: first day, included.")
+    ends_on = IsoDateField(required=False, help_text="SPIFF: last day, included.")
     amount = forms.DecimalField(
         required=False, help_text="SPIFF: fixed amount per deal, instead of a rate."
     )
@@ -427,8 +442,8 @@ class AssignmentForm(forms.Form):
     member = forms.ModelChoiceField(
         queryset=Membership.objects.none(), to_field_name="public_id"
     )
-    start_date = forms.DateField(help_text="First day on the plan, YYYY-MM-DD.")
-    end_date = forms.DateField(
+    start_date = IsoDateField(help_text="First day on the plan, YYYY-MM-DD.")
+    end_date = IsoDateField(
         required=False, help_text="Last day on the plan; empty if open."
     )
     target_incentive = forms.DecimalField(
@@ -454,11 +469,11 @@ class AssignmentForm(forms.Form):
 
 
 class AssignmentEndForm(forms.Form):
-    end_date = forms.DateField(help_text="Last day on the plan, YYYY-MM-DD.")
+    end_date = IsoDateField(help_text="Last day on the plan, YYYY-MM-DD.")
 
 
 class FxRateForm(forms.Form):
-    date = forms.DateField()
+    date = IsoDateField()
     base_currency = forms.CharField(max_length=3, label="From")
     quote_currency = forms.CharField(max_length=3, label="To")
     rate = forms.DecimalField(
@@ -498,7 +513,9 @@ class FxImportForm(forms.Form):
 
 
 class PreviewForm(forms.Form):
-    period = forms.CharField(help_text="A past month, as YYYY-MM.")
+    period = forms.CharField(
+        help_text="The current month or an earlier one, as YYYY-MM."
+    )
     member = forms.ModelChoiceField(
         queryset=Membership.objects.none(),
         to_field_name="public_id",
@@ -513,8 +530,14 @@ class PreviewForm(forms.Form):
     def clean_period(self) -> dt.date:
         value = self.cleaned_data["period"].strip()
         try:
-            return dt.datetime.strptime(value, "%Y-%m").date()
+            month = dt.datetime.strptime(value, "%Y-%m").date()
         except ValueError:
             raise forms.ValidationError(
                 f"Period {value!r} is not a month as YYYY-MM."
             ) from None
+        if month > timezone.localdate().replace(day=1):
+            raise forms.ValidationError(
+                f"Period {value} has not started yet. Choose the current month "
+                "or an earlier one."
+            )
+        return month

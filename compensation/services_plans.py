@@ -348,6 +348,20 @@ def plan_assignment_create(
     The target incentive is in the plan's currency, the one the engine pays
     milestone bonuses in.
     """
+    first_day = (
+        plan.versions.order_by("effective_from")
+        .values_list("effective_from", flat=True)
+        .first()
+    )
+    if first_day is not None and start_date < first_day:
+        raise ValidationError(
+            {
+                "start_date": (
+                    f"Start date {start_date} is before the plan's first version, "
+                    f"effective from {first_day}."
+                )
+            }
+        )
     # Lock the member so two requests cannot both pass the overlap check.
     Membership.objects.select_for_update().filter(pk=member.pk).first()
     assignment = PlanAssignment(
@@ -511,7 +525,8 @@ class FxImportError(ValueError):
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
-        super().__init__(f"{len(errors)} invalid rows; nothing was imported.")
+        problems = "problem" if len(errors) == 1 else "problems"
+        super().__init__(f"{len(errors)} {problems} found, so nothing was imported.")
 
 
 def _fx_cell_problems(line: int, record: dict[str, str]) -> tuple[FxRow | None, list]:

@@ -746,3 +746,42 @@ def test_my_plan_other_rep_not_on_plan(personas):
     assert response.status_code == 200
     assert "Every booking earns" not in response.content.decode()
     assert "You are on no plan" in response.content.decode()
+
+
+def test_plan_date_only_as_iso(personas, admin):
+    response = admin.post(
+        _url("plans"),
+        {"name": "AE plan", "currency": "EUR", "effective_from": "01/02/2026"},
+    )
+
+    assert response.status_code == 400
+    assert "Date &#x27;01/02/2026&#x27; is not a date as YYYY-MM-DD." in (
+        response.content.decode()
+    )
+    assert not CompPlan.unscoped.exists()
+
+
+def test_preview_future_month_rejected(admin, preview_plan):
+    url = _url("version-preview", version_id=preview_plan.public_id)
+
+    response = admin.get(url + "?period=2999-01")
+
+    assert response.status_code == 400
+    assert "Period 2999-01 has not started yet." in response.content.decode()
+
+
+def test_assignment_before_first_version_rejected(personas, admin):
+    plan = make_plan(personas.org.pk)
+    _draft(plan, day=D(2024, 1, 1))
+
+    response = admin.post(
+        _url("plan-assign", plan_id=plan.public_id),
+        {"member": str(personas.rep1.public_id), "start_date": "2023-12-01"},
+    )
+
+    assert response.status_code == 400
+    assert (
+        "Start date 2023-12-01 is before the plan&#x27;s first version, effective "
+        "from 2024-01-01." in response.content.decode()
+    )
+    assert not PlanAssignment.unscoped.exists()
