@@ -242,7 +242,8 @@ def dispute_resolve(
         [dispute.raised_by],
         obj=dispute,
         title=(
-            f"Your dispute was resolved: {dispute.get_root_cause_display().lower()}"
+            "Your dispute was resolved (root cause: "
+            f"{dispute.get_root_cause_display()})"
         ),
         summary=resolution[:200],
         url=_url(dispute, organization),

@@ -22,14 +22,22 @@ from decimal import Decimal
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q, Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from compensation import payout_diff
 from compensation.engine import StatementLine as EngineLine
 from compensation.engine.types import CalculationError
-from compensation.models import CalculationRun, PlanAssignment, Statement, StatementLine
+from compensation.models import (
+    CalculationRun,
+    Dispute,
+    PlanAssignment,
+    Statement,
+    StatementLine,
+)
 from compensation.services import calculate_statement
 from goals.calendar import DateRange, add_months
+from notifications.services import notify
 from spm.access import visible_member_ids
 from spm.models import Membership, Organization, User
 from spm.services import audit_log_write
@@ -469,18 +477,43 @@ def statement_approve(
             f"The statement of {statement.member} for {statement.period_label} is "
             f"already {statement.get_status_display().lower()}."
         )
+    # An approved statement is locked, so a dispute answered afterwards could
+    # only land as an adjustment in a later period.
+    open_disputes = statement.disputes.exclude(status=Dispute.Status.RESOLVED).count()
+    if open_disputes:
+        raise StatementError(
+            f"The statement of {statement.member} for {statement.period_label} has "
+            f"{open_disputes} open dispute{'s' if open_disputes != 1 else ''}. "
+            "Resolve them before approving it."
+        )
     old = _statement_snapshot(statement)
     statement.status = Status.APPROVED
     statement.approved_by = actor
     statement.approved_at = timezone.now()
     statement.save(update_fields=["status", "approved_by", "approved_at"])
+    organization = statement.member.organization
     audit_log_write(
-        organization=statement.member.organization,
+        organization=organization,
         actor=actor,
         action="compensation.statement_approved",
         obj=statement,
         old=old,
         new=_statement_snapshot(statement),
+    )
+    notify(
+        organization,
+        "statement.approved",
+        [statement.member],
+        obj=statement,
+        title=(
+            f"Your statement for {statement.period_label} was approved: "
+            f"{statement.total:,.2f} {statement.currency}"
+        ),
+        url=reverse(
+            "compensation:statement",
+            kwargs={"org_slug": organization.slug, "statement_id": statement.public_id},
+        ),
+        payload={"period": statement.period_label, "total": str(statement.total)},
     )
     return statement
 

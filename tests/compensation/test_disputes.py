@@ -325,3 +325,35 @@ def test_other_organisation_dispute_is_404(statements):
 
     assert client.get(_dispute_url(dispute)).status_code == 404
     assert client.post(_dispute_url(dispute, "dispute-resolve"), {}).status_code == 404
+
+
+def test_open_dispute_blocks_approval(statements):
+    dispute = _raise(statements)
+    statement = _statement(statements, statements.rep1)
+    manager = login(Client(), statements.manager)
+    approve = reverse("compensation:statements-approve", kwargs={"org_slug": "acme"})
+
+    blocked = manager.post(
+        approve, {"statement": [str(statement.public_id)]}, follow=True
+    )
+    statement.refresh_from_db()
+    assert statement.status == Statement.Status.DRAFT
+    assert (
+        "The statement of Rita Rep for March 2024 has 1 open dispute. Resolve "
+        "them before approving it." in blocked.content.decode()
+    )
+
+    manager.post(
+        _dispute_url(dispute, "dispute-resolve"),
+        {"root_cause": "edge_case", "resolution": "Paid as the plan says."},
+    )
+    manager.post(approve, {"statement": [str(statement.public_id)]})
+    statement.refresh_from_db()
+    assert statement.status == Statement.Status.APPROVED
+    # Rita hears of the approval: 10,000.00 x 10% = 1,000.00.
+    [event] = Notification.unscoped.filter(
+        member=statements.rep1, event__type="statement.approved"
+    ).values_list("event__title", flat=True)
+    assert event == (
+        f"Your statement for March 2024 was approved: 1,000.00 {statement.currency}"
+    )
