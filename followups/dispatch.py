@@ -21,12 +21,14 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Activity, Deal, Lead
 from followups import messages, services
 from followups.models import Enrollment, RepDailySend, Step, StepRun
 from followups.schedule import member_zone, next_window_opening, step_due_at
+from notifications.services import notify
 from spm.tenancy import tenant_context
 
 logger = logging.getLogger(__name__)
@@ -292,6 +294,15 @@ def _apply_effects(run: StepRun, enrollment: Enrollment, now: dt.datetime) -> No
             subject or f"Follow up with {fields['first_name'] or fields['company']}"
         )
         _log_activity(run, enrollment, Activity.Type.TASK, subject, now)
+        organization = enrollment.member.organization
+        notify(
+            organization,
+            "followup.task_due",
+            [enrollment.member],
+            title=f"Follow-up task due: {subject}",
+            url=reverse("followups:mine", kwargs={"org_slug": organization.slug}),
+            payload={"sequence": step.sequence.name, "task": subject},
+        )
     elif step.action == Step.Action.FIELD_UPDATE:
         _update_field(enrollment.target, step)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Pipeline, Stage
@@ -40,6 +41,7 @@ from integrations.models import (
 from integrations.writers import Counts, SyncContext, archive_deals, write_page
 from notifications.addresses import UnsafeURL, url_check
 from notifications.outbound import allow_private_addresses
+from notifications.services import notify
 from spm.models import Membership, User
 from spm.services import audit_log_write
 from spm.tenancy import tenant_context
@@ -416,6 +418,28 @@ def _finish_succeeded(ctx: SyncContext) -> None:
     )
 
 
+def _notify_failed(connection: CrmConnection, run: SyncRun) -> None:
+    organization = connection.organization
+    admins = Membership.objects.filter(
+        role=Membership.Role.ADMIN, is_active=True
+    ).exclude(user=None)
+    notify(
+        organization,
+        "sync.failed",
+        list(admins),
+        obj=run,
+        title=f"CRM sync of {connection.name} failed: {run.failure[:200]}",
+        url=reverse(
+            "integrations:connection",
+            kwargs={
+                "org_slug": organization.slug,
+                "connection_id": connection.public_id,
+            },
+        ),
+        payload={"connection": connection.name, "error": run.failure[:500]},
+    )
+
+
 def _finish_failed(ctx: SyncContext, exc: Exception) -> None:
     run = ctx.run
     run.status = SyncRun.Status.FAILED
@@ -429,6 +453,7 @@ def _finish_failed(ctx: SyncContext, exc: Exception) -> None:
         connection.status = CrmConnection.Status.ERROR
         connection.status_message = str(exc)
         connection.save(update_fields=["status", "status_message"])
+    _notify_failed(ctx.connection, run)
     logger.error(
         "CRM sync run %s failed: %s",
         run.pk,

@@ -117,6 +117,27 @@ EVENT_TYPES: tuple[EventType, ...] = (
         default_channels=frozenset({IN_APP, EMAIL}),
         urgency=Urgency.NORMAL,
     ),
+    EventType(
+        key="statement.approved",
+        label="Statement approved",
+        description="Your commission statement for a period was approved.",
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.NORMAL,
+    ),
+    EventType(
+        key="followup.task_due",
+        label="Follow-up task due",
+        description="A follow-up sequence created a task for you.",
+        default_channels=frozenset({IN_APP}),
+        urgency=Urgency.LOW,
+    ),
+    EventType(
+        key="sync.failed",
+        label="CRM sync failed",
+        description="A sync of the organisation's CRM stopped with an error.",
+        default_channels=frozenset({IN_APP, EMAIL}),
+        urgency=Urgency.HIGH,
+    ),
 )
 
 CATALOG: dict[str, EventType] = {

@@ -12,6 +12,7 @@ from django.db import connections
 from activity.models import Activity
 from followups import dispatch, services, triggers
 from followups.models import Enrollment, OptOut, RepDailySend, StepRun
+from notifications.models import Notification
 from spm.models import AuditLog
 from spm.tenancy import tenant_context
 from tests.followups.conftest import MONDAY_10, make_deal, make_sequence
@@ -220,6 +221,10 @@ def test_task_step_creates_activity_for_rep(acme, personas):
     assert task.owner == personas.rep1
     assert task.deal == deal
     assert mail.outbox == []
+    [notice] = Notification.objects.filter(member=personas.rep1)
+    assert notice.event.type == "followup.task_due"
+    assert notice.event.title == "Follow-up task due: Call Pat at Initech"
+    assert notice.event.url == "/o/acme/followups/mine/"
 
 
 def test_manual_enroll_and_unenroll_are_audited(acme, personas):

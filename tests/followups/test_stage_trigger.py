@@ -20,6 +20,7 @@ _credentials_key = integration._credentials_key
 hubspot = integration.hubspot
 clock = integration.clock
 connection = integration.connection
+loopback_allowed = integration.loopback_allowed
 
 
 def deals_csv(*rows: str) -> dict[str, bytes]:

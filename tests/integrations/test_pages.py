@@ -19,7 +19,7 @@ from integrations.models import (
     OwnerMapping,
     SyncRun,
 )
-from notifications.models import OutboundSettings
+from notifications.models import Notification, OutboundSettings
 from spm.models import AuditLog
 from spm.tenancy import tenant_context
 from tests.conftest import login
@@ -584,7 +584,7 @@ def test_connect_rejects_unsafe_api_address(personas, admin, base_url, message):
     assert not CrmConnection.unscoped.exists()
 
 
-def test_sync_refuses_address_no_longer_allowed(admin, connection):
+def test_sync_refuses_address_no_longer_allowed(personas, admin, connection):
     # The organisation turned the private-address setting off after connecting.
     OutboundSettings.objects.update(allow_private_addresses=False)
 
@@ -596,3 +596,9 @@ def test_sync_refuses_address_no_longer_allowed(admin, connection):
     assert run.status == SyncRun.Status.FAILED
     assert "The API address is not allowed" in run.failure
     assert "not public (loopback)" in run.failure
+    # The admins hear of it.
+    [notice] = Notification.objects.filter(event__type="sync.failed")
+    assert notice.member == personas.admin
+    assert notice.event.title.startswith(
+        "CRM sync of HubSpot failed: SyncFailed: The API address is not allowed"
+    )

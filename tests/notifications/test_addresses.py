@@ -38,7 +38,7 @@ def test_non_public_address_rejected(url, address, kind):
     assert message.startswith(
         f"The URL {url} points at {address}, which is not public ({kind})."
     )
-    assert "allow private addresses for self-hosted installs" in message
+    assert "Allow private addresses for self-hosted installs" in message
 
 
 def test_localhost_rejected():

@@ -365,7 +365,7 @@ def test_chat_form_rejects_private_address(admin, personas):
     assert response.status_code == 400
     [error] = response.context["form"].errors["url"]
     assert error.startswith(
-        "The URL https://10.0.0.1/x points at 10.0.0.1, a private address."
+        "The URL https://10.0.0.1/x points at 10.0.0.1, which is not public (private)."
     )
 
 

@@ -267,7 +267,7 @@ def test_rebinding_to_loopback_rejected_at_send(
     delivery.refresh_from_db()
     assert delivery.error.startswith(
         "UnsafeURL: The URL https://hooks.example.test/in points at 127.0.0.1, "
-        "a loopback address."
+        "which is not public (loopback)."
     )
     assert delivery.response_status is None
     assert receiver.requests == []
