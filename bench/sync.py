@@ -5,22 +5,30 @@
 The fake HubSpot server of the tests (tests/integrations/fake_hubspot.py)
 runs in this process on 127.0.0.1, with a port the OS picks. It contains
 100,000 records (RECORDS) owned by 50 CRM owners, who match the 50 reps of
-the organisation "bench-sync" by email. The script measures two things:
+the organisation "bench-sync" by email. The script measures three things:
 
 - the ceiling: a plain ``requests`` client pages through every object type
   of the fake, as the connector lists them, and writes nothing;
 - the sync: ``integrations.sync.sync_run_execute`` runs one full sync into
-  the empty organisation, in process, writing to PostgreSQL.
+  the empty organisation, in process, writing to PostgreSQL;
+- the sync engine alone: the same full sync into a second empty
+  organisation ("bench-sync-engine"), from a connector that serves the same
+  records as pages built in memory, so no HTTP request is sent.
 
-Both lift the rate limits (HubSpot allows 100 or 190 requests per 10 s, see
+The fake filters and sorts every record of an object type for each listing
+request, so its time per page grows with the portal. At 100,000 records it
+can be slower than the sync engine, and the third measurement then shows
+the engine's own rate.
+
+All three lift the rate limits (HubSpot allows 100 or 190 requests per 10 s, see
 integrations.selectors.API_LIMITS), so they measure processing speed rather
 than the provider's limit. With 100 records per listing page, those limits
 alone cap a real full sync at 1,000 or 1,900 records/s.
 
 The database is DATABASE_URL, by default
 postgres://postgres@127.0.0.1:5432/attain_bench_sync, created when missing
-and migrated. Each run first deletes the organisation "bench-sync" and its
-rows. The results, with the hardware, are appended to docs/benchmarks.md.
+and migrated. Each run first deletes both organisations and their rows. The
+results, with the hardware, are appended to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
 import report  # noqa: E402
 
 SLUG = "bench-sync"
+ENGINE_SLUG = "bench-sync-engine"
 TOKEN = "pat-bench-sync-token"
 REPS = 50
 # Records per object type, 100,000 in all.
@@ -192,8 +201,8 @@ def measure_ceiling(fake) -> tuple[float, int, int]:
     return time.perf_counter() - started, records, requests_sent
 
 
-def drop_tenant() -> None:
-    """Delete the organisation "bench-sync" and its rows, children first."""
+def drop_tenant(slug: str) -> None:
+    """Delete the organisation ``slug`` and its rows, children first."""
     from activity.models import (
         Account,
         Activity,
@@ -207,7 +216,7 @@ def drop_tenant() -> None:
     from spm.models import AuditLog, Membership, Organization
     from spm.tenancy import tenant_context
 
-    organization = Organization.objects.filter(slug=SLUG).first()
+    organization = Organization.objects.filter(slug=slug).first()
     if organization is None:
         return
     with tenant_context(organization):
@@ -227,12 +236,12 @@ def drop_tenant() -> None:
     organization.delete()
 
 
-def create_tenant():
-    """Create "bench-sync" with REPS reps whose emails match the CRM owners."""
+def create_tenant(slug: str):
+    """Create the organisation ``slug`` with REPS reps whose emails match the owners."""
     from spm.models import Membership, Organization
     from spm.tenancy import tenant_context
 
-    organization = Organization.objects.create(name="Bench sync", slug=SLUG)
+    organization = Organization.objects.create(name=f"Bench {slug}", slug=slug)
     with tenant_context(organization):
         Membership.objects.bulk_create(
             Membership(
@@ -246,15 +255,80 @@ def create_tenant():
     return organization
 
 
-def measure_sync(fake) -> tuple[float, object]:
-    """Run one full sync into the new tenant and return (seconds, run)."""
-    from integrations import services, sync
+def http_connector(fake):
+    """Return a HubSpot connector for the fake, with the rate limits lifted."""
     from integrations.connectors.hubspot import HubSpotConnector
     from integrations.connectors.ratelimit import RollingWindowLimiter
+
+    return HubSpotConnector(
+        base_url=fake.url,
+        token=TOKEN,
+        limiter=RollingWindowLimiter(*NO_LIMIT),
+        search_limiter=RollingWindowLimiter(*NO_LIMIT),
+    )
+
+
+def prepared_connector(fake):
+    """Return a connector that serves the fake's records from pages in memory.
+
+    The pages hold what a listing of the fake returns: records in id order,
+    LIST_PAGE_SIZE to a page, parsed by the HubSpot connector's own parser.
+    """
+    from integrations.connectors import base, hubspot
+
+    owners = [
+        base.Owner(
+            owner["id"],
+            owner["email"],
+            f"{owner['firstName']} {owner['lastName']}".strip(),
+        )
+        for owner in fake.owners
+    ]
+    pipelines = [hubspot._pipeline(item) for item in fake.pipelines]
+    pages = {}
+    for object_type in RECORDS:
+        properties = list(hubspot.PROPERTIES[object_type])
+        properties.append(hubspot.modified_property(object_type))
+        associations = list(hubspot.ASSOCIATIONS.get(object_type, ()))
+        records = sorted(fake.objects[object_type].values(), key=lambda r: int(r.id))
+        size = hubspot.LIST_PAGE_SIZE
+        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        pages[object_type] = [
+            base.Page(
+                [hubspot._record(r.as_json(properties, associations)) for r in chunk],
+                str(number + 1) if number + 1 < len(chunks) else None,
+            )
+            for number, chunk in enumerate(chunks)
+        ]
+
+    class PreparedConnector(base.Connector):
+        provider = "hubspot"
+
+        def owners(self):
+            return owners
+
+        def pipelines(self):
+            return pipelines
+
+        def list_pages(self, object_type, after=None):
+            yield from pages[object_type][int(after or 0) :]
+
+        def changed_pages(self, object_type, since):
+            yield from ()
+
+        def archived_pages(self, object_type):
+            yield from ()
+
+    return PreparedConnector()
+
+
+def measure_sync(fake, slug: str, connector) -> tuple[float, object]:
+    """Run one full sync into the new tenant ``slug`` and return (seconds, run)."""
+    from integrations import services, sync
     from integrations.models import SyncRun
     from spm.tenancy import tenant_context
 
-    organization = create_tenant()
+    organization = create_tenant(slug)
     with tenant_context(organization):
         connection = services.hubspot_connect(
             organization=organization,
@@ -265,20 +339,15 @@ def measure_sync(fake) -> tuple[float, object]:
             api_tier="starter",
         )
         run = sync.sync_run_create(connection=connection, kind=SyncRun.Kind.FULL)
-    connector = HubSpotConnector(
-        base_url=fake.url,
-        token=TOKEN,
-        limiter=RollingWindowLimiter(*NO_LIMIT),
-        search_limiter=RollingWindowLimiter(*NO_LIMIT),
-    )
     started = time.perf_counter()
     sync.sync_run_execute(run=run, connector=connector)
     return time.perf_counter() - started, run
 
 
-def append_results(load_average, ceiling, synced) -> Path:
+def append_results(load_average, ceiling, synced, engine) -> Path:
     ceiling_seconds, ceiling_records, ceiling_requests = ceiling
     sync_seconds, run = synced
+    engine_seconds, engine_run = engine
     intro = (
         "bench/sync.py: one full sync of "
         f"{sum(RECORDS.values()):,} records ("
@@ -287,7 +356,12 @@ def append_results(load_average, ceiling, synced) -> Path:
         f"{REPS} reps, with `integrations.sync.sync_run_execute` in process. "
         "The ceiling is a plain requests client that pages through the same "
         "fake and writes nothing. The fake and the sync share this process and "
-        "its cores. Both run with the rate limits lifted. HubSpot's own limits "
+        "its cores. The fake filters and sorts every record of a type for each "
+        "listing request, so its time per page grows with the portal. The last "
+        "row runs the "
+        "same full sync into a second empty organisation from pages built in "
+        "memory from the fake's records, which measures the sync engine "
+        "without HTTP. All run with the rate limits lifted. HubSpot's own limits "
         "of 100 or 190 requests per 10 s would cap a full sync at 1,000 or "
         "1,900 records/s. Other work shared the two cores during the run (see "
         "the load average)."
@@ -315,6 +389,9 @@ def append_results(load_average, ceiling, synced) -> Path:
         f"| {ceiling_records / ceiling_seconds:,.0f} |",
         f"| Full sync into PostgreSQL | {run.records_done:,} | {run.api_calls:,} "
         f"| {sync_seconds:.1f} | {run.records_done / sync_seconds:,.0f} |",
+        f"| Sync engine alone, pages in memory | {engine_run.records_done:,} | 0 "
+        f"| {engine_seconds:.1f} "
+        f"| {engine_run.records_done / engine_seconds:,.0f} |",
     ]
     with report.RESULTS.open("a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -332,7 +409,8 @@ def main() -> None:
     from tests.integrations.fake_hubspot import FakeHubSpot
 
     call_command("migrate", interactive=False, verbosity=0)
-    drop_tenant()
+    drop_tenant(SLUG)
+    drop_tenant(ENGINE_SLUG)
 
     fake = FakeHubSpot(burst_limit=NO_LIMIT, search_limit=NO_LIMIT).start()
     try:
@@ -345,7 +423,7 @@ def main() -> None:
             f"Ceiling: {records:,} records in {requests_sent:,} requests, "
             f"{seconds:.1f} s, {records / seconds:,.0f} records/s"
         )
-        synced = measure_sync(fake)
+        synced = measure_sync(fake, SLUG, http_connector(fake))
         seconds, run = synced
         if run.status != "succeeded":
             raise SystemExit(f"The sync failed: {run.failure}")
@@ -353,9 +431,17 @@ def main() -> None:
             f"Sync: {run.records_done:,} records in {run.api_calls:,} requests, "
             f"{seconds:.1f} s, {run.records_done / seconds:,.0f} records/s"
         )
+        engine = measure_sync(fake, ENGINE_SLUG, prepared_connector(fake))
+        seconds, run = engine
+        if run.status != "succeeded":
+            raise SystemExit(f"The sync from memory failed: {run.failure}")
+        print(
+            f"Sync engine alone: {run.records_done:,} records, {seconds:.1f} s, "
+            f"{run.records_done / seconds:,.0f} records/s"
+        )
     finally:
         fake.stop()
-    path = append_results(load_average, ceiling, synced)
+    path = append_results(load_average, ceiling, synced, engine)
     print(f"Results appended to {path}.")
 
 

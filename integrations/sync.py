@@ -16,9 +16,12 @@ synced ones, which takes them out of every metric.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 
 from django.db import transaction
 from django.db.models import Q
@@ -52,6 +55,15 @@ logger = logging.getLogger(__name__)
 # listing began, so a record modified while it ran, or stamped by a CRM
 # clock that runs behind ours, is listed again rather than missed.
 FULL_SYNC_OVERLAP = dt.timedelta(minutes=5)
+# The cursor fields a committed page moves.
+CURSOR_FIELDS = [
+    "page_after",
+    "full_sync_started_at",
+    "full_sync_done_at",
+    "modified_at",
+    "record_id",
+    "updated_at",
+]
 
 
 class SyncFailed(Exception):
@@ -330,20 +342,23 @@ def _full_listing(
 ) -> None:
     if not cursor.page_after:
         cursor.full_sync_started_at = timezone.now()
-    for page in connector.list_pages(
-        cursor.object_type, after=cursor.page_after or None
-    ):
+    listing = connector.list_pages(cursor.object_type, after=cursor.page_after or None)
+    with _fetched_ahead(listing) as pages:
+        for page in pages:
+            _commit_listed_page(ctx, cursor, page)
 
-        def write(page=page) -> None:
-            write_page(ctx, cursor.object_type, page.records)
-            cursor.page_after = page.next_after or ""
-            if page.next_after is None:
-                cursor.full_sync_done_at = timezone.now()
-                cursor.modified_at = cursor.full_sync_started_at - FULL_SYNC_OVERLAP
-                cursor.record_id = ""
-            cursor.save()
 
-        _commit(ctx, write, len(page.records))
+def _commit_listed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -> None:
+    def write() -> None:
+        write_page(ctx, cursor.object_type, page.records)
+        cursor.page_after = page.next_after or ""
+        if page.next_after is None:
+            cursor.full_sync_done_at = timezone.now()
+            cursor.modified_at = cursor.full_sync_started_at - FULL_SYNC_OVERLAP
+            cursor.record_id = ""
+        cursor.save(update_fields=CURSOR_FIELDS)
+
+    _commit(ctx, write, len(page.records))
 
 
 def _incremental_listing(
@@ -352,24 +367,84 @@ def _incremental_listing(
     since = None
     if cursor.modified_at is not None:
         since = base.Keyset(cursor.modified_at, cursor.record_id)
-    for page in connector.changed_pages(cursor.object_type, since):
-        if not page.records:
-            continue
+    with _fetched_ahead(connector.changed_pages(cursor.object_type, since)) as pages:
+        for page in pages:
+            if page.records:
+                _commit_changed_page(ctx, cursor, page)
 
-        def write(page=page) -> None:
-            write_page(ctx, cursor.object_type, page.records)
-            last = max(page.records, key=lambda r: r.keyset.sort_key())
-            cursor.modified_at = last.modified_at
-            cursor.record_id = last.id
-            cursor.save()
 
-        _commit(ctx, write, len(page.records))
+def _commit_changed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -> None:
+    def write() -> None:
+        write_page(ctx, cursor.object_type, page.records)
+        last = max(page.records, key=lambda r: r.keyset.sort_key())
+        cursor.modified_at = last.modified_at
+        cursor.record_id = last.id
+        cursor.save(update_fields=CURSOR_FIELDS)
+
+    _commit(ctx, write, len(page.records))
+
+
+@contextlib.contextmanager
+def _fetched_ahead(pages: Iterator[base.Page]) -> Iterator[Iterator[base.Page]]:
+    """Iterate over ``pages`` while a worker thread requests the next page.
+
+    The next page's HTTP request then overlaps the current page's database
+    writes. The worker holds at most two pages beyond the one being written
+    and touches no database, so each page still commits with its cursor, in
+    order. An error from the connector is raised here when the page it
+    stopped at is due. Leaving the block stops the worker and waits for its
+    request in flight.
+    """
+    slot: queue.Queue = queue.Queue(maxsize=1)
+    stopped = threading.Event()
+
+    def hand_over(item: tuple) -> bool:
+        while not stopped.is_set():
+            try:
+                slot.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not hand_over(("page", page)):
+                    return
+        except BaseException as exc:
+            # Anything the connector raises ends the listing in the caller.
+            hand_over(("error", exc))
+        else:
+            hand_over(("done", None))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def consume() -> Iterator[base.Page]:
+        while True:
+            kind, value = slot.get()
+            if kind == "error":
+                raise value
+            if kind == "done":
+                return
+            yield value
+
+    worker = threading.Thread(target=fetch, name="crm-sync-fetch", daemon=True)
+    worker.start()
+    try:
+        yield consume()
+    finally:
+        stopped.set()
+        worker.join()
 
 
 def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
     """Write one page and the run's progress in one transaction."""
     run = ctx.run
     with transaction.atomic():
+        _commit_without_flush_wait()
         write()
         run.pages_done += 1
         run.records_done += records
@@ -385,6 +460,18 @@ def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
                 "api_calls",
             ]
         )
+
+
+def _commit_without_flush_wait() -> None:
+    """Let the current transaction commit before its WAL reaches the disk.
+
+    A server crash can then lose the last pages a run committed, but each
+    page goes together with its cursor and progress, so the next run lists
+    those pages again and skips no record. PostgreSQL never applies part of
+    such a transaction.
+    """
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _previous_counts(run: SyncRun) -> dict[str, Counts]:

@@ -1,8 +1,9 @@
 """Write pages of CRM records into activity's models.
 
 Rows are matched by (organisation, connection source, external id). Each
-writer loads the page's existing rows in one query, creates the new ones in
-bulk and updates only the changed fields. A record that cannot be written,
+writer upserts a page in one INSERT ... ON CONFLICT statement, which skips
+rows whose stored values already match, so an unchanged record costs no
+write. A record that cannot be written,
 such as a deal in an unknown stage, is counted as failed and listed in the
 run's errors with its id. The rest of the page is still written.
 """
@@ -10,13 +11,14 @@ run's errors with its id. The rest of the page is still written.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from activity.models import Account, Activity, Contact, Deal, DealStageChange, Stage
@@ -147,9 +149,6 @@ def _write_companies(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
 
 
 def _write_contacts(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
-    accounts = _account_ids(
-        ctx, [r.properties.get("associatedcompanyid") for r in records]
-    )
     rows = []
     for record in records:
         props = record.properties
@@ -159,21 +158,20 @@ def _write_contacts(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
             "email": _text(props.get("email"), 254),
             "phone": _text(props.get("phone"), 40),
             "title": _text(props.get("jobtitle"), 120),
-            "account_id": accounts.get(props.get("associatedcompanyid") or ""),
+            "account_id": props.get("associatedcompanyid") or None,
             "owner_id": ctx.owner_id(record),
         }
         created = parse_datetime(props.get("createdate"))
         if created is not None:
             values["created_at"] = created
         rows.append((record.id, values))
-    _upsert(ctx, Contact, base.CONTACTS, rows)
+    _upsert(ctx, Contact, base.CONTACTS, rows, references={"account_id": Account})
 
 
 def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
-    company_ids = [ids[0] for r in records if (ids := r.associations.get("companies"))]
-    accounts = _account_ids(ctx, company_ids)
     currency = ctx.connection.organization.currency
     rows = []
+    modified = {}
     for record in records:
         props = record.properties
         stage = ctx.stages.get(props.get("dealstage") or "")
@@ -199,50 +197,87 @@ def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
         # Search results carry no associations, so only a listing sets the account.
         if "companies" in record.associations:
             ids = record.associations["companies"]
-            values["account_id"] = accounts.get(ids[0]) if ids else None
-        rows.append((record.id, values, record.modified_at))
+            values["account_id"] = ids[0] if ids else None
+        rows.append((record.id, values))
+        modified[record.id] = record.modified_at
 
-    previous = dict(
-        Deal.objects.filter(
-            external_source=ctx.source, external_id__in=[r[0] for r in rows]
-        ).values_list("external_id", "stage_id")
+    written = _upsert(
+        ctx,
+        Deal,
+        base.DEALS,
+        rows,
+        previous=("stage_id",),
+        insert_only={"stage_changed_at": modified},
+        references={"account_id": Account},
     )
-    deals = _upsert(ctx, Deal, base.DEALS, [(r[0], r[1]) for r in rows])
-    _record_stage_changes(ctx, rows, previous, deals)
+    _record_stage_changes(ctx, rows, modified, written)
 
 
-def _record_stage_changes(ctx, rows, previous: dict, deals: dict) -> None:
+def _record_stage_changes(ctx, rows, modified: dict, written: dict) -> None:
+    """Add a stage change for each new or moved deal and start its sequences."""
     changes = []
     moved = []
-    for external_id, values, modified_at in rows:
-        old_stage = previous.get(external_id)
-        if old_stage == values["stage_id"]:
+    for external_id, values in rows:
+        result = written.get(external_id)
+        if result is None or not result.changed:
             continue
-        deal = deals[external_id]
-        changes.append(
-            DealStageChange(
-                organization_id=deal.organization_id,
-                deal=deal,
-                from_stage_id=old_stage,
-                to_stage_id=values["stage_id"],
-                changed_at=modified_at,
-                source=ctx.source,
-            )
-        )
-        deal.stage_changed_at = modified_at
-        moved.append(deal)
-    DealStageChange.objects.bulk_create(changes)
-    Deal.objects.bulk_update(moved, ["stage_changed_at"])
+        old_stage = result.previous.get("stage_id")
+        if not result.created and old_stage == values["stage_id"]:
+            continue
+        changed_at = modified[external_id]
+        changes.append((result.id, old_stage, values["stage_id"], changed_at))
+        if not result.created:
+            moved.append((result.id, changed_at))
+    _insert_stage_changes(ctx, changes)
+    # A new deal gets its stage time on insert, and a moved one gets it here.
+    _set_stage_changed_at(moved)
     # A deal seen for the first time (no previous stage) was not moved: the
     # first sync loads history, which must not start sequences.
-    entered = [
-        deals[external_id].pk
-        for external_id, values, _ in rows
-        if previous.get(external_id) not in (None, values["stage_id"])
-    ]
     followup_triggers.deals_entered_stage(
-        entered, organization_id=ctx.connection.organization_id
+        [deal_id for deal_id, _ in moved],
+        organization_id=ctx.connection.organization_id,
     )
+
+
+def _insert_stage_changes(ctx: SyncContext, changes: list[tuple]) -> None:
+    """Insert (deal id, from stage id, to stage id, changed at) rows in one statement.
+
+    It uses raw SQL because, in a profile of a 10,000-record sync, the ORM's
+    bulk_create took three times as long to build the statement as
+    PostgreSQL took to run it.
+    """
+    if not changes:
+        return
+    table = connection.ops.quote_name(DealStageChange._meta.db_table)
+    columns = list(zip(*changes, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, deal_id, from_stage_id, "
+            "to_stage_id, changed_at, source) "
+            "SELECT %s, change.deal_id, change.from_stage_id, change.to_stage_id, "
+            "change.changed_at, %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
+            "%s::timestamptz[]) "
+            "AS change(deal_id, from_stage_id, to_stage_id, changed_at)",
+            [
+                ctx.connection.organization_id,
+                ctx.source,
+                *(list(column) for column in columns),
+            ],
+        )
+
+
+def _set_stage_changed_at(moved: list[tuple[int, dt.datetime]]) -> None:
+    if not moved:
+        return
+    table = connection.ops.quote_name(Deal._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS deal SET stage_changed_at = moved.changed_at "
+            "FROM unnest(%s::bigint[], %s::timestamptz[]) AS moved(id, changed_at) "
+            "WHERE deal.id = moved.id",
+            [[deal_id for deal_id, _ in moved], [at for _, at in moved]],
+        )
 
 
 def _write_engagements(
@@ -266,66 +301,204 @@ def _write_engagements(
 # Helpers
 
 
+@dataclass
+class Written:
+    """The outcome of one row of an upsert."""
+
+    # None for an unchanged row, which the upsert does not return.
+    id: int | None
+    created: bool
+    # False when the stored row already had every value.
+    changed: bool
+    # The stored values, before this write, of the columns asked for.
+    previous: dict[str, Any]
+
+
 def _upsert(
     ctx: SyncContext,
     model: type[models.Model],
     object_type: str,
     rows: list[tuple[str, dict[str, Any]]],
-) -> dict[str, models.Model]:
-    """Create or update rows by external id and return them by external id."""
-    counts = ctx.counts[object_type]
-    existing = {
-        row.external_id: row
-        for row in model.objects.filter(
-            external_source=ctx.source, external_id__in=[r[0] for r in rows]
-        )
-    }
-    new, changed, fields = [], [], set()
+    *,
+    previous: tuple[str, ...] = (),
+    insert_only: dict[str, dict[str, Any]] | None = None,
+    references: dict[str, type[models.Model]] | None = None,
+) -> dict[str, Written]:
+    """Create or update rows by external id and return the outcome by external id.
+
+    Rows whose values have the same columns are written together. Unchanged
+    rows are neither written nor counted as updated. ``insert_only`` maps a
+    column to values by external id that only a new row takes.
+    ``references`` maps a foreign key column to the synced model it points
+    at, and the values of that column are then the CRM ids of those rows.
+    A CRM id that was never synced gives NULL.
+    """
+    groups: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     for external_id, values in rows:
-        row = existing.get(external_id)
-        if row is None:
-            row = model(
-                organization_id=ctx.connection.organization_id,
-                external_source=ctx.source,
-                external_id=external_id,
-                **values,
-            )
-            existing[external_id] = row
-            new.append(row)
-            continue
-        changed_fields = [
-            name for name, value in values.items() if getattr(row, name) != value
-        ]
-        if changed_fields:
-            for name in changed_fields:
-                setattr(row, name, values[name])
-            changed.append(row)
-            fields.update(changed_fields)
-        else:
-            counts.unchanged += 1
-
-    model.objects.bulk_create(new)
-    if changed:
-        if any(f.name == "updated_at" for f in model._meta.fields):
-            now = timezone.now()
-            for row in changed:
-                row.updated_at = now
-            fields.add("updated_at")
-        model.objects.bulk_update(changed, sorted(fields))
-    counts.created += len(new)
-    counts.updated += len(changed)
-    return existing
-
-
-def _account_ids(ctx: SyncContext, company_ids: list[str | None]) -> dict[str, int]:
-    requested = {company_id for company_id in company_ids if company_id}
-    if not requested:
-        return {}
-    return dict(
-        Account.objects.filter(
-            external_source=ctx.source, external_id__in=requested
-        ).values_list("external_id", "id")
+        groups[tuple(values)].append((external_id, values))
+    written = {}
+    for columns, group in groups.items():
+        statement = _UpsertStatement(
+            ctx, model, columns, previous, insert_only or {}, references or {}
+        )
+        written.update(statement.execute(group))
+    counts = ctx.counts[object_type]
+    created = sum(1 for result in written.values() if result.created)
+    updated = sum(
+        1 for result in written.values() if result.changed and not result.created
     )
+    counts.created += created
+    counts.updated += updated
+    counts.unchanged += len(written) - created - updated
+    return written
+
+
+class _UpsertStatement:
+    """One INSERT ... ON CONFLICT for rows that all set the same columns.
+
+    The rows travel as one JSON parameter that ``json_to_recordset`` turns
+    into typed columns. Scalar subqueries read the stored rows as they were
+    before the statement, so the result separates new rows from existing
+    ones and returns their previous values.
+    The conflict target is the partial unique index on (organization,
+    external source, external id) that every synced model has.
+    """
+
+    def __init__(
+        self,
+        ctx: SyncContext,
+        model: type[models.Model],
+        columns: tuple[str, ...],
+        previous: tuple[str, ...],
+        insert_only: dict[str, dict[str, Any]],
+        references: dict[str, type[models.Model]],
+    ):
+        self.ctx = ctx
+        self.model = model
+        self.columns = columns
+        self.previous = previous
+        self.insert_only = insert_only
+        self.references = {
+            name: model for name, model in references.items() if name in columns
+        }
+        self.attnames = {f.attname: f for f in model._meta.concrete_fields}
+
+    def execute(self, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Written]:
+        data = []
+        for external_id, values in rows:
+            item = {"external_id": external_id, **values}
+            for name, by_id in self.insert_only.items():
+                item[name] = by_id.get(external_id)
+            data.append(item)
+        sql, params = self._sql(json.dumps(data, default=str))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            result = cursor.fetchall()
+        return {
+            external_id: Written(
+                id=row_id,
+                created=created,
+                changed=changed,
+                previous=dict(zip(self.previous, old_values, strict=True)),
+            )
+            for external_id, row_id, created, changed, *old_values in result
+        }
+
+    def _input_type(self, name: str) -> str:
+        if name in self.references:
+            return "text"
+        return self.attnames[name].db_type(connection)
+
+    def _automatic_columns(self) -> list[str]:
+        """Return the time stamp columns a new row takes at the time of writing."""
+        given = {*self.columns, *self.insert_only}
+        return [
+            name
+            for name in ("created_at", "updated_at")
+            if name in self.attnames and name not in given
+        ]
+
+    def _sql(self, data: str) -> tuple[str, list]:
+        """Return the statement and its parameters for the rows in JSON ``data``."""
+        quote = connection.ops.quote_name
+        organization_id = self.ctx.connection.organization_id
+        source = self.ctx.source
+        now = timezone.now()
+        table = quote(self.model._meta.db_table)
+        input_columns = ["external_id", *self.columns, *self.insert_only]
+        definitions = ", ".join(
+            f"{quote(name)} {self._input_type(name)}" for name in input_columns
+        )
+        # The columns of a new row, each with its SQL expression and parameters.
+        insert = {
+            "organization_id": ("%s", [organization_id]),
+            "public_id": ("gen_random_uuid()", []),
+            "external_source": ("%s", [source]),
+        }
+        for name in input_columns:
+            insert[name] = (f"input.{quote(name)}", [])
+        for name, model in self.references.items():
+            lookup = self._by_external_id(
+                quote(model._meta.db_table), "synced.id", f"input.{quote(name)}"
+            )
+            insert[name] = (lookup, [organization_id, source])
+        for name in self._automatic_columns():
+            insert[name] = ("%s", [now])
+        updates = [f"{quote(name)} = EXCLUDED.{quote(name)}" for name in self.columns]
+        if "updated_at" in self.attnames:
+            updates.append('"updated_at" = EXCLUDED."updated_at"')
+        stored = ", ".join(f"stored.{quote(name)}" for name in self.columns)
+        excluded = ", ".join(f"EXCLUDED.{quote(name)}" for name in self.columns)
+        # Lookups read the rows as they were before this statement, because
+        # all parts of one statement use the same snapshot.
+        lookups = [
+            # A scalar subquery, unlike NOT EXISTS, stays one index lookup per
+            # row instead of becoming an anti-join over the tenant's rows.
+            self._by_external_id(table, "synced.id", "input.external_id") + " IS NULL"
+        ]
+        lookups += [
+            self._by_external_id(table, f"synced.{quote(name)}", "input.external_id")
+            for name in self.previous
+        ]
+        sql = f"""
+            WITH input AS (
+                SELECT * FROM json_to_recordset(%s::json) AS input({definitions})
+            ),
+            upserted AS (
+                INSERT INTO {table} AS stored ({", ".join(map(quote, insert))})
+                SELECT {", ".join(expression for expression, _ in insert.values())}
+                FROM input
+                ON CONFLICT (organization_id, external_source, external_id)
+                    WHERE NOT (external_id = '')
+                DO UPDATE SET {", ".join(updates)}
+                WHERE ROW({stored}) IS DISTINCT FROM ROW({excluded})
+                RETURNING stored.id, stored.external_id
+            )
+            SELECT input.external_id, upserted.id, {lookups[0]},
+                   upserted.id IS NOT NULL{"".join(", " + x for x in lookups[1:])}
+            FROM input
+            LEFT JOIN upserted ON upserted.external_id = input.external_id
+        """
+        params = [data]
+        for _, values in insert.values():
+            params.extend(values)
+        params += [organization_id, source] * len(lookups)
+        return sql, params
+
+    @staticmethod
+    def _by_external_id(table: str, column: str, external_id: str) -> str:
+        """Return a subquery for ``column`` of the synced row with that external id.
+
+        The last condition repeats the predicate of the partial unique index,
+        so PostgreSQL can use that index even when its statistics are stale,
+        as they are while a first sync fills a table.
+        """
+        return (
+            f"(SELECT {column} FROM {table} AS synced "
+            "WHERE synced.organization_id = %s AND synced.external_source = %s "
+            f"AND synced.external_id = {external_id} "
+            "AND NOT (synced.external_id = ''))"
+        )
 
 
 def _text(value: str | None, max_length: int) -> str:
