@@ -242,3 +242,49 @@ class FieldMapping(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.object_type}.{self.crm_property} -> {self.target}"
+
+
+class WebhookEvent(TenantModel):
+    """One CRM webhook notification, stored once per idempotency key.
+
+    ``key`` is a SHA-256 hex digest of the fields that identify the change
+    (for HubSpot: portalId, subscriptionType, objectId, propertyName,
+    propertyValue and occurredAt), so a redelivery of the same change finds
+    the existing row and does nothing.
+    """
+
+    class Status(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        STALE = "stale", "Older than the stored value"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="webhook_events"
+    )
+    key = models.CharField(max_length=64)
+    # The provider's own event or notification id, for support requests.
+    event_id = models.CharField(max_length=255, blank=True)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=255, blank=True)
+    property_name = models.CharField(max_length=255, blank=True)
+    property_value = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status)
+    message = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint("connection", "key", name="webhook_event_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["connection", "object_type", "object_id", "property_name"],
+                name="webhook_event_property",
+            ),
+        ]
+
+    def __repr__(self) -> str:
+        return f"<WebhookEvent {self.pk} {self.object_type} {self.object_id}>"

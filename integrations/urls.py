@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import views
+from integrations import views, views_webhooks
 
 app_name = "integrations"
 
@@ -27,5 +27,24 @@ urlpatterns = [
         "runs/<uuid:sync_run_id>/progress.json",
         views.run_progress_json,
         name="run-progress-json",
+    ),
+]
+
+# Public webhook receivers, mounted outside the organisation's URLs (spm/urls.py).
+webhook_urlpatterns = [
+    path(
+        "<uuid:organization_id>/hubspot/<uuid:connection_id>/",
+        views_webhooks.hubspot,
+        name="hubspot",
+    ),
+    path(
+        "<uuid:organization_id>/pipedrive/<uuid:connection_id>/",
+        views_webhooks.pipedrive,
+        name="pipedrive",
+    ),
+    path(
+        "<uuid:organization_id>/salesforce/<uuid:connection_id>/<str:token>/",
+        views_webhooks.salesforce,
+        name="salesforce",
     ),
 ]

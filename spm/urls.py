@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from integrations.urls import webhook_urlpatterns
 from spm import views
 
 organization_patterns = [
@@ -26,6 +27,10 @@ urlpatterns = [
     path("api/v1/", include("compensation.api_urls")),
     path("forms/", include("routing.form_urls")),
     path("followups/", include("followups.public_urls")),
+    path(
+        "webhooks/crm/",
+        include((webhook_urlpatterns, "integrations-webhooks")),
+    ),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", views.api_docs, name="api-docs"),
     path("admin/", admin.site.urls),

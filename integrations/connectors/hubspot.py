@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -88,6 +89,17 @@ PROPERTIES = {
 # Contacts name their last-modified property differently from other objects.
 MODIFIED_PROPERTY = {CONTACTS: "lastmodifieddate"}
 ASSOCIATIONS = {DEALS: ("companies",)}
+
+
+class RecordNotFound(ConnectorError):
+    """HubSpot responded 404 to a request for one record."""
+
+
+@dataclass
+class RecordWithHistory:
+    record: CrmRecord
+    # Property name -> (value, time it was set), oldest first.
+    history: dict[str, list[tuple[str | None, dt.datetime]]]
 
 
 def modified_property(object_type: str) -> str:
@@ -173,6 +185,37 @@ class HubSpotConnector(Connector):
             if restart is None:
                 return
             lower = restart
+
+    def fetch_record(self, object_type: str, record_id: str) -> CrmRecord | None:
+        """Fetch one record by id, or return None when HubSpot has no such record."""
+        fetched = self.fetch_record_with_history(object_type, record_id, ())
+        return fetched.record if fetched else None
+
+    def fetch_record_with_history(
+        self, object_type: str, record_id: str, history_properties: tuple[str, ...]
+    ) -> RecordWithHistory | None:
+        """Fetch one record and the past values of ``history_properties``.
+
+        Return None when HubSpot responds 404 (a deleted or unknown record).
+        """
+        params: dict[str, Any] = {
+            "properties": ",".join(self._properties(object_type)),
+            "archived": "false",
+        }
+        if ASSOCIATIONS.get(object_type):
+            params["associations"] = ",".join(ASSOCIATIONS[object_type])
+        if history_properties:
+            params["propertiesWithHistory"] = ",".join(history_properties)
+        path = f"/crm/v3/objects/{object_type}/{record_id}"
+        try:
+            data = self._send("GET", path, params=params)
+        except RecordNotFound:
+            return None
+        history = {
+            name: _history_values(entries)
+            for name, entries in (data.get("propertiesWithHistory") or {}).items()
+        }
+        return RecordWithHistory(_record(data), history)
 
     # Listing and search
 
@@ -322,6 +365,8 @@ class HubSpotConnector(Connector):
                     "HubSpot rejected the access token (HTTP 401). Enter a valid "
                     "private app access token for this connection."
                 )
+            if status == 404 and method == "GET" and "/objects/" in path:
+                raise RecordNotFound(f"HubSpot has no record at {path}.")
             if status >= 400:
                 raise ConnectorError(
                     f"HubSpot returned HTTP {status} for {method} {path}: "
@@ -394,6 +439,17 @@ def _record(item: dict) -> CrmRecord:
         archived=bool(item.get("archived")),
         archived_at=parse_datetime(item.get("archivedAt")),
         associations=associations,
+    )
+
+
+def _history_values(entries: list[dict]) -> list[tuple[str | None, dt.datetime]]:
+    """Return (value, timestamp) pairs oldest first. HubSpot lists newest first."""
+    values = [
+        (entry.get("value"), parse_datetime(entry.get("timestamp")))
+        for entry in entries or []
+    ]
+    return sorted(
+        ((value, at) for value, at in values if at is not None), key=lambda v: v[1]
     )
 
 

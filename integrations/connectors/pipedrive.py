@@ -236,6 +236,47 @@ class PipedriveConnector(Connector):
             if records:
                 yield Page(records, None)
 
+    def fetch_record(self, object_type: str, record_id: str) -> CrmRecord | None:
+        """Fetch one record by id, or return None when Pipedrive responds 404.
+
+        A deleted deal is returned with ``archived`` set, as in ``archived_pages``.
+        """
+        path, _item, _activity_type = _endpoint(object_type)
+        if not record_id.isdigit():
+            raise ConnectorError(
+                f"Invalid Pipedrive record id {record_id!r}: expected digits."
+            )
+        item_path = f"{path}/{record_id}"
+        response = self.http.send(
+            "GET",
+            self.base_url + item_path,
+            headers=self._headers,
+            path_for_logs=item_path,
+        )
+        if response.status_code == 404:
+            return None
+        self._respect_remaining(response)
+        if response.status_code == 401:
+            raise AuthenticationFailed(
+                "Pipedrive rejected the token (HTTP 401). Enter a valid API token "
+                "or reconnect OAuth for this connection."
+            )
+        body = json_or_none(response)
+        if (
+            response.status_code >= 400
+            or not isinstance(body, dict)
+            or not isinstance(body.get("data"), dict)
+        ):
+            raise ConnectorError(
+                f"Pipedrive returned HTTP {response.status_code} for GET "
+                f"{item_path}: {_error_text(response)}"
+            )
+        record = _record(object_type, body["data"])
+        if object_type == DEALS and _is_deleted(body["data"]):
+            record.archived = True
+            record.archived_at = record.modified_at
+        return record
+
     # Paging and HTTP
 
     def _paged(self, path: str, params: dict, start: int = 0, with_next=False):

@@ -309,6 +309,17 @@ class SalesforceConnector(Connector):
             if records:
                 yield Page(records, None)
 
+    def fetch_record(self, object_type: str, record_id: str) -> CrmRecord | None:
+        """Fetch one live record by id, or return None when the query finds none."""
+        query = _query(object_type)
+        conditions = [query.condition] if query.condition else []
+        conditions.append(f"Id = {soql_string(record_id)}")
+        soql = _select(query, query.fields, conditions, "Id")
+        for batch in self._query_batches(soql):
+            for item in batch:
+                return _record(object_type, item)
+        return None
+
     def stage_history(self, deal_ids: list[str]) -> list[StageHistoryEntry]:
         """Return the OpportunityHistory rows of the given opportunities.
 

@@ -68,6 +68,20 @@ class FakeRecord:
     modified_at: dt.datetime
     archived_at: dt.datetime | None = None
     associations: dict[str, list[str]] = field(default_factory=dict)
+    # Property name -> [(value, time set)], oldest first, for propertiesWithHistory.
+    history: dict[str, list[tuple[str | None, dt.datetime]]] = field(
+        default_factory=dict
+    )
+
+    def history_json(self, names: list[str]) -> dict:
+        """Return the values of ``names`` newest first, as HubSpot lists them."""
+        return {
+            name: [
+                {"value": value, "timestamp": iso(at), "sourceType": "CRM_UI"}
+                for value, at in reversed(self.history.get(name, []))
+            ]
+            for name in names
+        }
 
     def as_json(self, properties: list[str] | None, associations: list[str]) -> dict:
         names = properties or list(self.properties)
@@ -198,7 +212,12 @@ class FakeHubSpot:
                 self._next_id += 1
                 record_id = str(self._next_id)
             moment = modified_at or dt.datetime.now(dt.UTC)
+            history = {
+                k: [(None if v is None else str(v), moment)]
+                for k, v in properties.items()
+            }
             self.objects[object_type][record_id] = FakeRecord(
+                history=history,
                 id=record_id,
                 properties={
                     k: None if v is None else str(v) for k, v in properties.items()
@@ -216,6 +235,10 @@ class FakeHubSpot:
             record = self.objects[object_type][record_id]
             record.properties.update({k: str(v) for k, v in properties.items()})
             record.modified_at = modified_at or dt.datetime.now(dt.UTC)
+            for name, value in properties.items():
+                record.history.setdefault(name, []).append(
+                    (str(value), record.modified_at)
+                )
 
     def archive(self, object_type: str, record_id: str, at: dt.datetime) -> None:
         with self._lock:
@@ -327,6 +350,13 @@ class FakeHubSpot:
             and method == "GET"
         ):
             return 200, self._list(parts[3], query)
+        if (
+            parts[:3] == ["crm", "v3", "objects"]
+            and len(parts) == 5
+            and method == "GET"
+            and parts[4] != "search"
+        ):
+            return self._read(parts[3], parts[4], query)
         if parts[:3] == ["crm", "v3", "objects"] and parts[4:] == ["search"]:
             return self._search(parts[3], json.loads(body or b"{}"))
         return 404, {"status": "error", "message": f"No route for {method} {path}"}
@@ -353,6 +383,21 @@ class FakeHubSpot:
                 "next": {"after": next_after, "link": "?after=" + next_after}
             }
         return data
+
+    def _read(self, object_type: str, record_id: str, query: dict):
+        """Serve GET /crm/v3/objects/{type}/{id}, with propertiesWithHistory."""
+        record = self.objects[object_type].get(record_id)
+        if record is None or record.archived_at is not None:
+            return 404, {"status": "error", "message": "resource not found"}
+        properties = [p for p in query.get("properties", "").split(",") if p]
+        associations = [a for a in query.get("associations", "").split(",") if a]
+        data = record.as_json(properties, associations)
+        with_history = [
+            p for p in query.get("propertiesWithHistory", "").split(",") if p
+        ]
+        if with_history:
+            data["propertiesWithHistory"] = record.history_json(with_history)
+        return 200, data
 
     def _search(self, object_type: str, body: dict):
         limit = min(int(body.get("limit", 10)), SEARCH_PAGE_MAX)

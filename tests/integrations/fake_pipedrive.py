@@ -286,7 +286,22 @@ class FakePipedrive:
             return 200, _paged(self._activities(query), query)
         if path == "/v1/recents":
             return self._recents(query)
+        single = self._single(path)
+        if single is not None:
+            return single
         return 404, {"success": False, "error": f"No route for {method} {path}"}
+
+    def _single(self, path: str):
+        """Serve GET /v1/{deals,persons,organizations}/{id}, or None for other paths."""
+        kinds = {"deals": "deal", "persons": "person", "organizations": "organization"}
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[1] not in kinds or not parts[2].isdigit():
+            return None
+        kind = kinds[parts[1]]
+        row = self.items[kind].get(int(parts[2]))
+        if row is None:
+            return 404, {"success": False, "error": "Item not found"}
+        return 200, {"success": True, "data": self._expand(kind, row)}
 
     def _live(self, kind: str) -> list[dict]:
         rows = [r for r in self.items[kind].values() if r.get("active_flag", True)]

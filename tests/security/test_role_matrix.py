@@ -48,8 +48,10 @@ plan) or ``fxrate`` (a EUR/USD rate of ``acme``).
 
 CRM integration rows target ``crm``: a HubSpot connection of ``acme`` with an
 unmapped CRM owner, a custom-field mapping and a finished sync run, which its
-URLs name. "Sync now" only queues a run: the task starts after the commit,
-which the rolled-back requests never reach.
+URLs name. The public webhook receivers take no session: the HubSpot one
+rejects the unsigned POST (401), and the Pipedrive and Salesforce ones find
+no connection of their provider (404). "Sync now" only queues a run: the
+task starts after the commit, which the rolled-back requests never reach.
 
 Follow-up rows target ``unsub``: the signed unsubscribe token of an address
 of ``acme``, which works for anyone, signed in or not. Or they target ``seq``:
@@ -108,7 +110,7 @@ from compensation.models import (
 from goals.models import ActivityBenchmark, Quota, TimeOff
 from integrations.models import CrmConnection, FieldMapping, OwnerMapping, SyncRun
 from notifications.catalog import EVENT_TYPES
-from notifications.models import Event, Notification, OutboundDelivery
+from notifications.models import Event, Notification, OutboundDelivery, OutboundSettings
 from notifications.services import notify
 from routing.models import (
     LeadModel,
@@ -412,6 +414,12 @@ integrations:run-progress             GET    crm     login 404   404   404   404
 integrations:run-progress             POST   crm     login 404   404   404   404   405
 integrations:run-progress-json        GET    crm     login 404   404   404   404   200
 integrations:run-progress-json        POST   crm     login 404   404   404   404   405
+integrations-webhooks:hubspot         GET    crm     405   405   405   405   405   405
+integrations-webhooks:hubspot         POST   crm     401   401   401   401   401   401
+integrations-webhooks:pipedrive       GET    crm     405   405   405   405   405   405
+integrations-webhooks:pipedrive       POST   crm     404   404   404   404   404   404
+integrations-webhooks:salesforce      GET    crm     405   405   405   405   405   405
+integrations-webhooks:salesforce      POST   crm     404   404   404   404   404   404
 
 spm:settings                          GET    -       login 404   404   404   404   200
 spm:settings                          POST   -       login 404   404   404   404   302
@@ -1052,22 +1060,33 @@ def _crm_connection(personas: Personas) -> dict[str, str]:
         "field_mapping_id": str(mapping.public_id),
         "sync_run_id": str(run.public_id),
         "owner_mapping_pk": str(owner.pk),
+        "organization_id": str(personas.org.public_id),
+        "token": "not-the-webhook-token",
     }
 
 
+def _allow_loopback_crm(objects: MatrixObjects) -> None:
+    """Let the organisation save a loopback API address, as a self-hosted install."""
+    OutboundSettings.unscoped.get_or_create(
+        organization=objects.personas.org, defaults={"allow_private_addresses": True}
+    )
+
+
 def _crm_connect(objects: MatrixObjects) -> dict:
+    _allow_loopback_crm(objects)
     return {
         "name": "Matrix HubSpot",
-        "base_url": "http://127.0.0.1:9/",
+        "base_url": "https://127.0.0.1:9/",
         "access_token": "pat-matrix-token",
         "api_tier": "starter",
     }
 
 
 def _crm_settings(objects: MatrixObjects) -> dict:
+    _allow_loopback_crm(objects)
     return {
         "name": "Matrix renamed",
-        "base_url": "http://127.0.0.1:9/",
+        "base_url": "https://127.0.0.1:9/",
         "api_tier": "professional",
         "status": "active",
         "access_token": "",
