@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -218,7 +219,21 @@ def run_progress(request: HttpRequest, org_slug: str, run_id) -> HttpResponse:
 @admin_required
 @require_GET
 def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
-    """Send the period's approved and paid statements as CSV, one row per rep."""
+    """Send the period's approved and paid statements as CSV, one row per rep.
+
+    Without a period it is the current month, as in the payroll API. An
+    invalid period is a 400, never a silent fall back to the current month.
+    """
+    value = request.GET.get("period", "")
+    try:
+        if value:
+            dt.datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        return HttpResponse(
+            f"Invalid period {value!r}: use a month such as 2024-03.",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
     period = _period(request)
     rows = payroll_rows(
         visible_member_ids(request.membership), period.start, period.end
@@ -234,11 +249,18 @@ def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
     return response
 
 
+# A cell that a spreadsheet would run: =, +, @, a tab or carriage return
+# first, or a minus sign not followed by a number.
+FORMULA_START = re.compile(r"^[=+@\t\r]|^-[^\d.]")
+
+
 def _spreadsheet_safe(text: str) -> str:
-    """Prefix a quote to a cell that a spreadsheet would run as a formula."""
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+    """Prefix a quote to a cell that a spreadsheet would run as a formula.
+
+    A negative amount such as -123.45 is a number, not a formula, and stays
+    as it is, so payroll imports read clawbacks correctly.
+    """
+    return "'" + text if FORMULA_START.match(text) else text
 
 
 @login_required

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from compensation import services_statements as services
 from compensation.models import CalculationRun, Statement, StatementLine
+from compensation.views import _spreadsheet_safe
 from goals.calendar import month_range
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
@@ -323,3 +324,22 @@ def test_progress_reloads_page_when_done(statements):
 
     assert response.status_code == 200
     assert response["HX-Refresh"] == "true"
+
+
+@pytest.mark.parametrize("period", ["2026-13", "abc"])
+def test_payroll_csv_bad_period_rejected(statements, period):
+    client = login(Client(), statements.admin)
+
+    response = client.get(_url("payroll-export") + f"?period={period}")
+
+    assert response.status_code == 400
+    assert response.content.decode() == (
+        f"Invalid period '{period}': use a month such as 2024-03."
+    )
+
+
+def test_payroll_csv_keeps_negative_amounts():
+    # A clawback is a number, so it keeps its minus sign; a formula does not.
+    assert _spreadsheet_safe("-123.45") == "-123.45"
+    assert _spreadsheet_safe("-SUM(A1)") == "'-SUM(A1)"
+    assert _spreadsheet_safe("=1+1") == "'=1+1"
