@@ -102,11 +102,19 @@ def _field_update_problem(model: type[Deal] | type[Lead], step: StepSpec) -> str
             f"choose one of {', '.join(allowed)}."
         )
     try:
-        model._meta.get_field(step.field_name).to_python(step.field_value)
+        # clean() checks choices, blank values and validators, not only the type.
+        value = model._meta.get_field(step.field_name).clean(step.field_value, None)
     except ValidationError as error:
         return (
             f"field value: {step.field_value!r} is not a valid {kind} "
             f"{step.field_name}: {' '.join(error.messages)}"
+        )
+    if step.field_name == "name" and not str(value or "").strip():
+        return "field value: a deal name cannot be empty."
+    if step.field_name == "amount" and value is not None and value < 0:
+        return (
+            f"field value: {step.field_value!r} is not a valid deal amount: "
+            "amounts are not negative."
         )
     return ""
 

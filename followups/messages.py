@@ -43,7 +43,7 @@ MERGE_FILTERS = ("default", "upper", "lower", "title", "capfirst")
 # step cannot {% load %} or {% include %} anything. The node check below
 # rejects the built-in tags as well.
 MERGE_ENGINE = Engine(dirs=[], app_dirs=False, libraries={})
-BRACES = ("{{", "}}", "{%", "%}")
+BRACES = ("{{", "}}", "{%", "%}", "{#", "#}")
 
 
 class MergeTemplateError(TemplateSyntaxError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
 from followups.models import Sequence, Step
@@ -282,3 +283,30 @@ def test_edit_posting_unchanged_steps_keeps_them(acme, personas, client):
         (0, "business_days", "task"),
         (3, "days", "notify_manager"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("field_name", "field_value", "reason"),
+    [
+        ("amount", "-5", "'-5' is not a valid deal amount: amounts are not negative."),
+        ("name", " ", "a deal name cannot be empty."),
+    ],
+)
+def test_field_update_rules_of_field_checked(
+    acme, personas, client, field_name, field_value, reason
+):
+    login(client, personas.manager)
+    update = {
+        "action": "field_update",
+        "field_name": field_name,
+        "field_value": field_value,
+    }
+
+    response = client.post(
+        reverse("followups:create", args=["acme"]), builder_data(personas, update)
+    )
+
+    assert response.status_code == 400
+    [message] = response.context["form"].non_field_errors()
+    assert message == f"Step 1, field value: {reason}"
+    assert Sequence.objects.count() == 0

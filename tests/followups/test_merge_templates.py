@@ -26,6 +26,7 @@ def test_fields_and_filters_render():
         ("{{ first_name|safe }}", 'The filter "safe" is not allowed.'),
         ("Hi {{ first_name }", 'Unclosed or stray "{{" near "Hi {{ first_name }".'),
         ("Hi }} there", 'Unclosed or stray "}}"'),
+        ("Hi {# note", 'Unclosed or stray "{#"'),
     ],
 )
 def test_unsafe_or_broken_template_rejected(text, message):
