@@ -144,6 +144,34 @@ def sync_run_create(*, connection: CrmConnection, kind: str) -> SyncRun:
     )
 
 
+def sync_run_create_unless_busy(
+    *, connection: CrmConnection, kind: str, stale_after: dt.timedelta
+) -> SyncRun | None:
+    """Queue a run of an active connection unless another run is pending.
+
+    Return None, creating nothing, when the connection is no longer active or
+    has a queued or running run younger than ``stale_after``. The check runs
+    while the connection row is locked (SELECT ... FOR UPDATE), and "Sync
+    now" takes the same lock, so two concurrent starts create one run.
+    """
+    with transaction.atomic():
+        locked = (
+            CrmConnection.objects.select_for_update()
+            .filter(pk=connection.pk, status=CrmConnection.Status.ACTIVE)
+            .first()
+        )
+        if locked is None:
+            return None
+        busy = SyncRun.objects.filter(
+            connection=connection,
+            status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
+            created_at__gte=timezone.now() - stale_after,
+        ).exists()
+        if busy:
+            return None
+        return sync_run_create(connection=locked, kind=kind)
+
+
 def sync_run_execute(
     *, run: SyncRun, connector: base.Connector | None = None
 ) -> SyncRun:
