@@ -11,11 +11,11 @@ import logging
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
-from integrations import sync
+from integrations import sync, writeback
 from integrations.models import CrmConnection, SyncRun
 from integrations.selectors import data_as_of_forget
+from spm.models import Organization
 from spm.tenancy import system_context, tenant_context
 
 logger = logging.getLogger(__name__)
@@ -58,24 +58,34 @@ def sync_run_task(organization_id: int, run_id: int) -> None:
 @shared_task(acks_late=True)
 def sync_incremental_all_task() -> None:
     """Queue an incremental run for each active connection that has none pending."""
-    cutoff = timezone.now() - RUN_STALE_AFTER
     with system_context():
         connections = list(
             CrmConnection.unscoped.filter(
                 status=CrmConnection.Status.ACTIVE
             ).select_related("organization")
         )
-        busy = set(
-            SyncRun.unscoped.filter(
-                status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
-                created_at__gte=cutoff,
-            ).values_list("connection_id", flat=True)
-        )
     for connection in connections:
-        if connection.pk in busy:
-            continue
         with tenant_context(connection.organization):
-            run = sync.sync_run_create(
-                connection=connection, kind=SyncRun.Kind.INCREMENTAL
+            run = sync.sync_run_create_unless_busy(
+                connection=connection,
+                kind=SyncRun.Kind.INCREMENTAL,
+                stale_after=RUN_STALE_AFTER,
             )
-        sync_run_task.delay(connection.organization_id, run.pk)
+        if run is not None:
+            sync_run_task.delay(connection.organization_id, run.pk)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def crm_writeback_task(organization_id: int, assignment_id: int) -> None:
+    """Write a committed routing assignment to the CRM (integrations.writeback)."""
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        logger.warning("Organisation %s of a CRM write-back not found", organization_id)
+        return
+    with tenant_context(organization):
+        writeback.assignment_writeback(assignment_id=assignment_id)

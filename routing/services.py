@@ -232,11 +232,11 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
             pool=pool,
         )
     if decision.member is not None:
-        # The rep is notified once the assignment is committed. Leaving the
-        # notification out of the transaction keeps the pool's rotation lock
-        # short.
+        # The rep is notified, and the CRM told, once the assignment is
+        # committed. Leaving both out of the transaction keeps the pool's
+        # rotation lock short.
         transaction.on_commit(
-            lambda: _notify_assigned(organization, lead, decision, timer),
+            lambda: _after_assignment(organization, lead, decision, timer, assignment),
             robust=True,
         )
         # In the routing transaction, so an enrolment is never lost to a
@@ -245,14 +245,20 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
     return assignment
 
 
-def _notify_assigned(organization, lead: Lead, decision: Decision, timer) -> None:
-    """Notify the rep of their new lead, after the assignment is committed.
+def _after_assignment(
+    organization, lead: Lead, decision: Decision, timer, assignment: Assignment
+) -> None:
+    """Notify the rep of their new lead and queue the CRM write-back.
 
-    Sets the organisation's context itself, because the sweeper's transaction
-    commits after its context has ended.
+    Runs after the assignment is committed. Sets the organisation's context
+    itself, because the sweeper's transaction commits after its context has
+    ended.
     """
+    from integrations.writeback import assignment_writeback_queue
+
     with tenant_context(organization):
         _notify_assigned_now(organization, lead, decision, timer)
+        assignment_writeback_queue(organization, assignment.pk)
 
 
 def _notify_assigned_now(organization, lead: Lead, decision: Decision, timer) -> None:

@@ -217,6 +217,44 @@ class HubSpotConnector(Connector):
         }
         return RecordWithHistory(_record(data), history)
 
+    # Writes
+
+    def contact_find_by_email(self, email: str) -> CrmRecord | None:
+        """Return the contact whose primary email is ``email``, or None.
+
+        HubSpot keeps contact emails unique, so the first result is the only
+        one. Search results can lag a few seconds behind recent writes.
+        """
+        body = {
+            "limit": 1,
+            "properties": list(self._properties(CONTACTS)),
+            "filterGroups": [
+                {
+                    "filters": [
+                        {"propertyName": "email", "operator": "EQ", "value": email}
+                    ]
+                }
+            ],
+        }
+        path = f"/crm/v3/objects/{CONTACTS}/search"
+        data = self._send("POST", path, body=body, search=True)
+        results = data.get("results") or []
+        return _record(results[0]) if results else None
+
+    def record_create(self, object_type: str, properties: dict[str, str]) -> CrmRecord:
+        """Create a record with ``properties`` and return it as HubSpot stored it."""
+        path = f"/crm/v3/objects/{object_type}"
+        data = self._send("POST", path, body={"properties": properties})
+        return _record(data)
+
+    def record_update(
+        self, object_type: str, record_id: str, properties: dict[str, str]
+    ) -> CrmRecord:
+        """Overwrite ``properties`` of one record and return the updated record."""
+        path = f"/crm/v3/objects/{object_type}/{record_id}"
+        data = self._send("PATCH", path, body={"properties": properties})
+        return _record(data)
+
     # Listing and search
 
     def _list(self, object_type: str, *, after: str | None, archived: bool):

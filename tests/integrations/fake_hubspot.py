@@ -2,8 +2,11 @@
 
 It serves the endpoints the connector uses, written from HubSpot's public
 API reference. These are owners, deal pipelines, object listing with
-``after`` paging and ``archived``, and CRM search. Search returns at most 200
-results per page and HTTP 400 at an offset of 10,000 or more.
+``after`` paging and ``archived``, CRM search (on the last-modified property,
+or ``EQ`` on any other property), record creation (``POST``, HTTP 201, and
+409 for a contact email already in use) and record updates (``PATCH``).
+Search returns at most 200 results per page and HTTP 400 at an offset of
+10,000 or more.
 
 The server checks bearer tokens (401 otherwise) and enforces per-token
 limits: a rolling 10-second burst limit and a per-second search limit. Over
@@ -359,6 +362,12 @@ class FakeHubSpot:
             return self._read(parts[3], parts[4], query)
         if parts[:3] == ["crm", "v3", "objects"] and parts[4:] == ["search"]:
             return self._search(parts[3], json.loads(body or b"{}"))
+        if parts[:3] == ["crm", "v3", "objects"] and len(parts) == 4:
+            if method == "POST":
+                return self._create(parts[3], json.loads(body or b"{}"))
+        if parts[:3] == ["crm", "v3", "objects"] and len(parts) == 5:
+            if method == "PATCH":
+                return self._patch(parts[3], parts[4], json.loads(body or b"{}"))
         return 404, {"status": "error", "message": f"No route for {method} {path}"}
 
     def _list(self, object_type: str, query: dict) -> dict:
@@ -399,6 +408,29 @@ class FakeHubSpot:
             data["propertiesWithHistory"] = record.history_json(with_history)
         return 200, data
 
+    def _create(self, object_type: str, body: dict):
+        """Serve POST /crm/v3/objects/{type} with a ``properties`` object."""
+        properties = body.get("properties") or {}
+        email = (properties.get("email") or "").lower()
+        if object_type == CONTACTS and email:
+            for record in self.objects[CONTACTS].values():
+                if (record.properties.get("email") or "").lower() == email:
+                    return 409, {
+                        "status": "error",
+                        "category": "CONFLICT",
+                        "message": f"Contact already exists. Existing ID: {record.id}",
+                    }
+        record_id = self.add(object_type, **properties)
+        return 201, self.objects[object_type][record_id].as_json(None, [])
+
+    def _patch(self, object_type: str, record_id: str, body: dict):
+        """Serve PATCH /crm/v3/objects/{type}/{id}, changing only the sent values."""
+        record = self.objects[object_type].get(record_id)
+        if record is None or record.archived_at is not None:
+            return 404, {"status": "error", "message": "resource not found"}
+        self.update(object_type, record_id, **(body.get("properties") or {}))
+        return 200, record.as_json(None, [])
+
     def _search(self, object_type: str, body: dict):
         limit = min(int(body.get("limit", 10)), SEARCH_PAGE_MAX)
         offset = int(body.get("after") or 0)
@@ -436,7 +468,7 @@ def _matches(record: FakeRecord, groups: list | None, modified: str) -> bool:
 
 def _filter(record: FakeRecord, flt: dict, modified: str) -> bool:
     if flt["propertyName"] != modified:
-        raise ValueError(f"The fake filters on {modified} only")
+        return _filter_value(record, flt)
     value = millis(record.modified_at)
     target = int(flt["value"])
     return {
@@ -446,6 +478,17 @@ def _filter(record: FakeRecord, flt: dict, modified: str) -> bool:
         "LT": value < target,
         "EQ": value == target,
     }[flt["operator"]]
+
+
+def _filter_value(record: FakeRecord, flt: dict) -> bool:
+    """Match ``EQ`` on a property other than the last-modified one.
+
+    Case-insensitive, as HubSpot matches string values.
+    """
+    if flt["operator"] != "EQ":
+        raise ValueError(f"The fake supports only EQ on {flt['propertyName']}")
+    value = record.properties.get(flt["propertyName"])
+    return value is not None and value.lower() == str(flt["value"]).lower()
 
 
 def _paged(items: list[dict], query: dict, page_max: int) -> dict:
@@ -493,6 +536,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
 
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
