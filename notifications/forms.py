@@ -108,16 +108,30 @@ def time_zone_choices() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
+class ClockTimeField(forms.TimeField):
+    """A time of day as HH:MM; an invalid one is named in the error."""
+
+    input_formats = ["%H:%M", "%H:%M:%S"]
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                f"Time {value!r} is not a time of day as HH:MM, such as 22:00."
+            ) from None
+
+
 class PreferencesForm(ChannelsForm):
     """A member's channels per event type, plus time zone and quiet hours."""
 
     time_zone = forms.ChoiceField(required=False)
-    quiet_start = forms.TimeField(
+    quiet_start = ClockTimeField(
         required=False,
         label="Quiet hours from",
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
     )
-    quiet_end = forms.TimeField(
+    quiet_end = ClockTimeField(
         required=False,
         label="Quiet hours until",
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -136,6 +150,9 @@ class PreferencesForm(ChannelsForm):
 
     def clean(self):
         data = super().clean()
+        if self.has_error("quiet_start") or self.has_error("quiet_end"):
+            # An invalid time is reported on its own field only.
+            return data
         start, end = data.get("quiet_start"), data.get("quiet_end")
         if (start is None) != (end is None):
             raise forms.ValidationError(

@@ -503,3 +503,19 @@ def test_defaults_hidden_from_non_admins(client, personas, in_org, persona):
     assert client.get(url("defaults")).status_code == 404
     assert client.post(url("defaults"), form_data()).status_code == 404
     assert not OrganizationDefault.objects.exists()
+
+
+def test_preferences_invalid_time_named_once(client, personas, in_org):
+    login(client, personas.rep1)
+
+    response = client.post(
+        url("preferences"), form_data(quiet_start="25:00", quiet_end="07:00")
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 400
+    message = "Time &#x27;25:00&#x27; is not a time of day as HH:MM, such as 22:00."
+    assert message in body
+    # Both times were given, so the both-or-neither rule stays silent.
+    assert "Set both the start and the end" not in body
+    assert not MemberSettings.objects.exists()
