@@ -89,6 +89,13 @@ class Step(TenantModel):
         HOURS = "hours", "Hours"
         DAYS = "days", "Calendar days"
 
+    DELAY_UNIT_NOUNS = {
+        DelayUnit.BUSINESS_DAYS: ("business day", "business days"),
+        DelayUnit.BUSINESS_HOURS: ("business hour", "business hours"),
+        DelayUnit.HOURS: ("hour", "hours"),
+        DelayUnit.DAYS: ("calendar day", "calendar days"),
+    }
+
     class Action(models.TextChoices):
         EMAIL = "email", "Send an email"
         TASK = "task", "Create a task for the rep"
@@ -124,6 +131,12 @@ class Step(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.sequence} step {self.order}"
+
+    @property
+    def delay_label(self) -> str:
+        """Return the delay as words: "1 business day", "3 hours"."""
+        one, many = self.DELAY_UNIT_NOUNS[self.delay_unit]
+        return f"{self.delay_amount} {one if self.delay_amount == 1 else many}"
 
 
 class Enrollment(TenantModel):

@@ -88,6 +88,9 @@ def test_one_deal_stays_in_first_tier(pipeline):
     estimate = response.context["estimate"]
     assert estimate.projected.total == Decimal("950.00")
     assert estimate.uplift == Decimal("200.00")
+    body = " ".join(response.content.decode().split())
+    assert '<strong class="whatif-projected">950.00</strong> USD' in body
+    assert '<span class="whatif-uplift">+200.00</span> USD' in body
 
 
 def test_both_deals_cross_into_next_tier(pipeline):

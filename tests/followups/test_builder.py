@@ -310,3 +310,11 @@ def test_field_update_rules_of_field_checked(
     [message] = response.context["form"].non_field_errors()
     assert message == f"Step 1, field value: {reason}"
     assert Sequence.objects.count() == 0
+
+
+def test_delay_label_counts_units():
+    assert Step(delay_amount=1, delay_unit="business_days").delay_label == (
+        "1 business day"
+    )
+    assert Step(delay_amount=3, delay_unit="hours").delay_label == "3 hours"
+    assert Step(delay_amount=0, delay_unit="days").delay_label == "0 calendar days"
