@@ -135,8 +135,9 @@ class Step(TenantModel):
     @property
     def delay_label(self) -> str:
         """Return the delay as words: "1 business day", "3 hours"."""
-        one, many = self.DELAY_UNIT_NOUNS[self.delay_unit]
-        return f"{self.delay_amount} {one if self.delay_amount == 1 else many}"
+        singular, plural = self.DELAY_UNIT_NOUNS[self.delay_unit]
+        noun = singular if self.delay_amount == 1 else plural
+        return f"{self.delay_amount} {noun}"
 
 
 class Enrollment(TenantModel):

@@ -109,7 +109,7 @@ def time_zone_choices() -> tuple[str, ...]:
 
 
 class ClockTimeField(forms.TimeField):
-    """A time of day as HH:MM; an invalid one is named in the error."""
+    """A time of day as HH:MM. The error for an invalid time names the value."""
 
     input_formats = ["%H:%M", "%H:%M:%S"]
 
