@@ -6,7 +6,6 @@ Every page is for admins only, and a job of another organisation is a 404.
 from __future__ import annotations
 
 import csv
-import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,10 +20,10 @@ from activity.importing import selectors
 from activity.importing.presets import PresetNotFound, preset_names
 from activity.models import ImportJob
 from spm.access import admin_required, require_admin
+from spm.spreadsheet import spreadsheet_safe
 
 Status = ImportJob.Status
 # Cells a spreadsheet would run as a formula.
-_FORMULA_START = re.compile(r"^[=+@\t\r]|^-[^\d.]")
 
 
 def _job_or_404(request: HttpRequest, job_id) -> ImportJob:
@@ -131,14 +130,8 @@ def import_errors_csv(request: HttpRequest, org_slug: str, job_id) -> HttpRespon
     )
     writer = csv.writer(response)
     for row in selectors.import_job_error_rows(job):
-        writer.writerow([_spreadsheet_safe(cell) for cell in row])
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
     return response
-
-
-def _spreadsheet_safe(cell) -> str:
-    """Prefix a quote to a cell that a spreadsheet would run as a formula."""
-    text = str(cell)
-    return "'" + text if _FORMULA_START.match(text) else text
 
 
 @login_required

@@ -124,12 +124,12 @@ def _bonus_sentences(spec: BonusSpec, currency: str) -> list[str]:
 def describe_condition(condition: Condition) -> str:
     value = condition.value
     if isinstance(value, tuple):
-        shown = ", ".join(f'"{item}"' for item in value)
+        value_text = ", ".join(f'"{item}"' for item in value)
     elif isinstance(value, Decimal):
-        shown = money(value)
+        value_text = money(value)
     else:
-        shown = f'"{value}"'
-    return f"{condition.field} {OPERATOR_WORDS[condition.operator]} {shown}"
+        value_text = f'"{value}"'
+    return f"{condition.field} {OPERATOR_WORDS[condition.operator]} {value_text}"
 
 
 def _spiff_sentences(spec: SpiffSpec, currency: str) -> list[str]:
@@ -147,12 +147,12 @@ def _spiff_sentences(spec: SpiffSpec, currency: str) -> list[str]:
 
 def _override_sentences(spec: OverrideSpec, currency: str) -> list[str]:
     if spec.levels is None:
-        whom = "everyone in your reporting tree"
+        recipients = "everyone in your reporting tree"
     else:
-        whom = LEVEL_WORDS.get(
+        recipients = LEVEL_WORDS.get(
             spec.levels, f"your reports down to {spec.levels} levels"
         )
-    return [f"You earn {percent(spec.rate)} of the bookings credited to {whom}."]
+    return [f"You earn {percent(spec.rate)} of the bookings credited to {recipients}."]
 
 
 WRITERS = {

@@ -477,7 +477,7 @@ def statement_approve(
             f"The statement of {statement.member} for {statement.period_label} is "
             f"already {statement.get_status_display().lower()}."
         )
-    # An approved statement is locked, so a dispute answered afterwards could
+    # An approved statement is locked, so a dispute resolved afterwards could
     # only land as an adjustment in a later period.
     open_disputes = statement.disputes.exclude(status=Dispute.Status.RESOLVED).count()
     if open_disputes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -29,6 +28,7 @@ from compensation.services_disputes import statement_disputes
 from goals.calendar import DateRange, month_range
 from goals.periods import organization_today
 from spm.access import admin_required, require_manager_or_admin, visible_member_ids
+from spm.spreadsheet import spreadsheet_safe
 
 
 def manager_required(view):
@@ -245,22 +245,8 @@ def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(PAYROLL_COLUMNS)
     for row in rows:
-        writer.writerow([_spreadsheet_safe(row[name]) for name in PAYROLL_COLUMNS])
+        writer.writerow([spreadsheet_safe(row[name]) for name in PAYROLL_COLUMNS])
     return response
-
-
-# A cell that a spreadsheet would run: =, +, @, a tab or carriage return
-# first, or a minus sign not followed by a number.
-FORMULA_START = re.compile(r"^[=+@\t\r]|^-[^\d.]")
-
-
-def _spreadsheet_safe(text: str) -> str:
-    """Prefix a quote to a cell that a spreadsheet would run as a formula.
-
-    A negative amount such as -123.45 is a number, not a formula, and stays
-    as it is, so payroll imports read clawbacks correctly.
-    """
-    return "'" + text if FORMULA_START.match(text) else text
 
 
 @login_required

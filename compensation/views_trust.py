@@ -17,11 +17,11 @@ from compensation.engine.types import CalculationError
 from compensation.forms_trust import CreditingPolicyForm
 from compensation.views import (
     _period,
-    _spreadsheet_safe,
     _statement_or_404,
     manager_required,
 )
 from spm.access import admin_required, visible_member_ids
+from spm.spreadsheet import spreadsheet_safe
 
 
 @login_required
@@ -65,7 +65,7 @@ def credits_csv(request: HttpRequest, org_slug: str, statement_id) -> HttpRespon
     writer.writerow(selectors_trust.CREDIT_COLUMNS)
     for row in rows:
         writer.writerow(
-            [_spreadsheet_safe(row[name]) for name in selectors_trust.CREDIT_COLUMNS]
+            [spreadsheet_safe(row[name]) for name in selectors_trust.CREDIT_COLUMNS]
         )
     total_row = [""] * len(selectors_trust.CREDIT_COLUMNS)
     total_row[0], total_row[-1] = "total", f"{statement.total:.2f}"

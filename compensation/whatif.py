@@ -167,15 +167,15 @@ def nudges(
                 continue
             unit, scale = "%", quota.amount / 100
         table = spec.tiers.scaled(scale)
-        here, there = table.index_at(now), table.index_at(then)
-        if there <= here:
+        current_index, projected_index = table.index_at(now), table.index_at(then)
+        if projected_index <= current_index:
             continue
-        nearest = table.tiers[here + 1]
+        nearest = table.tiers[current_index + 1]
         found.append(
             Nudge(
                 component=component.name,
-                current_tier=_tier_name(spec.tiers.tiers[here], unit),
-                next_tier=_tier_name(spec.tiers.tiers[here + 1], unit),
+                current_tier=_tier_name(spec.tiers.tiers[current_index], unit),
+                next_tier=_tier_name(spec.tiers.tiers[current_index + 1], unit),
                 next_rate=nearest.rate,
                 needed=nearest.lower - now,
                 open_total=then - now,

@@ -37,6 +37,7 @@ from goals.periods import (
 from goals.services.quotas import QuotaChange
 from goals.values import amount_text, parse_amount
 from spm.models import Membership, Organization, Team
+from spm.spreadsheet import FORMULA_START, spreadsheet_safe
 
 COLUMNS = ("email", "member", "team", "period_start", "metric", "amount", "currency")
 REQUIRED = ("period_start", "amount")
@@ -47,7 +48,6 @@ OWNER_COLUMNS = ("email", "member", "team")
 MAX_ROWS = 20_000
 _VALUE_SHOWN_CHARS = 60
 # Cells a spreadsheet would run as a formula when the file is opened.
-_FORMULA_START = re.compile(r"^[=+@\t\r]|^-[^\d.]")
 
 
 def _column_key(header: str) -> str:
@@ -95,7 +95,7 @@ class _Row:
     def get(self, column: str) -> str:
         """Return the cell's text, without the quote an export put before it."""
         text = self.cells.get(column, "").strip()
-        if text.startswith("'") and _FORMULA_START.match(text[1:]):
+        if text.startswith("'") and FORMULA_START.match(text[1:]):
             return text[1:]
         return text
 
@@ -314,11 +314,6 @@ def error_rows(errors: Iterable[dict]) -> Iterator[list[str]]:
             error["value"],
             error["message"],
         ]
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """Prefix a quote to a cell that a spreadsheet would run as a formula."""
-    return "'" + cell if _FORMULA_START.match(cell) else cell
 
 
 def export_rows(quota_grid: QuotaGrid) -> Iterator[list[str]]:

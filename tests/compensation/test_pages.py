@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from compensation import services_statements as services
 from compensation.models import CalculationRun, Statement, StatementLine
-from compensation.views import _spreadsheet_safe
 from goals.calendar import month_range
+from spm.spreadsheet import spreadsheet_safe
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
     assign,
@@ -340,6 +340,6 @@ def test_payroll_csv_bad_period_rejected(statements, period):
 
 def test_payroll_csv_keeps_negative_amounts():
     # A clawback is a number, so it keeps its minus sign; a formula does not.
-    assert _spreadsheet_safe("-123.45") == "-123.45"
-    assert _spreadsheet_safe("-SUM(A1)") == "'-SUM(A1)"
-    assert _spreadsheet_safe("=1+1") == "'=1+1"
+    assert spreadsheet_safe("-123.45") == "-123.45"
+    assert spreadsheet_safe("-SUM(A1)") == "'-SUM(A1)"
+    assert spreadsheet_safe("=1+1") == "'=1+1"
