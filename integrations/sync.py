@@ -417,7 +417,7 @@ def _fetched_ahead(pages: Iterator[base.Page]) -> Iterator[Iterator[base.Page]]:
     """Iterate over ``pages`` while a worker thread requests the next page.
 
     The next page's HTTP request then overlaps the current page's database
-    writes. The worker holds at most two pages beyond the one being written
+    writes. The worker keeps at most two pages beyond the one being written
     and touches no database, so each page still commits with its cursor, in
     order. An error from the connector is raised here when the page it
     stopped at is due. Leaving the block stops the worker and waits for its

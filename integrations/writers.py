@@ -410,12 +410,12 @@ class _UpsertStatement:
         return self.attnames[name].db_type(connection)
 
     def _automatic_columns(self) -> list[str]:
-        """Return the time stamp columns a new row takes at the time of writing."""
-        given = {*self.columns, *self.insert_only}
+        """Return the timestamp columns that a new row gets at the time of writing."""
+        written = {*self.columns, *self.insert_only}
         return [
             name
             for name in ("created_at", "updated_at")
-            if name in self.attnames and name not in given
+            if name in self.attnames and name not in written
         ]
 
     def _sql(self, data: str) -> tuple[str, list]:

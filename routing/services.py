@@ -232,9 +232,9 @@ def _route_locked(lead: Lead, via: str) -> Assignment:
             pool=pool,
         )
     if decision.member is not None:
-        # The rep is notified, and the CRM told, once the assignment is
-        # committed. Leaving both out of the transaction keeps the pool's
-        # rotation lock short.
+        # The rep's notification and the CRM write-back run once the
+        # assignment is committed. Leaving both out of the transaction keeps
+        # the pool's rotation lock short.
         transaction.on_commit(
             lambda: _after_assignment(organization, lead, decision, timer, assignment),
             robust=True,

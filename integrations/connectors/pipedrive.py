@@ -17,7 +17,7 @@ with ``status=deleted``. Merged deals and persons are deleted the same way,
 and the merged-away record's activities and deals move to the survivor.
 
 Pipedrive stages carry no outcome. A deal's ``status`` (open, won, lost)
-says whether it is won, so each pipeline gets two closed stages, "Won" and
+tells whether it is won, so each pipeline gets two closed stages, "Won" and
 "Lost", and won or lost deals are mapped to them.
 
 Rate limits are per token over a rolling 2-second window. The default

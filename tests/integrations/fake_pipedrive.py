@@ -343,9 +343,9 @@ class FakePipedrive:
         if not since_text:
             return 400, {"success": False, "error": "since_timestamp is required"}
         since = dt.datetime.fromisoformat(since_text).replace(tzinfo=dt.UTC)
-        wanted = [k for k in query.get("items", "").split(",") if k] or list(KINDS)
+        requested = [k for k in query.get("items", "").split(",") if k] or list(KINDS)
         entries = []
-        for kind in wanted:
+        for kind in requested:
             for row in sorted(self.items.get(kind, {}).values(), key=lambda r: r["id"]):
                 updated = dt.datetime.fromisoformat(row["update_time"])
                 if updated.replace(tzinfo=dt.UTC) > since:

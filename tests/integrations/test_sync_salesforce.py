@@ -658,7 +658,7 @@ def test_sync_counts_salesforce_api_calls(personas, salesforce, connection):
 
     run = run_sync(connection, connector)
 
-    # The fake counts each request it answered, the token request included;
-    # the run counts the responses its connector's HTTP client received.
+    # The fake logs every request it served, the token request included. The
+    # run counts every response its connector's HTTP client received.
     assert run.api_calls == len(salesforce.requests())
     assert run.api_calls > 0
