@@ -145,41 +145,75 @@ def _rendered_subject(step: Step, enrollment: Enrollment) -> str:
         return step.subject
 
 
-def followups_due_today(member: Membership, now: dt.datetime) -> dict:
-    """Return a rep's steps due by the end of their local day and today's tasks.
+# Upcoming steps listed on a rep's follow-ups page, soonest first. A rep with
+# more active enrollments in the window gets the first ones and a note.
+UPCOMING_SHOWN = 100
+UPCOMING_DAYS = 7
 
-    ``due`` lists the active enrollments whose next step is due before the
-    rep's local midnight, overdue ones included, soonest first, each with its
-    ``next_step_row`` and ``next_step_subject`` (merge fields filled in).
-    ``tasks`` lists the tasks that sequences created for the rep today. The
-    day is the rep's, in ``followups.schedule.member_zone``.
-    """
-    zone = member_zone(member)
-    today = now.astimezone(zone).date()
-    day_start = local_instant(today, dt.time(0, 0), zone.key)
-    day_end = local_instant(today + dt.timedelta(days=1), dt.time(0, 0), zone.key)
-    due = list(
+
+def _enrollments_due(member: Membership, **due_filter) -> QuerySet[Enrollment]:
+    return (
         Enrollment.objects.filter(
-            member=member, status=Enrollment.Status.ACTIVE, next_due_at__lt=day_end
+            member=member, status=Enrollment.Status.ACTIVE, **due_filter
         )
         .select_related(
             "sequence", "member", "contact__account", "deal__account", "lead"
         )
         .order_by("next_due_at", "id")
     )
-    keys = {(enrollment.sequence_id, enrollment.next_step) for enrollment in due}
+
+
+def _attach_next_steps(enrollments: list[Enrollment]) -> None:
+    """Set ``next_step_row`` and ``next_step_subject`` on each enrollment. One query."""
+    keys = {
+        (enrollment.sequence_id, enrollment.next_step) for enrollment in enrollments
+    }
+    if not keys:
+        return
     steps = {
         (step.sequence_id, step.order): step
         for step in Step.objects.filter(
             sequence_id__in={key[0] for key in keys}, order__in={key[1] for key in keys}
         )
     }
-    for enrollment in due:
+    for enrollment in enrollments:
         step = steps.get((enrollment.sequence_id, enrollment.next_step))
         enrollment.next_step_row = step
         enrollment.next_step_subject = (
             _rendered_subject(step, enrollment) if step else ""
         )
+
+
+def followups_due_today(member: Membership, now: dt.datetime) -> dict:
+    """Return a rep's steps due today, their upcoming steps and today's tasks.
+
+    ``due`` lists the active enrollments whose next step is due before the
+    rep's local midnight, overdue ones included, soonest first. ``upcoming``
+    lists those whose next step is due in the ``UPCOMING_DAYS`` local days
+    after today, at most ``UPCOMING_SHOWN`` of them, and ``upcoming_more`` is
+    True when more exist. Each enrollment carries its ``next_step_row`` and
+    ``next_step_subject`` (merge fields filled in). ``tasks`` lists the tasks
+    that sequences created for the rep today. The day is the rep's, in
+    ``followups.schedule.member_zone``. The query count does not grow
+    with the number of enrollments.
+    """
+    zone = member_zone(member)
+    today = now.astimezone(zone).date()
+    day_start = local_instant(today, dt.time(0, 0), zone.key)
+    day_end = local_instant(today + dt.timedelta(days=1), dt.time(0, 0), zone.key)
+    last_day = today + dt.timedelta(days=UPCOMING_DAYS)
+    upcoming_end = local_instant(
+        last_day + dt.timedelta(days=1), dt.time(0, 0), zone.key
+    )
+    due = list(_enrollments_due(member, next_due_at__lt=day_end))
+    upcoming = list(
+        _enrollments_due(
+            member, next_due_at__gte=day_end, next_due_at__lt=upcoming_end
+        )[: UPCOMING_SHOWN + 1]
+    )
+    upcoming_more = len(upcoming) > UPCOMING_SHOWN
+    upcoming = upcoming[:UPCOMING_SHOWN]
+    _attach_next_steps(due + upcoming)
     tasks = list(
         Activity.objects.filter(
             owner=member,
@@ -191,4 +225,14 @@ def followups_due_today(member: Membership, now: dt.datetime) -> dict:
         .select_related("deal", "lead")
         .order_by("occurred_at", "id")
     )
-    return {"due": due, "tasks": tasks, "today": today, "zone": zone}
+    return {
+        "due": due,
+        "upcoming": upcoming,
+        "upcoming_more": upcoming_more,
+        "upcoming_last_day": last_day,
+        "upcoming_shown": UPCOMING_SHOWN,
+        "upcoming_days": UPCOMING_DAYS,
+        "tasks": tasks,
+        "today": today,
+        "zone": zone,
+    }

@@ -1,7 +1,8 @@
 """Pages: the sequence list, builder and results, a rep's due follow-ups, unsubscribe.
 
 Managers and admins build sequences, enrol and unenrol. Reps get 404 on
-those pages. Everyone sees their own follow-ups due today. Counts and
+those pages. Everyone sees their own follow-ups due today and in the next
+seven days. Counts and
 enrollments cover the reps the viewer can see.
 """
 
@@ -209,7 +210,7 @@ def enrollment_unenroll(
 @login_required
 @require_GET
 def my_followups(request: HttpRequest, org_slug: str) -> HttpResponse:
-    """List the signed-in member's follow-up steps and tasks due today."""
+    """List the signed-in member's follow-up steps due today and upcoming, and tasks."""
     context = selectors.followups_due_today(request.membership, timezone.now())
     return render(request, "followups/mine.html", context)
 
