@@ -14,6 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from activity.models import Deal, Lead, Pipeline, Stage
 from followups.configuration import SequenceSpec, StepSpec, template_error
 from followups.models import Sequence, Step
+from spm.form_errors import ValueErrorMessagesMixin
 from spm.models import Membership, Team
 
 STEPS_PREFIX = "steps"
@@ -40,7 +41,7 @@ class MemberChoiceField(forms.ModelMultipleChoiceField):
         return member.display_name
 
 
-class SequenceForm(forms.Form):
+class SequenceForm(ValueErrorMessagesMixin, forms.Form):
     name = forms.CharField(max_length=200)
     trigger = forms.ChoiceField(choices=Sequence.Trigger.choices)
     trigger_stage = StageChoiceField(
@@ -150,7 +151,7 @@ def sequence_initial(sequence: Sequence) -> dict:
     return initial
 
 
-class StepForm(forms.Form):
+class StepForm(ValueErrorMessagesMixin, forms.Form):
     delay_amount = forms.IntegerField(
         initial=0,
         validators=[MinValueValidator(0), MaxValueValidator(MAX_DELAY)],

@@ -11,6 +11,7 @@ from activity.models import Activity
 from goals.models import ActivityBenchmark, BenchmarkUnit, QuotaMetric, TimeOff
 from goals.periods import MAX_DATE, MIN_DATE, in_date_range
 from goals.values import parse_ramp, ramp_text
+from spm.form_errors import ValueErrorMessagesMixin
 from spm.models import Membership, Team
 
 EVERYONE = "everyone"
@@ -29,7 +30,7 @@ def _check_range(day: dt.date | None) -> dt.date | None:
     return day
 
 
-class QuotaPeriodForm(forms.Form):
+class QuotaPeriodForm(ValueErrorMessagesMixin, forms.Form):
     """The grid's period (any date inside it) and metric, from the query string."""
 
     on = forms.DateField(
@@ -69,7 +70,7 @@ def scope_value(benchmark: ActivityBenchmark) -> str:
     return EVERYONE
 
 
-class BenchmarkForm(forms.Form):
+class BenchmarkForm(ValueErrorMessagesMixin, forms.Form):
     activity_type = forms.ChoiceField(choices=Activity.Type.choices)
     target = forms.DecimalField(
         min_value=Decimal("0.01"),
@@ -122,7 +123,7 @@ class BenchmarkForm(forms.Form):
         return "", None
 
 
-class TimeOffForm(forms.Form):
+class TimeOffForm(ValueErrorMessagesMixin, forms.Form):
     member = forms.ModelChoiceField(
         queryset=Membership.objects.none(), to_field_name="public_id"
     )

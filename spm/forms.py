@@ -2,12 +2,13 @@ import zoneinfo
 
 from django import forms
 
+from spm.form_errors import ValueErrorMessagesMixin
 from spm.models import ApiKey, Membership, Organization, Team, User
 
 TIME_ZONES = sorted(zoneinfo.available_timezones())
 
 
-class OrganizationSettingsForm(forms.ModelForm):
+class OrganizationSettingsForm(ValueErrorMessagesMixin, forms.ModelForm):
     time_zone = forms.ChoiceField(choices=[(tz, tz) for tz in TIME_ZONES])
 
     class Meta:
@@ -53,7 +54,7 @@ class OrganizationSettingsForm(forms.ModelForm):
         return currency
 
 
-class MembershipForm(forms.ModelForm):
+class MembershipForm(ValueErrorMessagesMixin, forms.ModelForm):
     class Meta:
         model = Membership
         fields = [
@@ -124,7 +125,7 @@ class ApiKeyForm(forms.Form):
     )
 
 
-class AuditLogFilterForm(forms.Form):
+class AuditLogFilterForm(ValueErrorMessagesMixin, forms.Form):
     """Filters of the audit log page. Every field is optional."""
 
     action = forms.ChoiceField(required=False)

@@ -104,7 +104,10 @@ def test_start_after_end_is_an_error(client, personas, entries):
 def test_invalid_date_is_an_error(client, personas, entries):
     login(client, personas.admin)
     response = client.get(URL, {"start": "yesterday"})
-    assert "Enter a valid date." in response.content.decode()
+    assert (
+        "From: &quot;yesterday&quot; is not a valid date (use YYYY-MM-DD)."
+        in response.content.decode()
+    )
     assert list(response.context["page"]) == []
 
 
