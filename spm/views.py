@@ -161,6 +161,8 @@ def audit_log(request, org_slug):
         # An invalid filter shows its error and no entries, not the whole log.
         entries = entries.none()
     page = Paginator(entries, AUDIT_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    selectors.audit_log_stage_names_set(page.object_list)
     return render(request, "spm/audit_log.html", {"page": page, "form": form})
 
 
