@@ -7,6 +7,9 @@ IPv4 and IPv6 alike, and an IPv4-mapped IPv6 address is judged by its IPv4
 address. An organisation that runs Attain inside its own network may allow
 non-public addresses (``OutboundSettings.allow_private_addresses``).
 
+Error messages name only the URL's scheme and host (``url_origin``), because
+the path and query of an incoming-webhook URL are its secret token.
+
 The check runs when an admin saves the URL and again before every attempt,
 on the addresses resolved for that attempt. The sender then connects to
 one of those checked addresses, so a DNS answer that changes between the
@@ -77,24 +80,71 @@ def _describe(address: IPAddress) -> str:
     return str(address)
 
 
+def url_origin(url: str) -> str:
+    """Return the scheme and host of ``url`` (with a port if given), for messages.
+
+    The path, query, fragment and any user name or password are left out,
+    because they may hold a secret token.
+    """
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(cannot be parsed)"
+    if not parts.scheme:
+        # "hooks.slack.com/services/..." parses as a path, so the host is
+        # its first segment, after any user name and password.
+        host = text.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+        return host or "(empty)"
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{host}"
+
+
+def url_secrets_removed(text: str, url: str) -> str:
+    """Return ``text`` with ``url`` and its path and query replaced by the origin.
+
+    For messages from libraries that may quote the URL or the request path.
+    """
+    url = url.strip()
+    origin = url_origin(url)
+    if url:
+        text = text.replace(url, origin)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(path) > 1:
+        text = text.replace(path, "/…")
+    return text
+
+
 def _split(url: str) -> tuple[str, str, int, str]:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise UnsafeURL(f"Invalid URL {url!r}: {error}.") from None
+        # The parser's message can quote the user name and password, so
+        # only the kind of problem is shown.
+        raise UnsafeURL(f"Invalid URL: {_parse_problem(error)}.") from None
+    origin = url_origin(url)
     scheme = parts.scheme.lower()
     allowed = ("https",) if https_required() else ("https", "http")
     if scheme not in allowed:
         raise UnsafeURL(
-            f"Invalid URL {url!r}: use an https:// address"
+            f"Invalid URL {origin}: use an https:// address"
             + ("." if https_required() else " or, while DEBUG is on, http://.")
         )
     if not parts.hostname:
-        raise UnsafeURL(f"Invalid URL {url!r}: the host is missing.")
+        raise UnsafeURL(f"Invalid URL {origin}: the host is missing.")
     if parts.username or parts.password:
         raise UnsafeURL(
-            f"Invalid URL {url!r}: remove the user name and password; "
+            f"Invalid URL {origin}: remove the user name and password, because "
             "endpoints authenticate Attain by the signature."
         )
     if port is None:
@@ -103,6 +153,12 @@ def _split(url: str) -> tuple[str, str, int, str]:
     if parts.query:
         path = f"{path}?{parts.query}"
     return scheme, parts.hostname, port, path
+
+
+def _parse_problem(error: ValueError) -> str:
+    if "port" in str(error).lower():
+        return "the port is not a number from 0 to 65535"
+    return "it cannot be parsed, so check the address for typing errors"
 
 
 def _resolve(host: str, port: int, resolver: Resolver) -> list[IPAddress]:
@@ -141,10 +197,10 @@ def url_check(
             problem = address_problem(address)
             if problem:
                 raise UnsafeURL(
-                    f"The URL {url} points at {_describe(address)}, which is "
-                    f"not public ({problem}). Use a public address, or turn on "
-                    '"Allow private addresses for self-hosted installs" under '
-                    "Notifications, Webhooks."
+                    f"The URL {url_origin(url)} points at {_describe(address)}, "
+                    f"which is not public ({problem}). Use a public address, or "
+                    'turn on "Allow private addresses for self-hosted installs" '
+                    "under Notifications, Webhooks."
                 )
     return Target(
         url=url.strip(),

@@ -144,6 +144,32 @@ CATALOG: dict[str, EventType] = {
     event_type.key: event_type for event_type in EVENT_TYPES
 }
 
+# Membership roles, as stored in spm.models.Membership.role.
+ADMIN, MANAGER, REP = "admin", "manager", "rep"
+EVERY_ROLE = frozenset({ADMIN, MANAGER, REP})
+
+# The roles whose members can receive each event type, and so the types that
+# a member's preferences page offers. Every catalogue type needs an entry.
+# Reps own leads, deals and statements, so they get those events. Disputes go
+# to the rep's manager, or to the admins when the rep has none. Imports and
+# CRM syncs are admin-only features.
+# NOTE: reps get coaching alerts about themselves only in organisations that
+# turn on reps_see_own_alerts, but the page offers the type to every rep.
+RECIPIENT_ROLES: dict[str, frozenset[str]] = {
+    "lead.assigned": EVERY_ROLE,
+    "lead.sla_warning": EVERY_ROLE,
+    "lead.sla_breached": EVERY_ROLE,
+    "lead.escalated": EVERY_ROLE,
+    "coaching.alert_opened": EVERY_ROLE,
+    "import.finished": frozenset({ADMIN}),
+    "import.failed": frozenset({ADMIN}),
+    "dispute.raised": frozenset({ADMIN, MANAGER}),
+    "dispute.answered": EVERY_ROLE,
+    "statement.approved": EVERY_ROLE,
+    "followup.task_due": EVERY_ROLE,
+    "sync.failed": frozenset({ADMIN}),
+}
+
 
 class UnknownEventType(ValueError):
     """An event type that the catalogue does not list."""

@@ -39,7 +39,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.crypto import CredentialsUnreadable
-from notifications.addresses import Target, UnsafeURL, url_check
+from notifications.addresses import (
+    Target,
+    UnsafeURL,
+    url_check,
+    url_secrets_removed,
+)
 from notifications.models import (
     ChatConnection,
     Event,
@@ -360,7 +365,9 @@ def _attempt(delivery: OutboundDelivery, now: dt.datetime) -> None:
         # OSError covers refused connections, DNS failures, TLS errors and
         # timeouts (socket.timeout is TimeoutError).
         name = "Timed out" if isinstance(error, TimeoutError) else type(error).__name__
-        _failed(delivery, f"{name}: {error}", now)
+        # http.client quotes a bad path, which may be a chat URL's token.
+        message = url_secrets_removed(f"{name}: {error}", target.url)
+        _failed(delivery, message, now)
         return
 
     delivery.response_status = response.status

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.http import Http404
 
-from notifications.catalog import EVENT_TYPES, EventType, event_type_get
+from notifications.catalog import (
+    EVENT_TYPES,
+    EVERY_ROLE,
+    RECIPIENT_ROLES,
+    EventType,
+    event_type_get,
+)
 from notifications.models import (
     ChatConnection,
     MemberSettings,
@@ -111,13 +117,20 @@ def organization_settings() -> list[ChannelSetting]:
 
 
 def member_channel_settings(member: Membership) -> list[ChannelSetting]:
-    """Return every type's channels in effect for ``member``. Two queries."""
+    """Return the channels in effect for ``member`` of each type their role gets.
+
+    Types that ``catalog.RECIPIENT_ROLES`` gives to other roles only are
+    left out, and a type missing from it is offered to every role. Two
+    queries.
+    """
     preferences = dict(
         Preference.objects.filter(member=member).values_list("event_type", "channels")
     )
     rows = []
     for organization_row in organization_settings():
         key = organization_row.event_type.key
+        if member.role not in RECIPIENT_ROLES.get(key, EVERY_ROLE):
+            continue
         if key in preferences:
             rows.append(
                 ChannelSetting(

@@ -266,7 +266,7 @@ def test_rebinding_to_loopback_rejected_at_send(
 
     delivery.refresh_from_db()
     assert delivery.error.startswith(
-        "UnsafeURL: The URL https://hooks.example.test/in points at 127.0.0.1, "
+        "UnsafeURL: The URL https://hooks.example.test points at 127.0.0.1, "
         "which is not public (loopback)."
     )
     assert delivery.response_status is None
