@@ -305,6 +305,13 @@ class Deal(ExternalRecord):
     stage_changed_at = models.DateTimeField(null=True, blank=True)
     # Archived, deleted or cancelled in the source: kept, but out of every metric.
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Filled by a CRM sync from the properties mapped to them
+    # (integrations.models.FieldMapping), and empty while nothing is mapped.
+    # The database defaults serve the bulk inserts that name only some columns.
+    deal_type = models.CharField(max_length=120, blank=True, default="", db_default="")
+    segment = models.CharField(max_length=120, blank=True, default="", db_default="")
+    lead_score = models.IntegerField(null=True, blank=True)
+    commission_eligible = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -390,9 +397,25 @@ class DealStageChange(TenantModel):
     to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
     changed_at = models.DateTimeField()
     source = models.CharField(max_length=40, blank=True)
+    # The CRM's id of the history row this change came from, such as a
+    # Salesforce OpportunityHistory Id. Empty for changes a sync or an
+    # import inferred from a new stage. The database default lets the raw
+    # INSERTs of the sync writers and the demo generator leave it out.
+    external_id = models.CharField(
+        max_length=255, blank=True, default="", db_default=""
+    )
 
     class Meta:
         base_manager_name = "unscoped"
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "source",
+                "external_id",
+                name="deal_stage_change_external_unique",
+                condition=~models.Q(external_id=""),
+            ),
+        ]
         indexes = [models.Index(fields=["organization", "deal", "changed_at"])]
         ordering = ["changed_at", "id"]
 

@@ -15,6 +15,13 @@ from notifications.addresses import UnsafeURL, url_check
 from notifications.outbound import allow_private_addresses
 
 HUBSPOT_API_URL = "https://api.hubapi.com"
+SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
+# A Salesforce organisation id: the 15-character form or the 18-character
+# form with its checksum suffix, both starting with the key prefix 00D.
+SALESFORCE_ORG_ID = re.compile(r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
+# Pipedrive's HTTP auth user of a webhook: printable, no colon, since Basic
+# credentials are "user:password".
+WEBHOOK_USERNAME = re.compile(r"^[^\s:]{1,100}$")
 # HubSpot property internal names: letters, digits and underscores.
 PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 MAPPED_OBJECT_TYPES = [
@@ -36,6 +43,42 @@ def _clean_token(value: str, required: bool) -> str:
             "tab, without spaces."
         )
     return token
+
+
+def _clean_secret(value: str, label: str) -> str:
+    """Return a pasted credential without surrounding spaces, else raise.
+
+    The error names the field, never the value, because the page shows it.
+    """
+    secret = value.strip()
+    if not secret:
+        raise forms.ValidationError(f"Enter the {label}.")
+    if any(character.isspace() for character in secret) or len(secret) > 1000:
+        raise forms.ValidationError(
+            f"Invalid {label}: paste it again without spaces (at most 1,000 "
+            "characters)."
+        )
+    return secret
+
+
+def _secret_field(label: str, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=help_text,
+    )
+
+
+def _provider_unused(provider: str) -> None:
+    """Raise unless the organisation has no connection to ``provider`` yet."""
+    existing = CrmConnection.objects.filter(provider=provider).first()
+    if existing is not None:
+        label = CrmConnection.Provider(provider).label
+        raise forms.ValidationError(
+            f"This organisation already has a {label} connection, "
+            f"{existing.name!r}; change it on its settings page."
+        )
 
 
 def _clean_base_url(value: str) -> str:
@@ -90,6 +133,132 @@ class HubSpotConnectForm(forms.Form):
                 f"{existing.name!r}; change its token on its settings page."
             )
         return cleaned
+
+
+class SalesforceConnectForm(forms.Form):
+    name = forms.CharField(max_length=120, initial="Salesforce")
+    base_url = forms.URLField(
+        label="Login or My Domain address",
+        max_length=300,
+        initial=SALESFORCE_LOGIN_URL,
+        assume_scheme="https",
+        help_text=(
+            f"Where Attain refreshes its access token: {SALESFORCE_LOGIN_URL}, "
+            "https://test.salesforce.com for a sandbox, or your My Domain "
+            "address such as https://acme.my.salesforce.com."
+        ),
+    )
+    client_id = forms.CharField(
+        label="Consumer key",
+        max_length=255,
+        help_text="From the connected app's API (Enable OAuth Settings) section.",
+    )
+    client_secret = _secret_field(
+        "Consumer secret", "Stored encrypted. The page never shows it again."
+    )
+    refresh_token = _secret_field(
+        "Refresh token",
+        "A refresh token the connected app issued with the api and "
+        "refresh_token scopes. Stored encrypted.",
+    )
+
+    def clean_base_url(self) -> str:
+        return _clean_base_url(self.cleaned_data["base_url"])
+
+    def clean_client_id(self) -> str:
+        return _clean_secret(self.cleaned_data["client_id"], "consumer key")
+
+    def clean_client_secret(self) -> str:
+        return _clean_secret(self.cleaned_data["client_secret"], "consumer secret")
+
+    def clean_refresh_token(self) -> str:
+        return _clean_secret(self.cleaned_data["refresh_token"], "refresh token")
+
+    def clean(self):
+        cleaned = super().clean()
+        _provider_unused(CrmConnection.Provider.SALESFORCE)
+        return cleaned
+
+
+class PipedriveConnectForm(forms.Form):
+    name = forms.CharField(max_length=120, initial="Pipedrive")
+    base_url = forms.URLField(
+        label="Company API address",
+        max_length=300,
+        assume_scheme="https",
+        help_text=(
+            "Your company domain followed by /api, such as "
+            "https://acme.pipedrive.com/api."
+        ),
+    )
+    api_token = _secret_field(
+        "API token",
+        "From Personal preferences, API, in Pipedrive. Stored encrypted.",
+    )
+
+    def clean_base_url(self) -> str:
+        return _clean_base_url(self.cleaned_data["base_url"])
+
+    def clean_api_token(self) -> str:
+        return _clean_secret(self.cleaned_data["api_token"], "API token")
+
+    def clean(self):
+        cleaned = super().clean()
+        _provider_unused(CrmConnection.Provider.PIPEDRIVE)
+        return cleaned
+
+
+class WebhookSettingsForm(forms.Form):
+    """The webhook settings of one connection, with fields per provider.
+
+    HubSpot signs with the app's client secret, which the admin enters.
+    For Pipedrive and Salesforce, saving generates a new random secret.
+    """
+
+    def __init__(self, *args, connection: CrmConnection, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.provider = connection.provider
+        credentials = connection.credentials
+        if self.provider == CrmConnection.Provider.HUBSPOT:
+            self.fields["secret"] = _secret_field(
+                "App client secret",
+                "From the Auth tab of the HubSpot app that subscribes to the "
+                "webhooks. Stored encrypted.",
+            )
+        elif self.provider == CrmConnection.Provider.PIPEDRIVE:
+            self.fields["username"] = forms.CharField(
+                label="HTTP auth user name",
+                max_length=100,
+                initial=credentials.get("webhook_username") or "attain",
+                help_text="Enter it as the webhook's HTTP auth user in Pipedrive.",
+            )
+        else:
+            self.fields["salesforce_organization_id"] = forms.CharField(
+                label="Salesforce organization ID",
+                max_length=18,
+                initial=credentials.get("salesforce_organization_id", ""),
+                help_text="Setup, Company Information, Salesforce.com Organization ID.",
+            )
+
+    def clean_secret(self) -> str:
+        return _clean_secret(self.cleaned_data["secret"], "app client secret")
+
+    def clean_username(self) -> str:
+        value = self.cleaned_data["username"].strip()
+        if not WEBHOOK_USERNAME.match(value):
+            raise forms.ValidationError(
+                f"Invalid user name {value!r}: use no spaces and no colon."
+            )
+        return value
+
+    def clean_salesforce_organization_id(self) -> str:
+        value = self.cleaned_data["salesforce_organization_id"].strip()
+        if not SALESFORCE_ORG_ID.match(value):
+            raise forms.ValidationError(
+                f"Invalid organization ID {value!r}: expected 15 or 18 letters "
+                "and digits starting with 00D."
+            )
+        return value
 
 
 class ConnectionSettingsForm(forms.Form):

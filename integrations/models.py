@@ -221,6 +221,7 @@ class FieldMapping(TenantModel):
         SEGMENT = "segment", "Segment"
         PRODUCT = "product", "Product"
         LEAD_SCORE = "lead_score", "Lead score"
+        COMMISSION_ELIGIBLE = "commission_eligible", "Commission eligible"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     connection = models.ForeignKey(
@@ -254,6 +255,7 @@ class WebhookEvent(TenantModel):
     """
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be applied"
         APPLIED = "applied", "Applied"
         STALE = "stale", "Older than the stored value"
         IGNORED = "ignored", "Ignored"
@@ -270,9 +272,15 @@ class WebhookEvent(TenantModel):
     property_name = models.CharField(max_length=255, blank=True)
     property_value = models.TextField(blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status)
+    # The CRM reported the record deleted, so applying archives it.
+    deleted = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    # The outcome of the last application, or the error that failed it.
     message = models.TextField(blank=True)
+    # Applications tried, failed ones included.
+    attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         base_manager_name = "unscoped"
@@ -288,3 +296,42 @@ class WebhookEvent(TenantModel):
 
     def __repr__(self) -> str:
         return f"<WebhookEvent {self.pk} {self.object_type} {self.object_id}>"
+
+
+class CrmWriteback(TenantModel):
+    """The write-back of one routing assignment's owner to the CRM.
+
+    One row per assignment, so a task delivered twice, a Celery retry and a
+    manual retry all find the same row, and a write-back that finished is
+    never sent again. ``attempts`` counts the tries of the current round: a
+    manual retry starts a new round from zero.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Waiting to retry"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    assignment = models.OneToOneField(
+        "routing.Assignment", on_delete=models.CASCADE, related_name="+"
+    )
+    connection = models.ForeignKey(
+        CrmConnection, on_delete=models.CASCADE, related_name="writebacks"
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # The audit action of the outcome, such as "crm.writeback_updated".
+    result = models.CharField(max_length=40, blank=True)
+    # The last failure, as written to the audit log.
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        base_manager_name = "unscoped"
+
+    def __repr__(self) -> str:
+        return f"<CrmWriteback {self.pk} {self.status}>"

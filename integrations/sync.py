@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Q
@@ -29,11 +30,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Pipeline, Stage
-from integrations import api_usage
+from integrations import api_usage, writers_salesforce
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
 from integrations.connectors.pipedrive import PipedriveConnector
-from integrations.connectors.salesforce import SalesforceConnector
+from integrations.connectors.salesforce import LEADS, SalesforceConnector
+from integrations.deal_fields import deal_field_mappings
 from integrations.models import (
     CrmConnection,
     OwnerMapping,
@@ -204,7 +206,11 @@ def sync_run_execute(
 def _execute(ctx: SyncContext, connector: base.Connector) -> None:
     ctx.owners = sync_owners(ctx, connector.owners())
     ctx.stages = sync_pipelines(ctx, connector.pipelines())
-    for object_type in base.OBJECT_TYPES:
+    ctx.deal_fields = deal_field_mappings(ctx.connection)
+    mapped_properties_request(ctx, connector)
+    # A connector may sync object types of its own after the common ones.
+    extra_types = getattr(connector, "extra_object_types", ())
+    for object_type in (*base.OBJECT_TYPES, *extra_types):
         cursor, _ = SyncCursor.objects.get_or_create(
             connection=ctx.connection,
             object_type=object_type,
@@ -217,6 +223,10 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
             _incremental_listing(ctx, connector, cursor)
     for page in connector.archived_pages(base.DEALS):
         _commit(ctx, lambda page=page: archive_deals(ctx, page.records), 0)
+    if LEADS in extra_types:
+        for page in connector.archived_pages(LEADS):
+            delete = partial(writers_salesforce.delete_leads, ctx, page.records)
+            _commit(ctx, delete, 0)
 
 
 # Owners and pipelines
@@ -249,6 +259,35 @@ def sync_owners(ctx: SyncContext, owners: list[base.Owner]) -> dict[str, int | N
             if mapping.membership_id is None:
                 _owner_unmatched(ctx, owner)
     return result
+
+
+def mapped_properties_request(ctx: SyncContext, connector: base.Connector) -> None:
+    """Ask the connector for the mapped deal properties, and list the unusable ones.
+
+    A property the CRM does not have, or a name the connector cannot request,
+    is dropped from ``ctx.deal_fields`` and listed once among the run's
+    errors. The other mappings still apply.
+    """
+    request = getattr(connector, "mapped_properties_set", None)
+    if request is None or not ctx.deal_fields:
+        return
+    rejected = request(base.DEALS, list(ctx.deal_fields.values()))
+    for target, crm_property in list(ctx.deal_fields.items()):
+        if crm_property not in rejected:
+            continue
+        del ctx.deal_fields[target]
+        already = any(
+            e["object_type"] == "field_mappings" and e["record_id"] == crm_property
+            for e in ctx.errors
+        )
+        if not already:
+            ctx.errors.append(
+                {
+                    "object_type": "field_mappings",
+                    "record_id": crm_property,
+                    "message": rejected[crm_property],
+                }
+            )
 
 
 def _member_by_email(email: str) -> Membership | None:
@@ -378,7 +417,7 @@ def _full_listing(
 
 def _commit_listed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -> None:
     def write() -> None:
-        write_page(ctx, cursor.object_type, page.records)
+        _write_page(ctx, cursor.object_type, page.records)
         cursor.page_after = page.next_after or ""
         if page.next_after is None:
             cursor.full_sync_done_at = timezone.now()
@@ -403,13 +442,25 @@ def _incremental_listing(
 
 def _commit_changed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -> None:
     def write() -> None:
-        write_page(ctx, cursor.object_type, page.records)
+        _write_page(ctx, cursor.object_type, page.records)
         last = max(page.records, key=lambda r: r.keyset.sort_key())
         cursor.modified_at = last.modified_at
         cursor.record_id = last.id
         cursor.save(update_fields=CURSOR_FIELDS)
 
     _commit(ctx, write, len(page.records))
+
+
+def _write_page(ctx: SyncContext, object_type: str, records: list) -> None:
+    """Write one page with its object type's writers, inside the page's transaction."""
+    if object_type == LEADS:
+        writers_salesforce.write_leads(ctx, records)
+        return
+    write_page(ctx, object_type, records)
+    salesforce = ctx.connection.provider == CrmConnection.Provider.SALESFORCE
+    if object_type == base.DEALS and salesforce:
+        writers_salesforce.write_stage_history(ctx, records)
+        writers_salesforce.link_converted_leads(ctx, records)
 
 
 @contextlib.contextmanager

@@ -12,9 +12,11 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from integrations import sync, writeback
-from integrations.models import CrmConnection, SyncRun
+from integrations import sync, webhooks, writeback
+from integrations.connectors.base import AuthenticationFailed, ConnectorError
+from integrations.models import CrmConnection, SyncRun, WebhookEvent
 from integrations.selectors import data_as_of_forget
+from integrations.sync import SyncFailed
 from spm.models import Organization
 from spm.tenancy import system_context, tenant_context
 
@@ -76,16 +78,98 @@ def sync_incremental_all_task() -> None:
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
-    max_retries=5,
+    # Above the write-back's own bound (writeback.MAX_ATTEMPTS counts tries
+    # per round), so Celery never stops a round early.
+    max_retries=writeback.MAX_ATTEMPTS,
 )
-def crm_writeback_task(organization_id: int, assignment_id: int) -> None:
-    """Write a committed routing assignment to the CRM (integrations.writeback)."""
+def crm_writeback_task(self, organization_id: int, assignment_id: int) -> None:
+    """Write a committed routing assignment to the CRM (integrations.writeback).
+
+    A 429, 5xx or network error from the CRM retries the task after the
+    delay the write-back chose (the CRM's Retry-After, or a backoff). The
+    retry finds the same ``CrmWriteback`` row, so the owner is written once.
+    """
     organization = Organization.objects.filter(pk=organization_id).first()
     if organization is None:
         logger.warning("Organisation %s of a CRM write-back not found", organization_id)
         return
     with tenant_context(organization):
-        writeback.assignment_writeback(assignment_id=assignment_id)
+        try:
+            writeback.assignment_writeback(assignment_id=assignment_id)
+        except writeback.RetryLater as retry:
+            raise self.retry(countdown=retry.delay) from retry
+
+
+# Retries of a webhook event whose application failed: 30 s, 1, 2, 4, 8
+# and 16 minutes after each failure (webhook_retry_delay), about half an
+# hour in all. After the last one the event stays FAILED and the next
+# incremental sync brings the record up to date.
+WEBHOOK_APPLY_MAX_RETRIES = 6
+WEBHOOK_RETRY_FIRST_DELAY_SECONDS = 30
+
+
+def webhook_retry_delay(retries: int) -> int:
+    """Return the seconds to wait before retry number ``retries + 1``."""
+    return WEBHOOK_RETRY_FIRST_DELAY_SECONDS * 2**retries
+
+
+@shared_task(bind=True, acks_late=True, max_retries=WEBHOOK_APPLY_MAX_RETRIES)
+def webhook_event_apply_task(self, organization_id: int, event_id: int) -> None:
+    """Apply one stored CRM webhook event (integrations.webhooks)."""
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        logger.warning(
+            "Organisation %s of CRM webhook event %s not found",
+            organization_id,
+            event_id,
+        )
+        return
+    try:
+        with tenant_context(organization):
+            status = webhooks.webhook_event_apply(event_pk=event_id)
+    except AuthenticationFailed as error:
+        # The event records the error. Retrying with the same credentials
+        # fails again, so the admin has to reconnect first.
+        logger.error(
+            "CRM webhook event %s failed: %s",
+            event_id,
+            error,
+            extra={"organization_id": organization_id},
+        )
+        return
+    except (ConnectorError, SyncFailed, OperationalError, InterfaceError) as error:
+        _webhook_retry(self, event_id, organization_id, error)
+        return
+    if status == WebhookEvent.Status.FAILED:
+        # The writers rejected the record, for example a deal in a stage
+        # that the last sync did not map. A sync before the retry can fix it.
+        _webhook_retry(self, event_id, organization_id, None)
+
+
+def _webhook_retry(task, event_id: int, organization_id: int, error) -> None:
+    """Retry the task later, or log that the event stays FAILED."""
+    retries = task.request.retries
+    reason = error or "the writers rejected the record"
+    if retries >= WEBHOOK_APPLY_MAX_RETRIES:
+        logger.error(
+            "CRM webhook event %s still failed after %s retries: %s",
+            event_id,
+            retries,
+            reason,
+            extra={"organization_id": organization_id},
+        )
+        return
+    delay = webhook_retry_delay(retries)
+    logger.warning(
+        "CRM webhook event %s failed (attempt %s), retrying in %s s: %s",
+        event_id,
+        retries + 1,
+        delay,
+        reason,
+        extra={"organization_id": organization_id},
+    )
+    raise task.retry(countdown=delay)

@@ -7,6 +7,8 @@ app_name = "integrations"
 urlpatterns = [
     path("", views.connection_list, name="connections"),
     path("hubspot/connect/", views.hubspot_connect, name="connect-hubspot"),
+    path("salesforce/connect/", views.salesforce_connect, name="connect-salesforce"),
+    path("pipedrive/connect/", views.pipedrive_connect, name="connect-pipedrive"),
     path("<uuid:connection_id>/", views.connection_detail, name="connection"),
     path(
         "<uuid:connection_id>/settings/",
@@ -14,6 +16,11 @@ urlpatterns = [
         name="connection-edit",
     ),
     path("<uuid:connection_id>/sync/", views.sync_now, name="sync-now"),
+    path(
+        "<uuid:connection_id>/webhooks/",
+        views.webhook_settings,
+        name="webhook-settings",
+    ),
     path("<uuid:connection_id>/owners/", views.owner_mappings, name="owners"),
     path("<uuid:connection_id>/stages/", views.stage_mappings, name="stages"),
     path("<uuid:connection_id>/fields/", views.field_mappings, name="fields"),
@@ -21,6 +28,11 @@ urlpatterns = [
         "<uuid:connection_id>/fields/<uuid:field_mapping_id>/delete/",
         views.field_mapping_delete,
         name="field-delete",
+    ),
+    path(
+        "writebacks/<uuid:writeback_id>/retry/",
+        views.writeback_retry,
+        name="writeback-retry",
     ),
     path("runs/<uuid:sync_run_id>/progress/", views.run_progress, name="run-progress"),
     path(

@@ -1,27 +1,44 @@
 """CRM integration pages, for admins only: connections, their syncs and mappings.
 
 Another organisation's connection or run id is a 404, as is every page for
-members who are not admins.
+members who are not admins. Pages that take credentials or a webhook secret
+mark those POST fields sensitive, so Django's error reports hide them.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from integrations import selectors, services
+from integrations import (
+    credentials_check,
+    selectors,
+    services,
+    sync,
+    webhooks,
+    writeback,
+)
 from integrations.forms import (
     ConnectionSettingsForm,
     FieldMappingForm,
     HubSpotConnectForm,
     OwnerMappingForm,
+    PipedriveConnectForm,
+    SalesforceConnectForm,
+    WebhookSettingsForm,
 )
-from integrations.models import CrmConnection, SyncRun
+from integrations.models import CrmConnection, SyncRun, WebhookEvent
 from spm.access import admin_required
+
+# Webhook events listed on the webhook settings page, newest first.
+WEBHOOK_EVENTS_SHOWN = 20
 
 
 def _connection_or_404(connection_id) -> CrmConnection:
@@ -68,7 +85,77 @@ def hubspot_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
             org_slug=org_slug,
             connection_id=connection.public_id,
         )
-    return render(request, "integrations/connect.html", {"form": form})
+    context = {"form": form, "provider": CrmConnection.Provider.HUBSPOT}
+    return render(request, "integrations/connect.html", context)
+
+
+@sensitive_post_parameters("client_secret", "refresh_token")
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def salesforce_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
+    form = SalesforceConnectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        credentials = {
+            "client_id": form.cleaned_data["client_id"],
+            "client_secret": form.cleaned_data["client_secret"],
+            "refresh_token": form.cleaned_data["refresh_token"],
+        }
+        try:
+            credentials_check.salesforce_credentials_check(
+                base_url=form.cleaned_data["base_url"], **credentials
+            )
+        except credentials_check.CredentialsRejected as error:
+            form.add_error(None, str(error))
+        else:
+            provider = CrmConnection.Provider.SALESFORCE
+            return _connected(request, form, provider, credentials)
+    context = {"form": form, "provider": CrmConnection.Provider.SALESFORCE}
+    return render(request, "integrations/connect.html", context)
+
+
+@sensitive_post_parameters("api_token")
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def pipedrive_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
+    form = PipedriveConnectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        credentials = {"api_token": form.cleaned_data["api_token"]}
+        try:
+            credentials_check.pipedrive_credentials_check(
+                base_url=form.cleaned_data["base_url"], **credentials
+            )
+        except credentials_check.CredentialsRejected as error:
+            form.add_error(None, str(error))
+        else:
+            provider = CrmConnection.Provider.PIPEDRIVE
+            return _connected(request, form, provider, credentials)
+    context = {"form": form, "provider": CrmConnection.Provider.PIPEDRIVE}
+    return render(request, "integrations/connect.html", context)
+
+
+def _connected(
+    request: HttpRequest, form, provider: str, credentials: dict
+) -> HttpResponse:
+    """Create the checked connection and redirect to its page."""
+    with transaction.atomic():
+        connection = sync.connection_create(
+            organization=request.organization,
+            actor=request.user,
+            provider=provider,
+            name=form.cleaned_data["name"],
+            base_url=form.cleaned_data["base_url"],
+            credentials=credentials,
+        )
+    messages.success(
+        request, f"Connected {connection.name}. Run a first sync to load its data."
+    )
+    return redirect(
+        "integrations:connection",
+        org_slug=request.organization.slug,
+        connection_id=connection.public_id,
+    )
 
 
 @login_required
@@ -120,6 +207,10 @@ def connection_edit(request: HttpRequest, org_slug: str, connection_id) -> HttpR
         ),
     }
     form = ConnectionSettingsForm(request.POST or None, initial=initial)
+    if connection.provider != CrmConnection.Provider.HUBSPOT:
+        # The token field replaces the credentials with a HubSpot token.
+        # Salesforce and Pipedrive credentials change by connecting again.
+        del form.fields["access_token"]
     if request.method == "POST" and form.is_valid():
         services.connection_update(
             connection=connection, actor=request.user, **form.cleaned_data
@@ -251,3 +342,93 @@ def field_mapping_delete(
     return redirect(
         "integrations:fields", org_slug=org_slug, connection_id=connection_id
     )
+
+
+@login_required
+@admin_required
+@require_POST
+def writeback_retry(request: HttpRequest, org_slug: str, writeback_id) -> HttpResponse:
+    """Queue a failed CRM write-back again, then return to the audit log."""
+    record = writeback.writeback_get(writeback_id)
+    if record is None:
+        raise Http404("No such CRM write-back.")
+    try:
+        writeback.writeback_retry(
+            organization=request.organization, actor=request.user, writeback=record
+        )
+    except writeback.WritebackNotRetryable as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            f"Write-back of lead {record.assignment.lead.public_id} to "
+            f"{record.connection.name} queued again.",
+        )
+    return redirect("spm:audit-log", org_slug=org_slug)
+
+
+def _webhook_secret_key(connection: CrmConnection) -> str:
+    return f"integrations.webhook_secret.{connection.public_id}"
+
+
+@sensitive_post_parameters("secret")
+@login_required
+@admin_required
+@require_http_methods(["GET", "POST"])
+def webhook_settings(
+    request: HttpRequest, org_slug: str, connection_id
+) -> HttpResponse:
+    """Show the receiving URL, set or rotate the secret and list recent events.
+
+    A generated secret is kept in the session and shown once, on the next
+    view of this page. HubSpot's secret is the app's client secret, which
+    the admin typed, so it is never shown.
+    """
+    connection = _connection_or_404(connection_id)
+    form = WebhookSettingsForm(request.POST or None, connection=connection)
+    if request.method == "POST" and form.is_valid():
+        secret = webhooks.webhook_settings_set(
+            connection=connection, actor=request.user, **form.cleaned_data
+        )
+        if connection.provider != CrmConnection.Provider.HUBSPOT:
+            request.session[_webhook_secret_key(connection)] = secret
+        messages.success(
+            request,
+            "Webhook settings saved. Enter them in the CRM now: deliveries with "
+            "the old secret are rejected.",
+        )
+        return redirect(
+            "integrations:webhook-settings",
+            org_slug=org_slug,
+            connection_id=connection.public_id,
+        )
+    secret = request.session.pop(_webhook_secret_key(connection), None)
+    context = {
+        "connection": connection,
+        "form": form,
+        "secret": secret,
+        "has_secret": bool(connection.credentials.get("webhook_secret")),
+        "webhook_url": _webhook_url(request, connection, secret),
+        "events": WebhookEvent.objects.filter(connection=connection).order_by(
+            "-received_at", "-id"
+        )[:WEBHOOK_EVENTS_SHOWN],
+    }
+    return render(request, "integrations/webhook_settings.html", context)
+
+
+def _webhook_url(
+    request: HttpRequest, connection: CrmConnection, secret: str | None
+) -> str:
+    """Return the URL the CRM posts to.
+
+    The Salesforce URL ends with the secret, so outside the one view that
+    shows the new secret it ends with a placeholder instead.
+    """
+    kwargs = {
+        "organization_id": request.organization.public_id,
+        "connection_id": connection.public_id,
+    }
+    if connection.provider == CrmConnection.Provider.SALESFORCE:
+        kwargs["token"] = secret or "SECRET"
+    path = reverse(f"integrations-webhooks:{connection.provider}", kwargs=kwargs)
+    return request.build_absolute_uri(path)

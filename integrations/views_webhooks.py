@@ -3,7 +3,9 @@
 The CRM posts with no Attain session, so the views are CSRF-exempt, name
 the organisation and connection by public id, and trust a delivery only
 after integrations.webhooks verifies it. A failed check gets 401 and a log
-line that names the connection and the check, never the secret.
+line that names the connection and the check, never the secret. A verified
+delivery is stored and gets its response at once. A Celery task applies its
+events, so the response never waits for the CRM.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from integrations import webhooks
-from integrations.connectors.base import ConnectorError
 from integrations.models import CrmConnection
 from spm.models import Organization
 from spm.tenancy import tenant_context
@@ -54,18 +55,11 @@ def _invalid(connection: CrmConnection, error: Exception) -> JsonResponse:
     return JsonResponse({"detail": f"Invalid webhook payload: {error}"}, status=400)
 
 
-def _process(connection: CrmConnection, events) -> dict[str, int] | JsonResponse:
-    try:
-        with tenant_context(connection.organization):
-            return webhooks.process_events(connection, events)
-    except ConnectorError as error:
-        logger.error(
-            "CRM webhook for connection %s failed to fetch a record: %s",
-            connection.pk,
-            error,
-            extra={"organization_id": connection.organization_id},
-        )
-        return JsonResponse({"detail": "Fetching the record failed."}, status=503)
+def _store(connection: CrmConnection, events) -> dict[str, int]:
+    """Store the events for the apply task, without calling the CRM."""
+    with tenant_context(connection.organization):
+        stored, duplicates = webhooks.events_store(connection=connection, events=events)
+    return {"received": len(stored), "duplicate": duplicates}
 
 
 def _unlogged_path(response: HttpResponse) -> HttpResponse:
@@ -98,10 +92,7 @@ def hubspot(request: HttpRequest, organization_id, connection_id) -> HttpRespons
         return _rejected(connection, error)
     except webhooks.InvalidPayload as error:
         return _invalid(connection, error)
-    result = _process(connection, events)
-    if isinstance(result, HttpResponse):
-        return result
-    return JsonResponse(result)
+    return JsonResponse(_store(connection, events))
 
 
 @csrf_exempt
@@ -115,10 +106,7 @@ def pipedrive(request: HttpRequest, organization_id, connection_id) -> HttpRespo
         return _rejected(connection, error)
     except webhooks.InvalidPayload as error:
         return _invalid(connection, error)
-    result = _process(connection, [event])
-    if isinstance(result, HttpResponse):
-        return result
-    return JsonResponse(result)
+    return JsonResponse(_store(connection, [event]))
 
 
 @csrf_exempt
@@ -138,8 +126,6 @@ def salesforce(
         return _unlogged_path(_rejected(connection, error))
     except webhooks.InvalidPayload as error:
         return _unlogged_path(_invalid(connection, error))
-    result = _process(connection, events)
-    if isinstance(result, HttpResponse):
-        return _unlogged_path(result)
+    _store(connection, events)
     # Salesforce resends the message until it receives this acknowledgement.
     return HttpResponse(webhooks.SALESFORCE_ACK, content_type="text/xml")

@@ -11,35 +11,40 @@ shared secret encrypted in its credentials (``webhook_secret``):
 - Salesforce outbound messages carry the organisation id, checked against
   ``salesforce_organization_id``, and the secret travels in the URL path.
 
-Every notification is stored once as a WebhookEvent under its idempotency
-key, so a redelivery does nothing. Per (object, property) only a value that
-occurred after the newest applied one is applied. An applied event fetches
-that one record through the connector and writes it with the sync writers,
-so stage history and stage-entry side effects follow the sync path.
+The request only verifies and stores: every notification is stored once as
+a pending WebhookEvent under its idempotency key, so a redelivery does
+nothing, and ``webhook_event_apply_task`` on the "sync" queue applies it
+after the commit. Per (object, property) only a value that occurred after
+the newest applied one is applied. An applied event fetches that one record
+through the connector and writes it with the sync writers, so stage history
+and stage-entry side effects follow the sync path.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import secrets
 import xml.etree.ElementTree as ElementTree
+import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from django.db import connection as connection_db
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from activity.models import Deal
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
 from integrations.models import CrmConnection, OwnerMapping, StageMapping, WebhookEvent
-from integrations.sync import connector_for
+from integrations.sync import SyncFailed, connector_for
 from integrations.writers import SyncContext, archive_deals, write_page
 from spm.services import audit_log_write
 
@@ -78,7 +83,10 @@ SALESFORCE_ACK = (
 )
 
 
-NO_SECRET = "the connection has no webhook secret, so set one with webhook_settings_set"
+NO_SECRET = (
+    "the connection has no webhook secret, so set one on its Webhooks page "
+    "(webhook_settings_set)"
+)
 
 
 class WebhookRejected(Exception):
@@ -230,8 +238,8 @@ def verify_salesforce_organization(connection: CrmConnection, org_id: str) -> No
     expected = connection.credentials.get("salesforce_organization_id", "")
     if not expected:
         raise WebhookRejected(
-            "the connection has no Salesforce organization id, so set one with "
-            "webhook_settings_set"
+            "the connection has no Salesforce organization id, so set one on its "
+            "Webhooks page (webhook_settings_set)"
         )
     if org_id[:15] != expected[:15]:
         raise WebhookRejected(f"unexpected OrganizationId {org_id[:18]!r}")
@@ -378,60 +386,162 @@ def _salesforce_time(value: str | None) -> dt.datetime | None:
         return None
 
 
-# Processing
+# Storing and applying
+
+# Statuses whose event a task still has to apply. A FAILED event is applied
+# again by the task's retries.
+UNAPPLIED_STATUSES = (WebhookEvent.Status.PENDING, WebhookEvent.Status.FAILED)
 
 
-def process_events(
-    connection: CrmConnection,
-    events: list[IncomingEvent],
-    connector: base.Connector | None = None,
-) -> dict[str, int]:
-    """Apply each event in its own transaction and return the count per outcome.
+def events_store(
+    *, connection: CrmConnection, events: list[IncomingEvent]
+) -> tuple[list[WebhookEvent], int]:
+    """Store each new event and queue its application after the commit.
 
-    Run inside the connection's tenant context. A connector error rolls back
-    that event and is raised, so the provider's retry delivers it again.
+    Run inside the connection's tenant context. Return the stored events and
+    the number of duplicates. The unique (connection, key) constraint and
+    get_or_create make a redelivery a duplicate, also when two deliveries of
+    one event arrive at the same moment: the second insert fails on the
+    constraint and get_or_create then reads the first one's row.
     """
-    counts = {"duplicate": 0, **{status: 0 for status in WebhookEvent.Status.values}}
-    connector = connector or connector_for(connection)
-    for event in events:
-        counts[_process_one(connection, event, connector)] += 1
-    return counts
-
-
-def _process_one(
-    connection: CrmConnection, event: IncomingEvent, connector: base.Connector
-) -> str:
+    stored: list[WebhookEvent] = []
+    duplicates = 0
     with transaction.atomic():
-        # The row lock serialises the deliveries of one connection, so two
-        # copies of an event cannot both pass the duplicate check.
-        # NOTE: the lock is held during the fetch from the CRM.
-        CrmConnection.objects.select_for_update().filter(pk=connection.pk).first()
-        if WebhookEvent.objects.filter(connection=connection, key=event.key).exists():
+        for event in events:
+            row, created = WebhookEvent.objects.get_or_create(
+                connection=connection,
+                key=event.key,
+                defaults=_event_fields(connection, event),
+            )
+            if created:
+                stored.append(row)
+                continue
+            duplicates += 1
             logger.info(
                 "CRM webhook event %s of connection %s is a duplicate and was ignored",
                 event.event_id,
                 connection.pk,
             )
-            return "duplicate"
-        status, message = _apply(connection, event, connector)
-        WebhookEvent.objects.create(
-            organization=connection.organization,
-            connection=connection,
-            key=event.key,
-            event_id=event.event_id[:255],
-            object_type=event.object_type,
-            object_id=event.object_id[:255],
-            property_name=event.property_name[:255],
-            property_value=event.property_value,
-            occurred_at=event.occurred_at,
-            status=status,
-            message=message,
+        for row in stored:
+            transaction.on_commit(
+                functools.partial(_apply_queue, connection.organization_id, row.pk)
+            )
+    return stored, duplicates
+
+
+def _event_fields(connection: CrmConnection, event: IncomingEvent) -> dict:
+    return {
+        "organization": connection.organization,
+        "event_id": event.event_id[:255],
+        "object_type": event.object_type,
+        "object_id": event.object_id[:255],
+        "property_name": event.property_name[:255],
+        "property_value": event.property_value,
+        "occurred_at": event.occurred_at,
+        "deleted": event.deleted,
+    }
+
+
+def _apply_queue(organization_id: int, event_pk: int) -> None:
+    """Queue the task that applies one stored event.
+
+    A broker error is logged, not raised, because the CRM has already
+    received a 200 response for the delivery. Without a broker, Celery runs the task
+    here (CELERY_TASK_ALWAYS_EAGER), and its errors are logged the same way.
+    """
+    from integrations.tasks import webhook_event_apply_task
+
+    try:
+        webhook_event_apply_task.delay(organization_id, event_pk)
+    except Exception:
+        # NOTE: an event whose task was never queued stays pending, and no
+        # sweep queues it again yet. The next incremental sync still brings
+        # the record up to date.
+        logger.exception(
+            "Queuing or running the application of CRM webhook event %s failed",
+            event_pk,
+            extra={"organization_id": organization_id},
         )
-        return status
+
+
+def webhook_event_apply(
+    *, event_pk: int, connector: base.Connector | None = None
+) -> str | None:
+    """Apply one stored event and return its new status.
+
+    Run inside the event's tenant context. Return None when the event does
+    not exist. An event that is no longer pending or failed keeps its
+    status, so a task delivered twice applies it once, because the row lock
+    makes the second delivery wait until the first one commits. A ConnectorError
+    or SyncFailed rolls the application back, is recorded on the event as
+    FAILED with its message, and is raised for the task to retry.
+    """
+    try:
+        with transaction.atomic():
+            # Lock only the event row ("self"), because a lock on the joined
+            # connection row would block syncs and the connection's other
+            # events during the CRM fetch.
+            event = (
+                WebhookEvent.objects.select_for_update(of=("self",))
+                .select_related("connection__organization")
+                .filter(pk=event_pk)
+                .first()
+            )
+            if event is None:
+                return None
+            if event.status not in UNAPPLIED_STATUSES:
+                return event.status
+            _object_lock(event)
+            status, message = _apply(event.connection, event, connector)
+            _event_finish(event, status, message)
+            return status
+    except (base.ConnectorError, SyncFailed) as error:
+        WebhookEvent.objects.filter(pk=event_pk).update(
+            status=WebhookEvent.Status.FAILED,
+            message=str(error),
+            attempts=F("attempts") + 1,
+            processed_at=timezone.now(),
+        )
+        raise
+
+
+def _object_lock(event: WebhookEvent) -> None:
+    """Serialise the events of one CRM record until the transaction ends.
+
+    Two workers applying events of the same record would both read the same
+    newest applied time, so the staleness check needs this lock. Events of
+    other records go on in parallel.
+    """
+    record = f"{event.object_type}:{event.object_id}".encode()
+    # pg_advisory_xact_lock takes two int4 keys. zlib.crc32 is unsigned,
+    # so it is shifted into the signed range.
+    record_key = zlib.crc32(record) - 2**31
+    with connection_db.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [event.connection_id % 2**31, record_key],
+        )
+
+
+def _event_finish(event: WebhookEvent, status: str, message: str) -> None:
+    event.status = status
+    event.message = message
+    event.attempts += 1
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "message", "attempts", "processed_at"])
+    logger.info(
+        "CRM webhook event %s of connection %s: %s",
+        event.pk,
+        event.connection_id,
+        status,
+        extra={"organization_id": event.organization_id},
+    )
 
 
 def _apply(
-    connection: CrmConnection, event: IncomingEvent, connector: base.Connector
+    connection: CrmConnection,
+    event: WebhookEvent,
+    connector: base.Connector | None,
 ) -> tuple[str, str]:
     if not event.object_type or not event.object_id:
         return WebhookEvent.Status.IGNORED, "Unsupported object type."
@@ -461,7 +571,7 @@ def _apply(
             )
             archive_deals(ctx, [deleted])
         return WebhookEvent.Status.APPLIED, "Deleted in the CRM."
-    found = _fetch_and_write(ctx, connector, event)
+    found = _fetch_and_write(ctx, connector or connector_for(connection), event)
     if not found:
         return WebhookEvent.Status.IGNORED, "The CRM has no such record."
     if ctx.errors:
@@ -489,7 +599,7 @@ def _context(connection: CrmConnection) -> SyncContext:
 
 
 def _fetch_and_write(
-    ctx: SyncContext, connector: base.Connector, event: IncomingEvent
+    ctx: SyncContext, connector: base.Connector, event: WebhookEvent
 ) -> bool:
     """Fetch the event's record and write it. Return False when the CRM has none."""
     history: list = []

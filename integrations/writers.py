@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from activity.models import Account, Activity, Contact, Deal, DealStageChange, Stage
 from followups import triggers as followup_triggers
+from integrations import deal_fields
 from integrations.connectors import base
 from integrations.connectors.hubspot import parse_datetime
 from integrations.models import CrmConnection, SyncRun
@@ -55,6 +56,8 @@ class SyncContext:
     owners: dict[str, int | None] = field(default_factory=dict)
     # CRM stage id -> local stage.
     stages: dict[str, Stage] = field(default_factory=dict)
+    # Deal field mapping target -> CRM property (integrations.deal_fields).
+    deal_fields: dict[str, str] = field(default_factory=dict)
     counts: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
     errors: list[dict] = field(default_factory=list)
 
@@ -172,6 +175,7 @@ def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
     currency = ctx.connection.organization.currency
     rows = []
     modified = {}
+    products = {}
     for record in records:
         props = record.properties
         stage = ctx.stages.get(props.get("dealstage") or "")
@@ -198,6 +202,10 @@ def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
         if "companies" in record.associations:
             ids = record.associations["companies"]
             values["account_id"] = ids[0] if ids else None
+        values.update(deal_fields.mapped_values(ctx, record))
+        product = deal_fields.mapped_product(ctx, record, values["amount"])
+        if product is not None:
+            products[record.id] = product
         rows.append((record.id, values))
         modified[record.id] = record.modified_at
 
@@ -211,6 +219,7 @@ def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
         references={"account_id": Account},
     )
     _record_stage_changes(ctx, rows, modified, written)
+    deal_fields.product_lines_write(ctx, products, written)
 
 
 def _record_stage_changes(ctx, rows, modified: dict, written: dict) -> None:

@@ -37,6 +37,18 @@ class AuthenticationFailed(ConnectorError):
     """The CRM rejected the credentials (HTTP 401)."""
 
 
+class CrmUnavailable(ConnectorError):
+    """A request failed with 429, 5xx or a network error, so a later retry may work.
+
+    ``retry_after`` is the delay in seconds the CRM asked for in its
+    Retry-After header, or None when it named none.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Keyset:
     """A position in a listing sorted by (modified time, record id).

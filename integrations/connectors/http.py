@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import requests
 
-from integrations.connectors.base import ConnectorError
+from integrations.connectors.base import ConnectorError, CrmUnavailable
 from integrations.connectors.ratelimit import Clock, RollingWindowLimiter
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,51 @@ class RetryingHttp:
                 self._back_off(label, f"HTTP {status}", server_errors)
                 continue
             return response
+
+    def send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | None = None,
+        json_body: dict | None = None,
+        headers: Callable[[], dict] | None = None,
+        path_for_logs: str = "",
+    ) -> requests.Response:
+        """Send one request without retrying it, after a slot from the limiter.
+
+        Raise ``CrmUnavailable`` for a 429 or 5xx response or a network error,
+        so the caller can retry later (the CRM write-back retries in Celery).
+        Return every other response.
+        """
+        label = f"{method} {path_for_logs or url}"
+        self.limiter.acquire()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers() if headers else None,
+                timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise CrmUnavailable(
+                f"{self.provider_label} request {label} failed with "
+                f"{type(exc).__name__}."
+            ) from exc
+        status = response.status_code
+        if status == 429:
+            raise CrmUnavailable(
+                f"{self.provider_label} returned 429 for {label}.",
+                retry_after=retry_after_seconds(response),
+            )
+        if status >= 500:
+            raise CrmUnavailable(
+                f"{self.provider_label} request {label} failed with HTTP {status}.",
+                retry_after=retry_after_seconds(response),
+            )
+        return response
 
     def _wait_rate_limited(
         self, label: str, response: requests.Response, attempt: int

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -86,6 +87,8 @@ PROPERTIES = {
     EMAILS: ("hs_email_subject", "hs_timestamp", "hubspot_owner_id"),
     MEETINGS: ("hs_meeting_title", "hs_timestamp", "hubspot_owner_id"),
 }
+# HubSpot internal property names are letters, digits and underscores.
+PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]+")
 # Contacts name their last-modified property differently from other objects.
 MODIFIED_PROPERTY = {CONTACTS: "lastmodifieddate"}
 ASSOCIATIONS = {DEALS: ("companies",)}
@@ -143,9 +146,35 @@ class HubSpotConnector(Connector):
         self.session = session or requests.Session()
         self.list_page_size = LIST_PAGE_SIZE
         self.search_page_size = SEARCH_PAGE_SIZE
+        # Properties requested besides PROPERTIES, by object type.
+        self.mapped_properties: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<HubSpotConnector {self.base_url}>"
+
+    def mapped_properties_set(
+        self, object_type: str, names: list[str]
+    ) -> dict[str, str]:
+        """Add the properties ``names`` to every read and return the rejected ones.
+
+        The result maps each rejected name to the reason. Records keep each
+        property under its own name. HubSpot leaves a
+        property that does not exist out of its responses, so such a mapping
+        leaves the mapped field unchanged.
+        """
+        self._properties(object_type)
+        rejected = {
+            name: (
+                f"{name!r} is not a HubSpot property name: internal names "
+                "contain only letters, digits and underscores. Map the "
+                "property's internal name."
+            )
+            for name in names
+            if not PROPERTY_NAME.fullmatch(name)
+        }
+        accepted = tuple(name for name in names if name not in rejected)
+        self.mapped_properties[object_type] = accepted
+        return rejected
 
     # Reads
 
@@ -350,12 +379,14 @@ class HubSpotConnector(Connector):
 
     def _properties(self, object_type: str) -> tuple[str, ...]:
         try:
-            return (*PROPERTIES[object_type], modified_property(object_type))
+            standard = (*PROPERTIES[object_type], modified_property(object_type))
         except KeyError:
             raise ConnectorError(
                 f"Unknown HubSpot object type {object_type!r}: expected one of "
                 f"{', '.join(PROPERTIES)}."
             ) from None
+        mapped = self.mapped_properties.get(object_type, ())
+        return standard + tuple(name for name in mapped if name not in standard)
 
     # HTTP
 

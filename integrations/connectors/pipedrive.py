@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -127,6 +128,8 @@ class PipedriveConnector(Connector):
         self._access_token = access_token
         self.clock = clock
         self.page_size = PAGE_SIZE
+        # Mapped name (a field key or name) -> deal field, see mapped_properties_set.
+        self.mapped_deal_fields: dict[str, DealField] = {}
         token = api_token or access_token
         default_limit = API_TOKEN_LIMIT if api_token else OAUTH_TOKEN_LIMIT
         self.http = RetryingHttp(
@@ -138,6 +141,60 @@ class PipedriveConnector(Connector):
 
     def __repr__(self) -> str:
         return f"<PipedriveConnector {self.base_url}>"
+
+    # Mapped deal fields
+
+    def deal_fields(self) -> list[DealField]:
+        """Return every deal field, standard and custom, from /v1/dealFields."""
+        fields = []
+        for items in self._paged("/v1/dealFields", {}):
+            fields.extend(DealField.from_item(item) for item in items)
+        return fields
+
+    def mapped_properties_set(
+        self, object_type: str, names: list[str]
+    ) -> dict[str, str]:
+        """Add the deal fields ``names`` to deal reads and return the rejected ones.
+
+        The result maps each rejected name to the reason.
+        A name is a field key, such as a custom field's 40-character hash, or
+        a field name, ignoring case. Records keep each value under the name as
+        given, with enum and set option ids replaced by their labels.
+        """
+        if object_type != DEALS:
+            return {
+                name: "Only deal fields of Pipedrive can be mapped." for name in names
+            }
+        fields = self.deal_fields()
+        by_key = {field.key: field for field in fields}
+        by_name: dict[str, list[DealField]] = {}
+        for field in fields:
+            by_name.setdefault(field.name.casefold(), []).append(field)
+        rejected = {}
+        self.mapped_deal_fields = {}
+        for name in names:
+            matches = [by_key[name]] if name in by_key else by_name.get(name.casefold())
+            if not matches:
+                rejected[name] = (
+                    f"Pipedrive has no deal field with the key or name {name!r}. "
+                    "Map the field's key or its exact name."
+                )
+            elif len(matches) > 1:
+                keys = ", ".join(field.key for field in matches)
+                rejected[name] = (
+                    f"{len(matches)} Pipedrive deal fields are named {name!r} "
+                    f"(keys {keys}). Map one of them by its key."
+                )
+            else:
+                self.mapped_deal_fields[name] = matches[0]
+        return rejected
+
+    def _record(self, object_type: str, item: dict) -> CrmRecord:
+        record = _record(object_type, item)
+        if object_type == DEALS:
+            for name, field in self.mapped_deal_fields.items():
+                record.properties[name] = field.text(item.get(field.key))
+        return record
 
     # Reads
 
@@ -185,7 +242,7 @@ class PipedriveConnector(Connector):
             params.update({"type": activity_type, "user_id": 0})
         start = int(after or 0)
         for items, next_start in self._paged(path, params, start, with_next=True):
-            records = [_record(object_type, item) for item in items]
+            records = [self._record(object_type, item) for item in items]
             yield Page(records, None if next_start is None else str(next_start))
 
     def changed_pages(self, object_type: str, since: Keyset | None) -> Iterator[Page]:
@@ -211,7 +268,7 @@ class PipedriveConnector(Connector):
                     continue
                 if _is_deleted(data):
                     continue
-                record = _record(object_type, data)
+                record = self._record(object_type, data)
                 if since is not None and not _after(record, since):
                     continue
                 known = latest.get(record.id)
@@ -271,11 +328,83 @@ class PipedriveConnector(Connector):
                 f"Pipedrive returned HTTP {response.status_code} for GET "
                 f"{item_path}: {_error_text(response)}"
             )
-        record = _record(object_type, body["data"])
+        record = self._record(object_type, body["data"])
         if object_type == DEALS and _is_deleted(body["data"]):
             record.archived = True
             record.archived_at = record.modified_at
         return record
+
+    # Write-back of person owners (integrations.writeback). Each request is
+    # sent once: a 429, 5xx or network error raises CrmUnavailable, and the
+    # write-back task retries it later.
+
+    def person_find_by_email(self, email: str) -> CrmRecord | None:
+        """Return the person whose email is exactly ``email``, or None.
+
+        Searches with ``GET /v1/persons/search`` (``fields=email``,
+        ``exact_match``, not case-sensitive), then reads the first match with
+        ``GET /v1/persons/{id}`` for its ``update_time`` and ``owner_id``.
+        """
+        params = {
+            "term": email,
+            "fields": "email",
+            "exact_match": "true",
+            "limit": 1,
+        }
+        body = self._write_back_send("GET", "/v1/persons/search", params=params)
+        items = (body.get("data") or {}).get("items") or []
+        if not items:
+            return None
+        person_id = str((items[0].get("item") or {}).get("id") or "")
+        if not person_id.isdigit():
+            raise ConnectorError(
+                f"Pipedrive's person search for {email} returned an item without "
+                "a numeric id."
+            )
+        body = self._write_back_send("GET", f"/v1/persons/{person_id}")
+        return _record(CONTACTS, body.get("data") or {"id": person_id})
+
+    def person_owner_update(self, person_id: str, owner_id: str) -> None:
+        """Set a person's owner with ``PUT /v1/persons/{id}`` and ``owner_id``."""
+        if not person_id.isdigit() or not owner_id.isdigit():
+            raise ConnectorError(
+                f"Invalid Pipedrive person {person_id!r} or owner {owner_id!r}: "
+                "expected digits."
+            )
+        self._write_back_send(
+            "PUT", f"/v1/persons/{person_id}", json_body={"owner_id": int(owner_id)}
+        )
+
+    def _write_back_send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json_body: dict | None = None,
+    ) -> dict:
+        response = self.http.send_once(
+            method,
+            self.base_url + path,
+            params=params,
+            json_body=json_body,
+            headers=self._headers,
+            path_for_logs=path,
+        )
+        self._respect_remaining(response)
+        status = response.status_code
+        if status == 401:
+            raise AuthenticationFailed(
+                "Pipedrive rejected the token (HTTP 401). Enter a valid API token "
+                "or reconnect OAuth for this connection."
+            )
+        body = json_or_none(response)
+        if status >= 400 or not isinstance(body, dict) or body.get("success") is False:
+            raise ConnectorError(
+                f"Pipedrive returned HTTP {status} for {method} {path}: "
+                f"{_error_text(response)}"
+            )
+        return body
 
     # Paging and HTTP
 
@@ -393,6 +522,47 @@ def _is_deleted(data: dict) -> bool:
 
 def _after(record: CrmRecord, since: Keyset) -> bool:
     return keyset_sort_key(record.modified_at, record.id) > since.sort_key()
+
+
+@dataclass(frozen=True)
+class DealField:
+    """One deal field of /v1/dealFields: its key in deal data, name and type."""
+
+    key: str
+    name: str
+    field_type: str
+    # Option id (as text) -> label, for enum and set fields.
+    options: dict[str, str]
+
+    @classmethod
+    def from_item(cls, item: dict) -> DealField:
+        options = {
+            str(option.get("id")): str(option.get("label") or "")
+            for option in item.get("options") or []
+            if isinstance(option, dict)
+        }
+        return cls(
+            key=str(item.get("key") or ""),
+            name=str(item.get("name") or ""),
+            field_type=str(item.get("field_type") or ""),
+            options=options,
+        )
+
+    def text(self, value: Any) -> str | None:
+        """Return a deal's value of this field as text, with option labels."""
+        if value is None or value == "":
+            return None
+        if self.field_type in ("enum", "set") and self.options:
+            ids = [part.strip() for part in str(value).split(",") if part.strip()]
+            return ", ".join(self.options.get(option, option) for option in ids)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, dict):
+            name = value.get("name")
+            return str(name) if name else _ref_id(value)
+        if isinstance(value, list):
+            return ", ".join(str(part) for part in value)
+        return str(value)
 
 
 def _ref_id(value: Any) -> str | None:

@@ -28,8 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
@@ -79,11 +80,18 @@ MAX_API_USAGE = 0.9
 # this one pipeline.
 PIPELINE_ID = "opportunities"
 PIPELINE_LABEL = "Salesforce opportunities"
-# Salesforce leads; the connector lists them, the sync engine does not yet.
+# Salesforce leads, synced after deals (see extra_object_types) so that a
+# converted lead finds its opportunity.
 LEADS = "leads"
+# Opportunity ids per OpportunityHistory query. 200 ids of 18 characters
+# keep the GET request's URL near 5 KB.
 HISTORY_IDS_PER_QUERY = 200
 
 _API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+# An API field name, or a relationship path such as Account.Industry.
+_FIELD_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
+# Record ids are 15 case-sensitive or 18 case-insensitive characters.
+_SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 @dataclass(frozen=True)
@@ -146,10 +154,18 @@ QUERIES = {
             "FirstName",
             "LastName",
             "Email",
+            "Phone",
             "Company",
+            "Country",
+            "State",
+            "Industry",
+            "NumberOfEmployees",
+            "LeadSource",
             "Status",
-            "IsConverted",
             "OwnerId",
+            "IsConverted",
+            "ConvertedOpportunityId",
+            "ConvertedDate",
             "CreatedDate",
         ),
         deleted_fields=("MasterRecordId",),
@@ -167,6 +183,13 @@ class StageHistoryEntry:
     changed_at: dt.datetime
     amount: Decimal | None
     close_date: str | None
+
+
+@dataclass
+class DealRecord(CrmRecord):
+    """An opportunity with its OpportunityHistory rows, oldest first."""
+
+    stage_history: list[StageHistoryEntry] = field(default_factory=list)
 
 
 def parse_datetime(value: str | None) -> dt.datetime | None:
@@ -189,6 +212,8 @@ def soql_string(value: str) -> str:
 
 class SalesforceConnector(Connector):
     provider = "salesforce"
+    # Synced after the object types every connector has (base.OBJECT_TYPES).
+    extra_object_types = (LEADS,)
 
     def __init__(
         self,
@@ -210,6 +235,8 @@ class SalesforceConnector(Connector):
         self.max_api_usage = max_api_usage
         self.clock = clock
         self.batch_size = BATCH_SIZE
+        # Fields selected besides QUERIES' own, by object type.
+        self.mapped_fields: dict[str, tuple[str, ...]] = {}
         # (used, limit) from the last Sforce-Limit-Info header, if any.
         self.api_usage: tuple[int, int] | None = None
         self._client_id = client_id
@@ -226,6 +253,43 @@ class SalesforceConnector(Connector):
 
     def __repr__(self) -> str:
         return f"<SalesforceConnector {self.login_url}>"
+
+    # Mapped fields
+
+    def mapped_properties_set(
+        self, object_type: str, names: list[str]
+    ) -> dict[str, str]:
+        """Add the fields ``names`` to every query and return the rejected ones.
+
+        The result maps each rejected name to the reason.
+        Records keep each field's value under the name as given. A field the
+        object lacks fails the listing with Salesforce's INVALID_FIELD error.
+        """
+        _query(object_type)
+        rejected = {
+            name: (
+                f"{name!r} is not a Salesforce field name. Map the field's API "
+                "name, such as Type or Segment__c, or a path such as "
+                "Account.Industry."
+            )
+            for name in names
+            if not _FIELD_PATH.fullmatch(name)
+        }
+        self.mapped_fields[object_type] = tuple(n for n in names if n not in rejected)
+        return rejected
+
+    def _fields(self, object_type: str) -> tuple[str, ...]:
+        fields = _query(object_type).fields
+        # SOQL field names ignore case, and a field selected twice is an error.
+        selected = {name.casefold() for name in ("Id", "SystemModstamp", *fields)}
+        mapped = self.mapped_fields.get(object_type, ())
+        return fields + tuple(n for n in mapped if n.casefold() not in selected)
+
+    def _record(self, object_type: str, item: dict) -> CrmRecord:
+        record = _record(object_type, item)
+        for name in self.mapped_fields.get(object_type, ()):
+            record.properties[name] = _field_text(item, name)
+        return record
 
     # Reads
 
@@ -265,9 +329,11 @@ class SalesforceConnector(Connector):
         conditions = [query.condition] if query.condition else []
         if after:
             conditions.append(f"Id > {soql_string(after)}")
-        soql = _select(query, query.fields, conditions, "Id")
+        soql = _select(query, self._fields(object_type), conditions, "Id")
         for batch, done in self._query_batches_with_state(soql):
-            records = [_record(object_type, item) for item in batch]
+            records = [self._record(object_type, item) for item in batch]
+            if object_type == DEALS:
+                records = self._with_stage_history(records)
             if done:
                 yield Page(records, None)
             elif records:
@@ -285,10 +351,13 @@ class SalesforceConnector(Connector):
         if since is not None:
             floor = since.modified_at.replace(microsecond=0)
             conditions.append(f"SystemModstamp >= {soql_datetime(floor)}")
-        soql = _select(query, query.fields, conditions, "SystemModstamp, Id")
+        fields = self._fields(object_type)
+        soql = _select(query, fields, conditions, "SystemModstamp, Id")
         for batch in self._query_batches(soql):
-            records = [_record(object_type, item) for item in batch]
+            records = [self._record(object_type, item) for item in batch]
             fresh = [r for r in records if _after(r, since)]
+            if fresh and object_type == DEALS:
+                fresh = self._with_stage_history(fresh)
             if fresh:
                 yield Page(fresh, None)
 
@@ -314,17 +383,17 @@ class SalesforceConnector(Connector):
         query = _query(object_type)
         conditions = [query.condition] if query.condition else []
         conditions.append(f"Id = {soql_string(record_id)}")
-        soql = _select(query, query.fields, conditions, "Id")
+        soql = _select(query, self._fields(object_type), conditions, "Id")
         for batch in self._query_batches(soql):
             for item in batch:
-                return _record(object_type, item)
+                return self._record(object_type, item)
         return None
 
     def stage_history(self, deal_ids: list[str]) -> list[StageHistoryEntry]:
         """Return the OpportunityHistory rows of the given opportunities.
 
-        NOTE: the sync engine does not import these yet. It records a stage
-        change when a sync reads a new stage, dated at SystemModstamp.
+        Rows come in (OpportunityId, CreatedDate, Id) order, one query per
+        HISTORY_IDS_PER_QUERY opportunities.
         """
         entries = []
         for start in range(0, len(deal_ids), HISTORY_IDS_PER_QUERY):
@@ -348,6 +417,109 @@ class SalesforceConnector(Connector):
                         )
                     )
         return entries
+
+    # Write-back of lead owners (integrations.writeback). Each request is
+    # sent once: a 429, 5xx or network error raises CrmUnavailable, and the
+    # write-back task retries it later.
+
+    def lead_find_by_email(self, email: str) -> CrmRecord | None:
+        """Return the most recently modified unconverted Lead with ``email``.
+
+        The record's ``modified_at`` is the Lead's LastModifiedDate, the time
+        of the last change by a user, and its owner is under OWNER_PROPERTY.
+        Return None when no such Lead exists.
+        """
+        soql = (
+            "SELECT Id, OwnerId, LastModifiedDate FROM Lead "
+            f"WHERE Email = {soql_string(email)} AND IsConverted = false "
+            "ORDER BY LastModifiedDate, Id"
+        )
+        path = f"/services/data/{self.api_version}/query"
+        response = self._write_back_send("GET", path, params={"q": soql})
+        records = (json_or_none(response) or {}).get("records") or []
+        if not records:
+            return None
+        item = records[-1]
+        return CrmRecord(
+            id=item["Id"],
+            modified_at=parse_datetime(item.get("LastModifiedDate")),
+            properties={OWNER_PROPERTY: item.get("OwnerId")},
+        )
+
+    def lead_owner_update(self, lead_id: str, owner_id: str) -> None:
+        """Set a Lead's OwnerId with ``PATCH /sobjects/Lead/{Id}`` (204 No Content)."""
+        if not _SALESFORCE_ID.fullmatch(lead_id):
+            raise ConnectorError(
+                f"Invalid Salesforce Lead id {lead_id!r}: expected 15 or 18 "
+                "letters and digits."
+            )
+        path = f"/services/data/{self.api_version}/sobjects/Lead/{lead_id}"
+        self._write_back_send("PATCH", path, json_body={"OwnerId": owner_id})
+
+    def _write_back_send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json_body: dict | None = None,
+    ) -> requests.Response:
+        """Send one write-back request, refreshing an expired session once.
+
+        The daily API budget check of the sync is skipped: one write-back
+        costs two requests, and Salesforce's own 403 REQUEST_LIMIT_EXCEEDED
+        still stops it.
+        """
+        if not self._access_token or not self._instance_url:
+            self._refresh_access_token()
+        refreshed = False
+        while True:
+            response = self.http.send_once(
+                method,
+                self._instance_url + path,
+                params=params,
+                json_body=json_body,
+                headers=self._api_headers,
+                path_for_logs=path,
+            )
+            self._read_api_usage(response)
+            status = response.status_code
+            if status == 401 and not refreshed:
+                if _error_code(response) == "INVALID_SESSION_ID":
+                    logger.info("Salesforce session expired; refreshing the token")
+                    self._refresh_access_token()
+                    refreshed = True
+                    continue
+            if status == 401:
+                raise AuthenticationFailed(
+                    "Salesforce rejected the access token (HTTP 401, "
+                    f"{_error_code(response) or 'no error code'}). Reconnect "
+                    "the Salesforce connection."
+                )
+            if status >= 400:
+                raise ConnectorError(
+                    f"Salesforce returned HTTP {status} for {method} {path}: "
+                    f"{_error_text(response)}"
+                )
+            return response
+
+    def _with_stage_history(self, records: list[CrmRecord]) -> list[DealRecord]:
+        """Attach each opportunity's OpportunityHistory rows to its record.
+
+        The rows are read right after their opportunities, so a history row
+        never reaches the writers before its deal. Salesforce adds a history
+        row only when an edit of the opportunity changes its StageName,
+        Amount, CloseDate or Probability (Object Reference, OpportunityHistory).
+        That edit moves the opportunity's SystemModstamp, so the next
+        incremental listing reads the opportunity again with all its rows.
+        """
+        history: dict[str, list[StageHistoryEntry]] = defaultdict(list)
+        for entry in self.stage_history([record.id for record in records]):
+            history[entry.deal_id].append(entry)
+        return [
+            DealRecord(**vars(record), stage_history=history[record.id])
+            for record in records
+        ]
 
     # Queries
 
@@ -570,6 +742,26 @@ def _record(object_type: str, item: dict) -> CrmRecord:
         properties=properties,
         associations=associations,
     )
+
+
+def _field_text(item: dict, path: str) -> str | None:
+    """Return the value of a field or relationship path of a SOQL row, as text.
+
+    Keys are matched ignoring case, as SOQL matches field names. A missing
+    key or an empty relationship gives None.
+    """
+    value: Any = item
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        by_name = {key.casefold(): key for key in value}
+        key = by_name.get(part.casefold())
+        value = value[key] if key is not None else None
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _deleted_record(item: dict) -> CrmRecord:

@@ -9,6 +9,10 @@ reference: users, pipelines, stages, organizations, persons, deals (with the
 ``next_start``. ``GET /v1/recents`` returns the items updated after
 ``since_timestamp`` as ``{item, id, data}``. Pipedrive does not document
 their order, so the fake returns them by id and the connector must sort.
+``GET /v1/dealFields`` lists the deal fields at most 100 per page, whatever
+``limit`` asks for, so a company with more fields needs ``next_start``.
+Custom fields have 40-character hexadecimal keys, as in Pipedrive, and a
+deal stores its value of one under that key (an option id for enum fields).
 
 Tokens are accepted in the ``x-api-token`` header, the older ``api_token``
 query parameter or a bearer header (401 otherwise). Each token has a rolling
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import json
 import math
 import threading
@@ -36,6 +41,7 @@ from integrations.connectors.ratelimit import Clock
 from tests.integrations.fake_hubspot import SimulatedClock
 
 PAGE_MAX = 500
+DEAL_FIELDS_PAGE_MAX = 100
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 KINDS = ("organization", "person", "deal", "activity")
 
@@ -56,7 +62,105 @@ class LoggedRequest:
     injected: bool
 
 
-class FakePipedrive:
+# --- Write-back endpoints: GET /v1/persons/search and PUT /v1/persons/{id} ---
+#
+# The search returns {success, data: {items: [{result_score, item}]}} with
+# the item's id, name, emails and owner. PUT changes the given fields, sets
+# update_time to ``write_time`` and returns the updated person.
+
+
+class _WritebackEndpoints:
+    """Person search and update, and a switch that fails the next writes."""
+
+    # update_time written by PUT; tests set it to check the conflict rule.
+    write_time = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+
+    def fail_writes(
+        self, status: int, count: int = 1, retry_after: float | None = None
+    ) -> None:
+        """Fail the next ``count`` PUT requests with ``status`` (429 or 5xx)."""
+        with self._lock:
+            self._write_failures().extend([(status, retry_after)] * count)
+
+    def writes(self) -> list:
+        """Return the PUT requests that changed a record (status 200)."""
+        return [r for r in self.log if r.method == "PUT" and r.status == 200]
+
+    def writeback_route(self, method: str, path: str, query: dict, body: bytes):
+        """Serve the write-back endpoints, or return None for other requests."""
+        if method == "GET" and path == "/v1/persons/search":
+            return (*self._person_search(query), {})
+        if method != "PUT":
+            return None
+        failures = self._write_failures()
+        if failures:
+            status, retry_after = failures.popleft()
+            headers = {}
+            if retry_after is not None:
+                headers["Retry-After"] = f"{retry_after:g}"
+            return (
+                status,
+                {"success": False, "error": f"Injected HTTP {status}"},
+                headers,
+            )
+        return (*self._person_put(path, body), {})
+
+    def _person_search(self, query: dict):
+        term = (query.get("term") or "").strip().lower()
+        if query.get("fields") != "email" or query.get("exact_match") != "true":
+            return 400, {
+                "success": False,
+                "error": "The fake searches persons by exact email only.",
+            }
+        items = []
+        for row in self._live("person"):
+            emails = [e.get("value", "") for e in row.get("email") or []]
+            if term in (email.lower() for email in emails):
+                owner = row.get("owner_id")
+                item = {
+                    "id": row["id"],
+                    "type": "person",
+                    "name": row.get("name"),
+                    "emails": emails,
+                    "owner": {"id": owner} if owner is not None else None,
+                }
+                items.append({"result_score": 1.0, "item": item})
+        body = _paged(items, query)
+        body["data"] = {"items": body["data"] or []}
+        return 200, body
+
+    def _person_put(self, path: str, body: bytes):
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[1] != "persons" or not parts[2].isdigit():
+            return 404, {"success": False, "error": f"No route for PUT {path}"}
+        row = self.items["person"].get(int(parts[2]))
+        if row is None or not row.get("active_flag", True):
+            return 404, {"success": False, "error": "Person not found"}
+        try:
+            fields = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"success": False, "error": "Invalid JSON body"}
+        owner = fields.get("owner_id")
+        if owner is not None and owner not in self.users:
+            return 400, {
+                "success": False,
+                "error": "Owner not found",
+                "error_info": f"No user with id {owner}.",
+            }
+        row.update(fields)
+        row["update_time"] = pd_time(self.write_time)
+        return 200, {"success": True, "data": self._expand("person", row)}
+
+    def _write_failures(self) -> collections.deque:
+        if not hasattr(self, "_writeback_failures"):
+            self._writeback_failures = collections.deque()
+        return self._writeback_failures
+
+
+# --- End of the write-back endpoints ---
+
+
+class FakePipedrive(_WritebackEndpoints):
     def __init__(self, limit: tuple[int, float] = (20, 2.0)):
         self.limit = limit
         self.clocks: dict[str, Clock] = {}
@@ -64,6 +168,7 @@ class FakePipedrive:
         self.pipelines: dict[int, dict] = {}
         self.stages: dict[int, dict] = {}
         self.items: dict[str, dict[int, dict]] = {kind: {} for kind in KINDS}
+        self.deal_fields: list[dict] = []
         self.log: list[LoggedRequest] = []
         self._accepted: dict[str, collections.deque[float]] = collections.defaultdict(
             collections.deque
@@ -122,6 +227,40 @@ class FakePipedrive:
                 "deal_probability": probability,
                 "active_flag": True,
             }
+
+    def add_deal_field(
+        self,
+        name: str,
+        field_type: str = "varchar",
+        *,
+        key: str | None = None,
+        options: list[str] | None = None,
+    ) -> dict:
+        """Add a deal field and return it; a field without ``key`` is custom.
+
+        A custom field's key is 40 hexadecimal characters, derived from its
+        position and name. Enum and set options get ids from 1000 on.
+        """
+        field_id = len(self.deal_fields) + 1
+        custom = key is None
+        if custom:
+            key = hashlib.sha1(f"{field_id}:{name}".encode()).hexdigest()
+        field = {
+            "id": field_id,
+            "key": key,
+            "name": name,
+            "order_nr": field_id,
+            "field_type": field_type,
+            "edit_flag": custom,
+            "active_flag": True,
+        }
+        if options is not None:
+            field["options"] = [
+                {"id": 1000 + 10 * field_id + index, "label": label}
+                for index, label in enumerate(options)
+            ]
+        self.deal_fields.append(field)
+        return field
 
     def add(
         self, kind: str, item_id: int | None = None, *, at: dt.datetime = T0, **fields
@@ -200,7 +339,7 @@ class FakePipedrive:
 
     # Serving
 
-    def handle(self, method: str, raw_path: str, headers):
+    def handle(self, method: str, raw_path: str, headers, body: bytes = b""):
         parsed = urlparse(raw_path)
         path = parsed.path.removeprefix("/api")
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
@@ -236,7 +375,12 @@ class FakePipedrive:
                 return self._logged(
                     token, now, method, path, 429, payload, limit_headers
                 )
-            status, payload = self._route(method, path, query)
+            routed = self.writeback_route(method, path, query, body)
+            if routed is not None:
+                status, payload, write_headers = routed
+                limit_headers.update(write_headers)
+            else:
+                status, payload = self._route(method, path, query)
             return self._logged(
                 token, now, method, path, status, payload, limit_headers
             )
@@ -274,6 +418,8 @@ class FakePipedrive:
             return 200, {"success": True, "data": list(self.pipelines.values())}
         if path == "/v1/stages":
             return 200, _paged(list(self.stages.values()), query)
+        if path == "/v1/dealFields":
+            return 200, _paged(self.deal_fields, query, DEAL_FIELDS_PAGE_MAX)
         if path == "/v1/organizations":
             rows = [self._expand("organization", r) for r in self._live("organization")]
             return 200, _paged(rows, query)
@@ -390,9 +536,9 @@ class FakePipedrive:
         return {"name": org.get("name"), "value": org_id}
 
 
-def _paged(rows: list[dict], query: dict) -> dict:
+def _paged(rows: list[dict], query: dict, page_max: int = PAGE_MAX) -> dict:
     start = int(query.get("start", 0))
-    limit = min(int(query.get("limit", 100)), PAGE_MAX)
+    limit = min(int(query.get("limit", 100)), page_max)
     page = rows[start : start + limit]
     more = start + limit < len(rows)
     pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
@@ -409,6 +555,21 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakePipedrive
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload, headers = self.fake.handle(
+            "PUT", self.path, self.headers, body
+        )
+        content = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
 
     def do_GET(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

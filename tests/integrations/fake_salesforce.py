@@ -19,8 +19,10 @@ Sessions can be expired (401 INVALID_SESSION_ID). Every API response carries
 ``Sforce-Limit-Info: api-usage=used/limit``, and a request over the limit gets
 403 REQUEST_LIMIT_EXCEEDED. Failures (429 with Retry-After, 5xx, 401) can be
 injected. Opportunities get OpportunityHistory rows on insert and on each
-stage change, and merges delete the losing record with MasterRecordId set and
-move its children to the master, as Salesforce's merge does.
+change of StageName, Amount or CloseDate, and deleting an opportunity deletes
+its history rows too. Merges delete the losing record with MasterRecordId set
+and move its children to the master, as Salesforce's merge does. Converting a
+lead creates its opportunity and sets ConvertedOpportunityId.
 """
 
 from __future__ import annotations
@@ -72,9 +74,18 @@ SCHEMA = {
         "FirstName",
         "LastName",
         "Email",
+        "Phone",
         "Company",
+        "Country",
+        "State",
+        "Industry",
+        "NumberOfEmployees",
+        "LeadSource",
         "Status",
         "IsConverted",
+        "ConvertedOpportunityId",
+        "ConvertedAccountId",
+        "ConvertedDate",
         "OwnerId",
         "MasterRecordId",
     },
@@ -111,6 +122,9 @@ KEY_PREFIX = {
     "Task": "00T",
     "Event": "00U",
 }
+# The Opportunity fields whose change adds an OpportunityHistory row
+# (Probability is not modelled here).
+HISTORY_FIELDS = ("StageName", "Amount", "CloseDate")
 # Children that a merge moves from the losing record to the master.
 MERGE_CHILDREN = {
     "Account": [("Contact", "AccountId"), ("Opportunity", "AccountId")],
@@ -141,7 +155,98 @@ class SoqlError(Exception):
         self.message = message
 
 
-class FakeSalesforce:
+# --- Write-back endpoints: PATCH /services/data/vXX.X/sobjects/Lead/{Id} ---
+#
+# Salesforce returns 204 with no body for a successful PATCH of a record, and
+# a list of {message, errorCode, fields} for a rejected one. Leads here carry
+# LastModifiedDate, which the write-back reads for its conflict check.
+
+SCHEMA["Lead"].add("LastModifiedDate")
+WRITABLE_FIELDS = {"Lead": {"OwnerId", "LastName", "Company", "Status"}}
+
+
+class _WritebackEndpoints:
+    """PATCH of Lead records, and a switch that fails the next writes."""
+
+    def add_lead(self, email: str, owner_id: str, modified_at: dt.datetime) -> str:
+        """Add an unconverted Lead last modified by a user at ``modified_at``."""
+        return self.add(
+            "Lead",
+            modstamp=modified_at,
+            Email=email,
+            LastName="Diaz",
+            Company="Initech",
+            Status="Open - Not Contacted",
+            IsConverted=False,
+            OwnerId=owner_id,
+            LastModifiedDate=modified_at,
+        )
+
+    def fail_writes(
+        self, status: int, count: int = 1, retry_after: float | None = None
+    ) -> None:
+        """Fail the next ``count`` PATCH requests with ``status`` (429 or 5xx)."""
+        with self._lock:
+            self._write_failures().extend([(status, retry_after)] * count)
+
+    def writes(self) -> list:
+        """Return the PATCH requests that changed a record (status 204)."""
+        return [r for r in self.log if r.method == "PATCH" and r.status == 204]
+
+    def writeback_patch(self, path: str, body: bytes):
+        failures = self._write_failures()
+        if failures:
+            status, retry_after = failures.popleft()
+            headers = {}
+            if retry_after is not None:
+                headers["Retry-After"] = f"{retry_after:g}"
+            message = f"Injected HTTP {status}"
+            return status, [{"message": message, "errorCode": ""}], headers
+
+        match = re.fullmatch(r"/services/data/v\d+\.\d/sobjects/(\w+)/(\w+)", path)
+        if match is None:
+            return 404, [{"errorCode": "NOT_FOUND", "message": "No such resource."}], {}
+
+        sobject, record_id = match.groups()
+        row = self.objects.get(sobject, {}).get(record_id)
+        if row is None or row["IsDeleted"]:
+            message = "The requested resource does not exist"
+            return 404, [{"errorCode": "NOT_FOUND", "message": message}], {}
+        try:
+            fields = json.loads(body or b"{}")
+        except ValueError:
+            message = "The request body is not valid JSON."
+            return 400, [{"errorCode": "JSON_PARSER_ERROR", "message": message}], {}
+        allowed = WRITABLE_FIELDS.get(sobject, set())
+        for name, value in fields.items():
+            if name not in allowed:
+                message = f"No such column '{name}' on sobject of type {sobject}"
+                return 400, [{"errorCode": "INVALID_FIELD", "message": message}], {}
+            if name == "OwnerId" and value not in self.objects["User"]:
+                message = f"Owner ID: id value of incorrect type: {value}"
+                error = {
+                    "errorCode": "FIELD_INTEGRITY_EXCEPTION",
+                    "message": message,
+                    "fields": ["OwnerId"],
+                }
+                return 400, [error], {}
+
+        moment = T0 + dt.timedelta(seconds=self.clock.now())
+        row.update(fields)
+        row["SystemModstamp"] = moment
+        row["LastModifiedDate"] = moment
+        return 204, None, {}
+
+    def _write_failures(self) -> collections.deque:
+        if not hasattr(self, "_writeback_failures"):
+            self._writeback_failures = collections.deque()
+        return self._writeback_failures
+
+
+# --- End of the write-back endpoints ---
+
+
+class FakeSalesforce(_WritebackEndpoints):
     def __init__(self, api_limit: int = 15_000, clock=None):
         self.api_limit = api_limit
         self.api_used = 0
@@ -218,6 +323,8 @@ class FakeSalesforce:
                 SystemModstamp=moment,
                 CreatedDate=fields.pop("CreatedDate", moment),
             )
+            if sobject == "Lead":
+                row["IsConverted"] = False
             row.update(fields)
             if sobject == "Opportunity":
                 self._set_outcome(row)
@@ -261,19 +368,51 @@ class FakeSalesforce:
     def update(self, sobject: str, record_id: str, *, modstamp, **fields) -> None:
         with self._lock:
             row = self.objects[sobject][record_id]
-            stage_before = row.get("StageName")
+            before = [row.get(name) for name in HISTORY_FIELDS]
             row.update(fields)
             row["SystemModstamp"] = modstamp
             if sobject == "Opportunity":
                 self._set_outcome(row)
-                if row["StageName"] != stage_before:
+                if [row.get(name) for name in HISTORY_FIELDS] != before:
                     self._add_history(row, modstamp)
 
     def delete(self, sobject: str, record_id: str, at: dt.datetime) -> None:
+        """Move a record to the Recycle Bin, an opportunity with its history."""
         with self._lock:
             row = self.objects[sobject][record_id]
             row["IsDeleted"] = True
             row["SystemModstamp"] = at
+            if sobject == "Opportunity":
+                for history in self.objects["OpportunityHistory"].values():
+                    if history["OpportunityId"] == record_id:
+                        history["IsDeleted"] = True
+                        history["SystemModstamp"] = at
+
+    def convert_lead(
+        self, lead_id: str, at: dt.datetime, opportunity_id: str | None = None, **deal
+    ) -> str:
+        """Convert a lead into a new opportunity, as the Convert button does.
+
+        The lead gets IsConverted, the default converted status, the new
+        opportunity's id and the conversion date. Return the opportunity id.
+        """
+        with self._lock:
+            lead = self.objects["Lead"][lead_id]
+            deal.setdefault("Name", lead.get("Company") or lead_id)
+            deal.setdefault("OwnerId", lead.get("OwnerId"))
+            opportunity_id = self.add(
+                "Opportunity", opportunity_id, modstamp=at, CreatedDate=at, **deal
+            )
+            self.update(
+                "Lead",
+                lead_id,
+                modstamp=at,
+                IsConverted=True,
+                Status="Closed - Converted",
+                ConvertedOpportunityId=opportunity_id,
+                ConvertedDate=at.date(),
+            )
+            return opportunity_id
 
     def merge(self, sobject: str, master_id: str, loser_id: str, at: dt.datetime):
         """Merge ``loser_id`` into ``master_id``, moving its children first."""
@@ -378,7 +517,11 @@ class FakeSalesforce:
             batch = _batch_size(headers.get("Sforce-Query-Options") or "")
             if self.max_batch_size:
                 batch = min(batch, self.max_batch_size)
-            status, payload = self._route(method, path, query, batch)
+            if method == "PATCH":
+                status, payload, write_headers = self.writeback_patch(path, body)
+                usage.update(write_headers)
+            else:
+                status, payload = self._route(method, path, query, batch)
             return self._logged(now, method, path, soql, status, payload, usage)
 
     def _logged(
@@ -699,13 +842,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         status, payload, headers = self.fake.handle(
             method, self.path, self.headers, body
         )
-        content = json.dumps(payload).encode()
+        # A 204 No Content response, returned for a PATCH, has no body.
+        content = b"" if status == 204 else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(content)))

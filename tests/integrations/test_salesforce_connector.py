@@ -83,8 +83,12 @@ def test_query_follows_every_batch(salesforce):
         f"006{3999:015d}",
         None,
     ]
-    # The token request, one query and two nextRecordsUrl requests.
-    assert len(salesforce.requests()) == 4
+    # The token request, one query and two nextRecordsUrl requests for the
+    # opportunities, and one OpportunityHistory query per 200 of them:
+    # 10 + 10 + 10 for batches of 2,000, 2,000 and 1,989.
+    history = [q for q in salesforce.queries() if "FROM OpportunityHistory" in q]
+    assert len(history) == 30
+    assert len(salesforce.requests()) == 4 + 30
 
 
 def test_list_pages_resumes_from_last_id(salesforce):

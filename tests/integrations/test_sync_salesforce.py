@@ -390,6 +390,8 @@ def test_full_sync_follows_next_records_url(salesforce, connection):
         "calls": 1,
         "emails": 1,
         "meetings": 1,
+        "leads": 0,
+        "stage_history": 5,
     }
     listings = [q for q in salesforce.queries() if "FROM Opportunity ORDER BY" in q]
     assert listings == [
@@ -478,7 +480,12 @@ def test_incremental_sync_picks_up_changes(personas, salesforce, connection):
         for kind, c in run.counts.items()
         if any(c.values())
     }
-    assert changed == {"contacts": (1, 0, 0), "deals": (0, 1, 0)}
+    # 006B's OpportunityHistory has its first entry, unchanged, and a new one.
+    assert changed == {
+        "contacts": (1, 0, 0),
+        "deals": (0, 1, 0),
+        "stage_history": (1, 0, 1),
+    }
     deal = Deal.objects.get(external_id="006B")
     assert deal.amount == Decimal("3100.00")
     move = DealStageChange.objects.get(deal=deal, from_stage__isnull=False)

@@ -7,6 +7,7 @@ import logging
 import time
 
 import pytest
+from django.test import TestCase
 from django.urls import reverse
 
 from activity.models import Deal, DealStageChange, Stage
@@ -60,22 +61,31 @@ def hubspot_url(connection, organization=None) -> str:
     )
 
 
-def post_hubspot(client, url, events, *, secret=WEBHOOK_SECRET, sent_at_ms=None):
-    """Post ``events`` signed the way HubSpot signs v3 webhook requests."""
+def post_hubspot(
+    client, url, events, *, secret=WEBHOOK_SECRET, sent_at_ms=None, apply=True
+):
+    """Post ``events`` signed the way HubSpot signs v3 webhook requests.
+
+    With ``apply`` the apply tasks queued on commit run eagerly, as a worker
+    would run them after the commit. Without it they are left for the caller.
+    """
     body = json.dumps(events).encode()
     timestamp = str(sent_at_ms if sent_at_ms is not None else int(time.time() * 1000))
     signature = webhooks.hubspot_signature(
         secret, "POST", "http://testserver" + url, body, timestamp
     )
-    return client.post(
-        url,
-        data=body,
-        content_type="application/json",
-        headers={
-            "X-HubSpot-Signature-v3": signature,
-            "X-HubSpot-Request-Timestamp": timestamp,
-        },
-    )
+    headers = {
+        "X-HubSpot-Signature-v3": signature,
+        "X-HubSpot-Request-Timestamp": timestamp,
+    }
+    if not apply:
+        return client.post(
+            url, data=body, content_type="application/json", headers=headers
+        )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            url, data=body, content_type="application/json", headers=headers
+        )
 
 
 @pytest.fixture
@@ -140,9 +150,9 @@ def test_out_of_order_and_duplicate_stage_events(
     third = post_hubspot(client, url, [stage_event(501, AT_10_00_05, "closedwon", 1)])
 
     assert first.status_code == 200
-    assert first.json()["applied"] == 1
+    assert first.json() == {"received": 1, "duplicate": 0}
     assert second.status_code == 200
-    assert second.json()["stale"] == 1
+    assert second.json() == {"received": 1, "duplicate": 0}
     assert third.status_code == 200
     assert third.json()["duplicate"] == 1
     deal = Deal.objects.get(pk=synced_deal_42.pk)
@@ -174,7 +184,8 @@ def test_hubspot_valid_signature_writes_record(
     )
 
     assert response.status_code == 200
-    assert response.json()["applied"] == 1
+    assert response.json() == {"received": 1, "duplicate": 0}
+    assert WebhookEvent.objects.get().status == "applied"
     deal = Deal.objects.get(pk=synced_deal_42.pk)
     assert deal.stage.external_id == "closedlost"
     assert stage_changes(deal)[-1] == (
@@ -259,8 +270,7 @@ def test_duplicate_delivery_changes_nothing(
     again = post_hubspot(client, url, [{**event, "attemptNumber": 1}])
 
     assert again.status_code == 200
-    assert again.json()["duplicate"] == 1
-    assert again.json()["applied"] == 0
+    assert again.json() == {"received": 0, "duplicate": 1}
     assert Deal.objects.values().get(pk=synced_deal_42.pk) == deal_before
     assert stage_changes(synced_deal_42) == changes_before
     assert list(WebhookEvent.objects.values()) == events_before
@@ -462,12 +472,13 @@ def pipedrive_change(event_id: str, timestamp: str) -> str:
 
 def post_pipedrive(client, connection, body: str):
     encoded = base64.b64encode(b"attain:pipedrive-hook-password").decode()
-    return client.post(
-        pipedrive_url(connection),
-        data=body,
-        content_type="application/json",
-        headers={"Authorization": f"Basic {encoded}"},
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            pipedrive_url(connection),
+            data=body,
+            content_type="application/json",
+            headers={"Authorization": f"Basic {encoded}"},
+        )
 
 
 def test_pipedrive_change_applied_once(client, pipedrive_synced):
@@ -481,9 +492,11 @@ def test_pipedrive_change_applied_once(client, pipedrive_synced):
     late = post_pipedrive(client, connection, older)
 
     assert first.status_code == 200
-    assert first.json()["applied"] == 1
-    assert repeated.json()["duplicate"] == 1
-    assert late.json()["stale"] == 1
+    assert first.json() == {"received": 1, "duplicate": 0}
+    assert repeated.json() == {"received": 0, "duplicate": 1}
+    assert late.json() == {"received": 1, "duplicate": 0}
+    statuses = dict(WebhookEvent.objects.values_list("event_id", "status"))
+    assert statuses == {"evt-2": "applied", "evt-1": "stale"}
     deal = Deal.objects.get(external_source="pipedrive", external_id="42")
     assert deal.stage.external_id == "12"
     assert stage_changes(deal) == [
@@ -622,12 +635,14 @@ def test_salesforce_message_applied_and_acknowledged(client, salesforce_synced):
     )
     url = salesforce_url(connection)
 
-    first = client.post(
-        url, data=outbound_message(SALESFORCE_ORG_ID), content_type="text/xml"
-    )
-    repeated = client.post(
-        url, data=outbound_message(SALESFORCE_ORG_ID), content_type="text/xml"
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        first = client.post(
+            url, data=outbound_message(SALESFORCE_ORG_ID), content_type="text/xml"
+        )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        repeated = client.post(
+            url, data=outbound_message(SALESFORCE_ORG_ID), content_type="text/xml"
+        )
 
     assert first.status_code == 200
     assert b"<Ack>true</Ack>" in first.content

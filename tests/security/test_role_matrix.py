@@ -52,6 +52,8 @@ URLs name. The public webhook receivers take no session: the HubSpot one
 rejects the unsigned POST (401), and the Pipedrive and Salesforce ones find
 no connection of their provider (404). "Sync now" only queues a run: the
 task starts after the commit, which the rolled-back requests never reach.
+An empty POST to the Salesforce or Pipedrive connect page only shows the
+form's errors (200), so no credentials check reaches the network.
 
 Follow-up rows target ``unsub``: the signed unsubscribe token of an address
 of ``acme``, which works for anyone, signed in or not. Or they target ``seq``:
@@ -108,11 +110,18 @@ from compensation.models import (
     StatementLine,
 )
 from goals.models import ActivityBenchmark, Quota, TimeOff
-from integrations.models import CrmConnection, FieldMapping, OwnerMapping, SyncRun
+from integrations.models import (
+    CrmConnection,
+    CrmWriteback,
+    FieldMapping,
+    OwnerMapping,
+    SyncRun,
+)
 from notifications.catalog import EVENT_TYPES
 from notifications.models import Event, Notification, OutboundDelivery, OutboundSettings
 from notifications.services import notify
 from routing.models import (
+    Assignment,
     LeadModel,
     Pool,
     PoolMember,
@@ -396,10 +405,16 @@ integrations:connections              GET    -       login 404   404   404   404
 integrations:connections              POST   -       login 404   404   404   404   405
 integrations:connect-hubspot          GET    -       login 404   404   404   404   200
 integrations:connect-hubspot          POST   -       login 404   404   404   404   302
+integrations:connect-salesforce       GET    -       login 404   404   404   404   200
+integrations:connect-salesforce       POST   -       login 404   404   404   404   200
+integrations:connect-pipedrive        GET    -       login 404   404   404   404   200
+integrations:connect-pipedrive        POST   -       login 404   404   404   404   200
 integrations:connection               GET    crm     login 404   404   404   404   200
 integrations:connection               POST   crm     login 404   404   404   404   405
 integrations:connection-edit          GET    crm     login 404   404   404   404   200
 integrations:connection-edit          POST   crm     login 404   404   404   404   302
+integrations:webhook-settings         GET    crm     login 404   404   404   404   200
+integrations:webhook-settings         POST   crm     login 404   404   404   404   302
 integrations:sync-now                 GET    crm     login 404   404   404   404   405
 integrations:sync-now                 POST   crm     login 404   404   404   404   302
 integrations:owners                   GET    crm     login 404   404   404   404   200
@@ -414,6 +429,8 @@ integrations:run-progress             GET    crm     login 404   404   404   404
 integrations:run-progress             POST   crm     login 404   404   404   404   405
 integrations:run-progress-json        GET    crm     login 404   404   404   404   200
 integrations:run-progress-json        POST   crm     login 404   404   404   404   405
+integrations:writeback-retry          GET    crm     login 404   404   404   404   405
+integrations:writeback-retry          POST   crm     login 404   404   404   404   302
 integrations-webhooks:hubspot         GET    crm     405   405   405   405   405   405
 integrations-webhooks:hubspot         POST   crm     401   401   401   401   401   401
 integrations-webhooks:pipedrive       GET    crm     405   405   405   405   405   405
@@ -1055,14 +1072,40 @@ def _crm_connection(personas: Personas) -> dict[str, str]:
         kind="full",
         status="succeeded",
     )
+    writeback = _crm_failed_writeback(personas, connection)
     return {
         "connection_id": str(connection.public_id),
+        "writeback_id": str(writeback.public_id),
         "field_mapping_id": str(mapping.public_id),
         "sync_run_id": str(run.public_id),
         "owner_mapping_pk": str(owner.pk),
         "organization_id": str(personas.org.public_id),
         "token": "not-the-webhook-token",
     }
+
+
+def _crm_failed_writeback(personas: Personas, connection) -> CrmWriteback:
+    """Create a failed write-back of a lead that routing gave to ``rep1``."""
+    at = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    lead = Lead.unscoped.create(
+        organization=personas.org, email="writeback@matrix.test", received_at=at
+    )
+    assignment = Assignment.unscoped.create(
+        organization=personas.org,
+        lead=lead,
+        outcome=Assignment.Outcome.ASSIGNED,
+        member=personas.rep1,
+        received_at=at,
+        routed_at=at,
+    )
+    return CrmWriteback.unscoped.create(
+        organization=personas.org,
+        assignment=assignment,
+        connection=connection,
+        status=CrmWriteback.Status.FAILED,
+        attempts=6,
+        error="Matrix failure",
+    )
 
 
 def _allow_loopback_crm(objects: MatrixObjects) -> None:
@@ -1091,6 +1134,10 @@ def _crm_settings(objects: MatrixObjects) -> dict:
         "status": "active",
         "access_token": "",
     }
+
+
+def _crm_webhook_settings(objects: MatrixObjects) -> dict:
+    return {"secret": "matrix-app-client-secret"}
 
 
 def _crm_owners(objects: MatrixObjects) -> dict:
@@ -1385,6 +1432,7 @@ def _sequence_form(objects: MatrixObjects) -> dict:
 PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "integrations:connect-hubspot": _crm_connect,
     "integrations:connection-edit": _crm_settings,
+    "integrations:webhook-settings": _crm_webhook_settings,
     "integrations:owners": _crm_owners,
     "integrations:fields": _crm_field,
     "activity:import-list": _import_upload,
@@ -1540,6 +1588,7 @@ WRITES_WITHOUT_PAYLOAD = {
     "followups:unenroll",
     "integrations:sync-now",
     "integrations:field-delete",
+    "integrations:writeback-retry",
 }
 
 

@@ -29,7 +29,7 @@ from compensation.models import (
 )
 from followups.models import Enrollment, Sequence
 from goals.models import ActivityBenchmark, TimeOff
-from integrations.models import CrmConnection, FieldMapping, SyncRun
+from integrations.models import CrmConnection, CrmWriteback, FieldMapping, SyncRun
 from notifications.models import (
     ChatConnection,
     Event,
@@ -37,7 +37,7 @@ from notifications.models import (
     OutboundDelivery,
     WebhookEndpoint,
 )
-from routing.models import LeadModel, Pool, ScoringRule, Territory
+from routing.models import Assignment, LeadModel, Pool, ScoringRule, Territory
 from spm.models import Membership
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
@@ -284,6 +284,29 @@ def _other_field_mapping(personas: Personas):
     ).public_id
 
 
+def _other_writeback(personas: Personas):
+    """Return a failed CRM write-back of the other organisation."""
+    at = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    lead = Lead.unscoped.create(
+        organization=personas.other_org, first_name=MARKER, received_at=at
+    )
+    assignment = Assignment.unscoped.create(
+        organization=personas.other_org,
+        lead=lead,
+        outcome="assigned",
+        member=personas.other_rep,
+        received_at=at,
+        routed_at=at,
+    )
+    return CrmWriteback.unscoped.create(
+        organization=personas.other_org,
+        assignment=assignment,
+        connection=_other_crm_connection(personas),
+        status="failed",
+        error=MARKER,
+    ).public_id
+
+
 def _other_dispute(personas: Personas):
     statement = Statement.unscoped.create(
         organization=personas.other_org,
@@ -331,6 +354,7 @@ OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
     "connection_id": lambda personas: _other_crm_connection(personas).public_id,
     "sync_run_id": _other_sync_run,
     "field_mapping_id": _other_field_mapping,
+    "writeback_id": _other_writeback,
 }
 
 
