@@ -21,6 +21,7 @@ from django.utils import timezone
 from activity.models import Activity, Deal, Lead
 from followups import services
 from followups.models import Enrollment, Sequence
+from routing.config_cache import cached
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,13 @@ def deals_entered_stage(
 def lead_assigned(lead: Lead, now: dt.datetime | None = None) -> list[Enrollment]:
     """Enrol a newly assigned ``lead`` in the active lead-assignment sequences."""
     now = now or timezone.now()
-    sequences = Sequence.objects.filter(
-        is_active=True, trigger=Sequence.Trigger.LEAD_ASSIGNED
+    sequences = cached(
+        "lead_assigned_sequences",
+        lambda: list(
+            Sequence.objects.filter(
+                is_active=True, trigger=Sequence.Trigger.LEAD_ASSIGNED
+            ).order_by("id")
+        ),
     )
     enrolled = []
     for sequence in sequences:

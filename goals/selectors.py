@@ -73,13 +73,15 @@ def days_away(
     return away
 
 
-def members_away_on(member_ids: Collection[int], day: dt.date) -> set[int]:
-    """Return the members who are on time off on ``day``; lead routing skips them."""
-    return set(
-        TimeOff.objects.filter(
-            member_id__in=member_ids, start_date__lte=day, end_date__gte=day
-        ).values_list("member_id", flat=True)
-    )
+def members_away_on(member_ids: Collection[int] | None, day: dt.date) -> set[int]:
+    """Return the members who are on time off on ``day``; lead routing skips them.
+
+    With ``member_ids`` None, every member of the organisation is considered.
+    """
+    away = TimeOff.objects.filter(start_date__lte=day, end_date__gte=day)
+    if member_ids is not None:
+        away = away.filter(member_id__in=member_ids)
+    return set(away.values_list("member_id", flat=True))
 
 
 def _active_days(

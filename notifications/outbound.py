@@ -52,6 +52,7 @@ from notifications.models import (
     OutboundSettings,
     WebhookEndpoint,
 )
+from routing.config_cache import cached
 from spm.models import Membership, Organization
 from spm.tenancy import get_current_organization, tenant_context
 
@@ -202,12 +203,18 @@ def deliveries_create(
     """
     endpoints = [
         endpoint
-        for endpoint in WebhookEndpoint.objects.filter(is_active=True)
+        for endpoint in cached(
+            "webhook_endpoints",
+            lambda: list(WebhookEndpoint.objects.filter(is_active=True).order_by("id")),
+        )
         if event_type in endpoint.event_types
     ]
     connections: list[ChatConnection] = []
     if any(chat_members.values()):
-        connections = list(ChatConnection.objects.filter(is_active=True))
+        connections = cached(
+            "chat_connections",
+            lambda: list(ChatConnection.objects.filter(is_active=True).order_by("id")),
+        )
     common = {
         "organization": organization,
         "created_at": now,

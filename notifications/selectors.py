@@ -29,6 +29,7 @@ from notifications.models import (
     Preference,
     WebhookEndpoint,
 )
+from routing.config_cache import cached, in_config_scope
 from spm.models import Membership
 
 # The bell counts at most this many unread notifications and shows "99+"
@@ -46,18 +47,34 @@ def channels_by_member(
     with only email turns in-app off too.
     """
     member_ids = list(member_ids)
-    preferences = dict(
-        Preference.objects.filter(
-            event_type=event_type, member_id__in=member_ids
-        ).values_list("member_id", "channels")
-    )
-    fallback = default_channels(event_type)
+    if in_config_scope():
+        # Routing notifies one rep per lead: every member's choice for the
+        # type is read once per configuration version instead.
+        preferences, fallback = cached(
+            f"channels:{event_type}", lambda: _channels_of_everyone(event_type)
+        )
+    else:
+        preferences = dict(
+            Preference.objects.filter(
+                event_type=event_type, member_id__in=member_ids
+            ).values_list("member_id", "channels")
+        )
+        fallback = default_channels(event_type)
     return {
         member_id: frozenset(preferences[member_id])
         if member_id in preferences
         else fallback
         for member_id in member_ids
     }
+
+
+def _channels_of_everyone(event_type: str) -> tuple[dict[int, list], frozenset]:
+    preferences = dict(
+        Preference.objects.filter(event_type=event_type).values_list(
+            "member_id", "channels"
+        )
+    )
+    return preferences, default_channels(event_type)
 
 
 def default_channels(event_type: str) -> frozenset:

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from routing import selectors, services
+from routing.config_cache import config_scope
 from routing.normalization import LeadInputError
 from routing.serializers import (
     LeadInputSerializer,
@@ -172,13 +173,14 @@ class LeadListApi(_LeadApi):
         payload = LeadInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            result = services.lead_intake(
-                organization=self.organization,
-                fields=payload.validated_data,
-                render=lambda lead: dict(LeadSerializer(lead).data),
-                idempotency_key=key,
-                fingerprint=services.request_fingerprint(payload.validated_data),
-            )
+            with config_scope(self.organization.pk):
+                result = services.lead_intake(
+                    organization=self.organization,
+                    fields=payload.validated_data,
+                    render=lambda lead: dict(LeadSerializer(lead).data),
+                    idempotency_key=key,
+                    fingerprint=services.request_fingerprint(payload.validated_data),
+                )
         except LeadInputError as error:
             return Response(error.errors, status=status.HTTP_400_BAD_REQUEST)
         except services.IdempotencyKeyReused as error:

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from activity.models import Lead
 from routing import predictive
+from routing.config_cache import cached
 from routing.models import LeadModel, LeadQualification
 from spm.models import Organization, User
 from spm.services import audit_log_write
@@ -470,10 +471,13 @@ def lead_predict(*, organization: Organization, intake: dict) -> Prediction | No
     None when the organisation has no active model, or when the model
     fails (logged): intake never fails because of the predictive score.
     """
-    active = (
-        LeadModel.objects.filter(status=ACTIVE)
-        .values_list("version", "public_id")
-        .first()
+    active = cached(
+        "active_lead_model",
+        lambda: (
+            LeadModel.objects.filter(status=ACTIVE)
+            .values_list("version", "public_id")
+            .first()
+        ),
     )
     if active is None:
         return None

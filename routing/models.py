@@ -716,3 +716,23 @@ class LeadModel(TenantModel):
 
     def __str__(self) -> str:
         return f"model version {self.version}"
+
+
+class ConfigVersion(models.Model):
+    """The version of an organisation's routing configuration, moved by triggers.
+
+    PostgreSQL triggers on every table that routing reads its configuration
+    from set ``version`` to the next value of a sequence on each insert,
+    update and delete (migration 0007). Values are never reused, also after a
+    rollback, so a version names one state of the configuration.
+    routing/config_cache.py keeps the configuration in memory per version.
+    The table holds only numbers, so it is shared by all organisations and
+    has no foreign key: a trigger may still fire while an organisation's
+    rows are deleted.
+    """
+
+    organization_id = models.BigIntegerField(primary_key=True)
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"organisation {self.organization_id}: version {self.version}"

@@ -34,6 +34,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from activity.models import Account, Contact, Deal, Lead
+from routing.config_cache import cached
 from routing.engine.accounts import accounts_on_domain
 from routing.engine.conditions import condition_matches, describe, lead_value
 from routing.model_services import Prediction, lead_predict
@@ -116,9 +117,17 @@ def phone_key(phone: str) -> str:
 
 
 def settings_for(organization: Organization) -> QualificationSettings:
-    """Return the organisation's settings, or unsaved defaults."""
-    found = QualificationSettings.objects.filter(organization=organization).first()
-    return found or QualificationSettings(organization=organization)
+    """Return the organisation's settings, or unsaved defaults.
+
+    Inside a configuration scope the object is shared, so callers must not
+    change it.
+    """
+
+    def load() -> QualificationSettings:
+        found = QualificationSettings.objects.filter(organization=organization).first()
+        return found or QualificationSettings(organization=organization)
+
+    return cached("qualification_settings", load)
 
 
 def status_for(score: int, settings: QualificationSettings) -> str:
@@ -257,7 +266,10 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
     # Before the rules, so that a rule can test the predicted score.
     prediction = lead_predict(organization=organization, intake=intake)
     settings = settings_for(organization)
-    rules = list(ScoringRule.objects.filter(is_active=True).order_by("id"))
+    rules = cached(
+        "scoring_rules",
+        lambda: list(ScoringRule.objects.filter(is_active=True).order_by("id")),
+    )
     predicted = {"predicted_score": prediction.score if prediction else None}
     scored, rule_reason = score_fields({**normalized, **predicted}, rules)
     competitors = {

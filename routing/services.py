@@ -24,6 +24,7 @@ from notifications.services import notify
 from routing import sla
 from routing.engine.decision import Decision, decide
 from routing.models import Assignment, IntakeRequest
+from routing.normalization import LeadInputError
 from routing.qualification import (
     duplicate_find_locked,
     lead_qualify,
@@ -106,12 +107,16 @@ def lead_intake(
     Raises ``LeadInputError`` for invalid fields (nothing is stored) and
     ``IdempotencyKeyReused`` for a known key with a different body.
     """
-    # Most retries come after the first request committed, so they get the
-    # stored response without an insert attempt.
-    earlier = _stored_request(idempotency_key)
-    if earlier is not None:
+    # New keys are the common case, so no read of the key comes first. A
+    # retry does the work again, and the key's insert fails on the unique
+    # constraint, which rolls the work back and replays the stored response.
+    try:
+        qualified = lead_qualify(organization=organization, fields=fields)
+    except LeadInputError:
+        earlier = _stored_request(idempotency_key)
+        if earlier is None:
+            raise
         return _replay(earlier, fingerprint)
-    qualified = lead_qualify(organization=organization, fields=fields)
 
     try:
         with transaction.atomic():
@@ -139,7 +144,11 @@ def lead_intake(
                     response_body=body,
                 )
             if qualified.route and duplicate is None:
-                _route_after_commit(organization.pk, lead.pk)
+                match_ids = [
+                    _pk(qualified.customer_account),
+                    _pk(qualified.known_contact),
+                ]
+                _route_after_commit(organization.pk, lead.pk, match_ids)
     except IntegrityError:
         earlier = _stored_request(idempotency_key)
         if earlier is None:
@@ -160,12 +169,18 @@ def _lead_create(fields: dict, *, route: bool) -> Lead:
     )
 
 
-def _route_after_commit(organization_id: int, lead_id: int) -> None:
+def _pk(row) -> int | None:
+    return row.pk if row is not None else None
+
+
+def _route_after_commit(
+    organization_id: int, lead_id: int, match_ids: list[int | None] | None = None
+) -> None:
     from routing.tasks import route_lead_task
 
     def send() -> None:
         try:
-            route_lead_task.delay(organization_id, lead_id)
+            route_lead_task.delay(organization_id, lead_id, match_ids)
         except Exception:
             # The lead is committed and pending: the sweeper routes it.
             logger.exception(
@@ -180,8 +195,17 @@ def _route_after_commit(organization_id: int, lead_id: int) -> None:
 # Routing ----------------------------------------------------------------------
 
 
-def lead_route(*, lead_id: int, via: str = Assignment.Via.TASK) -> Assignment | None:
+def lead_route(
+    *,
+    lead_id: int,
+    via: str = Assignment.Via.TASK,
+    match_ids: tuple[int | None, int | None] | None = None,
+) -> Assignment | None:
     """Route a pending lead of the current organisation, once.
+
+    ``match_ids`` are the ids of the customer account and the known contact
+    that qualification stored, when the caller has them; otherwise they are
+    read from the lead's qualification.
 
     The lead row is locked first, so a task and the sweeper never route it
     at the same time. A lead that is no longer pending is left alone, and
@@ -195,13 +219,15 @@ def lead_route(*, lead_id: int, via: str = Assignment.Via.TASK) -> Assignment | 
             return None
         if lead.routing_status != PENDING:
             return None
-        return _route_locked(lead, via)
+        return _route_locked(lead, via, match_ids)
 
 
-def _route_locked(lead: Lead, via: str) -> Assignment:
+def _route_locked(
+    lead: Lead, via: str, match_ids: tuple[int | None, int | None] | None = None
+) -> Assignment:
     organization = get_current_organization()
     day = timezone.localdate(timezone.now(), organization.zoneinfo)
-    decision = decide(lead, day)
+    decision = decide(lead, day, stored_match_ids=match_ids)
     # Stamped while the pool's rotation row is still locked, so the routing
     # times of one pool follow its rotation order.
     routed_at = timezone.now()

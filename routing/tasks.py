@@ -17,6 +17,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from routing import model_services, services, sla
+from routing.config_cache import cached, config_scope
 from spm.models import Organization, User
 from spm.tenancy import system_context, tenant_context
 
@@ -40,18 +41,33 @@ TASK_OPTIONS = {
 
 
 @shared_task(**TASK_OPTIONS)
-def route_lead_task(organization_id: int, lead_id: int) -> None:
-    organization = Organization.objects.filter(pk=organization_id).first()
-    if organization is None:
-        logger.warning(
-            "Lead %s not routed: organisation %s is gone",
-            lead_id,
-            organization_id,
-            extra={"organization_id": organization_id, "lead_id": lead_id},
+def route_lead_task(
+    organization_id: int, lead_id: int, match_ids: list[int | None] | None = None
+) -> None:
+    """Route the lead, once.
+
+    ``match_ids`` are the customer account's and known contact's ids that
+    intake's qualification found. Messages sent without them, and the
+    sweeper, read them from the stored qualification.
+    """
+    with config_scope(organization_id):
+        organization = cached(
+            "organization",
+            lambda: Organization.objects.filter(pk=organization_id).first(),
         )
-        return
-    with tenant_context(organization):
-        services.lead_route(lead_id=lead_id)
+        if organization is None:
+            logger.warning(
+                "Lead %s not routed: organisation %s is gone",
+                lead_id,
+                organization_id,
+                extra={"organization_id": organization_id, "lead_id": lead_id},
+            )
+            return
+        with tenant_context(organization):
+            services.lead_route(
+                lead_id=lead_id,
+                match_ids=tuple(match_ids) if match_ids is not None else None,
+            )
 
 
 @shared_task(**TASK_OPTIONS)

@@ -30,6 +30,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from routing import services
+from routing.config_cache import config_scope
 from routing.normalization import LeadInputError
 from routing.serializers import LeadInputSerializer
 from spm.models import Organization
@@ -143,7 +144,7 @@ def lead_form(request: HttpRequest, organization_id) -> HttpResponse:
     fields = {"source": WEB_FORM_SOURCE, **payload.validated_data}
     if not fields["source"]:
         fields["source"] = WEB_FORM_SOURCE
-    with tenant_context(organization):
+    with tenant_context(organization), config_scope(organization.pk):
         try:
             services.lead_intake(
                 organization=organization, fields=fields, render=lambda lead: {}

@@ -17,6 +17,7 @@ from django.db.models import Count
 
 from activity.models import Lead
 from goals.selectors import members_away_on
+from routing.config_cache import cached, in_config_scope
 from spm.models import Membership
 
 
@@ -44,10 +45,17 @@ def working_hours_reason(member: Membership, now: dt.datetime) -> str:
 
 
 def away_member_ids(member_ids: Collection[int], day: dt.date) -> set[int]:
-    """Return the members on time off on ``day``, in one query."""
+    """Return the members on time off on ``day``, in at most one query.
+
+    Inside a configuration scope, the organisation's members away on ``day``
+    are read once per configuration version and day.
+    """
     if not member_ids:
         return set()
-    return members_away_on(member_ids, day)
+    if not in_config_scope():
+        return members_away_on(member_ids, day)
+    away = cached(f"away:{day.isoformat()}", lambda: members_away_on(None, day))
+    return away.intersection(member_ids)
 
 
 def open_lead_counts(member_ids: Collection[int]) -> dict[int, int]:

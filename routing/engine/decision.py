@@ -28,6 +28,7 @@ from decimal import Decimal
 from django.db.models import Subquery
 
 from activity.models import Account, Contact, Lead
+from routing.config_cache import cached
 from routing.engine import availability
 from routing.engine.accounts import account_for_lead
 from routing.engine.conditions import conditions_match
@@ -60,7 +61,15 @@ class Decision:
 
 
 def live_rules() -> list[RoutingRule]:
-    """Return the rules of the highest published version, in order, in one query."""
+    """Return the rules of the highest published version, in order, in one query.
+
+    Inside a configuration scope the list is shared, so callers must not
+    change it.
+    """
+    return cached("live_rules", _live_rules_load)
+
+
+def _live_rules_load() -> list[RoutingRule]:
     latest = RuleSetVersion.objects.order_by("-number").values("pk")[:1]
     return list(
         RoutingRule.objects.filter(version_id=Subquery(latest))
@@ -171,18 +180,23 @@ def _apply(
     return True
 
 
-def _stored_matches(lead: Lead) -> tuple[Account | None, Contact | None]:
+def _stored_matches(
+    lead: Lead, ids: tuple[int | None, int | None] | None
+) -> tuple[Account | None, Contact | None]:
     """Return the customer account and known contact that qualification stored.
 
-    Most leads have neither, so a narrow read of the two ids comes first, and
-    the rows with their owners are read only when one is set.
+    ``ids`` are the two ids when the caller has them (intake passes them to
+    the routing task). Otherwise, a narrow read of the two ids comes first.
+    Most leads have neither, so the rows with their owners are read only when
+    one is set.
     """
-    ids = (
-        LeadQualification.objects.filter(lead_id=lead.pk)
-        .values_list("customer_account_id", "known_contact_id")
-        .first()
-    )
-    if ids is None or ids == (None, None):
+    if ids is None:
+        ids = (
+            LeadQualification.objects.filter(lead_id=lead.pk)
+            .values_list("customer_account_id", "known_contact_id")
+            .first()
+        )
+    if ids is None or tuple(ids) == (None, None):
         return None, None
     qualification = (
         LeadQualification.objects.select_related(
@@ -259,6 +273,7 @@ def decide(
     customer_account: Account | None = None,
     known_contact: Contact | None = None,
     simulation: Simulation | None = None,
+    stored_match_ids: tuple[int | None, int | None] | None = None,
 ) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
 
@@ -268,15 +283,17 @@ def decide(
     as it was, so nothing is written.
 
     ``rules`` replaces the live rules, for trying a draft. A stored lead's
-    customer account is read from its qualification. A lead that is not
-    stored (``pk`` None) uses ``customer_account`` and ``known_contact``
-    instead. The owner of a known contact comes first, then the owner of a
-    customer account, then the rules. A
-    ``simulation`` replaces the pools' stored rotations, for a backtest.
+    customer account is read from its qualification, unless
+    ``stored_match_ids`` gives the ids of the customer account and the known
+    contact that qualification stored. A lead that is not stored (``pk``
+    None) uses ``customer_account`` and ``known_contact`` instead. The owner
+    of a known contact comes first, then the owner of a customer account,
+    then the rules. A ``simulation`` replaces the pools' stored rotations,
+    for a backtest.
     """
     decision = Decision(outcome=QUEUED)
     if lead.pk:
-        account, contact = _stored_matches(lead)
+        account, contact = _stored_matches(lead, stored_match_ids)
     else:
         account, contact = customer_account, known_contact
     if _contact_owner(contact, day, decision):

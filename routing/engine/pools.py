@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from routing.config_cache import cached
 from routing.engine import availability
 from routing.engine.rotation import CAPACITY, FEWEST_OPEN, Rotation, Slot, pick
 from routing.models import Pool, PoolMember, RotationState
@@ -88,6 +89,14 @@ def _static_reasons(
     return reasons, open_counts
 
 
+def _pool_members_load(pool: Pool) -> list[PoolMember]:
+    return list(
+        PoolMember.objects.filter(pool=pool)
+        .select_related("member", "member__working_hours")
+        .order_by("position", "id")
+    )
+
+
 def _locked_state(pool: Pool) -> RotationState:
     try:
         return RotationState.objects.select_for_update().get(pool=pool)
@@ -133,10 +142,8 @@ def pool_pick(
     if simulation is not None and pool.pk in simulation.pool_members:
         pool_members = simulation.pool_members[pool.pk]
     else:
-        pool_members = list(
-            PoolMember.objects.filter(pool=pool)
-            .select_related("member", "member__working_hours")
-            .order_by("position", "id")
+        pool_members = cached(
+            f"pool_members:{pool.pk}", lambda: _pool_members_load(pool)
         )
         if simulation is not None:
             simulation.pool_members[pool.pk] = pool_members

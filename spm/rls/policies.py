@@ -54,6 +54,7 @@ GLOBAL_MODELS = frozenset(
         "spm.User_groups",  # Django's permission tables of User
         "spm.User_user_permissions",
         "spm.Organization",  # the tenant itself
+        "routing.ConfigVersion",  # numbers only, written by triggers
     }
 )
 

@@ -252,36 +252,23 @@ def test_racing_requests_with_one_key_make_one_lead(personas, api_key):
     assert IntakeRequest.unscoped.count() == 1
 
 
-def test_key_inserted_meanwhile_replays_the_stored_response(
-    client, personas, api_key, monkeypatch
-):
-    """The unique key, not the lookup before it, stops a second lead.
+def test_retry_rolls_back_and_replays(client, personas, api_key):
+    """The unique key stops a second lead, and the retry's work is undone.
 
-    The lookup is made to miss, as when the other request commits between
-    this one's lookup and its insert.
+    A retry qualifies the lead again and merges it into the first as a
+    duplicate. Its key insert then fails, which rolls the merge back.
     """
-    from routing import services
+    from routing.models import LeadSubmission
 
     first = _post(client, api_key, JANE, idempotency_key="late")
-    monkeypatch.setattr(services, "_stored_request", _miss_once(services))
-
     second = _post(client, api_key, JANE, idempotency_key="late")
 
     assert second.status_code == 201
     assert second.json() == first.json()
     assert second["Idempotent-Replayed"] == "true"
     assert len(_leads(personas.org)) == 1
-
-
-def _miss_once(services):
-    original = services._stored_request
-    calls = []
-
-    def lookup(key):
-        calls.append(key)
-        return None if len(calls) == 1 else original(key)
-
-    return lookup
+    with tenant_context(personas.org):
+        assert LeadSubmission.objects.count() == 0
 
 
 def _documented_codes(client, path: str, method: str) -> set[str]:
