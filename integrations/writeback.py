@@ -43,6 +43,7 @@ from integrations.connectors.base import (
 )
 from integrations.models import CrmConnection, CrmWriteback, OwnerMapping
 from integrations.sync import SyncFailed, connector_for
+from routing.config_cache import cached
 from routing.models import Assignment
 from spm.models import Organization, User
 from spm.services import audit_log_write
@@ -129,7 +130,12 @@ def assignment_writeback_queue(organization: Organization, assignment_id: int) -
     from integrations.tasks import crm_writeback_task
 
     with tenant_context(organization):
-        if writeback_connection() is None:
+        # Routing calls this for every lead, and the answer changes only
+        # with the connections, which move the configuration version.
+        connected = cached(
+            "writeback_connected", lambda: writeback_connection() is not None
+        )
+        if not connected:
             return
     try:
         crm_writeback_task.delay(organization.pk, assignment_id)
