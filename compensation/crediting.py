@@ -31,13 +31,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from compensation.engine.plans import FxRateDate
 from compensation.engine.types import CalculationError, Credit
-from spm.money import allocate, round_money
+from spm.money import CENT, allocate, round_money
 
 # Percentages are stored with four decimals, so each share may be off by
 # up to 0.0001 from the exact fraction (33.3333 for a third).
@@ -180,8 +180,8 @@ def credit_deal(
 
     percents = [percent for _, percent in weights]
     total_percent = sum(percents, Decimal(0))
-    shares = allocate(amount, percents)
-    source_shares = allocate(source_amount, percents)
+    shares = _allocate(amount, percents)
+    source_shares = _allocate(source_amount, percents)
     fields = {
         **deal.fields,
         "name": deal.name,
@@ -209,6 +209,20 @@ def credit_deal(
             weights, shares, source_shares, strict=True
         )
     ]
+
+
+def _allocate(amount: Decimal, percents: list[Decimal]) -> list[Decimal]:
+    """Split ``amount`` by ``percents`` exactly as spm.money.allocate does.
+
+    One member takes the whole amount, so no cent is left over to hand out.
+    That case runs allocate's own arithmetic without the sorting.
+    """
+    weight = Decimal(str(percents[0])) if len(percents) == 1 else Decimal(0)
+    if weight <= 0 or amount != amount.quantize(CENT):
+        return allocate(amount, percents)
+    sign = Decimal(-1) if amount < 0 else Decimal(1)
+    exact = abs(amount) / CENT * weight / weight
+    return [sign * exact.to_integral_value(rounding=ROUND_DOWN) * CENT]
 
 
 def credit_deals(deals: Iterable[DealInput], **options: Any) -> list[Credit]:

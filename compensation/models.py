@@ -748,9 +748,9 @@ class StatementLine(TenantModel):
 class Dispute(TenantModel):
     """A rep's question about one line of their statement, answered in a thread.
 
-    A draft statement's calculated lines are replaced by each run, so the
-    dispute keeps a copy of the line as it was raised (``line_*`` fields)
-    and ``line`` becomes empty once the line is gone.
+    A run replaces the calculated lines of a draft statement that changed,
+    so the dispute keeps a copy of the line as it was raised (``line_*``
+    fields) and ``line`` becomes empty once the line is gone.
     """
 
     class Status(models.TextChoices):
@@ -938,8 +938,9 @@ class CreditingPolicy(TenantModel):
 class DealLeadLink(TenantModel):
     """The lead a deal was converted from, which crediting follows to its owners.
 
-    NOTE: the CRM connectors and the CSV import do not fill this yet; a link
-    is created with compensation.services_crediting.deal_lead_link.
+    A Salesforce sync links converted leads (integrations.writers_salesforce).
+    NOTE: the other CRM connectors and the CSV import do not fill this yet,
+    and compensation.services_crediting.deal_lead_link creates a link by hand.
     """
 
     deal = models.OneToOneField(Deal, on_delete=models.CASCADE, related_name="+")

@@ -111,6 +111,11 @@ def snapshot_store(
     return snapshot
 
 
+def snapshot_content(computed: ComputedStatement) -> tuple[list[dict], list[dict]]:
+    """Return what a snapshot stores of a computed statement: deals, other lines."""
+    return _deal_entries(computed), _other_entries(computed)
+
+
 @dataclass
 class Difference:
     """One deal (or one line without a deal) that pays differently in two runs."""

@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
-from django.db.models import Min, Prefetch, Q
+from django.db import connection
+from django.db.models import BooleanField, Min, Prefetch, Q
+from django.db.models.expressions import RawSQL
 
 from activity.dates import period_bounds
-from activity.models import Deal, DealProduct, DealSplit
+from activity.models import Deal, DealProduct, DealSplit, Product
 from compensation.crediting import DealInput, FxRates, SplitInput
 from compensation.engine.payments import Payment as EnginePayment
 from compensation.engine.types import CalculationError
@@ -33,6 +36,25 @@ from compensation.models import (
     StatementLine,
 )
 from spm.models import Membership
+from spm.tenancy import get_current_organization
+
+
+def assignments_by_member(
+    member_ids: Collection[int], before: dt.date
+) -> dict[int, list[PlanAssignment]]:
+    """Return each member's plan assignments that start before ``before``. One query.
+
+    Each member's list is ordered by start date, then id.
+    """
+    by_member: dict[int, list[PlanAssignment]] = defaultdict(list)
+    rows = (
+        PlanAssignment.objects.filter(member_id__in=member_ids, start_date__lt=before)
+        .select_related("plan")
+        .order_by("start_date", "id")
+    )
+    for row in rows:
+        by_member[row.member_id].append(row)
+    return by_member
 
 
 def member_assignments(member_id: int, before: dt.date) -> list[PlanAssignment]:
@@ -66,16 +88,41 @@ def member_draws(member_id: int) -> list[Draw]:
     return list(Draw.objects.filter(member_id=member_id).order_by("start_date", "id"))
 
 
-def reporting_tree(manager_id: int) -> list[tuple[int, str, int]]:
-    """Return ``(member id, name, depth)`` of everyone reporting to the manager.
+def draws_by_member(member_ids: Collection[int]) -> dict[int, list[Draw]]:
+    """Return each member's draws, by start date then id. One query."""
+    by_member: dict[int, list[Draw]] = defaultdict(list)
+    rows = Draw.objects.filter(member_id__in=member_ids).order_by("start_date", "id")
+    for draw in rows:
+        by_member[draw.member_id].append(draw)
+    return by_member
 
-    Depth 1 is a direct report. One query, over the organisation's members.
+
+ReportsTo = dict[int | None, list[tuple[int, str]]]
+
+
+def reports_to_map() -> ReportsTo:
+    """Return ``(member id, name)`` of each manager's direct reports. One query.
+
+    The key None lists the members with no manager.
     """
-    children: dict[int | None, list[tuple[int, str]]] = defaultdict(list)
+    children: ReportsTo = defaultdict(list)
     for pk, reports_to_id, name in Membership.objects.values_list(
         "pk", "reports_to_id", "display_name"
     ):
         children[reports_to_id].append((pk, name))
+    return children
+
+
+def reporting_tree(
+    manager_id: int, children: ReportsTo | None = None
+) -> list[tuple[int, str, int]]:
+    """Return ``(member id, name, depth)`` of everyone reporting to the manager.
+
+    Depth 1 is a direct report. One query over the organisation's members,
+    or none when ``children`` (``reports_to_map``) is given.
+    """
+    if children is None:
+        children = reports_to_map()
     tree = []
     seen = {manager_id}
     level = [manager_id]
@@ -106,6 +153,245 @@ def earliest_close_of_paid_deals(
         .filter(Q(deal__owner_id=member_id) | Q(deal__splits__member_id=member_id))
         .aggregate(first=Min("deal__close_date"))["first"]
     )
+
+
+def earliest_close_of_paid_deals_by_member(
+    member_ids: Collection[int], start: dt.date, end: dt.date
+) -> dict[int, dt.date]:
+    """Return each member's earliest close date of their deals paid in ``[start, end)``.
+
+    A deal is the member's when they own it or have a split of it, as in
+    ``earliest_close_of_paid_deals``. Members with no such deal are left
+    out. One query.
+    """
+    wanted = set(member_ids)
+    rows = (
+        Payment.objects.filter(received_on__gte=start, received_on__lt=end)
+        .filter(Q(deal__owner_id__in=wanted) | Q(deal__splits__member_id__in=wanted))
+        .values_list("deal__close_date", "deal__owner_id", "deal__splits__member_id")
+    )
+    earliest: dict[int, dt.date] = {}
+    for close_date, owner_id, split_member_id in rows:
+        if close_date is None:
+            continue
+        for member_id in {owner_id, split_member_id} & wanted:
+            if member_id not in earliest or close_date < earliest[member_id]:
+                earliest[member_id] = close_date
+    return earliest
+
+
+@dataclass
+class WonDeals:
+    """Won deals of a set of members, in credit order, with who each relates to.
+
+    ``close_days`` is each deal's local credit date, in the order of
+    ``deals``. ``positions`` maps a member id to the indexes in ``deals`` of
+    the deals that member owns or has a split or reassigned-lead share of.
+    ``cancellations`` maps a cancelled deal's id to the local date it was
+    archived.
+    """
+
+    deals: list[DealInput] = field(default_factory=list)
+    close_days: list[dt.date] = field(default_factory=list)
+    positions: dict[int, list[int]] = field(default_factory=dict)
+    cancellations: dict[int, dt.date] = field(default_factory=dict)
+
+    def of_members(
+        self, member_ids: Collection[int], start: dt.date
+    ) -> tuple[list[DealInput], dict[int, dt.date]]:
+        """Return the deals of any of the members credited on or after ``start``.
+
+        The second value contains the cancellations among those deals, as
+        ``won_deals`` returns them.
+        """
+        indexes: set[int] = set()
+        for member_id in member_ids:
+            indexes.update(self.positions.get(member_id, ()))
+        deals = []
+        cancellations = {}
+        for index in sorted(indexes):
+            if self.close_days[index] < start:
+                continue
+            deal = self.deals[index]
+            deals.append(deal)
+            if deal.deal_id in self.cancellations:
+                cancellations[deal.deal_id] = self.cancellations[deal.deal_id]
+        return deals, cancellations
+
+
+def _related_deal_ids(member_ids: list[int]) -> RawSQL:
+    """Return a subquery of the ids of deals the members own or share.
+
+    A UNION lets PostgreSQL use the owner and member indexes for a few
+    members. An OR across the three tables made it scan every deal.
+    """
+    tables = [
+        (Deal._meta.db_table, "id", "owner_id"),
+        (DealSplit._meta.db_table, "deal_id", "member_id"),
+        (DealOwnerShare._meta.db_table, "deal_id", "member_id"),
+    ]
+    sql = " UNION ".join(
+        f"SELECT {column} FROM {table} WHERE {member} = ANY(%s::bigint[])"
+        for table, column, member in tables
+    )
+    return RawSQL(sql, [member_ids] * len(tables))
+
+
+def _deal_details(deal_ids: list[int]) -> tuple[dict, dict, dict]:
+    """Return the splits, reassigned-lead shares and product names of the deals.
+
+    Each result maps a deal id to a list: of ``(member id, percent)`` for
+    splits (by id) and shares (by position, then id), and of names for
+    products (by id). One query, a UNION ALL of the three tables, in raw
+    SQL because compiling it with the ORM took longer than running it. It
+    filters by the current organisation as the tenant managers do.
+    """
+    splits: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    shares: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    products: dict[int, list[str]] = defaultdict(list)
+    if not deal_ids:
+        return splits, shares, products
+    organization_id = get_current_organization().pk
+    quote = connection.ops.quote_name
+    split_table = quote(DealSplit._meta.db_table)
+    share_table = quote(DealOwnerShare._meta.db_table)
+    line_table = quote(DealProduct._meta.db_table)
+    product_table = quote(Product._meta.db_table)
+    sql = (
+        "WITH wanted AS (SELECT unnest(%s::bigint[]) AS deal_id) "
+        "SELECT 'split', split.deal_id, member_id, percent, NULL, 0, split.id "
+        f"FROM {split_table} AS split JOIN wanted USING (deal_id) "
+        "WHERE organization_id = %s "
+        "UNION ALL "
+        "SELECT 'share', share.deal_id, member_id, percent, NULL, position, share.id "
+        f"FROM {share_table} AS share JOIN wanted USING (deal_id) "
+        "WHERE organization_id = %s "
+        "UNION ALL "
+        "SELECT 'product', line.deal_id, NULL, NULL, product.name, 0, line.id "
+        f"FROM {line_table} AS line JOIN wanted USING (deal_id) "
+        f"JOIN {product_table} AS product ON product.id = line.product_id "
+        "WHERE line.organization_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [deal_ids] + [organization_id] * 3)
+        rows = cursor.fetchall()
+    found: dict[str, list[tuple]] = defaultdict(list)
+    for kind, deal_id, member_id, percent, name, position, row_id in rows:
+        found[kind].append((position, row_id, deal_id, member_id, percent, name))
+    for _, _, deal_id, member_id, percent, _ in sorted(found["split"]):
+        splits[deal_id].append((member_id, percent))
+    for _, _, deal_id, member_id, percent, _ in sorted(found["share"]):
+        shares[deal_id].append((member_id, percent))
+    for _, _, deal_id, _, _, name in sorted(found["product"]):
+        products[deal_id].append(name)
+    return splits, shares, products
+
+
+def won_deals_of_members(
+    member_ids: Collection[int], start: dt.date, end: dt.date, time_zone: str
+) -> WonDeals:
+    """Load the won deals credited to any of the members in ``[start, end)``.
+
+    The deals and their dates follow the rules of ``won_deals``, but each
+    deal is loaded once for all members. Two queries: the deals, then
+    their splits, reassigned-lead shares and products together (see
+    ``_deal_details``).
+    """
+    first, last = period_bounds(start, end, time_zone)
+    member_ids = list(member_ids)
+    deal_rows = (
+        Deal.objects.filter(stage__is_won=True, amount__isnull=False)
+        .filter(
+            Q(close_date__gte=start, close_date__lt=end)
+            | Q(
+                close_date__isnull=True,
+                stage_changed_at__gte=first,
+                stage_changed_at__lt=last,
+            )
+        )
+        .filter(pk__in=_related_deal_ids(member_ids))
+    )
+    zone = ZoneInfo(time_zone)
+    wanted = set(member_ids)
+    found = WonDeals()
+    positions: dict[int, list[int]] = defaultdict(list)
+    rows = list(
+        deal_rows.order_by("close_date", "id").values_list(
+            "pk",
+            "name",
+            "external_id",
+            "public_id",
+            "amount",
+            "currency",
+            "owner_id",
+            "close_date",
+            "stage_changed_at",
+            "archived_at",
+            "pipeline__name",
+            "account_id",
+            "account__name",
+            "account__industry",
+        )
+    )
+    splits, shares, products = _deal_details([row[0] for row in rows])
+    for (
+        pk,
+        name,
+        external_id,
+        public_id,
+        amount,
+        currency,
+        owner_id,
+        close_date,
+        stage_changed_at,
+        archived_at,
+        pipeline_name,
+        account_id,
+        account_name,
+        account_industry,
+    ) in rows:
+        closed_at = None if close_date else stage_changed_at
+        close_day = close_date or closed_at.astimezone(zone).date()
+        if archived_at is not None:
+            cancelled_on = archived_at.astimezone(zone).date()
+            if cancelled_on <= close_day:
+                continue
+            found.cancellations[pk] = cancelled_on
+        deal_splits = splits.get(pk) or shares.get(pk, ())
+        index = len(found.deals)
+        found.deals.append(
+            DealInput(
+                deal_id=pk,
+                # The same text as Deal.__str__.
+                name=name or external_id or str(public_id),
+                amount=amount,
+                currency=currency,
+                owner_id=owner_id,
+                splits=tuple(
+                    SplitInput(member, percent) for member, percent in deal_splits
+                ),
+                close_date=close_date,
+                closed_at=closed_at,
+                fields={
+                    "pipeline": pipeline_name,
+                    "account": account_name if account_id else "",
+                    "account_industry": account_industry if account_id else "",
+                    "product": products.get(pk, []),
+                },
+            )
+        )
+        found.close_days.append(close_day)
+        if pk not in splits and pk not in shares:
+            if owner_id in wanted:
+                positions[owner_id].append(index)
+            continue
+        related = {owner_id}
+        related.update(member for member, _ in splits.get(pk, ()))
+        related.update(member for member, _ in shares.get(pk, ()))
+        for member_id in related & wanted:
+            positions[member_id].append(index)
+    found.positions = dict(positions)
+    return found
 
 
 def won_deals(
@@ -227,6 +513,73 @@ def deal_payments(
             EnginePayment(payment.deal_id, payment.received_on, Decimal(payment.amount))
         )
     return {deal_id: tuple(rows) for deal_id, rows in payments.items()}
+
+
+@dataclass
+class DealPayments:
+    """Payments of many deals, and those recorded in a currency not the deal's."""
+
+    by_deal: dict[int, tuple[EnginePayment, ...]]
+    # (deal id, message) of each payment in a currency other than its deal's,
+    # in the order of receipt.
+    mismatches: list[tuple[int, str]]
+
+    def of_deals(
+        self, deal_ids: Collection[int]
+    ) -> dict[int, tuple[EnginePayment, ...]]:
+        """Return the payments of these deals, as ``deal_payments`` does.
+
+        Raises CalculationError for the first payment among them in another
+        currency than its deal.
+        """
+        for deal_id, message in self.mismatches:
+            if deal_id in deal_ids:
+                raise CalculationError(message)
+        return {
+            deal_id: self.by_deal[deal_id]
+            for deal_id in deal_ids
+            if deal_id in self.by_deal
+        }
+
+
+def payments_of_deals(deal_currencies: dict[int, str]) -> DealPayments:
+    """Load the payments of the deals, keyed by deal id. One query.
+
+    ``deal_currencies`` maps each deal id to its currency. A payment in
+    another currency is kept as a mismatch, so only the statements that
+    credit that deal fail.
+    """
+    by_deal: dict[int, list[EnginePayment]] = defaultdict(list)
+    mismatches = []
+    rows = (
+        Payment.objects.alias(
+            wanted=RawSQL(
+                "compensation_payment.deal_id = ANY(%s::bigint[])",
+                (list(deal_currencies),),
+                output_field=BooleanField(),
+            )
+        )
+        .filter(wanted=True)
+        .order_by("received_on", "id")
+    )
+    for payment in rows:
+        expected = deal_currencies[payment.deal_id]
+        if payment.currency != expected:
+            mismatches.append(
+                (
+                    payment.deal_id,
+                    f"A payment of {payment.amount} {payment.currency} on "
+                    f"{payment.received_on:%Y-%m-%d} belongs to a deal in "
+                    f"{expected}; record it in the deal's currency.",
+                )
+            )
+            continue
+        by_deal[payment.deal_id].append(
+            EnginePayment(payment.deal_id, payment.received_on, Decimal(payment.amount))
+        )
+    return DealPayments(
+        {deal_id: tuple(rows) for deal_id, rows in by_deal.items()}, mismatches
+    )
 
 
 # Stored statements and calculation runs, for the commission pages.

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from compensation import calculation_batch as batch
 from compensation import selectors
 from compensation.crediting import DealInput, FxRates, credit_deals, rate_date
 from compensation.engine import (
@@ -34,7 +35,6 @@ from compensation.engine import (
     FxRateDate,
     ParamsError,
     Payee,
-    PayoutTiming,
     PlanTerms,
     Statement,
     TeamMember,
@@ -43,11 +43,19 @@ from compensation.engine import (
 from compensation.engine.plans import plan_segments
 from compensation.models import PlanAssignment, PlanVersion
 from goals.calendar import DateRange, add_months
-from goals.selectors import member_quotas
+from goals.selectors import QuotaFigure, member_quotas
 from spm.models import Membership, Organization
 from spm.tenancy import get_current_organization
 
-__all__ = ["CalculationError", "Statement", "calculate_statement"]
+__all__ = [
+    "CalculationError",
+    "Statement",
+    "calculate_statement",
+    "calculate_statements",
+]
+
+# Loaded quotas: segment (start, end), then member id.
+QuotaFigures = dict[tuple[dt.date, dt.date], dict[int, QuotaFigure]]
 
 
 def _months_in(period: DateRange) -> int:
@@ -97,7 +105,10 @@ def _plan_terms(version: PlanVersion) -> PlanTerms:
 
 
 def _assignment(
-    row: PlanAssignment, versions: list[PlanVersion], member: Membership
+    row: PlanAssignment,
+    versions: list[PlanVersion],
+    member: Membership,
+    terms_of: Callable[[PlanVersion], PlanTerms] = _plan_terms,
 ) -> Assignment:
     target = row.target_incentive
     if target is not None and row.target_incentive_currency != row.plan.currency:
@@ -109,7 +120,7 @@ def _assignment(
     return Assignment(
         start=row.start_date,
         end=row.end_date,
-        versions=tuple(_plan_terms(version) for version in versions),
+        versions=tuple(terms_of(version) for version in versions),
         target_incentive=target,
         id=row.pk,
     )
@@ -164,14 +175,30 @@ def _needs_quota(terms: PlanTerms) -> bool:
     )
 
 
+def quota_segments(
+    assignments: list[Assignment], periods: list[tuple[dt.date, dt.date]]
+) -> list[tuple[dt.date, dt.date]]:
+    """Return the ``(start, end)`` of each segment that is paid on attainment."""
+    keys = []
+    for start, end in periods:
+        for found in plan_segments(start, end, tuple(assignments)):
+            key = (found.start, found.end)
+            if key not in keys and _needs_quota(found.terms):
+                keys.append(key)
+    return keys
+
+
 def _quotas(
     member: Membership,
     assignments: list[Assignment],
     periods: list[tuple[dt.date, dt.date]],
+    figures: QuotaFigures | None = None,
 ) -> dict[tuple[dt.date, dt.date], Decimal]:
     """Return the member's bookings quota of each segment paid on attainment.
 
-    Two queries per such segment (goals.selectors.member_quotas).
+    ``figures`` holds the quotas already loaded per segment (``(start,
+    end)``, then member id). Without it, two queries per such segment
+    (goals.selectors.member_quotas).
     """
     quotas = {}
     for start, end in periods:
@@ -179,7 +206,11 @@ def _quotas(
             key = (found.start, found.end)
             if key in quotas or not _needs_quota(found.terms):
                 continue
-            figure = member_quotas([member], found.start, found.end).get(member.pk)
+            if figures is None:
+                loaded = member_quotas([member], found.start, found.end)
+            else:
+                loaded = figures[key]
+            figure = loaded.get(member.pk)
             if figure is None:
                 continue
             if figure.currency and figure.currency != found.terms.currency:
@@ -227,31 +258,6 @@ def _credits_by_basis(
     return credits
 
 
-def _plans_and_draws(
-    member: Membership, period: DateRange
-) -> tuple[list[Assignment], list[DrawTerms]]:
-    """Load the member's assignments with their published versions, and draws."""
-    rows = selectors.member_assignments(member.pk, period.end)
-    versions = {}
-    if rows:
-        versions = selectors.published_versions({row.plan_id for row in rows})
-    assignments = [
-        _assignment(row, versions.get(row.plan_id, []), member) for row in rows
-    ]
-    draws = [
-        DrawTerms(
-            amount=draw.amount,
-            currency=draw.currency,
-            recoverable=draw.recoverable,
-            start=draw.start_date,
-            end=draw.end_date,
-            id=draw.pk,
-        )
-        for draw in selectors.member_draws(member.pk)
-    ]
-    return assignments, draws
-
-
 def _split_by_member(
     credits: dict[tuple[str, str], list[Credit]],
     member_id: int,
@@ -285,51 +291,73 @@ def calculate_statement(
     input is invalid: splits that do not add up to 100%, a missing exchange
     rate or a missing quota.
     """
+    result = calculate_statements([member], period, extra_deals)[member.pk]
+    if isinstance(result, CalculationError):
+        raise result
+    return result
+
+
+def calculate_statements(
+    members: Sequence[Membership],
+    period: DateRange,
+    extra_deals: Sequence[DealInput] = (),
+) -> dict[int, Statement | CalculationError]:
+    """Calculate the statements of several members for ``period``, in memory.
+
+    Returns each member's statement, or the ``CalculationError`` that stopped
+    it, by member id, so one member's bad data does not stop the others.
+    Every member gets the result ``calculate_statement`` gives them alone.
+    The rows are read once for all members, so the number of queries does
+    not grow with the number of members or deals. It grows only with the
+    number of distinct segments paid on attainment (two each, for quotas).
+    ``extra_deals`` are added to every member's stored deals.
+
+    Runs inside the members' organisation (``tenant_context``) and raises
+    ValueError for a member of another organisation or a period that is not
+    whole months.
+    """
     organization = get_current_organization()
-    if member.organization_id != organization.pk:
-        raise ValueError(f"{member} is not a member of {organization}.")
+    for member in members:
+        if member.organization_id != organization.pk:
+            raise ValueError(f"{member} is not a member of {organization}.")
     _months_in(period)
-    assignments, draws = _plans_and_draws(member, period)
-    terms = _all_terms(assignments)
+    results: dict[int, Statement | CalculationError] = {}
+    plans = batch.member_plans(members, period, results)
+    if not plans:
+        return results
+    inputs = batch.load_inputs(plans, period, organization, extra_deals)
+    for plan in plans:
+        try:
+            results[plan.member.pk] = _calculate_one(plan, inputs, organization)
+        except CalculationError as error:
+            results[plan.member.pk] = error
+    return results
 
-    # How far back the periods that carry into this one go.
-    on_payment = any(t.payout_timing != PayoutTiming.AT_CLOSE for t in terms)
-    earliest_paid_close = None
-    if on_payment:
-        earliest_paid_close = selectors.earliest_close_of_paid_deals(
-            member.pk, period.start, period.end
-        )
-    history_start = _history_start(period, assignments, draws, earliest_paid_close)
-    periods = _periods(period, history_start)
-    first_day = periods[0][0]
 
-    # The deals of the member and, for overrides, of their reporting tree.
-    tree = []
-    if any(c.kind == "override" for t in terms for c in t.components):
-        tree = selectors.reporting_tree(member.pk)
-    member_ids = {member.pk} | {pk for pk, _, _ in tree}
-    deals, cancellations = selectors.won_deals(
-        member_ids, first_day, period.end, organization.time_zone
-    )
-    deals += extra_deals
-    rates = _fx_rates(deals, terms, organization, first_day, period.end)
-    credits = _credits_by_basis(deals, terms, rates, organization)
-    own_credits, team = _split_by_member(credits, member.pk, tree)
+def _calculate_one(
+    plan: batch.MemberPlan, inputs: batch.Inputs, organization: Organization
+) -> Statement:
+    member = plan.member
+    terms = plan.terms
+    deals = plan.deals
+    rates = FxRates({})
+    if inputs.rates_needed(deals, terms, organization):
+        rates = inputs.rates
+    credits = inputs.credits_by_basis(deals, terms, rates, organization)
+    own_credits, team = _split_by_member(credits, member.pk, plan.tree)
     payments = {}
-    if on_payment and deals:
-        payments = selectors.deal_payments(
-            {deal.deal_id: deal.currency or organization.currency for deal in deals}
-        )
-
+    if plan.on_payment and deals:
+        payments = inputs.payments.of_deals({deal.deal_id for deal in deals})
+    quotas = _quotas(member, plan.assignments, plan.periods, inputs.quota_figures)
     payee = Payee(
         member_id=member.pk,
         name=str(member),
-        assignments=tuple(assignments),
+        assignments=tuple(plan.assignments),
         credits=own_credits,
         team=team,
-        quotas=_quotas(member, assignments, periods),
-        draws=tuple(draws),
-        cancellations=cancellations,
+        quotas=quotas,
+        draws=tuple(plan.draws),
+        cancellations=plan.cancellations,
         payments=payments,
     )
-    return calculate_periods(payee, periods)[-1]
+    return calculate_periods(payee, plan.periods)[-1]

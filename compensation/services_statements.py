@@ -7,26 +7,25 @@ locked: when a new calculation of its period pays a different total, the
 difference goes to the member's next draft statement as an adjustment line.
 Manual lines and adjustment lines already on a draft are kept by a rerun.
 
-Each member's statement is written in its own transaction, and the run's
-progress is saved after each member, so the statements page can show how far
-a run has got. Every other write here is one transaction with an audit log
-entry.
+A run works through the members in batches (``batch_size``). Each batch
+is calculated from one load of its rows and stored in one transaction by
+compensation.statement_store, and the run's progress is saved after each
+batch, so the statements page can show how far a run has got. Every other
+write here is one transaction with an audit log entry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
+import math
 from decimal import Decimal
 
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from compensation import payout_diff
-from compensation.engine import StatementLine as EngineLine
 from compensation.engine.types import CalculationError
 from compensation.models import (
     CalculationRun,
@@ -35,8 +34,13 @@ from compensation.models import (
     Statement,
     StatementLine,
 )
-from compensation.services import calculate_statement
-from goals.calendar import DateRange, add_months
+from compensation.services import calculate_statement, calculate_statements
+from compensation.statement_store import (
+    _next_order,
+    _total_refresh,
+    store_statements,
+)
+from goals.calendar import DateRange
 from notifications.services import notify
 from spm.access import visible_member_ids
 from spm.models import Membership, Organization, User
@@ -47,7 +51,9 @@ logger = logging.getLogger(__name__)
 Status = Statement.Status
 Kind = StatementLine.Kind
 ZERO = Decimal("0.00")
-_TIER = re.compile(r"in tier (.+?)(?= \+ | = |, |$)")
+# Members per batch of a calculation run (see batch_size).
+BATCH_MIN = 50
+BATCH_MAX = 1000
 
 
 class StatementError(ValueError):
@@ -66,15 +72,6 @@ def period_label(period_start: dt.date, period_end: dt.date) -> str:
     return Statement(period_start=period_start, period_end=period_end).period_label
 
 
-def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
-
-
-def _tier_text(explanation: str) -> str:
-    """Return the tiers an explanation names ("0-100%, 100-150%"), or ""."""
-    return ", ".join(dict.fromkeys(_TIER.findall(explanation)))
-
-
 def _statement_snapshot(statement: Statement) -> dict:
     return {
         "member": str(statement.member),
@@ -83,25 +80,6 @@ def _statement_snapshot(statement: Statement) -> dict:
         "total": str(statement.total),
         "currency": statement.currency,
     }
-
-
-def _total_refresh(statement: Statement) -> None:
-    """Set the statement's total to the exact sum of its lines, and save it."""
-    total = StatementLine.objects.filter(statement=statement).aggregate(
-        total=Sum("amount")
-    )["total"]
-    statement.total = total if total is not None else ZERO
-    statement.save(update_fields=["total"])
-
-
-def _next_order(statement: Statement) -> int:
-    last = (
-        StatementLine.objects.filter(statement=statement)
-        .order_by("-order")
-        .values_list("order", flat=True)
-        .first()
-    )
-    return 0 if last is None else last + 1
 
 
 def _members_to_calculate(period: DateRange) -> list[Membership]:
@@ -116,173 +94,25 @@ def _members_to_calculate(period: DateRange) -> list[Membership]:
     )
 
 
-def _line_rows(computed, statement: Statement) -> list[StatementLine]:
-    shares = {credit.deal_id: credit.share for credit in computed.credits}
-    return [
-        _line_row(line, order, shares.get(line.deal_id), statement)
-        for order, line in enumerate(computed.lines)
-    ]
+def batch_size(member_count: int) -> int:
+    """Return how many members to calculate and store per transaction.
 
-
-def _line_row(
-    line: EngineLine, order: int, share: Decimal | None, statement: Statement
-) -> StatementLine:
-    return StatementLine(
-        organization_id=statement.organization_id,
-        statement=statement,
-        order=order,
-        kind=Kind.NORMAL,
-        line_type=line.kind,
-        component_id=line.component_id,
-        component_name=line.component,
-        plan_version_id=line.plan_version_id,
-        plan_version_label=line.plan_version,
-        deal_id=line.deal_id,
-        deal_name=line.deal_name,
-        credit_date=line.date,
-        credit_share=share,
-        base_amount=line.base,
-        rate=line.rate,
-        tier=_tier_text(line.explanation),
-        explanation=line.explanation,
-        amount=line.amount,
-    )
-
-
-def _next_draft(statement: Statement) -> Statement:
-    """Return the member's first draft after ``statement``, creating the next one."""
-    draft = (
-        Statement.objects.select_for_update()
-        .filter(
-            member_id=statement.member_id,
-            status=Status.DRAFT,
-            period_start__gte=statement.period_end,
-        )
-        .order_by("period_start")
-        .first()
-    )
-    if draft is not None:
-        return draft
-    months = (
-        (statement.period_end.year - statement.period_start.year) * 12
-        + statement.period_end.month
-        - statement.period_start.month
-    )
-    start = statement.period_end
-    end = add_months(start, months)
-    # A later period can exist only if it was approved too; skip past those.
-    while Statement.objects.filter(
-        member_id=statement.member_id, period_start=start, period_end=end
-    ).exists():
-        start, end = end, add_months(end, months)
-    return Statement.objects.create(
-        organization_id=statement.organization_id,
-        member_id=statement.member_id,
-        period_start=start,
-        period_end=end,
-        currency=statement.currency,
-    )
-
-
-def _adjust_locked(
-    locked: Statement, computed_total: Decimal, run: CalculationRun, actor
-) -> StatementLine | None:
-    """Carry a change to a locked statement's total to the next draft, if any.
-
-    The difference is taken against the locked calculated lines plus every
-    adjustment already written for the period, so a rerun adds nothing twice.
+    About twenty batches per run, so the progress bar moves, but at least
+    BATCH_MIN members, so a small organisation takes one batch, and at most
+    BATCH_MAX, which bounds the memory of one batch.
     """
-    calculated = (
-        StatementLine.objects.filter(statement=locked, kind=Kind.NORMAL).aggregate(
-            total=Sum("amount")
-        )["total"]
-        or ZERO
-    )
-    carried = (
-        StatementLine.objects.filter(
-            kind=Kind.ADJUSTMENT,
-            statement__member_id=locked.member_id,
-            adjusts_period_start=locked.period_start,
-            adjusts_period_end=locked.period_end,
-        ).aggregate(total=Sum("amount"))["total"]
-        or ZERO
-    )
-    difference = computed_total - calculated - carried
-    if difference == 0:
-        return None
-    draft = _next_draft(locked)
-    reason = (
-        f"the recalculated total is {_money(computed_total)} {locked.currency}, "
-        f"{_money(calculated + carried)} was already paid or carried"
-    )
-    line = StatementLine.objects.create(
-        organization_id=locked.organization_id,
-        statement=draft,
-        order=_next_order(draft),
-        kind=Kind.ADJUSTMENT,
-        line_type="adjustment",
-        explanation=f"adjustment for {locked.period_label}: {reason}",
-        amount=difference,
-        reason=reason,
-        adjusts_period_start=locked.period_start,
-        adjusts_period_end=locked.period_end,
-    )
-    draft.run = run
-    draft.save(update_fields=["run"])
-    _total_refresh(draft)
-    audit_log_write(
-        organization=locked.organization,
-        actor=actor,
-        action="compensation.statement_adjusted",
-        obj=draft,
-        old={"locked_statement": str(locked.public_id)},
-        new={"amount": str(difference), "explanation": line.explanation},
-    )
-    return line
+    return min(BATCH_MAX, max(BATCH_MIN, math.ceil(member_count / 20)))
 
 
-@transaction.atomic
 def _store_member(
     member: Membership, period: DateRange, run: CalculationRun, actor
 ) -> tuple[str, StatementLine | None]:
-    """Store one member's calculation; return what happened and any adjustment."""
+    """Calculate and store one member's statement, and return what happened.
+
+    Raises CalculationError when the member's data is invalid.
+    """
     computed = calculate_statement(member, period)
-
-    statement = (
-        Statement.objects.select_for_update()
-        .filter(member=member, period_start=period.start, period_end=period.end)
-        .first()
-    )
-    if statement is not None and statement.is_locked:
-        payout_diff.snapshot_store(statement=statement, run=run, computed=computed)
-        return "locked", _adjust_locked(statement, computed.total, run, actor)
-
-    if statement is None:
-        statement = Statement(
-            organization_id=member.organization_id,
-            member=member,
-            period_start=period.start,
-            period_end=period.end,
-        )
-    statement.currency = computed.currency
-    statement.notes = list(computed.notes)
-    statement.run = run
-    statement.calculated_at = timezone.now()
-    statement.save()
-
-    StatementLine.objects.filter(statement=statement, kind=Kind.NORMAL).delete()
-    # Calculated lines come first. Kept manual and adjustment lines follow them.
-    kept_lines = list(
-        StatementLine.objects.filter(statement=statement).order_by("order", "pk")
-    )
-    rows = _line_rows(computed, statement)
-    for offset, line in enumerate(kept_lines, start=len(rows)):
-        line.order = offset
-    StatementLine.objects.bulk_update(kept_lines, ["order"])
-    StatementLine.objects.bulk_create(rows)
-    _total_refresh(statement)
-    payout_diff.snapshot_store(statement=statement, run=run, computed=computed)
-    return "calculated", None
+    return store_statements([(member, computed)], period, run, actor)[0]
 
 
 def _run_update(run: CalculationRun, **fields) -> None:
@@ -359,21 +189,28 @@ def statements_calculate(
     counts = {"calculated": 0, "locked": 0, "adjustments": 0}
     errors = []
     try:
-        for done, member in enumerate(members, start=1):
-            try:
-                outcome, adjustment = _store_member(member, period, run, actor)
-            except CalculationError as error:
-                logger.warning(
-                    "Statement of member %s for %s not calculated: %s",
-                    member.pk,
-                    period.label,
-                    error,
-                    extra={"organization_id": organization.pk, "run_id": run.pk},
-                )
-                errors.append({"member": str(member), "message": str(error)})
-            else:
+        size = batch_size(len(members))
+        for start in range(0, len(members), size):
+            batch = members[start : start + size]
+            results = calculate_statements(batch, period)
+            computed = []
+            for member in batch:
+                result = results[member.pk]
+                if isinstance(result, CalculationError):
+                    logger.warning(
+                        "Statement of member %s for %s not calculated: %s",
+                        member.pk,
+                        period.label,
+                        result,
+                        extra={"organization_id": organization.pk, "run_id": run.pk},
+                    )
+                    errors.append({"member": str(member), "message": str(result)})
+                else:
+                    computed.append((member, result))
+            for outcome, adjustment in store_statements(computed, period, run, actor):
                 counts[outcome] += 1
                 counts["adjustments"] += adjustment is not None
+            done = start + len(batch)
             _run_update(
                 run,
                 progress=done * 100 // len(members),

@@ -1,0 +1,605 @@
+"""Storing calculated statements: many members per transaction, few queries.
+
+``store_statements`` writes what ``calculate_statements`` computed for a
+batch of members in one transaction. The calculated lines of a draft that
+changed are replaced, with one DELETE and one INSERT for the whole batch,
+and a line equal in every column stays as it is. An approved or paid
+statement is locked, and a changed total goes to the member's next draft
+as an adjustment line, one member at a time. Manual and adjustment lines
+already on a draft are kept and follow the new calculated lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from compensation import payout_diff
+from compensation.engine import Statement as ComputedStatement
+from compensation.engine import StatementLine as EngineLine
+from compensation.models import (
+    CalculationRun,
+    Dispute,
+    Statement,
+    StatementLine,
+    StatementSnapshot,
+)
+from goals.calendar import DateRange, add_months
+from spm.models import Membership
+from spm.services import audit_log_write
+
+Status = Statement.Status
+Kind = StatementLine.Kind
+ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+_TIER = re.compile(r"in tier (.+?)(?= \+ | = |, |$)")
+
+# Rows per INSERT or UPDATE of lines, snapshots or drafts, which bounds the
+# size of one SQL statement.
+INSERT_CHUNK = 10_000
+
+# The columns that differ between calculated lines, in the order of
+# ``_line_values``. ``_line_constants`` fills the others.
+_LINE_FIELDS = (
+    "statement_id",
+    "order",
+    "line_type",
+    "component_id",
+    "component_name",
+    "plan_version_id",
+    "plan_version_label",
+    "deal_id",
+    "deal_name",
+    "credit_date",
+    "credit_share",
+    "base_amount",
+    "rate",
+    "tier",
+    "explanation",
+    "amount",
+)
+
+# The position in ``_LINE_FIELDS`` of each numeric column, and its scale.
+_DECIMAL_SCALES = tuple(
+    (
+        _LINE_FIELDS.index(name),
+        Decimal(1).scaleb(-StatementLine._meta.get_field(name).decimal_places),
+    )
+    for name in ("credit_share", "base_amount", "rate", "amount")
+)
+
+_SNAPSHOT_FIELDS = (
+    "organization_id",
+    "statement_id",
+    "run_id",
+    "total",
+    "currency",
+    "deals",
+    "other_lines",
+    "created_at",
+)
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}"
+
+
+def _tier_text(explanation: str) -> str:
+    """Return the tiers an explanation names ("0-100%, 100-150%"), or ""."""
+    if "in tier " not in explanation:
+        return ""
+    return ", ".join(dict.fromkeys(_TIER.findall(explanation)))
+
+
+def _total_refresh(statement: Statement) -> None:
+    """Set the statement's total to the exact sum of its lines, and save it."""
+    total = StatementLine.objects.filter(statement=statement).aggregate(
+        total=Sum("amount")
+    )["total"]
+    statement.total = total if total is not None else ZERO
+    statement.save(update_fields=["total"])
+
+
+def _next_order(statement: Statement) -> int:
+    last = (
+        StatementLine.objects.filter(statement=statement)
+        .order_by("-order")
+        .values_list("order", flat=True)
+        .first()
+    )
+    return 0 if last is None else last + 1
+
+
+def _next_draft(statement: Statement) -> Statement:
+    """Return the member's first draft after ``statement``, creating the next one."""
+    draft = (
+        Statement.objects.select_for_update()
+        .filter(
+            member_id=statement.member_id,
+            status=Status.DRAFT,
+            period_start__gte=statement.period_end,
+        )
+        .order_by("period_start")
+        .first()
+    )
+    if draft is not None:
+        return draft
+    months = (
+        (statement.period_end.year - statement.period_start.year) * 12
+        + statement.period_end.month
+        - statement.period_start.month
+    )
+    start = statement.period_end
+    end = add_months(start, months)
+    # A later period can exist only if it was approved too; skip past those.
+    while Statement.objects.filter(
+        member_id=statement.member_id, period_start=start, period_end=end
+    ).exists():
+        start, end = end, add_months(end, months)
+    return Statement.objects.create(
+        organization_id=statement.organization_id,
+        member_id=statement.member_id,
+        period_start=start,
+        period_end=end,
+        currency=statement.currency,
+    )
+
+
+def _adjust_locked(
+    locked: Statement,
+    computed_total: Decimal,
+    run: CalculationRun,
+    actor,
+    calculated: Decimal,
+    carried: Decimal,
+) -> StatementLine | None:
+    """Carry a change to a locked statement's total to the next draft, if any.
+
+    The difference is taken against the locked statement's ``calculated``
+    lines plus every adjustment already ``carried`` for the period, so a
+    rerun adds nothing twice.
+    """
+    difference = computed_total - calculated - carried
+    if difference == 0:
+        return None
+    draft = _next_draft(locked)
+    reason = (
+        f"the recalculated total is {_money(computed_total)} {locked.currency}, "
+        f"{_money(calculated + carried)} was already paid or carried"
+    )
+    line = StatementLine.objects.create(
+        organization_id=locked.organization_id,
+        statement=draft,
+        order=_next_order(draft),
+        kind=Kind.ADJUSTMENT,
+        line_type="adjustment",
+        explanation=f"adjustment for {locked.period_label}: {reason}",
+        amount=difference,
+        reason=reason,
+        adjusts_period_start=locked.period_start,
+        adjusts_period_end=locked.period_end,
+    )
+    draft.run = run
+    draft.save(update_fields=["run"])
+    _total_refresh(draft)
+    audit_log_write(
+        organization=locked.member.organization,
+        actor=actor,
+        action="compensation.statement_adjusted",
+        obj=draft,
+        old={"locked_statement": str(locked.public_id)},
+        new={"amount": str(difference), "explanation": line.explanation},
+    )
+    return line
+
+
+def _line_values(
+    line: EngineLine, order: int, share: Decimal | None, statement: Statement
+) -> tuple:
+    """Return a calculated line's column values, in the order of ``_LINE_FIELDS``."""
+    return (
+        statement.pk,
+        order,
+        line.kind,
+        line.component_id,
+        line.component,
+        line.plan_version_id,
+        line.plan_version,
+        line.deal_id,
+        line.deal_name,
+        line.date,
+        share,
+        line.base,
+        line.rate,
+        _tier_text(line.explanation),
+        line.explanation,
+        line.amount,
+    )
+
+
+def _line_constants(organization_id: int, now) -> dict[str, tuple[str, list]]:
+    """Return the SQL and parameters of the columns every calculated line shares."""
+    return {
+        "organization_id": ("%s", [organization_id]),
+        # PostgreSQL's random UUID, a version 4 UUID like uuid.uuid4.
+        "public_id": ("gen_random_uuid()", []),
+        "kind": ("%s", [Kind.NORMAL]),
+        "reason": ("%s", [""]),
+        "created_at": ("%s", [now]),
+    }
+
+
+def _json_rows_insert_sql(
+    model,
+    field_names: tuple[str, ...],
+    conflict: tuple[str, ...] = (),
+    constants: dict[str, tuple[str, list]] | None = None,
+) -> tuple[str, list]:
+    """Return an INSERT of ``model`` rows from a JSON array, and its parameters.
+
+    Each row is an array in the order of ``field_names``. A JSON column takes
+    its element as it is, and any other column casts the element's text to
+    its type. ``constants`` maps other columns to the SQL and parameters of
+    a value that every row shares. With ``conflict`` (the columns of a
+    unique constraint), a row that exists already is updated with the new
+    values instead. The JSON array is the last parameter, after the
+    returned ones.
+
+    One parameter carries any number of rows, which psycopg's client-side
+    binding quotes in one pass, and the statement goes through the
+    row-level security wrapper like any other query, which COPY would not.
+    """
+    constants = constants or {}
+    quote = connection.ops.quote_name
+    columns = []
+    values = []
+    params = []
+    for name, (sql, sql_params) in constants.items():
+        columns.append(quote(model._meta.get_field(name).column))
+        values.append(sql)
+        params.extend(sql_params)
+    for index, name in enumerate(field_names):
+        field = model._meta.get_field(name)
+        columns.append(quote(field.column))
+        db_type = field.db_type(connection)
+        if db_type == "jsonb":
+            values.append(f"(row -> {index})")
+        else:
+            values.append(f"(row ->> {index})::{db_type}")
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM jsonb_array_elements(%s::jsonb) AS row"
+    )
+    if conflict:
+        keys = [quote(model._meta.get_field(name).column) for name in conflict]
+        updates = [
+            f"{quote(model._meta.get_field(name).column)} = "
+            f"EXCLUDED.{quote(model._meta.get_field(name).column)}"
+            for name in field_names
+            if name not in conflict and name != "created_at"
+        ]
+        sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
+    return sql, params
+
+
+def _json_rows_insert(sql: str, rows: list, params: list | None = None) -> None:
+    """Run ``sql`` with ``params`` and each INSERT_CHUNK of ``rows`` as JSON."""
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            # Decimals, dates and UUIDs go as their exact text.
+            cursor.execute(sql, [*(params or []), json.dumps(chunk, default=str)])
+
+
+def _drafts_update(statements: list[Statement]) -> None:
+    """Save the recalculated fields of existing drafts. One UPDATE per chunk."""
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(Statement._meta.db_table)} AS statement SET "
+        "currency = row ->> 1, notes = row -> 2, run_id = (row ->> 3)::bigint, "
+        "calculated_at = (row ->> 4)::timestamp with time zone, "
+        "total = (row ->> 5)::numeric "
+        "FROM jsonb_array_elements(%s::jsonb) AS row "
+        "WHERE statement.id = (row ->> 0)::bigint"
+    )
+    rows = [
+        (
+            statement.pk,
+            statement.currency,
+            statement.notes,
+            statement.run_id,
+            statement.calculated_at,
+            statement.total,
+        )
+        for statement in statements
+    ]
+    _json_rows_insert(sql, rows)
+
+
+def _snapshots_store(
+    computed: list[tuple[Statement, ComputedStatement]],
+    run: CalculationRun,
+    now,
+) -> None:
+    """Store what ``run`` computed for each statement; a rerun replaces it.
+
+    The same rows as payout_diff.snapshot_store, for many statements at once.
+    """
+    rows = []
+    for statement, result in computed:
+        deals, other_lines = payout_diff.snapshot_content(result)
+        rows.append(
+            (
+                statement.organization_id,
+                statement.pk,
+                run.pk,
+                result.total,
+                result.currency,
+                deals,
+                other_lines,
+                now,
+            )
+        )
+    sql, params = _json_rows_insert_sql(
+        StatementSnapshot,
+        _SNAPSHOT_FIELDS,
+        conflict=("organization_id", "statement_id", "run_id"),
+    )
+    _json_rows_insert(sql, rows, params)
+
+
+def _lines_delete(line_ids: list[int]) -> None:
+    """Delete these statement lines, unlinking their disputes.
+
+    A dispute keeps its own copy of the line, so its link is set to NULL as
+    the foreign key's SET_NULL does, but without loading the lines first.
+    """
+    if not line_ids:
+        return
+    Dispute.objects.filter(line_id__in=line_ids).update(line=None)
+    table = connection.ops.quote_name(StatementLine._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s::bigint[])", [line_ids])
+
+
+def _as_stored(values: tuple) -> tuple:
+    """Return a line's ``_line_values`` as the database returns them once stored.
+
+    The numeric columns round half away from zero to their scale.
+    """
+    stored = list(values)
+    for index, scale in _DECIMAL_SCALES:
+        if stored[index] is not None:
+            stored[index] = stored[index].quantize(scale, rounding=ROUND_HALF_UP)
+    return tuple(stored)
+
+
+StoredLines = dict[int, list[tuple[int, tuple]]]
+OtherLines = dict[int, list[tuple[int, int, Decimal]]]
+
+
+def _draft_lines(statement_ids: list[int]) -> tuple[StoredLines, OtherLines]:
+    """Return the drafts' calculated lines and their other lines. One query.
+
+    The first maps a statement id to its calculated lines as ``(id,
+    _line_values)``, the second to its manual and adjustment lines as
+    ``(id, order, amount)``, each in line order.
+    """
+    calculated: StoredLines = defaultdict(list)
+    others: OtherLines = defaultdict(list)
+    order_index = _LINE_FIELDS.index("order")
+    amount_index = _LINE_FIELDS.index("amount")
+    # The statement ids come from the organisation's own statements, so the
+    # tenant filter is left out. With it and statistics from before a large
+    # run, PostgreSQL combined the organisation index with the statement
+    # index and read an index entry for every line of the organisation.
+    rows = (
+        StatementLine.unscoped.filter(statement_id__in=statement_ids)
+        .order_by("order", "pk")
+        .values_list("pk", "kind", *_LINE_FIELDS)
+    )
+    for pk, kind, *values in rows:
+        statement_id = values[0]
+        if kind == Kind.NORMAL:
+            calculated[statement_id].append((pk, tuple(values)))
+        else:
+            others[statement_id].append((pk, values[order_index], values[amount_index]))
+    return calculated, others
+
+
+def _lines_reorder(orders: list[tuple[int, int]]) -> None:
+    """Set the ``order`` of lines, given as ``(id, order)``. One UPDATE."""
+    if not orders:
+        return
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(StatementLine._meta.db_table)} AS line "
+        'SET "order" = (row ->> 1)::integer '
+        "FROM jsonb_array_elements(%s::jsonb) AS row "
+        "WHERE line.id = (row ->> 0)::bigint"
+    )
+    _json_rows_insert(sql, orders)
+
+
+def _changed_lines(
+    old: list[tuple[int, tuple]], new: list[tuple]
+) -> tuple[list[int], list[tuple]]:
+    """Compare stored calculated lines with new ones, position by position.
+
+    Returns the ids of the stored lines to delete and the new rows to
+    insert. A line that is the same in every column stays as it is, with
+    its id and any dispute linked to it.
+    """
+    stale = []
+    added = []
+    for index in range(max(len(old), len(new))):
+        stored = old[index] if index < len(old) else None
+        row = new[index] if index < len(new) else None
+        if stored is not None and row is not None and stored[1] == _as_stored(row):
+            continue
+        if stored is not None:
+            stale.append(stored[0])
+        if row is not None:
+            added.append(row)
+    return stale, added
+
+
+def _stored_amount(amount: Decimal) -> Decimal:
+    """Return ``amount`` as a numeric(18, 2) column stores it (half away from 0)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _locked_totals(
+    locked: list[Statement], period: DateRange
+) -> tuple[dict[int, Decimal], dict[int, Decimal]]:
+    """Return the locked statements' calculated totals, and what was carried.
+
+    The first maps a statement id to the sum of its calculated lines, the
+    second a member id to the adjustments already written for ``period``.
+    Two queries.
+    """
+    calculated = dict(
+        StatementLine.objects.filter(
+            statement_id__in=[statement.pk for statement in locked],
+            kind=Kind.NORMAL,
+        )
+        .order_by()
+        .values("statement_id")
+        .annotate(total=Sum("amount"))
+        .values_list("statement_id", "total")
+    )
+    carried = dict(
+        StatementLine.objects.filter(
+            kind=Kind.ADJUSTMENT,
+            statement__member_id__in=[statement.member_id for statement in locked],
+            adjusts_period_start=period.start,
+            adjusts_period_end=period.end,
+        )
+        .order_by()
+        .values("statement__member_id")
+        .annotate(total=Sum("amount"))
+        .values_list("statement__member_id", "total")
+    )
+    return calculated, carried
+
+
+@transaction.atomic
+def store_statements(
+    computed: list[tuple[Membership, ComputedStatement]],
+    period: DateRange,
+    run: CalculationRun,
+    actor,
+) -> list[tuple[str, StatementLine | None]]:
+    """Store the members' calculated statements of ``period``, in one transaction.
+
+    Returns, in the order of ``computed``, what happened to each member
+    ("calculated" or "locked") and the adjustment line a locked statement
+    got, if any. About ten queries, whatever the number of members, plus
+    one INSERT per ``INSERT_CHUNK`` lines and a few per locked
+    statement whose total changed.
+    """
+    if not computed:
+        return []
+    existing = {
+        statement.member_id: statement
+        for statement in Statement.objects.select_for_update().filter(
+            member_id__in=[member.pk for member, _ in computed],
+            period_start=period.start,
+            period_end=period.end,
+        )
+    }
+    now = timezone.now()
+    locked: list[tuple[Statement, ComputedStatement]] = []
+    drafts: list[tuple[Statement, ComputedStatement]] = []
+    new: list[tuple[Statement, ComputedStatement]] = []
+    for member, result in computed:
+        statement = existing.get(member.pk)
+        if statement is not None and statement.is_locked:
+            statement.member = member
+            locked.append((statement, result))
+            continue
+        if statement is None:
+            statement = Statement(
+                organization_id=member.organization_id,
+                member=member,
+                period_start=period.start,
+                period_end=period.end,
+            )
+            new.append((statement, result))
+        else:
+            drafts.append((statement, result))
+        statement.currency = result.currency
+        statement.notes = list(result.notes)
+        statement.run = run
+        statement.calculated_at = now
+
+    # Manual and adjustment lines stay, after the calculated lines.
+    stored: StoredLines = {}
+    other_lines: OtherLines = {}
+    if drafts:
+        stored, other_lines = _draft_lines([statement.pk for statement, _ in drafts])
+    reordered = []
+    for statement, result in drafts + new:
+        total = sum((_stored_amount(line.amount) for line in result.lines), ZERO)
+        statement_other_lines = other_lines.get(statement.pk, [])
+        for order, (pk, old_order, amount) in enumerate(
+            statement_other_lines, start=len(result.lines)
+        ):
+            total += amount
+            if old_order != order:
+                reordered.append((pk, order))
+        statement.total = total
+    if new:
+        Statement.objects.bulk_create([statement for statement, _ in new])
+    if drafts:
+        _drafts_update([statement for statement, _ in drafts])
+
+    # Only the calculated lines that changed are replaced.
+    stale_ids = []
+    rows = []
+    for statement, result in drafts + new:
+        shares = {credit.deal_id: credit.share for credit in result.credits}
+        new_rows = [
+            _line_values(line, order, shares.get(line.deal_id), statement)
+            for order, line in enumerate(result.lines)
+        ]
+        stale, added = _changed_lines(stored.get(statement.pk, []), new_rows)
+        stale_ids += stale
+        rows += added
+    _lines_delete(stale_ids)
+    _lines_reorder(reordered)
+    if rows:
+        organization_id = computed[0][0].organization_id
+        sql, params = _json_rows_insert_sql(
+            StatementLine,
+            _LINE_FIELDS,
+            constants=_line_constants(organization_id, now),
+        )
+        _json_rows_insert(sql, rows, params)
+    _snapshots_store(locked + drafts + new, run, now)
+
+    adjustments: dict[int, StatementLine | None] = {}
+    if locked:
+        calculated, carried = _locked_totals([s for s, _ in locked], period)
+        for statement, result in locked:
+            adjustments[statement.member_id] = _adjust_locked(
+                statement,
+                result.total,
+                run,
+                actor,
+                calculated.get(statement.pk) or ZERO,
+                carried.get(statement.member_id) or ZERO,
+            )
+    locked_ids = {statement.member_id for statement, _ in locked}
+    return [
+        ("locked", adjustments[member.pk])
+        if member.pk in locked_ids
+        else ("calculated", None)
+        for member, _ in computed
+    ]
