@@ -173,7 +173,8 @@ class LeadListApi(_LeadApi):
         payload = LeadInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            with config_scope(self.organization.pk):
+            version = getattr(request.auth, "config_version", None)
+            with config_scope(self.organization.pk, version=version):
                 result = services.lead_intake(
                     organization=self.organization,
                     fields=payload.validated_data,

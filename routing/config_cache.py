@@ -55,20 +55,29 @@ def config_version(organization_id: int) -> int | None:
     """Return the organisation's configuration version, or None without triggers.
 
     An organisation whose configuration never changed since the triggers
-    were installed has no row yet, and gets version 0.
+    were installed has no row yet, and gets version 0. The version table has
+    no row-level security, so the statement goes through the raw psycopg
+    cursor: it leaves the connection's tenant setting as it is, and query
+    counts do not see it.
     """
     if connection.vendor != "postgresql":
         return None
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         cursor.execute(VERSION_SQL, [organization_id])
         row = cursor.fetchone()
     return row[0] if row else 0
 
 
 @contextlib.contextmanager
-def config_scope(organization_id: int) -> Iterator[None]:
-    """Serve ``cached`` values of the organisation's current version inside."""
-    version = config_version(organization_id)
+def config_scope(organization_id: int, version: int | None = None) -> Iterator[None]:
+    """Serve ``cached`` values of the organisation's current version inside.
+
+    ``version`` is a version the caller has just read, such as the API key
+    lookup's, to save reading it again.
+    """
+    if version is None:
+        version = config_version(organization_id)
     if version is None:
         yield
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
@@ -12,8 +14,9 @@ from allauth.usersessions.models import UserSession
 from django.apps import apps
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import ProtectedError
+from django.db.models.expressions import RawSQL
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -460,22 +463,76 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
 def api_key_lookup(key: str) -> ApiKey | None:
     """Find the live key matching ``key``, across all organisations (system code).
 
-    ``last_used_at`` is refreshed at most once a minute.
+    ``last_used_at`` is refreshed at most once a minute. A key found once is
+    kept in process memory with its organisation's configuration version
+    (``routing.config_cache``), which revoking or deleting the key moves. So
+    later requests read only that version, and a revoked key stops working at
+    once. The returned key's ``config_version`` is that version, or None on a
+    database without the version triggers. The key and its organisation are
+    shared between requests, so callers must not change them.
     """
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != API_KEY_PREFIX:
         return None
-    with system_context():
-        api_key = (
-            ApiKey.unscoped.select_related("organization")
-            .filter(key_hash=_hash_key(key), revoked_at__isnull=True)
-            .first()
-        )
-        now = timezone.now()
-        if api_key is not None and (
-            api_key.last_used_at is None
-            or now - api_key.last_used_at >= API_KEY_USE_RESOLUTION
-        ):
-            # A busy key would otherwise cost a write on every request.
+    key_hash = _hash_key(key)
+    api_key = _api_key_kept(key_hash)
+    if api_key is None:
+        with system_context():
+            api_key = (
+                ApiKey.unscoped.select_related("organization")
+                .annotate(config_version=RawSQL(_KEY_VERSION_SQL, []))
+                .filter(key_hash=key_hash, revoked_at__isnull=True)
+                .first()
+            )
+        if api_key is not None and connection.vendor != "postgresql":
+            # No triggers move the version there, so nothing is kept.
+            api_key.config_version = None
+        elif api_key is not None:
+            _api_key_keep(key_hash, api_key)
+    now = timezone.now()
+    if api_key is not None and (
+        api_key.last_used_at is None
+        or now - api_key.last_used_at >= API_KEY_USE_RESOLUTION
+    ):
+        # A busy key would otherwise cost a write on every request.
+        with system_context():
             ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
     return api_key
+
+
+# The key's configuration version, read in the statement that finds the key,
+# so the two belong to one snapshot of the database.
+_KEY_VERSION_SQL = (
+    "SELECT COALESCE(MAX(version), 0) FROM routing_configversion "
+    'WHERE organization_id = "spm_apikey"."organization_id"'
+)
+# API keys kept per process; the least recently used is dropped beyond this.
+API_KEYS_KEPT = 1000
+_api_keys: OrderedDict[str, ApiKey] = OrderedDict()
+_api_keys_lock = threading.Lock()
+
+
+def _api_key_kept(key_hash: str) -> ApiKey | None:
+    """Return the kept key when its organisation's version has not moved."""
+    from routing.config_cache import config_version
+
+    with _api_keys_lock:
+        api_key = _api_keys.get(key_hash)
+    if api_key is None:
+        return None
+    if config_version(api_key.organization_id) != api_key.config_version:
+        with _api_keys_lock:
+            _api_keys.pop(key_hash, None)
+        return None
+    with _api_keys_lock:
+        if key_hash in _api_keys:
+            _api_keys.move_to_end(key_hash)
+    return api_key
+
+
+def _api_key_keep(key_hash: str, api_key: ApiKey) -> None:
+    with _api_keys_lock:
+        _api_keys[key_hash] = api_key
+        while len(_api_keys) > API_KEYS_KEPT:
+            _api_keys.popitem(last=False)

@@ -13,6 +13,7 @@ from django.db import migrations, models
 # (table, column holding the organisation's id)
 CONFIG_TABLES = (
     ("spm_organization", "id"),
+    ("spm_apikey", "organization_id"),
     ("spm_membership", "organization_id"),
     ("goals_timeoff", "organization_id"),
     ("routing_territory", "organization_id"),
@@ -54,9 +55,13 @@ $$;
 
 TRIGGER_SQL = """
 CREATE TRIGGER routing_config_touch
-AFTER INSERT OR UPDATE OR DELETE ON {table}
+AFTER INSERT OR UPDATE{columns} OR DELETE ON {table}
 FOR EACH ROW EXECUTE FUNCTION routing_config_touch('{column}');
 """
+
+# Updates of other columns leave the version alone. An API key's
+# ``last_used_at`` changes once a minute while the key is in use.
+UPDATED_COLUMNS = {"spm_apikey": ("key_hash", "revoked_at", "organization_id")}
 
 
 def triggers_create(apps, schema_editor):
@@ -64,7 +69,11 @@ def triggers_create(apps, schema_editor):
         return
     schema_editor.execute(FUNCTION_SQL)
     for table, column in CONFIG_TABLES:
-        schema_editor.execute(TRIGGER_SQL.format(table=table, column=column))
+        updated = UPDATED_COLUMNS.get(table)
+        columns = f" OF {', '.join(updated)}" if updated else ""
+        schema_editor.execute(
+            TRIGGER_SQL.format(table=table, column=column, columns=columns)
+        )
 
 
 def triggers_drop(apps, schema_editor):

@@ -192,7 +192,8 @@ def test_warm_routing_reads_no_configuration(acme):
         and any(f'FROM "{table}"' in sql for table in config_tables)
     ]
     assert read_config == []
-    # The version, the savepoint, the lead's lock, the rotation's lock and
-    # update, the assignment, the lead's update and the savepoint's release.
-    # The notification runs after the commit, which a test never reaches.
-    assert len(statements) == 8, "\n".join(statements)
+    # The savepoint, the lead's lock, the rotation's lock and update, the
+    # assignment, the lead's update and the savepoint's release. The version
+    # is read on the raw cursor, which query counts do not see, and the
+    # notification runs after the commit, which a test never reaches.
+    assert len(statements) == 7, "\n".join(statements)

@@ -165,3 +165,46 @@ def test_last_used_refreshed_once_a_minute(personas):
             assert api_key_lookup(key).pk == api_key.pk
         api_key.refresh_from_db()
         assert api_key.last_used_at == start + dt.timedelta(seconds=expected)
+
+
+def test_kept_key_revoked_stops_at_once(client, personas):
+    """A key found before, and kept in memory, stops on the request after revoking."""
+    with tenant_context(personas.org):
+        api_key, key = api_key_create(
+            organization=personas.org, actor=personas.admin.user, name="Kept"
+        )
+    assert _api_get(client, key).status_code == 200
+    assert _api_get(client, key).status_code == 200
+
+    login(client, personas.admin)
+    client.post(_url("spm:api-key-revoke", key_id=api_key.public_id))
+    client.logout()
+
+    assert _api_get(client, key).status_code == 401
+
+
+def test_kept_key_found_without_query(personas, django_assert_num_queries):
+    with tenant_context(personas.org):
+        api_key, key = api_key_create(
+            organization=personas.org, actor=personas.admin.user, name="Kept"
+        )
+    api_key_lookup(key)
+
+    # The version check goes through the raw cursor, which query counts do
+    # not see; the key itself is not read again.
+    with django_assert_num_queries(0):
+        found = api_key_lookup(key)
+
+    assert found.pk == api_key.pk
+
+
+def test_kept_key_dropped_when_deleted(personas):
+    with tenant_context(personas.org):
+        api_key, key = api_key_create(
+            organization=personas.org, actor=personas.admin.user, name="Gone"
+        )
+    assert api_key_lookup(key) is not None
+
+    ApiKey.unscoped.filter(pk=api_key.pk).delete()
+
+    assert api_key_lookup(key) is None
