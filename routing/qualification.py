@@ -94,6 +94,9 @@ class QualifiedLead:
     # The settings the lead was qualified with, so that the duplicate check
     # of the same intake does not read them again.
     settings: QualificationSettings | None = None
+    # The ids of the accounts on the lead's domain, for routing's
+    # account-owner rule, or None when they were not read.
+    domain_account_ids: list[int] | None = None
 
 
 class _Fields:
@@ -226,16 +229,20 @@ def known_contact(email: str) -> Contact | None:
     )
 
 
-def customer_account(domain: str) -> Account | None:
+def customer_account(
+    domain: str, accounts: list[Account] | None = None
+) -> Account | None:
     """Return the account on ``domain`` with a won deal, or None.
 
     Among several, the oldest one with an owner wins, else the oldest.
+    ``accounts`` are the accounts on the domain when the caller has read them.
     """
     if not domain:
         return None
+    if accounts is None:
+        accounts = accounts_on_domain(domain)
     # Most leads match no account, so the won-deal check runs only for the
     # accounts found.
-    accounts = accounts_on_domain(domain)
     if not accounts:
         return None
     won = set(
@@ -280,7 +287,9 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
         or _competitor_reason(normalized, competitors)
         or (f"Disqualify rule: {rule_reason}" if rule_reason else "")
     )
-    account = None if reason else customer_account(normalized.get("domain") or "")
+    domain = normalized.get("domain") or ""
+    domain_accounts = accounts_on_domain(domain) if domain and not reason else None
+    account = None if reason else customer_account(domain, domain_accounts)
     contact = None if reason else known_contact(normalized.get("email") or "")
     status = Status.DISQUALIFIED if reason else status_for(scored["score"], settings)
     return QualifiedLead(
@@ -293,6 +302,9 @@ def lead_qualify(*, organization: Organization, fields: dict) -> QualifiedLead:
         intake=intake,
         prediction=prediction,
         settings=settings,
+        domain_account_ids=(
+            [row.pk for row in domain_accounts] if domain_accounts is not None else None
+        ),
         **scored,
     )
 

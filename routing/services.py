@@ -22,7 +22,7 @@ from activity.models import Lead
 from followups import triggers as followup_triggers
 from notifications.services import notify
 from routing import sla
-from routing.engine.decision import Decision, decide
+from routing.engine.decision import Decision, IntakeMatches, decide
 from routing.models import Assignment, IntakeRequest
 from routing.normalization import LeadInputError
 from routing.qualification import (
@@ -144,11 +144,12 @@ def lead_intake(
                     response_body=body,
                 )
             if qualified.route and duplicate is None:
-                match_ids = [
-                    _pk(qualified.customer_account),
-                    _pk(qualified.known_contact),
-                ]
-                _route_after_commit(organization.pk, lead.pk, match_ids)
+                matches = IntakeMatches(
+                    customer_account_id=_pk(qualified.customer_account),
+                    known_contact_id=_pk(qualified.known_contact),
+                    domain_account_ids=qualified.domain_account_ids,
+                )
+                _route_after_commit(organization.pk, lead.pk, matches)
     except IntegrityError:
         earlier = _stored_request(idempotency_key)
         if earlier is None:
@@ -174,13 +175,15 @@ def _pk(row) -> int | None:
 
 
 def _route_after_commit(
-    organization_id: int, lead_id: int, match_ids: list[int | None] | None = None
+    organization_id: int, lead_id: int, matches: IntakeMatches | None = None
 ) -> None:
     from routing.tasks import route_lead_task
 
     def send() -> None:
         try:
-            route_lead_task.delay(organization_id, lead_id, match_ids)
+            route_lead_task.delay(
+                organization_id, lead_id, matches.as_message() if matches else None
+            )
         except Exception:
             # The lead is committed and pending: the sweeper routes it.
             logger.exception(
@@ -199,13 +202,12 @@ def lead_route(
     *,
     lead_id: int,
     via: str = Assignment.Via.TASK,
-    match_ids: tuple[int | None, int | None] | None = None,
+    matches: IntakeMatches | None = None,
 ) -> Assignment | None:
     """Route a pending lead of the current organisation, once.
 
-    ``match_ids`` are the ids of the customer account and the known contact
-    that qualification stored, when the caller has them; otherwise they are
-    read from the lead's qualification.
+    ``matches`` are what intake's qualification found, when the caller has
+    them; otherwise the stored qualification is read.
 
     The lead row is locked first, so a task and the sweeper never route it
     at the same time. A lead that is no longer pending is left alone, and
@@ -219,15 +221,15 @@ def lead_route(
             return None
         if lead.routing_status != PENDING:
             return None
-        return _route_locked(lead, via, match_ids)
+        return _route_locked(lead, via, matches)
 
 
 def _route_locked(
-    lead: Lead, via: str, match_ids: tuple[int | None, int | None] | None = None
+    lead: Lead, via: str, matches: IntakeMatches | None = None
 ) -> Assignment:
     organization = get_current_organization()
     day = timezone.localdate(timezone.now(), organization.zoneinfo)
-    decision = decide(lead, day, stored_match_ids=match_ids)
+    decision = decide(lead, day, intake_matches=matches)
     # Stamped while the pool's rotation row is still locked, so the routing
     # times of one pool follow its rotation order.
     routed_at = timezone.now()

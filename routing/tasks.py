@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError
 
 from routing import model_services, services, sla
 from routing.config_cache import cached, config_scope
+from routing.engine.decision import IntakeMatches
 from spm.models import Organization, User
 from spm.tenancy import system_context, tenant_context
 
@@ -42,13 +43,13 @@ TASK_OPTIONS = {
 
 @shared_task(**TASK_OPTIONS)
 def route_lead_task(
-    organization_id: int, lead_id: int, match_ids: list[int | None] | None = None
+    organization_id: int, lead_id: int, matches: dict | None = None
 ) -> None:
     """Route the lead, once.
 
-    ``match_ids`` are the customer account's and known contact's ids that
-    intake's qualification found. Messages sent without them, and the
-    sweeper, read them from the stored qualification.
+    ``matches`` are what intake's qualification found
+    (``IntakeMatches.as_message``). Messages sent without them, and the
+    sweeper, read the stored qualification.
     """
     with config_scope(organization_id):
         organization = cached(
@@ -66,7 +67,7 @@ def route_lead_task(
         with tenant_context(organization):
             services.lead_route(
                 lead_id=lead_id,
-                match_ids=tuple(match_ids) if match_ids is not None else None,
+                matches=IntakeMatches.from_message(matches),
             )
 
 

@@ -111,14 +111,27 @@ def _owned_first(accounts: list[Account]) -> Account:
     return next((row for row in accounts if row.owner_id is not None), accounts[0])
 
 
-def account_for_lead(lead: Lead) -> AccountMatch | None:
+def account_for_lead(
+    lead: Lead, domain_account_ids: list[int] | None = None
+) -> AccountMatch | None:
     """Return the lead's account, preferring one with an owner, or None.
 
     The domain is tried first because names are ambiguous. Among several
     accounts with the same domain or name, the oldest owned one wins.
+    ``domain_account_ids`` are the ids of the accounts on the lead's domain
+    when intake has just read them; an empty list saves the domain query.
     """
     if lead.domain:
-        matches = accounts_on_domain(lead.domain)
+        if domain_account_ids is None:
+            matches = accounts_on_domain(lead.domain)
+        elif domain_account_ids:
+            matches = list(
+                Account.objects.filter(pk__in=domain_account_ids)
+                .select_related("owner")
+                .order_by("id")
+            )
+        else:
+            matches = []
         if matches:
             return AccountMatch(_owned_first(matches), "domain")
     key = company_key(lead.company) if lead.company else ""

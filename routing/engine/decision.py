@@ -22,7 +22,7 @@ not stored (routing/engine/preview.py).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from django.db.models import Subquery
@@ -58,6 +58,23 @@ class Decision:
     reason: str = ""
     candidates: list[dict] = field(default_factory=list)
     trace: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IntakeMatches:
+    """What intake's qualification found for a lead, sent to its routing task."""
+
+    customer_account_id: int | None = None
+    known_contact_id: int | None = None
+    # The accounts on the lead's domain, or None when intake did not read them.
+    domain_account_ids: list[int] | None = None
+
+    def as_message(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, message: dict | None) -> IntakeMatches | None:
+        return cls(**message) if message is not None else None
 
 
 def live_rules() -> list[RoutingRule]:
@@ -99,9 +116,15 @@ def _member_reason(member: Membership, day: dt.date) -> str:
     return reason
 
 
-def _account_owner(rule: RoutingRule, lead: Lead, day: dt.date, decision: Decision):
+def _account_owner(
+    rule: RoutingRule,
+    lead: Lead,
+    day: dt.date,
+    decision: Decision,
+    domain_account_ids: list[int] | None,
+):
     """Return the owner of the lead's account when available, else None."""
-    match = account_for_lead(lead)
+    match = account_for_lead(lead, domain_account_ids)
     if match is None:
         decision.trace.append(_step(rule, "passed", "no account matches the lead"))
         return None
@@ -129,12 +152,13 @@ def _apply(
     decision: Decision,
     dry_run: bool,
     simulation: Simulation | None = None,
+    domain_account_ids: list[int] | None = None,
 ) -> bool:
     """Apply a matching rule; return False when the next rule must be tried."""
     action = rule.action
     decision.method = action
     if action == RoutingRule.Action.ACCOUNT_OWNER:
-        owner = _account_owner(rule, lead, day, decision)
+        owner = _account_owner(rule, lead, day, decision, domain_account_ids)
         if owner is None:
             return False
         decision.outcome, decision.member = ASSIGNED, owner
@@ -273,7 +297,7 @@ def decide(
     customer_account: Account | None = None,
     known_contact: Contact | None = None,
     simulation: Simulation | None = None,
-    stored_match_ids: tuple[int | None, int | None] | None = None,
+    intake_matches: IntakeMatches | None = None,
 ) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
 
@@ -284,16 +308,21 @@ def decide(
 
     ``rules`` replaces the live rules, for trying a draft. A stored lead's
     customer account is read from its qualification, unless
-    ``stored_match_ids`` gives the ids of the customer account and the known
-    contact that qualification stored. A lead that is not stored (``pk``
-    None) uses ``customer_account`` and ``known_contact`` instead. The owner
+    ``intake_matches`` gives what intake's qualification found. A lead that
+    is not stored (``pk`` None) uses ``customer_account`` and
+    ``known_contact`` instead. The owner
     of a known contact comes first, then the owner of a customer account,
     then the rules. A ``simulation`` replaces the pools' stored rotations,
     for a backtest.
     """
     decision = Decision(outcome=QUEUED)
     if lead.pk:
-        account, contact = _stored_matches(lead, stored_match_ids)
+        ids = (
+            (intake_matches.customer_account_id, intake_matches.known_contact_id)
+            if intake_matches is not None
+            else None
+        )
+        account, contact = _stored_matches(lead, ids)
     else:
         account, contact = customer_account, known_contact
     if _contact_owner(contact, day, decision):
@@ -307,7 +336,13 @@ def decide(
             decision.trace.append(_step(rule, "no match", mismatch))
             continue
         decision.rule = rule
-        if _apply(rule, lead, day, decision, dry_run, simulation):
+        domain_account_ids = (
+            intake_matches.domain_account_ids if intake_matches is not None else None
+        )
+        applied = _apply(
+            rule, lead, day, decision, dry_run, simulation, domain_account_ids
+        )
+        if applied:
             return decision
         decision.rule = None
     decision.outcome, decision.member, decision.method = QUEUED, None, ""

@@ -138,7 +138,7 @@ def _scoring_rule_names() -> list[str]:
 
 def _route(org, **fields):
     lead = pending_lead(org, **fields)
-    route_lead_task.run(org.pk, lead.pk, [None, None])
+    route_lead_task.run(org.pk, lead.pk, {})
     lead.refresh_from_db()
     return lead.owner.display_name if lead.owner else "queue"
 
@@ -181,7 +181,7 @@ def test_warm_routing_reads_no_configuration(acme):
     lead = pending_lead(acme)
 
     with CaptureQueriesContext(connection) as queries:
-        route_lead_task.run(acme.pk, lead.pk, [None, None])
+        route_lead_task.run(acme.pk, lead.pk, {})
 
     statements = [query["sql"] for query in queries.captured_queries]
     config_tables = [table for table, _ in MIGRATION.CONFIG_TABLES]
@@ -197,3 +197,61 @@ def test_warm_routing_reads_no_configuration(acme):
     # is read on the raw cursor, which query counts do not see, and the
     # notification runs after the commit, which a test never reaches.
     assert len(statements) == 7, "\n".join(statements)
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """The arguments of the routing tasks that intake sends, instead of sending."""
+    sent = []
+    monkeypatch.setattr(route_lead_task, "delay", lambda *args: sent.append(args))
+    return sent
+
+
+def _post_lead(client, acme, email: str):
+    from spm.services import api_key_create
+
+    _, key = api_key_create(organization=acme, name="intake")
+    response = client.post(
+        "/api/v1/leads/",
+        {"email": email},
+        content_type="application/json",
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 201, response.content
+
+
+def test_intake_sends_accounts_on_domain(
+    client, acme, sent_tasks, django_capture_on_commit_callbacks
+):
+    from activity.models import Account
+    from routing.configuration import RuleSpec
+    from tests.routing.conftest import publish
+
+    owner = make_rep(acme, "Olga")
+    account = Account.objects.create(
+        organization=acme, name="Bosch", domain="bosch.de", owner=owner
+    )
+    publish(acme, RuleSpec(name="Accounts", action="account_owner"))
+    with django_capture_on_commit_callbacks(execute=True):
+        _post_lead(client, acme, "jane@bosch.de")
+        _post_lead(client, acme, "max@unknown-company.example")
+
+    (org_id, known_id, known), (_, new_id, new) = sent_tasks
+
+    assert known == {
+        "customer_account_id": None,
+        "known_contact_id": None,
+        "domain_account_ids": [account.pk],
+    }
+    assert new["domain_account_ids"] == []
+    route_lead_task.run(org_id, known_id, known)
+    with CaptureQueriesContext(connection) as queries:
+        route_lead_task.run(org_id, new_id, new)
+    from activity.models import Lead
+
+    assert Lead.objects.get(pk=known_id).owner == owner
+    assert Lead.objects.get(pk=new_id).owner is None
+    assert not any(
+        'FROM "activity_account"' in query["sql"]
+        for query in queries.captured_queries
+    )
