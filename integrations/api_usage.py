@@ -66,17 +66,22 @@ def record_call(connection_id: int, time_zone: str, at: float | None = None) -> 
         )
 
 
-def calls_in_burst_window(connection_id: int, at: float | None = None) -> int:
-    """Return the requests counted in the last ``BURST_WINDOW_SECONDS`` seconds.
+def calls_in_burst_window(
+    connection_id: int,
+    at: float | None = None,
+    window_seconds: int = BURST_WINDOW_SECONDS,
+) -> int:
+    """Return the requests counted in the last ``window_seconds`` seconds.
 
     The counters have one-second buckets, so the sum covers the current
-    second and the nine before it: up to one second more than a rolling
-    window, never less.
+    second and the ``window_seconds - 1`` before it: up to one second more
+    than a rolling window, never less. ``window_seconds`` is at most
+    ``SECOND_COUNTER_TTL``, because older buckets have expired.
     """
     now = int(time.time() if at is None else at)
     keys = [
         _second_key(connection_id, second)
-        for second in range(now - BURST_WINDOW_SECONDS + 1, now + 1)
+        for second in range(now - window_seconds + 1, now + 1)
     ]
     return sum(cache.get_many(keys).values())
 

@@ -1,16 +1,19 @@
-"""Checks that Salesforce and Pipedrive credentials work before they are saved.
+"""Checks that HubSpot, Salesforce and Pipedrive credentials work before saving.
 
 Each check sends one request, with no retries and a timeout of
 CHECK_TIMEOUT_SECONDS for connecting and for each read, so the connect form
 does not wait through the connectors' backoff. Redirects are not followed,
 so the credentials go only to the address that passed the URL check. Error
 messages carry the provider's own error text with every credential value
-masked, because the form shows them on the page.
+masked, because the form shows them on the page. A 404, 405 or 501, or a
+body that is not JSON, means the address is not the CRM's API, and the
+error names the address instead of blaming the credentials.
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -19,6 +22,9 @@ logger = logging.getLogger(__name__)
 # Connect and read timeout of each check request, in seconds.
 CHECK_TIMEOUT_SECONDS = 10
 MASK = "[hidden]"
+# Statuses that mean the request reached no API endpoint of the CRM: no such
+# path, a method the path does not take, or a server without the API.
+WRONG_ADDRESS_STATUSES = (404, 405, 501)
 
 
 class CredentialsRejected(Exception):
@@ -26,6 +32,33 @@ class CredentialsRejected(Exception):
 
     The message contains no credential, so pages may show it.
     """
+
+
+def hubspot_credentials_check(*, base_url: str, access_token: str) -> None:
+    """Read one owner with GET /crm/v3/owners, or raise CredentialsRejected."""
+    credential_values = (access_token,)
+    response = _send(
+        "GET",
+        base_url.rstrip("/") + "/crm/v3/owners?limit=1",
+        credential_values,
+        headers={
+            "Accept": "application/json",
+            "Authorization": f"Bearer {access_token}",
+        },
+    )
+    body = _api_json(response, "HubSpot", "API address")
+    if response.status_code < 400:
+        return
+    category = body.get("category") or f"HTTP {response.status_code}"
+    message = body.get("message") or "no message"
+    raise CredentialsRejected(
+        _masked(
+            f"HubSpot rejected the access token (HTTP {response.status_code}, "
+            f"{category}: {message}). Copy the token from the private app's "
+            "Auth tab and check that it has the crm.objects.owners.read scope.",
+            credential_values,
+        )
+    )
 
 
 def salesforce_credentials_check(
@@ -46,7 +79,7 @@ def salesforce_credentials_check(
         data=data,
         headers={"Accept": "application/json"},
     )
-    body = _json_object(response)
+    body = _api_json(response, "Salesforce", "login or My Domain address")
     if response.status_code < 400 and body.get("access_token"):
         return
     error = body.get("error") or f"HTTP {response.status_code}"
@@ -69,7 +102,7 @@ def pipedrive_credentials_check(*, base_url: str, api_token: str) -> None:
         credential_values,
         headers={"Accept": "application/json", "x-api-token": api_token},
     )
-    body = _json_object(response)
+    body = _api_json(response, "Pipedrive", "company API address")
     if response.status_code < 400 and body.get("success") is not False:
         return
     error = body.get("error") or body.get("message") or "no message"
@@ -108,12 +141,36 @@ def _send(
     return response
 
 
-def _json_object(response: requests.Response) -> dict:
+def _api_json(response: requests.Response, provider: str, field: str) -> dict:
+    """Return the response's JSON object, or raise when the address is wrong.
+
+    A JSON body that is not an object is returned as an empty dict.
+    """
+    address = _address(response.request.url)
+    if response.status_code in WRONG_ADDRESS_STATUSES:
+        raise CredentialsRejected(
+            f"{address} returned HTTP {response.status_code}, so it is not "
+            f"{provider}'s API. Check the {field}."
+        )
     try:
         body = response.json()
     except ValueError:
-        return {}
+        raise CredentialsRejected(
+            f"{address} returned HTTP {response.status_code} without a JSON "
+            f"body, so it is not {provider}'s API. Check the {field}."
+        ) from None
     return body if isinstance(body, dict) else {}
+
+
+def _address(url: str) -> str:
+    """Return ``url`` without user info, query and fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _masked(text: str, credential_values: tuple[str, ...]) -> str:

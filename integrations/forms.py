@@ -266,7 +266,11 @@ class ConnectionSettingsForm(forms.Form):
     base_url = forms.URLField(
         label="API address", max_length=300, assume_scheme="https"
     )
-    api_tier = forms.ChoiceField(label="Subscription", choices=ApiTier.choices)
+    api_tier = forms.ChoiceField(
+        label="HubSpot subscription",
+        choices=ApiTier.choices,
+        help_text="Sets the API limits the budget compares the calls against.",
+    )
     status = forms.ChoiceField(
         choices=[
             (CrmConnection.Status.ACTIVE, "Active: syncs every five minutes"),
@@ -318,16 +322,31 @@ class OwnerMappingForm(forms.Form):
         }
 
 
+# Help text of the CRM property field, by provider.
+CRM_PROPERTY_HELP = {
+    CrmConnection.Provider.HUBSPOT: (
+        "The property's internal name in HubSpot, such as dealtype."
+    ),
+    CrmConnection.Provider.SALESFORCE: (
+        "The field's API name in Salesforce, such as Type or Segment__c."
+    ),
+    CrmConnection.Provider.PIPEDRIVE: (
+        "The deal field's key in Pipedrive, such as the 40-character key of a "
+        "custom field (Company settings, Data fields)."
+    ),
+}
+
+
 class FieldMappingForm(forms.Form):
     object_type = forms.ChoiceField(choices=MAPPED_OBJECT_TYPES, initial="deals")
-    crm_property = forms.CharField(
-        label="CRM property",
-        max_length=255,
-        help_text="The property's internal name in the CRM, such as dealtype.",
-    )
+    crm_property = forms.CharField(label="CRM property", max_length=255)
     target = forms.ChoiceField(
         label="Attain field", choices=FieldMapping.Target.choices
     )
+
+    def __init__(self, *args, provider: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["crm_property"].help_text = CRM_PROPERTY_HELP[provider]
 
     def clean_crm_property(self) -> str:
         value = self.cleaned_data["crm_property"].strip()

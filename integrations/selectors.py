@@ -12,7 +12,7 @@ from django.utils import timezone
 from activity.models import Deal
 from compensation.models import CalculationRun
 from integrations import api_usage
-from integrations.connectors import base
+from integrations.connectors import base, pipedrive, salesforce
 from integrations.models import (
     ApiTier,
     CrmConnection,
@@ -128,34 +128,82 @@ def run_progress_data(run: SyncRun) -> dict:
 class ApiBudget:
     burst_used: int
     burst_limit: int
+    burst_window_seconds: int
     day_used: int
-    day_limit: int
+    # None where the CRM has no daily request limit that Attain can count.
+    day_limit: int | None
     day: dt.date
+    # The source of the limits, shown above the budget table.
+    limits_note: str
 
     @property
     def burst_percent(self) -> int:
         return min(100, round(100 * self.burst_used / self.burst_limit))
 
     @property
-    def day_percent(self) -> int:
+    def day_percent(self) -> int | None:
+        if self.day_limit is None:
+            return None
         return min(100, round(100 * self.day_used / self.day_limit))
 
 
 def api_budget(connection: CrmConnection, organization: Organization) -> ApiBudget:
     """Return the calls counted in the burst window and today against the limits.
 
-    "Today" is the calendar day in the organisation's time zone.
+    The limits are the provider's: HubSpot's by subscription tier, and the
+    request limits the Pipedrive and Salesforce connectors keep to. "Today"
+    is the calendar day in the organisation's time zone.
     """
-    # NOTE: HubSpot resets the daily limit at midnight in the HubSpot
-    # account's time zone, which may differ from the organisation's.
-    burst_limit, day_limit = API_LIMITS[connection.api_tier]
+    burst_limit, burst_window, day_limit, note = _provider_limits(connection)
     today = timezone.localdate(timezone=organization.zoneinfo)
     return ApiBudget(
-        burst_used=api_usage.calls_in_burst_window(connection.pk),
+        burst_used=api_usage.calls_in_burst_window(
+            connection.pk, window_seconds=burst_window
+        ),
         burst_limit=burst_limit,
+        burst_window_seconds=burst_window,
         day_used=api_usage.calls_on_day(connection.pk, today),
         day_limit=day_limit,
         day=today,
+        limits_note=note,
+    )
+
+
+def _provider_limits(connection: CrmConnection) -> tuple[int, int, int | None, str]:
+    """Return (burst limit, burst window in seconds, daily limit, note)."""
+    provider = connection.provider
+    if provider == CrmConnection.Provider.PIPEDRIVE:
+        # NOTE: higher Pipedrive plans allow larger bursts, but the
+        # connector does not learn the plan, so the lowest plan's limit applies.
+        burst_limit, window = pipedrive.API_TOKEN_LIMIT
+        return (
+            burst_limit,
+            int(window),
+            None,
+            f"Limit: {burst_limit} requests per {window:g} s per API token, "
+            "the burst limit the Pipedrive connector keeps to. Pipedrive's daily "
+            "limit is a budget of tokens per company, which depends on the plan "
+            "and is not counted in requests here.",
+        )
+    if provider == CrmConnection.Provider.SALESFORCE:
+        burst_limit, window = salesforce.REQUEST_LIMIT
+        return (
+            burst_limit,
+            int(window),
+            None,
+            f"Limit: Attain's own cap of {burst_limit} requests per "
+            f"{window:g} s, because Salesforce sets no short-window limit. "
+            "Salesforce's daily limit depends on the edition and licences, and "
+            f"a sync stops at {salesforce.MAX_API_USAGE:.0%} of it.",
+        )
+    # NOTE: HubSpot resets the daily limit at midnight in the HubSpot
+    # account's time zone, which may differ from the organisation's.
+    burst_limit, day_limit = API_LIMITS[connection.api_tier]
+    return (
+        burst_limit,
+        api_usage.BURST_WINDOW_SECONDS,
+        day_limit,
+        f"Limits of a {connection.get_api_tier_display()} HubSpot private app.",
     )
 
 

@@ -8,6 +8,7 @@ token.
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from integrations import sync
@@ -23,6 +24,28 @@ class SyncRejectedError(Exception):
 
 class FieldMappingError(Exception):
     """The field mapping conflicts with one the connection already has."""
+
+
+def sync_supported() -> bool:
+    """Return True when the database can run CRM syncs and webhook events.
+
+    The sync writers and the webhook record lock use PostgreSQL-only SQL
+    (``SET LOCAL``, ``json_to_recordset``, ``pg_advisory_xact_lock``).
+    """
+    return db_connection.vendor == "postgresql"
+
+
+def sync_unsupported_message() -> str:
+    """Return the notice shown where a sync or webhook event cannot run."""
+    if db_connection.vendor == "sqlite":
+        database = "SQLite (the demo)"
+    else:
+        database = db_connection.display_name
+    return (
+        f"CRM sync needs PostgreSQL; this instance runs on {database}. "
+        "Connections and mappings can be set up, but syncs and webhook events "
+        "are not applied."
+    )
 
 
 def _connection_values(connection: CrmConnection) -> dict:
@@ -71,15 +94,19 @@ def connection_update(
     actor: User | None,
     name: str,
     base_url: str,
-    api_tier: str,
     status: str,
+    api_tier: str | None = None,
     access_token: str = "",
 ) -> CrmConnection:
-    """Change a connection's settings, and its token when one is given."""
+    """Change a connection's settings, and its token when one is given.
+
+    ``api_tier`` None keeps the stored tier, which only HubSpot connections use.
+    """
     old = _connection_values(connection)
     connection.name = name
     connection.base_url = base_url
-    connection.api_tier = api_tier
+    if api_tier is not None:
+        connection.api_tier = api_tier
     connection.status = status
     if status == CrmConnection.Status.ACTIVE:
         connection.status_message = ""
@@ -108,9 +135,13 @@ def sync_now(*, connection: CrmConnection, actor: User | None) -> SyncRun:
 
     The first run of a connection is a full one, later ones incremental.
     Raise SyncRejectedError while another run of the connection is queued or
-    running and younger than ``RUN_STALE_AFTER``.
+    running and younger than ``RUN_STALE_AFTER``, and when the database is
+    not PostgreSQL.
     """
     from integrations import tasks
+
+    if not sync_supported():
+        raise SyncRejectedError(sync_unsupported_message())
 
     # Lock the connection row, so two clicks cannot both pass the check.
     CrmConnection.objects.select_for_update().filter(pk=connection.pk).first()

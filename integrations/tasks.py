@@ -59,7 +59,18 @@ def sync_run_task(organization_id: int, run_id: int) -> None:
 
 @shared_task(acks_late=True)
 def sync_incremental_all_task() -> None:
-    """Queue an incremental run for each active connection that has none pending."""
+    """Queue an incremental run for each active connection that has none pending.
+
+    Skip all of them when the database is not PostgreSQL, because the sync
+    writers need it.
+    """
+    from integrations import services
+
+    if not services.sync_supported():
+        logger.info(
+            "CRM incremental sync skipped: %s", services.sync_unsupported_message()
+        )
+        return
     with system_context():
         connections = list(
             CrmConnection.unscoped.filter(

@@ -63,28 +63,38 @@ def connection_list(request: HttpRequest, org_slug: str) -> HttpResponse:
     return render(request, "integrations/connection_list.html", context)
 
 
+@sensitive_post_parameters("access_token")
 @login_required
 @admin_required
 @require_http_methods(["GET", "POST"])
 def hubspot_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
     form = HubSpotConnectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        connection = services.hubspot_connect(
-            organization=request.organization,
-            actor=request.user,
-            name=form.cleaned_data["name"],
-            base_url=form.cleaned_data["base_url"],
-            access_token=form.cleaned_data["access_token"],
-            api_tier=form.cleaned_data["api_tier"],
-        )
-        messages.success(
-            request, f"Connected {connection.name}. Run a first sync to load its data."
-        )
-        return redirect(
-            "integrations:connection",
-            org_slug=org_slug,
-            connection_id=connection.public_id,
-        )
+        try:
+            credentials_check.hubspot_credentials_check(
+                base_url=form.cleaned_data["base_url"],
+                access_token=form.cleaned_data["access_token"],
+            )
+        except credentials_check.CredentialsRejected as error:
+            form.add_error(None, str(error))
+        else:
+            connection = services.hubspot_connect(
+                organization=request.organization,
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                access_token=form.cleaned_data["access_token"],
+                api_tier=form.cleaned_data["api_tier"],
+            )
+            messages.success(
+                request,
+                f"Connected {connection.name}. Run a first sync to load its data.",
+            )
+            return redirect(
+                "integrations:connection",
+                org_slug=org_slug,
+                connection_id=connection.public_id,
+            )
     context = {"form": form, "provider": CrmConnection.Provider.HUBSPOT}
     return render(request, "integrations/connect.html", context)
 
@@ -183,6 +193,9 @@ def connection_detail(
         "unmapped_owners": [
             error for error in (runs[0].errors if runs else []) if _owner_error(error)
         ],
+        "sync_unsupported": (
+            None if services.sync_supported() else services.sync_unsupported_message()
+        ),
     }
     return render(request, "integrations/connection_detail.html", context)
 
@@ -210,7 +223,9 @@ def connection_edit(request: HttpRequest, org_slug: str, connection_id) -> HttpR
     if connection.provider != CrmConnection.Provider.HUBSPOT:
         # The token field replaces the credentials with a HubSpot token.
         # Salesforce and Pipedrive credentials change by connecting again.
+        # The subscription tier sets HubSpot's API limits only.
         del form.fields["access_token"]
+        del form.fields["api_tier"]
     if request.method == "POST" and form.is_valid():
         services.connection_update(
             connection=connection, actor=request.user, **form.cleaned_data
@@ -306,7 +321,7 @@ def stage_mappings(request: HttpRequest, org_slug: str, connection_id) -> HttpRe
 @require_http_methods(["GET", "POST"])
 def field_mappings(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse:
     connection = _connection_or_404(connection_id)
-    form = FieldMappingForm(request.POST or None)
+    form = FieldMappingForm(request.POST or None, provider=connection.provider)
     if request.method == "POST" and form.is_valid():
         try:
             services.field_mapping_add(

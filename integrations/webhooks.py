@@ -404,14 +404,22 @@ def events_store(
     one event arrive at the same moment: the second insert fails on the
     constraint and get_or_create then reads the first one's row.
     """
+    from integrations import services
+
+    # Without PostgreSQL the events are stored, with the reason, but not
+    # queued, because applying one needs the PostgreSQL-only writers.
+    unsupported = (
+        None if services.sync_supported() else (services.sync_unsupported_message())
+    )
     stored: list[WebhookEvent] = []
     duplicates = 0
     with transaction.atomic():
         for event in events:
+            fields = _event_fields(connection, event)
+            if unsupported:
+                fields["message"] = unsupported
             row, created = WebhookEvent.objects.get_or_create(
-                connection=connection,
-                key=event.key,
-                defaults=_event_fields(connection, event),
+                connection=connection, key=event.key, defaults=fields
             )
             if created:
                 stored.append(row)
@@ -422,7 +430,7 @@ def events_store(
                 event.event_id,
                 connection.pk,
             )
-        for row in stored:
+        for row in [] if unsupported else stored:
             transaction.on_commit(
                 functools.partial(_apply_queue, connection.organization_id, row.pk)
             )
@@ -474,8 +482,14 @@ def webhook_event_apply(
     status, so a task delivered twice applies it once, because the row lock
     makes the second delivery wait until the first one commits. A ConnectorError
     or SyncFailed rolls the application back, is recorded on the event as
-    FAILED with its message, and is raised for the task to retry.
+    FAILED with its message, and is raised for the task to retry. When the
+    database is not PostgreSQL, the event stays unapplied and its message
+    gives the reason.
     """
+    from integrations import services
+
+    if not services.sync_supported():
+        return _event_keep_unapplied(event_pk, services.sync_unsupported_message())
     try:
         with transaction.atomic():
             # Lock only the event row ("self"), because a lock on the joined
@@ -503,6 +517,16 @@ def webhook_event_apply(
             processed_at=timezone.now(),
         )
         raise
+
+
+def _event_keep_unapplied(event_pk: int, message: str) -> str | None:
+    """Record ``message`` on an unapplied event and return the event's status."""
+    event = WebhookEvent.objects.filter(pk=event_pk).first()
+    if event is None:
+        return None
+    if event.status in UNAPPLIED_STATUSES:
+        WebhookEvent.objects.filter(pk=event_pk).update(message=message)
+    return event.status
 
 
 def _object_lock(event: WebhookEvent) -> None:

@@ -1,7 +1,8 @@
 """An in-memory Pipedrive company on 127.0.0.1 for the connector and sync tests.
 
 It serves the v1 endpoints the connector uses, written from Pipedrive's API
-reference: users, pipelines, stages, organizations, persons, deals (with the
+reference: users (``/v1/users/me`` returns the first user added), pipelines,
+stages, organizations, persons, deals (with the
 ``status`` filter open, won, lost, deleted or all_not_deleted) and activities
 (``type`` and ``user_id``, where 0 means every user). Lists page with
 ``start`` and ``limit`` (at most 500) and report
@@ -414,6 +415,11 @@ class FakePipedrive(_WritebackEndpoints):
             return 404, {"success": False, "error": f"No route for {method} {path}"}
         if path == "/v1/users":
             return 200, {"success": True, "data": list(self.users.values())}
+        if path == "/v1/users/me":
+            # The token's own user: the first user added.
+            if not self.users:
+                return 404, {"success": False, "error": "No user found"}
+            return 200, {"success": True, "data": next(iter(self.users.values()))}
         if path == "/v1/pipelines":
             return 200, {"success": True, "data": list(self.pipelines.values())}
         if path == "/v1/stages":

@@ -70,8 +70,11 @@ def _connect_form(**overrides) -> dict:
 # Connecting
 
 
-def test_connect_stores_token_encrypted(personas, admin, loopback_allowed):
-    response = admin.post(_url("connect-hubspot"), _connect_form(), follow=True)
+def test_connect_stores_token_encrypted(personas, admin, loopback_allowed, hubspot):
+    hubspot.add_token(TOKEN)
+    response = admin.post(
+        _url("connect-hubspot"), _connect_form(base_url=hubspot.url), follow=True
+    )
 
     assert response.status_code == 200
     with tenant_context(personas.org):

@@ -404,7 +404,7 @@ followups-public:unsubscribe          POST   unsub   200   200   200   200   200
 integrations:connections              GET    -       login 404   404   404   404   200
 integrations:connections              POST   -       login 404   404   404   404   405
 integrations:connect-hubspot          GET    -       login 404   404   404   404   200
-integrations:connect-hubspot          POST   -       login 404   404   404   404   302
+integrations:connect-hubspot          POST   -       login 404   404   404   404   200
 integrations:connect-salesforce       GET    -       login 404   404   404   404   200
 integrations:connect-salesforce       POST   -       login 404   404   404   404   200
 integrations:connect-pipedrive        GET    -       login 404   404   404   404   200
@@ -1115,16 +1115,6 @@ def _allow_loopback_crm(objects: MatrixObjects) -> None:
     )
 
 
-def _crm_connect(objects: MatrixObjects) -> dict:
-    _allow_loopback_crm(objects)
-    return {
-        "name": "Matrix HubSpot",
-        "base_url": "https://127.0.0.1:9/",
-        "access_token": "pat-matrix-token",
-        "api_tier": "starter",
-    }
-
-
 def _crm_settings(objects: MatrixObjects) -> dict:
     _allow_loopback_crm(objects)
     return {
@@ -1430,7 +1420,6 @@ def _sequence_form(objects: MatrixObjects) -> dict:
 
 # URL name -> the form a POST sends. A POST of a name not listed sends no data.
 PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
-    "integrations:connect-hubspot": _crm_connect,
     "integrations:connection-edit": _crm_settings,
     "integrations:webhook-settings": _crm_webhook_settings,
     "integrations:owners": _crm_owners,
