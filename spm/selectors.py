@@ -25,16 +25,18 @@ def audit_log_list(
     """Return the organisation's audit log entries, newest first.
 
     ``start`` and ``end`` are calendar dates in the organisation's time zone,
-    both included. An empty ``action`` or a missing bound does not filter.
+    both included. An empty ``action`` or a missing bound does not filter,
+    and neither do the first and last dates Python can represent, whose
+    neighbouring day or UTC time would be out of range.
     """
     entries = AuditLog.objects.filter(organization=organization)
     if action:
         entries = entries.filter(action=action)
     if actor is not None:
         entries = entries.filter(actor=actor)
-    if start is not None:
+    if start is not None and start > dt.date.min:
         entries = entries.filter(created_at__gte=_start_of_day(start, organization))
-    if end is not None:
+    if end is not None and end < dt.date.max:
         next_day = end + dt.timedelta(days=1)
         entries = entries.filter(created_at__lt=_start_of_day(next_day, organization))
     return entries.select_related("actor").order_by("-created_at", "-id")

@@ -469,3 +469,15 @@ def test_manager_edits_own_team_rule(client, personas):
     assert rule.threshold_value == Decimal("20")
     rows = client.get(RULES).context["rows"]
     assert [row.rule.name for row in rows if row.may_edit] == ["East win rate"]
+
+
+def test_forbidden_page_explains_reason(client, personas):
+    builtin = _rule(personas.org)
+    login(client, personas.manager)
+
+    response = client.get(_url("rule-edit", rule_id=builtin.public_id))
+
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "Managers edit only the rules of their own team." in page
+    assert 'rel="stylesheet"' in page

@@ -159,3 +159,13 @@ def test_member_form_names_bad_date(client, personas):
     ]
     member.refresh_from_db()
     assert member.start_date is None
+
+
+def test_audit_log_accepts_extreme_dates(client, personas):
+    _entry(personas.org, {"stage": "a"}, {"stage": "b"})
+    login(client, personas.admin)
+
+    response = client.get(URL, {"start": "0001-01-01", "end": "9999-12-31"})
+
+    assert response.status_code == 200
+    assert len(response.context["page"].object_list) == 1
