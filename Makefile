@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Links in emails that the demo's tasks send point at the demo's own port.
+demo: export ATTAIN_BASE_URL = http://127.0.0.1:$(PORT)
 demo: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py demo --url http://127.0.0.1:$(PORT) $(if $(SAMPLE),--sample "$(SAMPLE)")
