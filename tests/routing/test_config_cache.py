@@ -252,6 +252,5 @@ def test_intake_sends_accounts_on_domain(
     assert Lead.objects.get(pk=known_id).owner == owner
     assert Lead.objects.get(pk=new_id).owner is None
     assert not any(
-        'FROM "activity_account"' in query["sql"]
-        for query in queries.captured_queries
+        'FROM "activity_account"' in query["sql"] for query in queries.captured_queries
     )
