@@ -458,7 +458,9 @@ def test_webhook_settings_other_org_404(personas, hubspot_connection):
     # The outsider administers Globex, not Acme, so Acme's page is a 404 too.
     outsider_url = _settings_url(hubspot_connection)
     assert outsider.get(outsider_url).status_code in (302, 404)
-    other.refresh_from_db()
+    # Row-level security shows Globex's row only inside Globex's context.
+    with tenant_context(personas.other_org):
+        other.refresh_from_db()
     assert "webhook_secret" not in other.credentials
 
 
