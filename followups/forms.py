@@ -109,9 +109,9 @@ class SequenceForm(ValueErrorMessagesMixin, forms.Form):
             self.add_error("trigger_days", "Enter N, the number of days (1 or more).")
         low, high = data.get("amount_min"), data.get("amount_max")
         if low is not None and high is not None and low > high:
-            self.add_error(
-                "amount_max", f"Enter an amount of at least {low}, the lower bound."
-            )
+            lower = self["amount_min"]
+            reason = f"is less than {lower.label} ({str(lower.data).strip()})"
+            self.add_error("amount_max", self.value_message("amount_max", reason))
         return data
 
     def filters(self) -> dict:

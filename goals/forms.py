@@ -21,12 +21,15 @@ def _date_input() -> forms.DateInput:
     return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-def _check_range(day: dt.date | None) -> dt.date | None:
+def _check_range(form: ValueErrorMessagesMixin, name: str) -> dt.date | None:
+    """Return the cleaned date of field ``name``, or raise when it is out of range."""
+    day = form.cleaned_data.get(name)
     if day is not None and not in_date_range(day):
-        raise forms.ValidationError(
-            f"{day:%Y-%m-%d} is out of range: use a date from "
-            f"{MIN_DATE:%Y-%m-%d} to {MAX_DATE:%Y-%m-%d}."
+        reason = (
+            f"is out of range (use a date from {MIN_DATE.isoformat()} to "
+            f"{MAX_DATE.isoformat()})"
         )
+        raise forms.ValidationError(form.value_message(name, reason))
     return day
 
 
@@ -42,7 +45,7 @@ class QuotaPeriodForm(ValueErrorMessagesMixin, forms.Form):
     metric = forms.ChoiceField(choices=QuotaMetric.choices, required=False)
 
     def clean_on(self) -> dt.date | None:
-        return _check_range(self.cleaned_data.get("on"))
+        return _check_range(self, "on")
 
 
 class QuotaImportForm(forms.Form):
@@ -141,10 +144,10 @@ class TimeOffForm(ValueErrorMessagesMixin, forms.Form):
         self.fields["member"].queryset = members
 
     def clean_start_date(self) -> dt.date:
-        return _check_range(self.cleaned_data["start_date"])
+        return _check_range(self, "start_date")
 
     def clean_end_date(self) -> dt.date:
-        return _check_range(self.cleaned_data["end_date"])
+        return _check_range(self, "end_date")
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -152,13 +155,13 @@ class TimeOffForm(ValueErrorMessagesMixin, forms.Form):
         if start and end and end < start:
             self.add_error(
                 "end_date",
-                f"The last day {end:%Y-%m-%d} is before the first day "
-                f"{start:%Y-%m-%d}.",
+                f"The last day {end.isoformat()} is before the first day "
+                f"{start.isoformat()}.",
             )
         return cleaned
 
 
-class TimeOffFilterForm(forms.Form):
+class TimeOffFilterForm(ValueErrorMessagesMixin, forms.Form):
     member = forms.ModelChoiceField(
         queryset=Membership.objects.none(),
         to_field_name="public_id",

@@ -1,7 +1,8 @@
 """Forms of the CRM integration pages.
 
 Token fields never render their value back, so a form shown again after an
-error does not put the token into the page.
+error does not put the token into the page, and their error messages leave
+the value out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django import forms
 from integrations.models import ApiTier, CrmConnection, FieldMapping
 from notifications.addresses import UnsafeURL, url_check
 from notifications.outbound import allow_private_addresses
+from spm.form_errors import ValueErrorMessagesMixin
 
 HUBSPOT_API_URL = "https://api.hubapi.com"
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
@@ -95,7 +97,7 @@ def _clean_base_url(value: str) -> str:
         raise forms.ValidationError(str(error)) from None
 
 
-class HubSpotConnectForm(forms.Form):
+class HubSpotConnectForm(ValueErrorMessagesMixin, forms.Form):
     name = forms.CharField(max_length=120, initial="HubSpot")
     base_url = forms.URLField(
         label="API address",
@@ -135,7 +137,7 @@ class HubSpotConnectForm(forms.Form):
         return cleaned
 
 
-class SalesforceConnectForm(forms.Form):
+class SalesforceConnectForm(ValueErrorMessagesMixin, forms.Form):
     name = forms.CharField(max_length=120, initial="Salesforce")
     base_url = forms.URLField(
         label="Login or My Domain address",
@@ -180,7 +182,7 @@ class SalesforceConnectForm(forms.Form):
         return cleaned
 
 
-class PipedriveConnectForm(forms.Form):
+class PipedriveConnectForm(ValueErrorMessagesMixin, forms.Form):
     name = forms.CharField(max_length=120, initial="Pipedrive")
     base_url = forms.URLField(
         label="Company API address",
@@ -208,7 +210,7 @@ class PipedriveConnectForm(forms.Form):
         return cleaned
 
 
-class WebhookSettingsForm(forms.Form):
+class WebhookSettingsForm(ValueErrorMessagesMixin, forms.Form):
     """The webhook settings of one connection, with fields per provider.
 
     HubSpot signs with the app's client secret, which the admin enters.
@@ -261,7 +263,7 @@ class WebhookSettingsForm(forms.Form):
         return value
 
 
-class ConnectionSettingsForm(forms.Form):
+class ConnectionSettingsForm(ValueErrorMessagesMixin, forms.Form):
     name = forms.CharField(max_length=120)
     base_url = forms.URLField(
         label="API address", max_length=300, assume_scheme="https"
@@ -291,7 +293,7 @@ class ConnectionSettingsForm(forms.Form):
         return _clean_base_url(self.cleaned_data["base_url"])
 
 
-class OwnerMappingForm(forms.Form):
+class OwnerMappingForm(ValueErrorMessagesMixin, forms.Form):
     """One member choice per CRM owner, named ``owner-<mapping id>``."""
 
     def __init__(self, *args, mappings, members, **kwargs):
@@ -337,7 +339,7 @@ CRM_PROPERTY_HELP = {
 }
 
 
-class FieldMappingForm(forms.Form):
+class FieldMappingForm(ValueErrorMessagesMixin, forms.Form):
     object_type = forms.ChoiceField(choices=MAPPED_OBJECT_TYPES, initial="deals")
     crm_property = forms.CharField(label="CRM property", max_length=255)
     target = forms.ChoiceField(

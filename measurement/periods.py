@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from activity.models import Deal
 from goals import calendar
+from spm.form_errors import ValueErrorMessagesMixin
 from spm.models import Organization
 
 # The pages list every month of a period in a table and a chart, so a custom
@@ -103,18 +104,31 @@ def _date_field(label: str, help_text: str = "") -> forms.DateField:
     )
 
 
-class PeriodForm(forms.Form):
+class PeriodForm(ValueErrorMessagesMixin, forms.Form):
     kind = forms.ChoiceField(label="Period", choices=PeriodKind.choices, required=False)
     on = _date_field("Containing", "Any date in the period.")
     start = _date_field("Start", "Custom periods only.")
     end = _date_field("End (excluded)", "The first day after a custom period.")
 
+    def _in_range(self, name: str) -> dt.date | None:
+        """Return the cleaned date of field ``name``, or raise when out of range."""
+        day = self.cleaned_data.get(name)
+        if day is not None and _out_of_range(day):
+            reason = (
+                f"is out of range (use a date from {MIN_DATE.isoformat()} to "
+                f"{MAX_DATE.isoformat()})"
+            )
+            raise forms.ValidationError(self.value_message(name, reason))
+        return day
+
     def clean_on(self) -> dt.date | None:
-        on = self.cleaned_data.get("on")
-        message = None if on is None else _out_of_range(on)
-        if message:
-            raise forms.ValidationError(message)
-        return on
+        return self._in_range("on")
+
+    def clean_start(self) -> dt.date | None:
+        return self._in_range("start")
+
+    def clean_end(self) -> dt.date | None:
+        return self._in_range("end")
 
     def clean(self) -> dict:
         data = super().clean()

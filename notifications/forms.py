@@ -10,6 +10,7 @@ from django import forms
 
 from notifications.catalog import CHAT, DIGEST, EMAIL, IN_APP, Urgency
 from notifications.selectors import ChannelSetting
+from spm.form_errors import ValueErrorMessagesMixin
 
 OFF = "off"
 
@@ -38,7 +39,7 @@ class ChannelRow:
         return "type-" + self.setting.event_type.key.replace(".", "-")
 
 
-class ChannelsForm(forms.Form):
+class ChannelsForm(ValueErrorMessagesMixin, forms.Form):
     """An in-app checkbox, an email choice and a chat checkbox for each event type.
 
     The daily digest is offered for low-urgency types only, because it
@@ -69,6 +70,7 @@ class ChannelsForm(forms.Form):
                 ),
             )
             self.fields[_field_name(event_type.key, "email")] = forms.ChoiceField(
+                label=f"{event_type.label}, email",
                 choices=choices,
                 initial=_email_choice(setting.channels),
                 widget=forms.Select(attrs={"aria-label": f"{event_type.label}: email"}),

@@ -1,33 +1,37 @@
-"""Field errors that name the field and the value given: dates, numbers, choices.
+"""Field errors that name the field and the value given.
 
-Django's own messages ("Enter a valid date.", "Ensure this value is greater
-than or equal to 0.01.") name neither, which leaves a user of a long form or
-of an error list above it guessing. Forms that mix in
-``ValueErrorMessagesMixin`` get, for example::
+Django's own messages ("Enter a valid date.", "This field is required.",
+"Ensure this value has at most 3 characters (it has 4).") name neither, which
+leaves a user of a long form or of an error list above it guessing. Forms that
+mix in ``ValueErrorMessagesMixin`` get, for example::
 
     First day: "2024-13-01" is not a valid date (use YYYY-MM-DD).
+    API address is required.
+
+Rewritten messages start with the field's label, so templates print field
+errors as they are, without a label of their own in front.
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.forms.fields import BaseTemporalField
-
-# The fields whose errors the mixin rewrites. Decimal and float fields are
-# integer fields in Django's class tree, and model choice fields are choice
-# fields.
-VALUE_FIELDS = (forms.IntegerField, BaseTemporalField, forms.ChoiceField)
 
 # Longer input is cut in messages, so a pasted paragraph does not fill the page.
 VALUE_SHOWN_CHARS = 40
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
+    """Return ``value`` in quotes as the user typed it, cut to a readable length."""
     text = "" if value is None else str(value).strip()
     if len(text) > VALUE_SHOWN_CHARS:
         text = text[: VALUE_SHOWN_CHARS - 1] + "…"
     return f'"{text}"'
+
+
+def is_secret(field: forms.Field) -> bool:
+    """Return whether ``field`` takes a password or token, never shown back."""
+    return isinstance(field.widget, forms.PasswordInput)
 
 
 def _invalid_reason(field: forms.Field) -> str | None:
@@ -43,6 +47,15 @@ def _invalid_reason(field: forms.Field) -> str | None:
         return "is not a valid date (use YYYY-MM-DD)"
     if isinstance(field, forms.TimeField):
         return "is not a valid time (use HH:MM)"
+    if isinstance(field, forms.URLField):
+        return "is not a valid URL (use a full address, like https://example.com)"
+    if isinstance(field, forms.EmailField):
+        return "is not a valid email address"
+    if isinstance(field, forms.UUIDField):
+        return "is not a valid UUID"
+    # A model choice field keyed by a UUID reports a malformed id this way.
+    if isinstance(field, forms.ChoiceField):
+        return "is not one of the available choices"
     return None
 
 
@@ -51,7 +64,7 @@ def _reason(field: forms.Field, error: ValidationError) -> str | None:
     params = error.params or {}
     if error.code == "invalid":
         return _invalid_reason(field)
-    if error.code == "invalid_choice":
+    if error.code in ("invalid_choice", "invalid_pk_value"):
         return "is not one of the available choices"
     if error.code == "min_value":
         return f"is below the minimum of {params.get('limit_value')}"
@@ -63,18 +76,40 @@ def _reason(field: forms.Field, error: ValidationError) -> str | None:
         return f"has more than {params.get('max')} decimal places"
     if error.code == "max_whole_digits":
         return f"has more than {params.get('max')} digits before the decimal point"
+    if error.code == "max_length":
+        return (
+            f"has {params.get('show_value')} characters, more than the maximum "
+            f"of {params.get('limit_value')}"
+        )
+    if error.code == "min_length":
+        return (
+            f"has {params.get('show_value')} characters, fewer than the minimum "
+            f"of {params.get('limit_value')}"
+        )
     return None
 
 
 class ValueErrorMessagesMixin:
-    """Rewrite the errors of date, number and choice fields to name field and value.
+    """Rewrite Django's built-in field errors to name the field and the value.
 
-    Only Django's built-in codes of those fields are rewritten (invalid,
-    invalid_choice, min_value, max_value and the decimal digit limits).
-    Errors that a form's own ``clean_<field>`` raises pass through unchanged,
-    because they are expected to name the value already. Put the mixin
-    before ``forms.Form``.
+    The codes rewritten are required, invalid (numbers, dates, times, URLs,
+    email addresses, UUIDs and choices), invalid_choice, min_value,
+    max_value, the decimal digit limits and the length limits. The value of
+    a password or token field is never shown. Other errors, such as those a
+    form's own ``clean_<field>`` raises, pass through unchanged, so they
+    should name the field and value themselves: ``value_message`` builds
+    such a message. Put the mixin before ``forms.Form``.
     """
+
+    def value_message(self, name: str, reason: str) -> str:
+        """Return '<Label>: "<typed value>" <reason>.' for field ``name``.
+
+        A secret field's message leaves out the value.
+        """
+        label = self[name].label
+        if is_secret(self.fields[name]):
+            return f"{label} {reason}."
+        return f"{label}: {shown_value(self[name].data)} {reason}."
 
     def add_error(self, field, error) -> None:
         if not isinstance(error, ValidationError):
@@ -98,13 +133,32 @@ class ValueErrorMessagesMixin:
 
     def _with_value(self, name: str, error: ValidationError) -> ValidationError:
         field = self.fields[name]
-        if not isinstance(field, VALUE_FIELDS):
-            return error
+        label = self[name].label
+        if error.code == "required":
+            return ValidationError(f"{label} is required.", code=error.code)
         reason = _reason(field, error)
         if reason is None:
             return error
-        label = self[name].label
-        # A multiple choice names the one rejected item in its params.
+        if is_secret(field):
+            if error.code not in ("max_length", "min_length"):
+                reason = "is invalid"
+            return ValidationError(f"{label} {reason}.", code=error.code)
+        value = self._typed_value(name, error)
+        return ValidationError(
+            f"{label}: {shown_value(value)} {reason}.", code=error.code
+        )
+
+    def _typed_value(self, name: str, error: ValidationError):
+        """Return the input that failed, as typed.
+
+        The error's own ``value`` parameter is the cleaned value for limits
+        (a Decimal prints 1e9 as 1E+9), so it is used only for a multiple
+        choice, where it names the one rejected item of the list.
+        """
+        data = self[name].data
         params = error.params or {}
-        value = _shown(params["value"] if "value" in params else self[name].data)
-        return ValidationError(f"{label}: {value} {reason}.", code=error.code)
+        if isinstance(data, list | tuple):
+            for key in ("value", "pk"):
+                if key in params:
+                    return params[key]
+        return data

@@ -1,5 +1,6 @@
 import zoneinfo
 
+import pycountry
 from django import forms
 
 from spm.form_errors import ValueErrorMessagesMixin
@@ -46,10 +47,15 @@ class OrganizationSettingsForm(ValueErrorMessagesMixin, forms.ModelForm):
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
+        # pycountry contains the current ISO 4217 codes (from Debian's
+        # iso-codes), the list that compensation.models.validate_currency
+        # also checks plan currencies against.
+        if pycountry.currencies.get(alpha_3=currency) is None:
             raise forms.ValidationError(
-                f"“{currency}” is not a currency code: use the three letters of its "
-                "ISO 4217 code, like USD."
+                self.value_message(
+                    "currency",
+                    "is not a currency code (use an ISO 4217 code, like USD)",
+                )
             )
         return currency
 
@@ -88,8 +94,8 @@ class MembershipForm(ValueErrorMessagesMixin, forms.ModelForm):
         if start and end and end < start:
             self.add_error(
                 "end_date",
-                f"The last day {end:%Y-%m-%d} is before the first day "
-                f"{start:%Y-%m-%d}.",
+                f"The last day {end.isoformat()} is before the first day "
+                f"{start.isoformat()}.",
             )
         return cleaned
 
@@ -156,7 +162,7 @@ class AuditLogFilterForm(ValueErrorMessagesMixin, forms.Form):
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and start > end:
             raise forms.ValidationError(
-                f"The start date {start:%Y-%m-%d} is after the end date "
-                f"{end:%Y-%m-%d}: swap them."
+                f"The start date {start.isoformat()} is after the end date "
+                f"{end.isoformat()}: swap them."
             )
         return cleaned

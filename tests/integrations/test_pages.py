@@ -94,7 +94,8 @@ def test_connect_error_does_not_echo_token(personas, admin):
     response = admin.post(_url("connect-hubspot"), _connect_form(base_url="not a url"))
 
     assert response.status_code == 200
-    assert "Enter a valid URL." in response.content.decode()
+    message = "API address: &quot;not a url&quot; is not a valid URL"
+    assert message in response.content.decode()
     assert TOKEN not in response.content.decode()
     with tenant_context(personas.org):
         assert CrmConnection.objects.count() == 0

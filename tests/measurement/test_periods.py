@@ -70,7 +70,7 @@ def test_custom_period_end_is_excluded(february_org):
         ("kind=custom&start=0001-01-01&end=0001-02-01", "start", "out of range"),
         ("kind=month&on=yesterday", "on", "valid date"),
         ("kind=month&on=9999-12-31", "on", "out of range"),
-        ("kind=week&on=2024-01-01", "kind", "valid choice"),
+        ("kind=week&on=2024-01-01", "kind", "available choices"),
     ],
 )
 def test_invalid_input_is_a_form_error(february_org, query, field, message):
