@@ -11,6 +11,10 @@ and to two cache counters of the connection:
 With Redis as the cache (production), the counters add up the requests of
 every worker process. With the local-memory cache, each process counts its
 own requests only.
+
+The sync engine reads the day counter as a ``DailyBudget``. With less than
+``PRIORITY_BUDGET_SHARE`` of the daily limit left, a run syncs ownership and
+stage changes only, and with nothing left it stops.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import requests
@@ -29,6 +34,12 @@ logger = logging.getLogger(__name__)
 BURST_WINDOW_SECONDS = 10
 SECOND_COUNTER_TTL = 2 * BURST_WINDOW_SECONDS
 DAY_COUNTER_TTL = 2 * 24 * 3600
+# A sync run switches to priority mode when less than this share of the
+# connection's daily request limit is left. The share keeps room for the
+# owner and deal-stage changes of the rest of the day (the beat syncs every
+# five minutes) and for write-backs and webhook fetches, which use the same
+# budget. It is a judgement, not a figure from any CRM's documentation.
+PRIORITY_BUDGET_SHARE = 0.2
 
 
 def _second_key(connection_id: int, second: int) -> str:
@@ -119,3 +130,24 @@ def count_calls(connector, run) -> bool:
     hooks.append(on_response)
     session._attain_count_calls = on_response
     return True
+
+
+@dataclass(frozen=True)
+class DailyBudget:
+    """Requests a connection sent today, against its provider's daily limit."""
+
+    used: int
+    limit: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def low(self) -> bool:
+        """Whether less than ``PRIORITY_BUDGET_SHARE`` of the limit is left."""
+        return self.remaining < self.limit * PRIORITY_BUDGET_SHARE
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.limit

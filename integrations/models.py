@@ -142,6 +142,13 @@ class SyncRun(TenantModel):
     records_done = models.PositiveIntegerField(default=0)
     # HTTP requests the connector sent during the run, 429 responses included.
     api_calls = models.PositiveIntegerField(default=0)
+    # Set when the connection's daily API budget ran low, so the run synced
+    # owners, pipelines and changed deals (and Salesforce leads) only.
+    priority_mode = models.BooleanField(default=False)
+    # What a priority-mode run left for a later run, in sync order, such as
+    # ["companies", "contacts", "calls", "archived deals"]. Their cursors
+    # stay where the last committed page left them.
+    deferred_object_types = models.JSONField(default=list, blank=True)
     failure = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -169,6 +169,23 @@ def api_budget(connection: CrmConnection, organization: Organization) -> ApiBudg
     )
 
 
+def daily_budget(connection: CrmConnection) -> api_usage.DailyBudget | None:
+    """Return today's requests against the provider's daily limit, as ``api_budget``.
+
+    Returns None for providers without a daily request limit that Attain
+    counts (Salesforce and Pipedrive), so a sync of theirs never enters
+    priority mode. The Salesforce connector stops by itself at
+    ``salesforce.MAX_API_USAGE`` of the organisation's limit.
+    """
+    _burst_limit, _window, day_limit, _note = _provider_limits(connection)
+    if day_limit is None:
+        return None
+    today = timezone.localdate(timezone=connection.organization.zoneinfo)
+    return api_usage.DailyBudget(
+        used=api_usage.calls_on_day(connection.pk, today), limit=day_limit
+    )
+
+
 def _provider_limits(connection: CrmConnection) -> tuple[int, int, int | None, str]:
     """Return (burst limit, burst window in seconds, daily limit, note)."""
     provider = connection.provider

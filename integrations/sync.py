@@ -12,6 +12,12 @@ A run first refreshes owners (mapped to members by email) and pipelines
 
 Every run then lists the archived deals and sets ``archived_at`` on the
 synced ones, which takes them out of every metric.
+
+When the connection's daily API budget runs low (``api_usage.DailyBudget``),
+the run switches to priority mode. It syncs owners, pipelines and the deals
+(and Salesforce leads) changed since their cursors, and defers the other
+object types, full listings and archive listings with their cursors
+unchanged. With no budget left, the run stops after its last committed page.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Pipeline, Stage
-from integrations import api_usage, writers_salesforce
+from integrations import api_usage, selectors, writers_salesforce
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
 from integrations.connectors.pipedrive import PipedriveConnector
@@ -66,10 +72,20 @@ CURSOR_FIELDS = [
     "record_id",
     "updated_at",
 ]
+# The object types a priority-mode run still lists incrementally, because
+# their records carry owners and deal stages.
+PRIORITY_OBJECT_TYPES = (base.DEALS, LEADS)
+# Entries of ``SyncRun.deferred_object_types`` besides object type names.
+ARCHIVED_DEALS = "archived deals"
+DELETED_LEADS = "deleted leads"
 
 
 class SyncFailed(Exception):
     """No connector exists for the connection's provider."""
+
+
+class ApiBudgetExhausted(base.ConnectorError):
+    """The connection used its whole daily API request limit."""
 
 
 def connector_for(connection: CrmConnection) -> base.Connector:
@@ -204,6 +220,10 @@ def sync_run_execute(
 
 
 def _execute(ctx: SyncContext, connector: base.Connector) -> None:
+    # A resumed run decides again, from the budget left now.
+    ctx.run.priority_mode = False
+    ctx.run.deferred_object_types = []
+    _budget_check(ctx)
     ctx.owners = sync_owners(ctx, connector.owners())
     ctx.stages = sync_pipelines(ctx, connector.pipelines())
     ctx.deal_fields = deal_field_mappings(ctx.connection)
@@ -217,16 +237,104 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
             defaults={"organization": ctx.connection.organization},
         )
         ctx.run.current_object_type = object_type
-        if cursor.full_sync_done_at is None:
-            _full_listing(ctx, connector, cursor)
-        else:
-            _incremental_listing(ctx, connector, cursor)
+        _budget_check(ctx)
+        _sync_object_type(ctx, connector, cursor)
+    _budget_check(ctx)
+    if ctx.run.priority_mode:
+        _defer(ctx, ARCHIVED_DEALS)
+        if LEADS in extra_types:
+            _defer(ctx, DELETED_LEADS)
+        _deferred_save(ctx)
+        return
     for page in connector.archived_pages(base.DEALS):
         _commit(ctx, lambda page=page: archive_deals(ctx, page.records), 0)
     if LEADS in extra_types:
         for page in connector.archived_pages(LEADS):
             delete = partial(writers_salesforce.delete_leads, ctx, page.records)
             _commit(ctx, delete, 0)
+
+
+def _sync_object_type(
+    ctx: SyncContext, connector: base.Connector, cursor: SyncCursor
+) -> None:
+    """List one object type fully or incrementally, or defer it in priority mode.
+
+    A listing that priority mode interrupts keeps its cursor at the last
+    committed page. A deal or lead listing then goes on with the records
+    changed since the cursor's keyset, if it has one.
+    """
+    object_type = cursor.object_type
+    if not ctx.run.priority_mode:
+        if cursor.full_sync_done_at is None:
+            finished = _full_listing(ctx, connector, cursor)
+        else:
+            deferrable = object_type not in PRIORITY_OBJECT_TYPES
+            finished = _incremental_listing(ctx, connector, cursor, deferrable)
+        if finished:
+            return
+    if object_type not in PRIORITY_OBJECT_TYPES or cursor.modified_at is None:
+        _defer(ctx, object_type)
+        _deferred_save(ctx)
+        return
+    # A full run has reset this cursor's full listing but kept its keyset.
+    # Listing changes from that keyset misses nothing: the full listing,
+    # when it finishes on a later run, moves the keyset back to its own start.
+    _incremental_listing(ctx, connector, cursor, deferrable=False)
+    if cursor.full_sync_done_at is None:
+        _defer(ctx, f"{object_type} (full listing)")
+        _deferred_save(ctx)
+
+
+# API budget
+
+
+def _budget_check(ctx: SyncContext) -> None:
+    """Switch the run to priority mode when the daily budget is low.
+
+    Raise ``ApiBudgetExhausted`` when none is left. Providers without a
+    daily limit (``selectors.daily_budget`` returns None) pass unchecked.
+    """
+    budget = selectors.daily_budget(ctx.connection)
+    if budget is None:
+        return
+    run = ctx.run
+    if budget.exhausted:
+        # NOTE: until the day's counter resets, every run the beat queues
+        # fails here, and each failure notifies the admins again.
+        raise ApiBudgetExhausted(
+            f"The connection sent {budget.used} of its {budget.limit} API requests "
+            "allowed today, so the sync stopped after its last committed page. "
+            "A later run resumes from there once the daily limit resets."
+        )
+    if budget.low and not run.priority_mode:
+        run.priority_mode = True
+        run.save(update_fields=["priority_mode"])
+        logger.info(
+            "CRM sync run %s switched to priority mode: %s of %s daily API "
+            "requests left",
+            run.pk,
+            budget.remaining,
+            budget.limit,
+            extra={
+                "organization_id": ctx.connection.organization_id,
+                "sync_run_id": run.pk,
+            },
+        )
+
+
+def _listing_stops(ctx: SyncContext, deferrable: bool) -> bool:
+    """Check the budget after a committed page. Return True to stop the listing."""
+    _budget_check(ctx)
+    return deferrable and ctx.run.priority_mode
+
+
+def _defer(ctx: SyncContext, entry: str) -> None:
+    if entry not in ctx.run.deferred_object_types:
+        ctx.run.deferred_object_types.append(entry)
+
+
+def _deferred_save(ctx: SyncContext) -> None:
+    ctx.run.save(update_fields=["deferred_object_types"])
 
 
 # Owners and pipelines
@@ -406,13 +514,17 @@ def _free_name(queryset, name: str, max_length: int) -> str:
 
 def _full_listing(
     ctx: SyncContext, connector: base.Connector, cursor: SyncCursor
-) -> None:
+) -> bool:
+    """Page through the whole listing. Return False if priority mode stopped it."""
     if not cursor.page_after:
         cursor.full_sync_started_at = timezone.now()
     listing = connector.list_pages(cursor.object_type, after=cursor.page_after or None)
     with _fetched_ahead(listing) as pages:
         for page in pages:
             _commit_listed_page(ctx, cursor, page)
+            if page.next_after is not None and _listing_stops(ctx, deferrable=True):
+                return False
+    return True
 
 
 def _commit_listed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -> None:
@@ -429,15 +541,25 @@ def _commit_listed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -
 
 
 def _incremental_listing(
-    ctx: SyncContext, connector: base.Connector, cursor: SyncCursor
-) -> None:
+    ctx: SyncContext, connector: base.Connector, cursor: SyncCursor, deferrable: bool
+) -> bool:
+    """List the records changed since the cursor's keyset.
+
+    Return False if priority mode stopped a ``deferrable`` listing. The
+    budget is checked after every committed page, so an exhausted budget
+    stops any listing there.
+    """
     since = None
     if cursor.modified_at is not None:
         since = base.Keyset(cursor.modified_at, cursor.record_id)
     with _fetched_ahead(connector.changed_pages(cursor.object_type, since)) as pages:
         for page in pages:
-            if page.records:
-                _commit_changed_page(ctx, cursor, page)
+            if not page.records:
+                continue
+            _commit_changed_page(ctx, cursor, page)
+            if _listing_stops(ctx, deferrable):
+                return False
+    return True
 
 
 def _commit_changed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -> None:
@@ -537,6 +659,8 @@ def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
                 "errors",
                 "current_object_type",
                 "api_calls",
+                "priority_mode",
+                "deferred_object_types",
             ]
         )
 
