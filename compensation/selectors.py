@@ -331,6 +331,8 @@ def won_deals_of_members(
             "account_id",
             "account__name",
             "account__industry",
+            "deal_type",
+            "segment",
         )
     )
     splits, shares, products = _deal_details([row[0] for row in rows])
@@ -349,6 +351,8 @@ def won_deals_of_members(
         account_id,
         account_name,
         account_industry,
+        deal_type,
+        segment,
     ) in rows:
         closed_at = None if close_date else stage_changed_at
         close_day = close_date or closed_at.astimezone(zone).date()
@@ -376,6 +380,8 @@ def won_deals_of_members(
                     "pipeline": pipeline_name,
                     "account": account_name if account_id else "",
                     "account_industry": account_industry if account_id else "",
+                    "deal_type": deal_type,
+                    "segment": segment,
                     "product": products.get(pk, []),
                 },
             )
@@ -461,6 +467,8 @@ def won_deals(
                     "pipeline": deal.pipeline.name,
                     "account": deal.account.name if deal.account else "",
                     "account_industry": deal.account.industry if deal.account else "",
+                    "deal_type": deal.deal_type,
+                    "segment": deal.segment,
                     "product": [line.product.name for line in deal.lines.all()],
                 },
             )

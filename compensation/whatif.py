@@ -63,6 +63,8 @@ def _as_won(deal: Deal) -> DealInput:
             "pipeline": deal.pipeline.name,
             "account": deal.account.name if deal.account else "",
             "account_industry": deal.account.industry if deal.account else "",
+            "deal_type": deal.deal_type,
+            "segment": deal.segment,
             "product": [],
         },
     )

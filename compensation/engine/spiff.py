@@ -15,9 +15,10 @@ hold. A fixed ``amount`` is paid per deal and split like the deal, so a 60%
 share earns 60% of it. Documents with a negative amount (credit notes) earn
 no fixed amount. A ``rate`` pays on the credited amount, negative ones too.
 
-Condition fields: name, currency, pipeline, account, account_industry
-(text), product (the deal's product names) and amount (the whole deal's
-amount in the plan's currency). Text compares ignore case.
+Condition fields: name, currency, pipeline, account, account_industry,
+deal_type and segment (text, filled by a CRM field mapping), product (the
+deal's product names) and amount (the whole deal's amount in the plan's
+currency). Text compares ignore case.
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ from compensation.engine.values import (
 )
 from spm.money import round_money
 
-TEXT_FIELDS = {"name", "currency", "pipeline", "account", "account_industry"}
+TEXT_FIELDS = {
+    "name",
+    "currency",
+    "pipeline",
+    "account",
+    "account_industry",
+    "deal_type",
+    "segment",
+}
 LIST_FIELDS = {"product"}
 NUMBER_FIELDS = {"amount"}
 TEXT_OPERATORS = ("equals", "not_equals", "contains", "in")
