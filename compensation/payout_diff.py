@@ -60,17 +60,28 @@ def _deal_entries(computed: ComputedStatement) -> list[dict]:
                 "commission": "0.00",
             },
         )
+    # Each deal's commission is summed as a Decimal and written as text once,
+    # which gives the same text as adding each line to the parsed text.
+    commissions: dict[int, Decimal] = {}
     for line in computed.lines:
         if line.deal_id is None:
             continue
-        entry = entries.setdefault(
-            line.deal_id,
-            {"deal_id": line.deal_id, "deal_name": line.deal_name, "commission": "0"},
-        )
-        entry["commission"] = str(Decimal(entry["commission"]) + line.amount)
+        entry = entries.get(line.deal_id)
+        if entry is None:
+            entry = entries[line.deal_id] = {
+                "deal_id": line.deal_id,
+                "deal_name": line.deal_name,
+                "commission": "0",
+            }
+        commission = commissions.get(line.deal_id)
+        if commission is None:
+            commission = Decimal(entry["commission"])
+        commissions[line.deal_id] = commission + line.amount
         if line.plan_version_id is not None:
             entry["plan_version_id"] = line.plan_version_id
             entry["plan_version"] = line.plan_version
+    for deal_id, commission in commissions.items():
+        entries[deal_id]["commission"] = str(commission)
     return list(entries.values())
 
 

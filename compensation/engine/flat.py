@@ -29,13 +29,14 @@ def parse(params: Mapping[str, Any]) -> FlatSpec:
 
 def calculate(component: Component, segment: Segment) -> list[StatementLine]:
     rate = component.spec.rate
+    # The same for every line, so formatted once per segment.
+    rate_text = percent(rate)
+    cap = component.cap_per_deal
     lines = []
     for credit in segment.credits:
-        exact, cap_note = cap_per_deal(
-            credit.amount * rate, credit, component.cap_per_deal
-        )
+        exact, cap_note = cap_per_deal(credit.amount * rate, credit, cap)
         amount = round_money(exact)
-        explanation = f"{money(credit.amount)} x {percent(rate)}{cap_note}"
+        explanation = f"{money(credit.amount)} x {rate_text}{cap_note}"
         lines.append(
             segment.line(
                 component,

@@ -23,6 +23,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 
 from compensation.engine.caps import (
     apply_year_schedule,
@@ -54,6 +55,8 @@ from compensation.engine.values import money
 
 ZERO = Decimal("0.00")
 CreditBasis = tuple[str, str]
+# Credits are taken in order of credit date, then deal id.
+_CREDIT_ORDER = attrgetter("credit_date", "deal_id")
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def segment_for(
             for credit in payee.credits.get(basis, ())
             if found.start <= credit.credit_date < found.end
         ),
-        key=lambda credit: (credit.credit_date, credit.deal_id),
+        key=_CREDIT_ORDER,
     )
     return Segment(
         start=found.start,
@@ -182,16 +185,19 @@ def _hold(carry: Carry, line: StatementLine, segment: Segment) -> None:
 def _record_paid(
     carry: Carry, lines: list[StatementLine], terms_by_label: Mapping[str, PlanTerms]
 ) -> None:
+    paid_kinds = LineKind.PAID_PER_DEAL
+    paid = carry.paid
+    held_deals = carry.held
     for line in lines:
-        if line.deal_id is None or line.kind not in LineKind.PAID_PER_DEAL:
+        if line.deal_id is None or line.kind not in paid_kinds:
             continue
         key = (line.deal_id, line.plan_version)
-        before = carry.paid.get(key)
+        before = paid.get(key)
         terms = terms_by_label.get(line.plan_version)
         # A payment line is dated by the payment; clawback counts from the credit.
-        held = carry.held.get(key)
+        held = held_deals.get(key)
         credited_on = held.credited_on if held else line.date
-        carry.paid[key] = PaidDeal(
+        paid[key] = PaidDeal(
             deal_id=line.deal_id,
             deal_name=line.deal_name,
             credit_date=before.credit_date if before else credited_on,
@@ -230,13 +236,21 @@ def _uncovered_notes(
         for credit in credits:
             if start <= credit.credit_date < end:
                 seen.setdefault(credit.deal_id, credit)
+    # Whether a day falls in a segment, looked up once per day.
+    covered: dict[dt.date, bool] = {}
+    uncovered = []
+    for credit in seen.values():
+        day = credit.credit_date
+        if day not in covered:
+            covered[day] = any(r.start <= day < r.end for r in ranges)
+        if not covered[day]:
+            uncovered.append(credit)
     notes = []
-    for credit in sorted(seen.values(), key=lambda c: (c.credit_date, c.deal_id)):
-        if not any(r.start <= credit.credit_date < r.end for r in ranges):
-            notes.append(
-                f"{credit.deal_name}, credited on {credit.credit_date:%Y-%m-%d}, "
-                "falls on a day with no published plan assigned, so it earns nothing."
-            )
+    for credit in sorted(uncovered, key=_CREDIT_ORDER):
+        notes.append(
+            f"{credit.deal_name}, credited on {credit.credit_date:%Y-%m-%d}, "
+            "falls on a day with no published plan assigned, so it earns nothing."
+        )
     return notes
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from compensation.engine.caps import cap_per_deal
 from compensation.engine.plans import Component, Segment
-from compensation.engine.tiers import TierTable, describe_portions
+from compensation.engine.tiers import TierTable
 from compensation.engine.types import Credit, LineKind, ParamsError, StatementLine
 from compensation.engine.values import (
     check_keys,
@@ -107,22 +107,35 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
     lines = []
     running = ZERO
     final = table.index_at(total)
+    rates = [tier.rate for tier in table.tiers]
+    # The text after each amount in an explanation, formatted once per tier.
+    # It is the same text as describe_portions writes.
+    tier_texts = [
+        f" x {percent(rate)} in tier {label(index)}" for index, rate in enumerate(rates)
+    ]
+    first_rate_text = f" x {percent(rates[0])}"
+    retroactive_text = (
+        f"{tier_texts[final]}, the tier of the period's total {money(total)}"
+    )
+    marginal = spec.mode == "marginal"
+    cap = component.cap_per_deal
     for credit in segment.credits:
-        if spec.mode == "marginal":
+        if marginal:
             parts = table.portions(running, running + credit.amount)
-            exact = sum((amount * table.tiers[i].rate for i, amount in parts), ZERO)
-            sentence = describe_portions(table, parts, label)
-            if not parts:
-                sentence = f"{money(credit.amount)} x {percent(table.tiers[0].rate)}"
+            exact = ZERO
+            for index, amount in parts:
+                exact += amount * rates[index]
+            if parts:
+                sentence = " + ".join(
+                    f"{money(amount)}{tier_texts[index]}" for index, amount in parts
+                )
+            else:
+                sentence = f"{money(credit.amount)}{first_rate_text}"
         else:
-            rate = table.tiers[final].rate
-            exact = credit.amount * rate
-            sentence = (
-                f"{money(credit.amount)} x {percent(rate)} in tier {label(final)}, "
-                f"the tier of the period's total {money(total)}"
-            )
+            exact = credit.amount * rates[final]
+            sentence = f"{money(credit.amount)}{retroactive_text}"
         running += credit.amount
-        exact, cap_note = cap_per_deal(exact, credit, component.cap_per_deal)
+        exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
         sentence = f"{sentence}{context}{cap_note} = {money(amount)}"
         lines.append(_line(component, segment, credit, amount, sentence))
