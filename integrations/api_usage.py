@@ -15,6 +15,11 @@ own requests only.
 The sync engine reads the day counter as a ``DailyBudget``. With less than
 ``PRIORITY_BUDGET_SHARE`` of the daily limit left, a run syncs ownership and
 stage changes only, and with nothing left it stops.
+
+A CRM that reports its own usage in a response header (Salesforce's
+Sforce-Limit-Info) gives its connector a ``reported_api_usage(response)``
+method. ``count_calls`` then keeps the last (used, limit) reported, with the
+time, for a day, and that is the connection's ``DailyBudget`` instead.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ logger = logging.getLogger(__name__)
 BURST_WINDOW_SECONDS = 10
 SECOND_COUNTER_TTL = 2 * BURST_WINDOW_SECONDS
 DAY_COUNTER_TTL = 2 * 24 * 3600
+# Salesforce counts requests over a rolling 24 hours, so an older report is
+# no guide to the budget left now.
+REPORTED_USAGE_TTL = 24 * 3600
 # A sync run switches to priority mode when less than this share of the
 # connection's daily request limit is left. The share keeps room for the
 # owner and deal-stage changes of the rest of the day (the beat syncs every
@@ -48,6 +56,10 @@ def _second_key(connection_id: int, second: int) -> str:
 
 def _day_key(connection_id: int, day: dt.date) -> str:
     return f"crm-api:{connection_id}:day:{day.isoformat()}"
+
+
+def _reported_key(connection_id: int) -> str:
+    return f"crm-api:{connection_id}:reported"
 
 
 def _increment(key: str, ttl: int) -> None:
@@ -101,6 +113,41 @@ def calls_on_day(connection_id: int, day: dt.date) -> int:
     return cache.get(_day_key(connection_id, day), 0)
 
 
+@dataclass(frozen=True)
+class ReportedUsage:
+    """Daily requests used and allowed, as the CRM last reported them."""
+
+    used: int
+    limit: int
+    at: dt.datetime
+
+
+def record_reported_usage(
+    connection_id: int, used: int, limit: int, at: float | None = None
+) -> None:
+    """Keep the CRM's last report of its daily usage, replacing the one before."""
+    now = time.time() if at is None else at
+    try:
+        cache.set(_reported_key(connection_id), (used, limit, now), REPORTED_USAGE_TTL)
+    except RedisError as exc:
+        logger.warning(
+            "Keeping the API usage reported for connection %s failed: %s",
+            connection_id,
+            exc,
+        )
+
+
+def reported_usage(connection_id: int) -> ReportedUsage | None:
+    """Return the CRM's last report of its daily usage, or None if none is kept."""
+    value = cache.get(_reported_key(connection_id))
+    if value is None:
+        return None
+    used, limit, at = value
+    return ReportedUsage(
+        used=used, limit=limit, at=dt.datetime.fromtimestamp(at, dt.UTC)
+    )
+
+
 def count_calls(connector, run) -> bool:
     """Count each HTTP response of ``connector`` on ``run`` and in the cache.
 
@@ -108,7 +155,8 @@ def count_calls(connector, run) -> bool:
     ``http`` client. Return False, counting nothing, when neither is a
     ``requests.Session``. Attaching again to the same connector replaces the
     earlier hook, so a connector reused for a second run counts each request
-    once.
+    once. A connector with ``reported_api_usage(response)`` also has the
+    usage its CRM reports kept (see ``record_reported_usage``).
     """
     session = getattr(connector, "session", None)
     if session is None:
@@ -117,10 +165,14 @@ def count_calls(connector, run) -> bool:
         return False
     connection = run.connection
     time_zone = connection.organization.time_zone
+    reported = getattr(connector, "reported_api_usage", None)
 
     def on_response(response, *args, **kwargs):
         run.api_calls += 1
         record_call(connection.pk, time_zone)
+        usage = reported(response) if reported is not None else None
+        if usage is not None:
+            record_reported_usage(connection.pk, *usage)
         return response
 
     hooks = session.hooks.setdefault("response", [])
@@ -134,10 +186,16 @@ def count_calls(connector, run) -> bool:
 
 @dataclass(frozen=True)
 class DailyBudget:
-    """Requests a connection sent today, against its provider's daily limit."""
+    """Requests a connection sent today, against its provider's daily limit.
+
+    ``stop_share`` is the share of the limit at which the budget counts as
+    exhausted: 1 where the limit is the connection's own, less where the CRM
+    counts other integrations' requests too and some must be left for them.
+    """
 
     used: int
     limit: int
+    stop_share: float = 1.0
 
     @property
     def remaining(self) -> int:
@@ -150,4 +208,4 @@ class DailyBudget:
 
     @property
     def exhausted(self) -> bool:
-        return self.used >= self.limit
+        return self.used >= self.limit * self.stop_share

@@ -135,6 +135,8 @@ class ApiBudget:
     day: dt.date
     # The source of the limits, shown above the budget table.
     limits_note: str
+    # The daily usage the CRM itself last reported (Salesforce), if any.
+    reported: api_usage.ReportedUsage | None = None
 
     @property
     def burst_percent(self) -> int:
@@ -145,6 +147,12 @@ class ApiBudget:
         if self.day_limit is None:
             return None
         return min(100, round(100 * self.day_used / self.day_limit))
+
+    @property
+    def reported_percent(self) -> int | None:
+        if self.reported is None or not self.reported.limit:
+            return None
+        return min(100, round(100 * self.reported.used / self.reported.limit))
 
 
 def api_budget(connection: CrmConnection, organization: Organization) -> ApiBudget:
@@ -166,17 +174,30 @@ def api_budget(connection: CrmConnection, organization: Organization) -> ApiBudg
         day_limit=day_limit,
         day=today,
         limits_note=note,
+        reported=api_usage.reported_usage(connection.pk),
     )
 
 
 def daily_budget(connection: CrmConnection) -> api_usage.DailyBudget | None:
     """Return today's requests against the provider's daily limit, as ``api_budget``.
 
-    Returns None for providers without a daily request limit that Attain
-    counts (Salesforce and Pipedrive), so a sync of theirs never enters
-    priority mode. The Salesforce connector stops by itself at
-    ``salesforce.MAX_API_USAGE`` of the organisation's limit.
+    For Salesforce, the budget is the organisation's usage and limit from the
+    last Sforce-Limit-Info header, exhausted at ``salesforce.MAX_API_USAGE``
+    of the limit, where the connector stops too. Returns None for Pipedrive,
+    and for Salesforce before a response reported its usage, so such a run
+    does not enter priority mode. A sync checks a Salesforce budget only
+    after its first request, so an earlier run's report at the stop point
+    does not stop it before it learns that usage has fallen.
     """
+    if connection.provider == CrmConnection.Provider.SALESFORCE:
+        reported = api_usage.reported_usage(connection.pk)
+        if reported is None:
+            return None
+        return api_usage.DailyBudget(
+            used=reported.used,
+            limit=reported.limit,
+            stop_share=salesforce.MAX_API_USAGE,
+        )
     _burst_limit, _window, day_limit, _note = _provider_limits(connection)
     if day_limit is None:
         return None
@@ -210,8 +231,11 @@ def _provider_limits(connection: CrmConnection) -> tuple[int, int, int | None, s
             None,
             f"Limit: Attain's own cap of {burst_limit} requests per "
             f"{window:g} s, because Salesforce sets no short-window limit. "
-            "Salesforce's daily limit depends on the edition and licences, and "
-            f"a sync stops at {salesforce.MAX_API_USAGE:.0%} of it.",
+            "Salesforce's daily limit depends on the edition and licences and "
+            "counts every integration's requests. With less than "
+            f"{api_usage.PRIORITY_BUDGET_SHARE:.0%} of it left a sync syncs "
+            "owners and opportunity changes only, and it stops at "
+            f"{salesforce.MAX_API_USAGE:.0%} of it.",
         )
     # NOTE: HubSpot resets the daily limit at midnight in the HubSpot
     # account's time zone, which may differ from the organisation's.

@@ -223,7 +223,11 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
     # A resumed run decides again, from the budget left now.
     ctx.run.priority_mode = False
     ctx.run.deferred_object_types = []
-    _budget_check(ctx)
+    if ctx.connection.provider != CrmConnection.Provider.SALESFORCE:
+        # Salesforce's budget is the usage its responses report over a
+        # rolling 24 hours. A report kept from an earlier run may be out of
+        # date, so its first check follows this run's first request.
+        _budget_check(ctx)
     ctx.owners = sync_owners(ctx, connector.owners())
     ctx.stages = sync_pipelines(ctx, connector.pipelines())
     ctx.deal_fields = deal_field_mappings(ctx.connection)
@@ -291,7 +295,8 @@ def _sync_object_type(
 def _budget_check(ctx: SyncContext) -> None:
     """Switch the run to priority mode when the daily budget is low.
 
-    Raise ``ApiBudgetExhausted`` when none is left. Providers without a
+    Raise ``ApiBudgetExhausted`` when none is left (for Salesforce, at the
+    share of the limit where its connector stops). Providers without a
     daily limit (``selectors.daily_budget`` returns None) pass unchecked.
     """
     budget = selectors.daily_budget(ctx.connection)
@@ -301,6 +306,13 @@ def _budget_check(ctx: SyncContext) -> None:
     if budget.exhausted:
         # NOTE: until the day's counter resets, every run the beat queues
         # fails here, and each failure notifies the admins again.
+        if budget.stop_share < 1:
+            raise ApiBudgetExhausted(
+                f"The CRM reports {budget.used} of its {budget.limit} daily API "
+                f"requests used, at or above the {budget.stop_share:.0%} a sync "
+                "may use, so the sync stopped after its last committed page. A "
+                "later run resumes from there once usage falls."
+            )
         raise ApiBudgetExhausted(
             f"The connection sent {budget.used} of its {budget.limit} API requests "
             "allowed today, so the sync stopped after its last committed page. "

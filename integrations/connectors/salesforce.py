@@ -19,6 +19,9 @@ reports the count in the Sforce-Limit-Info header of every response
 (``api-usage=used/limit``). The connector stops before it uses more than
 ``max_api_usage`` of that budget, and a 403 REQUEST_LIMIT_EXCEEDED stops it
 too. Both fail the run, and the next run resumes from the committed cursors.
+The sync engine reads the same header as the connection's daily budget, and
+with less than 20% of the limit left a run syncs owners and opportunity
+changes only (integrations.sync, priority mode).
 A rolling-window limiter (our own cap, see REQUEST_LIMIT) spaces requests,
 and 429 and 5xx responses are retried as in integrations.connectors.http.
 """
@@ -635,10 +638,21 @@ class SalesforceConnector(Connector):
                 "connector does not know where to send API requests."
             )
 
-    def _read_api_usage(self, response: requests.Response) -> None:
+    def reported_api_usage(self, response: requests.Response) -> tuple[int, int] | None:
+        """Return (used, limit) from the response's Sforce-Limit-Info header.
+
+        The sync engine keeps the last value as the connection's daily
+        budget (integrations.api_usage). Return None without the header.
+        """
         match = _API_USAGE.search(response.headers.get("Sforce-Limit-Info") or "")
-        if match:
-            self.api_usage = (int(match.group(1)), int(match.group(2)))
+        if match is None:
+            return None
+        return int(match.group(1)), int(match.group(2))
+
+    def _read_api_usage(self, response: requests.Response) -> None:
+        usage = self.reported_api_usage(response)
+        if usage is not None:
+            self.api_usage = usage
 
     def _check_api_budget(self) -> None:
         if self.api_usage is None:

@@ -553,23 +553,48 @@ def test_rate_limit_storm_completes_within_limit(personas, salesforce, connectio
 
 def test_api_budget_stops_sync_then_resumes(personas, salesforce, connection):
     seed_org(salesforce)
-    # Other integrations used 15 of the org's 20 daily requests.
-    salesforce.api_limit = 20
-    salesforce.api_used = 15
+    run_sync(connection, make_connector(salesforce))
+    changed_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(
+        minutes=1
+    )
+    for deal_id in ("006A", "006B", "006C", "006D", "006E"):
+        salesforce.update(
+            "Opportunity", deal_id, modstamp=changed_at, Name=f"Renamed {deal_id}"
+        )
+    salesforce.max_batch_size = 1
+    # Other integrations used 75 of the org's 100 daily requests.
+    salesforce.api_limit = 100
+    salesforce.api_used = 75
 
-    with pytest.raises(ConnectorError, match="API usage is 18 of 20"):
-        run_sync(connection, make_connector(salesforce))
+    # The connector raises before request 91, or the run stops at a committed
+    # page once usage reaches 90 (sync.ApiBudgetExhausted), whichever is first.
+    with pytest.raises(ConnectorError, match=r"90 of (its )?100"):
+        run_sync(connection, make_connector(salesforce), SyncRun.Kind.INCREMENTAL)
 
-    # 18 is 90 % of 20, so after users, stages and accounts (requests 16 to
-    # 18) the connector sent no further request.
-    assert salesforce.api_used == 18
+    # With one record per batch, three users (76 to 78) and five stages (79 to
+    # 83) leave 17 requests, under 20 % of 100, so the run is in priority mode.
+    # Each opportunity takes a batch and its history: 84 to 89 for three of
+    # them. The fourth batch is request 90, 90 % of 100, so no history request
+    # follows it. The next page is fetched while one is written, so the run may
+    # see 90 after the second page already and stop there.
+    assert salesforce.api_used == 90
     assert len(salesforce.requests(status=403)) == 0
-    assert Account.objects.count() == 3
+    renamed = Deal.objects.filter(name__startswith="Renamed").order_by("external_id")
+    assert [d.external_id for d in renamed] in (
+        ["006A", "006B"],
+        ["006A", "006B", "006C"],
+    )
+    run = SyncRun.objects.filter(kind=SyncRun.Kind.INCREMENTAL).get()
+    assert run.priority_mode
+    # Deals come third, so the run stopped before it reached the activities.
+    assert run.deferred_object_types == ["companies", "contacts"]
+    # The kept report still says 90 of 100; the resumed run checks its budget
+    # only after its first request reports 91 of 1000.
     salesforce.api_limit = 1000
-    run = SyncRun.objects.get()
     sync.sync_run_execute(run=run, connector=make_connector(salesforce))
     run.refresh_from_db()
     assert run.status == SyncRun.Status.SUCCEEDED
+    assert not run.priority_mode
     assert_mirrors(salesforce, personas)
 
 
