@@ -130,8 +130,8 @@ def assignment_writeback_queue(organization: Organization, assignment_id: int) -
     from integrations.tasks import crm_writeback_task
 
     with tenant_context(organization):
-        # Routing calls this for every lead, and the answer changes only
-        # with the connections, which move the configuration version.
+        # Routing calls this for every lead. The result changes only with
+        # the connections, and their changes move the configuration version.
         connected = cached(
             "writeback_connected", lambda: writeback_connection() is not None
         )

@@ -62,7 +62,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class IntakeMatches:
-    """What intake's qualification found for a lead, sent to its routing task."""
+    """The matches of intake's qualification for a lead, sent to its routing task."""
 
     customer_account_id: int | None = None
     known_contact_id: int | None = None

@@ -111,7 +111,7 @@ def cursor_keysets(connection) -> dict:
     }
 
 
-def test_low_budget_syncs_owner_and_stage_and_defers_task(personas, salesforce, synced):
+def test_low_budget_defers_task(personas, salesforce, synced):
     change_deal_and_add_task(salesforce)
     low_budget(salesforce)
     before = cursor_keysets(synced)

@@ -588,8 +588,8 @@ def test_api_budget_stops_sync_then_resumes(personas, salesforce, connection):
     assert run.priority_mode
     # Deals come third, so the run stopped before it reached the activities.
     assert run.deferred_object_types == ["companies", "contacts"]
-    # The kept report still says 90 of 100; the resumed run checks its budget
-    # only after its first request reports 91 of 1000.
+    # The kept reading is still 90 of 100, so the resumed run checks its
+    # budget only after its first request reports 91 of 1000.
     salesforce.api_limit = 1000
     sync.sync_run_execute(run=run, connector=make_connector(salesforce))
     run.refresh_from_db()
