@@ -42,7 +42,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "spm.settings"
-os.environ["DEBUG"] = "1"
+# DEBUG stays off, as in production: with it on, Django formats the SQL of
+# every statement, with its page of records, for its query log.
+os.environ["DEBUG"] = "0"
+os.environ.setdefault("SECRET_KEY", "bench-sync-only-secret-key")
 os.environ.setdefault(
     "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/attain_bench_sync"
 )

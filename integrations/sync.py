@@ -49,7 +49,13 @@ from integrations.models import (
     SyncCursor,
     SyncRun,
 )
-from integrations.writers import Counts, SyncContext, archive_deals, write_page
+from integrations.writers import (
+    Counts,
+    SyncContext,
+    archive_deals,
+    plan_each_statement,
+    write_page,
+)
 from notifications.addresses import UnsafeURL, url_check
 from notifications.outbound import allow_private_addresses
 from notifications.services import notify
@@ -658,6 +664,7 @@ def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
     run = ctx.run
     with transaction.atomic():
         _commit_without_flush_wait()
+        plan_each_statement()
         write()
         run.pages_done += 1
         run.records_done += records

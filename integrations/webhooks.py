@@ -45,7 +45,12 @@ from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
 from integrations.models import CrmConnection, OwnerMapping, StageMapping, WebhookEvent
 from integrations.sync import SyncFailed, connector_for
-from integrations.writers import SyncContext, archive_deals, write_page
+from integrations.writers import (
+    SyncContext,
+    archive_deals,
+    plan_each_statement,
+    write_page,
+)
 from spm.services import audit_log_write
 
 logger = logging.getLogger(__name__)
@@ -626,6 +631,7 @@ def _fetch_and_write(
     ctx: SyncContext, connector: base.Connector, event: WebhookEvent
 ) -> bool:
     """Fetch the event's record and write it. Return False when the CRM has none."""
+    plan_each_statement()
     history: list = []
     if isinstance(connector, HubSpotConnector) and event.object_type == base.DEALS:
         fetched = connector.fetch_record_with_history(

@@ -87,6 +87,25 @@ class SyncContext:
         return {kind: vars(self.counts[kind]).copy() for kind in kinds}
 
 
+def plan_each_statement() -> None:
+    """Plan each statement of the current transaction for its own parameters.
+
+    psycopg prepares a statement on its fifth run, and PostgreSQL may then
+    keep one generic plan for the connection's life. A first sync prepares
+    the writers' statements while the tables are still empty, and the
+    generic plan chosen then looks synced rows up through the organisation's
+    index instead of the external id's unique index. Each lookup then reads
+    every row the sync has written so far, until the tables are analysed: a
+    first sync into a new database ran 15 times slower than the next one. A
+    plan made for the actual parameters is sized by the table as it is now,
+    whatever its statistics say.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+        )
+
+
 def write_page(ctx: SyncContext, object_type: str, records: list[base.CrmRecord]):
     """Write one page of records of ``object_type``. Run inside a transaction."""
     unique = {record.id: record for record in records}
@@ -498,13 +517,20 @@ class _UpsertStatement:
     def _by_external_id(table: str, column: str, external_id: str) -> str:
         """Return a subquery for ``column`` of the synced row with that external id.
 
-        The last condition repeats the predicate of the partial unique index,
-        so PostgreSQL can use that index even when its statistics are stale,
-        as they are while a first sync fills a table.
+        The organisation and source are compared with subquery values, which
+        PostgreSQL plans as unknown values. It then sizes the organisation's
+        rows by the average tenant, not by the statistics of this one: those
+        statistics may predate the tenant's first sync and count it as one
+        row, and with that estimate an index on the organisation alone looks
+        as good as the unique index, so each lookup read every row the sync
+        had written (docs/benchmarks.md, "CRM sync"). The last condition
+        repeats the predicate of the partial unique index, which PostgreSQL
+        needs to use that index at all.
         """
         return (
             f"(SELECT {column} FROM {table} AS synced "
-            "WHERE synced.organization_id = %s AND synced.external_source = %s "
+            "WHERE synced.organization_id = (SELECT %s::bigint) "
+            "AND synced.external_source = (SELECT %s::text) "
             f"AND synced.external_id = {external_id} "
             "AND NOT (synced.external_id = ''))"
         )
