@@ -11,6 +11,7 @@ import re
 
 from django import forms
 
+from integrations.connectors import base
 from integrations.models import ApiTier, CrmConnection, FieldMapping
 from notifications.addresses import UnsafeURL, url_check
 from notifications.outbound import allow_private_addresses
@@ -26,11 +27,6 @@ SALESFORCE_ORG_ID = re.compile(r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
 WEBHOOK_USERNAME = re.compile(r"^[^\s:]{1,100}$")
 # HubSpot property internal names: letters, digits and underscores.
 PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-MAPPED_OBJECT_TYPES = [
-    ("deals", "Deals"),
-    ("contacts", "Contacts"),
-    ("companies", "Companies"),
-]
 
 
 def _clean_token(value: str, required: bool) -> str:
@@ -340,7 +336,14 @@ CRM_PROPERTY_HELP = {
 
 
 class FieldMappingForm(ValueErrorMessagesMixin, forms.Form):
-    object_type = forms.ChoiceField(choices=MAPPED_OBJECT_TYPES, initial="deals")
+    """A CRM deal property mapped to an Attain field of the deal.
+
+    Every target is a column of the deal, so only deal properties can be
+    mapped and the form offers no object type. A request that still posts a
+    non-empty ``object_type`` must post "deals", and any other value is
+    rejected.
+    """
+
     crm_property = forms.CharField(label="CRM property", max_length=255)
     target = forms.ChoiceField(
         label="Attain field", choices=FieldMapping.Target.choices
@@ -358,3 +361,14 @@ class FieldMappingForm(ValueErrorMessagesMixin, forms.Form):
                 "of letters, digits and underscores."
             )
         return value
+
+    def clean(self):
+        cleaned = super().clean()
+        object_type = self.data.get("object_type") or base.DEALS
+        if object_type != base.DEALS:
+            raise forms.ValidationError(
+                f"Invalid object type {object_type!r}: only deal properties can "
+                "be mapped, because every Attain field here is a field of the deal."
+            )
+        cleaned["object_type"] = base.DEALS
+        return cleaned

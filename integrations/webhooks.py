@@ -16,8 +16,11 @@ a pending WebhookEvent under its idempotency key, so a redelivery does
 nothing, and ``webhook_event_apply_task`` on the "sync" queue applies it
 after the commit. Per (object, property) only a value that occurred after
 the newest applied one is applied. An applied event fetches that one record
-through the connector and writes it with the sync writers, so stage history
-and stage-entry side effects follow the sync path.
+through the connector and writes it with the sync writers, so stage history,
+stage-entry side effects and the deal field mappings follow the sync path.
+An event whose record the writers reject is FAILED. An event whose record
+was written with an unfit mapped value is APPLIED, and its message names the
+value.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ from django.utils import timezone
 from activity.models import Deal
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
+from integrations.deal_fields import deal_field_mappings
 from integrations.models import CrmConnection, OwnerMapping, StageMapping, WebhookEvent
-from integrations.sync import SyncFailed, connector_for
+from integrations.sync import SyncFailed, connector_for, mapped_properties_request
 from integrations.writers import (
     SyncContext,
     archive_deals,
@@ -600,12 +604,30 @@ def _apply(
             )
             archive_deals(ctx, [deleted])
         return WebhookEvent.Status.APPLIED, "Deleted in the CRM."
-    found = _fetch_and_write(ctx, connector or connector_for(connection), event)
+    connector = connector or connector_for(connection)
+    if event.object_type == base.DEALS:
+        # As a sync does, the fetch requests the mapped properties and the
+        # writer converts their values.
+        ctx.deal_fields = deal_field_mappings(connection)
+        mapped_properties_request(ctx, connector)
+    found = _fetch_and_write(ctx, connector, event)
     if not found:
         return WebhookEvent.Status.IGNORED, "The CRM has no such record."
-    if ctx.errors:
-        return WebhookEvent.Status.FAILED, "; ".join(e["message"] for e in ctx.errors)
-    return WebhookEvent.Status.APPLIED, ""
+    message = _errors_message(ctx)
+    if any(counts.failed for counts in ctx.counts.values()):
+        return WebhookEvent.Status.FAILED, message
+    # The record was written. An unfit mapped value or an unusable mapping
+    # left only that field unchanged, as in a sync, and fetching the record
+    # again would bring the same value, so the event is not retried.
+    return WebhookEvent.Status.APPLIED, message
+
+
+def _errors_message(ctx: SyncContext) -> str:
+    """Join the distinct error messages of ``ctx`` in the order they were added."""
+    # A replayed stage history writes the record once per step, and each
+    # write reports the same unfit value again.
+    messages = dict.fromkeys(error["message"] for error in ctx.errors)
+    return "; ".join(messages)
 
 
 def _context(connection: CrmConnection) -> SyncContext:

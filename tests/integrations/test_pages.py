@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
+from django.db import connection as db_connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -434,6 +438,100 @@ def test_field_mapping_invalid_property_rejected(admin, connection):
 
     assert "Invalid property name &#x27;deal type&#x27;" in response.content.decode()
     assert FieldMapping.objects.count() == 0
+
+
+def test_field_mapping_page_offers_deals_only(admin, connection):
+    response = admin.get(_connection_url("fields", connection))
+
+    assert response.status_code == 200
+    assert "object_type" not in response.context["form"].fields
+    page = response.content.decode()
+    assert 'name="object_type"' not in page
+    assert "Contacts" not in page
+    assert "Companies" not in page
+
+
+def test_field_mapping_without_object_type_maps_deals(admin, connection):
+    data = {"crm_property": "dealtype", "target": "deal_type"}
+
+    admin.post(_connection_url("fields", connection), data)
+
+    mapping = FieldMapping.objects.get()
+    assert mapping.object_type == "deals"
+    assert mapping.crm_property == "dealtype"
+
+
+@pytest.mark.parametrize("object_type", ["contacts", "companies"])
+def test_field_mapping_other_object_type_rejected(admin, connection, object_type):
+    data = {
+        "object_type": object_type,
+        "crm_property": "industry",
+        "target": "segment",
+    }
+
+    response = admin.post(_connection_url("fields", connection), data)
+
+    assert response.status_code == 200
+    assert (
+        f"Invalid object type &#x27;{object_type}&#x27;: only deal properties can "
+        "be mapped" in response.content.decode()
+    )
+    assert FieldMapping.objects.count() == 0
+    assert not AuditLog.objects.filter(action="crm.field_mapping_added").exists()
+
+
+def test_migration_deletes_non_deal_mappings(personas, connection):
+    migration = importlib.import_module(
+        "integrations.migrations.0008_field_mappings_deals_only"
+    )
+    with tenant_context(personas.other_org):
+        other = sync.connection_create(
+            organization=personas.other_org,
+            actor=None,
+            provider="hubspot",
+            name="Globex HubSpot",
+            base_url="http://127.0.0.1:9/",
+            credentials={"access_token": "globex-token"},
+        )
+    rows = [
+        (connection, "deals", "dealtype", "deal_type"),
+        (connection, "contacts", "lifecyclestage", "segment"),
+        (other, "companies", "industry", "segment"),
+    ]
+    for crm_connection, object_type, crm_property, target in rows:
+        FieldMapping.unscoped.create(
+            organization=crm_connection.organization,
+            connection=crm_connection,
+            object_type=object_type,
+            crm_property=crm_property,
+            target=target,
+        )
+    contact_mapping = FieldMapping.unscoped.get(object_type="contacts")
+    AuditLog.unscoped.all().delete()
+
+    migration.non_deal_mappings_delete(
+        django_apps, SimpleNamespace(connection=db_connection)
+    )
+
+    remaining = FieldMapping.unscoped.values_list("object_type", "crm_property")
+    assert list(remaining) == [("deals", "dealtype")]
+    entries = AuditLog.unscoped.order_by("id")
+    assert [(e.organization_id, e.action) for e in entries] == [
+        (personas.org.pk, "crm.field_mapping_deleted"),
+        (personas.other_org.pk, "crm.field_mapping_deleted"),
+    ]
+    first, second = entries
+    assert first.actor is None
+    assert first.object_id == str(contact_mapping.public_id)
+    assert first.old == {
+        "connection": "HubSpot",
+        "object_type": "contacts",
+        "crm_property": "lifecyclestage",
+        "target": "segment",
+    }
+    assert first.new == {"reason": migration.REASON}
+    assert second.old["connection"] == "Globex HubSpot"
+    assert second.old["object_type"] == "companies"
 
 
 # Access
