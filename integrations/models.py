@@ -124,6 +124,11 @@ class SyncRun(TenantModel):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        # Another run of the connection was executing (integrations.run_lock).
+        SKIPPED = "skipped", "Skipped"
+
+    # The statuses of a run that has stopped.
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     connection = models.ForeignKey(

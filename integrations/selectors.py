@@ -120,7 +120,7 @@ def run_progress_data(run: SyncRun) -> dict:
         "counts": run.counts,
         "error_count": len(run.errors),
         "failure": run.failure,
-        "finished": run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED),
+        "finished": run.status in SyncRun.FINISHED,
     }
 
 

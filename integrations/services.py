@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from integrations import sync
+from integrations import run_lock, sync
 from integrations.models import CrmConnection, FieldMapping, OwnerMapping, SyncRun
 from integrations.tasks import RUN_STALE_AFTER
 from spm.models import Membership, Organization, User
@@ -154,6 +154,10 @@ def sync_now(*, connection: CrmConnection, actor: User | None) -> SyncRun:
         .order_by("-created_at")
         .first()
     )
+    if busy is None and run_lock.is_executing(connection.pk):
+        raise SyncRejectedError(
+            f"A sync of {connection.name} is still running; wait for it to finish."
+        )
     if busy is not None:
         raise SyncRejectedError(
             f"A sync of {connection.name} is already {busy.status} (started "

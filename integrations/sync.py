@@ -36,7 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Pipeline, Stage
-from integrations import api_usage, selectors, writers_salesforce
+from integrations import api_usage, run_lock, selectors, writers_salesforce
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
 from integrations.connectors.pipedrive import PipedriveConnector
@@ -191,7 +191,7 @@ def sync_run_create_unless_busy(
             status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
             created_at__gte=timezone.now() - stale_after,
         ).exists()
-        if busy:
+        if busy or run_lock.is_executing(connection.pk):
             return None
         return sync_run_create(connection=locked, kind=kind)
 
@@ -199,30 +199,54 @@ def sync_run_create_unless_busy(
 def sync_run_execute(
     *, run: SyncRun, connector: base.Connector | None = None
 ) -> SyncRun:
-    """Run (or resume) a sync run and return it, succeeded or failed.
+    """Run (or resume) a sync run and return it, succeeded, failed or skipped.
 
-    Raise the error that stopped the run after recording it on the run and,
-    for rejected credentials, on the connection.
+    The run is skipped, doing nothing, while another run of its connection
+    executes (integrations.run_lock). Raise the error that stopped the run
+    after recording it on the run and, for rejected credentials, on the
+    connection.
     """
     connection = run.connection
     with tenant_context(connection.organization):
-        if run.status == SyncRun.Status.SUCCEEDED:
+        if run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.SKIPPED):
             return run
-        run.status = SyncRun.Status.RUNNING
-        run.started_at = run.started_at or timezone.now()
-        run.save(update_fields=["status", "started_at"])
-        ctx = SyncContext(connection=connection, run=run)
-        ctx.counts.update(_previous_counts(run))
-        ctx.errors.extend(run.errors)
-        try:
-            connector = connector or connector_for(connection)
-            api_usage.count_calls(connector, run)
-            _execute(ctx, connector)
-        except Exception as exc:
-            _finish_failed(ctx, exc)
-            raise
-        _finish_succeeded(ctx)
-        return run
+        with run_lock.executing(connection.pk) as acquired:
+            if not acquired:
+                return _skip(run)
+            return _run_locked(run, connector)
+
+
+def _skip(run: SyncRun) -> SyncRun:
+    """Stop a run that found another run of its connection executing."""
+    run.status = SyncRun.Status.SKIPPED
+    run.failure = (
+        "Another sync of this connection was running, so this one did nothing. "
+        "The next sync goes on from where that one stops."
+    )
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "failure", "finished_at"])
+    logger.info("CRM sync run %s skipped: another run is executing", run.pk)
+    return run
+
+
+def _run_locked(run: SyncRun, connector: base.Connector | None) -> SyncRun:
+    """Execute ``run`` while this session holds its connection's run lock."""
+    connection = run.connection
+    run.status = SyncRun.Status.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["status", "started_at"])
+    ctx = SyncContext(connection=connection, run=run)
+    ctx.counts.update(_previous_counts(run))
+    ctx.errors.extend(run.errors)
+    try:
+        connector = connector or connector_for(connection)
+        api_usage.count_calls(connector, run)
+        _execute(ctx, connector)
+    except Exception as exc:
+        _finish_failed(ctx, exc)
+        raise
+    _finish_succeeded(ctx)
+    return run
 
 
 def _execute(ctx: SyncContext, connector: base.Connector) -> None:

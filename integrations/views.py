@@ -262,7 +262,7 @@ def sync_now(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse
 def run_progress(request: HttpRequest, org_slug: str, sync_run_id) -> HttpResponse:
     """Return the progress bar, or make htmx reload the page once the run stops."""
     run = _run_or_404(sync_run_id)
-    finished = run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED)
+    finished = run.status in SyncRun.FINISHED
     if request.htmx and finished:
         return HttpResponseClientRefresh()
     context = {"run": run, "progress": selectors.run_progress(run)}
