@@ -25,8 +25,24 @@ SALESFORCE_ORG_ID = re.compile(r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
 # Pipedrive's HTTP auth user of a webhook: printable, no colon, since Basic
 # credentials are "user:password".
 WEBHOOK_USERNAME = re.compile(r"^[^\s:]{1,100}$")
-# HubSpot property internal names: letters, digits and underscores.
-PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# The names a mapping may give, by provider, with the rule its error states.
+# HubSpot reads a property's internal name, Salesforce a field's API name or
+# a relationship path (Account.Industry), and Pipedrive a deal field's key
+# or its name as shown in Pipedrive, which may contain spaces.
+PROPERTY_NAMES = {
+    CrmConnection.Provider.HUBSPOT: (
+        re.compile(r"[A-Za-z0-9_]+"),
+        "use the internal name, made of letters, digits and underscores",
+    ),
+    CrmConnection.Provider.SALESFORCE: (
+        re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*"),
+        "use the field's API name, or a path such as Account.Industry",
+    ),
+    CrmConnection.Provider.PIPEDRIVE: (
+        re.compile(r"[^\x00-\x1f\x7f]+"),
+        "use the field's key or its name, without control characters",
+    ),
+}
 
 
 def _clean_token(value: str, required: bool) -> str:
@@ -351,15 +367,14 @@ class FieldMappingForm(ValueErrorMessagesMixin, forms.Form):
 
     def __init__(self, *args, provider: str, **kwargs):
         super().__init__(*args, **kwargs)
+        self.provider = provider
         self.fields["crm_property"].help_text = CRM_PROPERTY_HELP[provider]
 
     def clean_crm_property(self) -> str:
         value = self.cleaned_data["crm_property"].strip()
-        if not PROPERTY_NAME.match(value):
-            raise forms.ValidationError(
-                f"Invalid property name {value!r}: use the internal name, made "
-                "of letters, digits and underscores."
-            )
+        pattern, rule = PROPERTY_NAMES[self.provider]
+        if not pattern.fullmatch(value):
+            raise forms.ValidationError(f"Invalid property name {value!r}: {rule}.")
         return value
 
     def clean(self):

@@ -227,7 +227,16 @@ def field_mapping_add(
     crm_property: str,
     target: str,
 ) -> FieldMapping:
-    """Map a CRM property to an Attain field; one property per field and type."""
+    """Map a CRM property to an Attain field; one property per field and type.
+
+    Raise FieldMappingError for an object type other than deals, because
+    every target is a field of the deal and only deal mappings are applied.
+    """
+    if object_type != "deals":
+        raise FieldMappingError(
+            f"Invalid object type {object_type!r}: only deal properties can be "
+            "mapped."
+        )
     try:
         with transaction.atomic():
             mapping = FieldMapping.objects.create(

@@ -97,8 +97,8 @@ def plan_each_statement() -> None:
     index instead of the external id's unique index. Each lookup then reads
     every row the sync has written so far, until the tables are analysed: a
     first sync into a new database ran 15 times slower than the next one. A
-    plan made for the actual parameters is sized by the table as it is now,
-    whatever its statistics say.
+    plan made for the actual parameters uses the table's current size, even
+    when its statistics are stale.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -519,13 +519,13 @@ class _UpsertStatement:
 
         The organisation and source are compared with subquery values, which
         PostgreSQL plans as unknown values. It then sizes the organisation's
-        rows by the average tenant, not by the statistics of this one: those
-        statistics may predate the tenant's first sync and count it as one
-        row, and with that estimate an index on the organisation alone looks
-        as good as the unique index, so each lookup read every row the sync
-        had written (docs/benchmarks.md, "CRM sync"). The last condition
-        repeats the predicate of the partial unique index, which PostgreSQL
-        needs to use that index at all.
+        rows by the average tenant, not by this tenant's statistics. Those
+        may predate the tenant's first sync and count it as one row. With
+        that estimate, an index on the organisation alone looks as good as
+        the unique index, and each lookup read every row the sync had
+        written (docs/benchmarks.md, "CRM sync"). The last condition repeats
+        the predicate of the partial unique index, without which PostgreSQL
+        cannot use that index.
         """
         return (
             f"(SELECT {column} FROM {table} AS synced "

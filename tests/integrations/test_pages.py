@@ -16,6 +16,7 @@ from django.utils import timezone
 from activity.models import Deal
 from compensation.models import CalculationRun
 from integrations import api_usage, selectors, services, sync
+from integrations.forms import FieldMappingForm
 from integrations.models import (
     ApiTier,
     CrmConnection,
@@ -532,6 +533,57 @@ def test_migration_deletes_non_deal_mappings(personas, connection):
     assert first.new == {"reason": migration.REASON}
     assert second.old["connection"] == "Globex HubSpot"
     assert second.old["object_type"] == "companies"
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "error"),
+    [
+        ("hubspot", "dealtype", None),
+        (
+            "hubspot",
+            "Account.Industry",
+            "use the internal name, made of letters, digits and underscores",
+        ),
+        ("salesforce", "Account.Industry", None),
+        ("salesforce", "Segment__c", None),
+        (
+            "salesforce",
+            "Account..Industry",
+            "use the field's API name, or a path such as Account.Industry",
+        ),
+        ("pipedrive", "Commission eligible", None),
+        (
+            "pipedrive",
+            "bad\tname",
+            "use the field's key or its name, without control characters",
+        ),
+    ],
+)
+def test_mapping_form_property_names(provider, name, error):
+    form = FieldMappingForm(
+        data={"crm_property": name, "target": "segment"}, provider=provider
+    )
+
+    assert form.is_valid() is (error is None)
+    if error:
+        [message] = form.errors["crm_property"]
+        assert message == f"Invalid property name {name!r}: {error}."
+
+
+def test_field_mapping_service_rejects_contacts(connection):
+    with pytest.raises(services.FieldMappingError) as rejected:
+        services.field_mapping_add(
+            connection=connection,
+            actor=None,
+            object_type="contacts",
+            crm_property="hs_lead_score",
+            target="lead_score",
+        )
+
+    assert str(rejected.value) == (
+        "Invalid object type 'contacts': only deal properties can be mapped."
+    )
+    assert not FieldMapping.objects.exists()
 
 
 # Access

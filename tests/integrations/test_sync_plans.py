@@ -92,9 +92,7 @@ def _scans(plan: dict, table: str) -> list[tuple[str, str | None]]:
     return found
 
 
-def test_deal_lookups_use_the_unique_index_under_stale_statistics(
-    stale_statistics, monkeypatch
-):
+def test_deal_lookups_use_unique_index(stale_statistics, monkeypatch):
     statements = _captured_upserts(monkeypatch)
     records = [
         deal_record(
