@@ -3,17 +3,22 @@
     make bench-sync     # or: .venv/bin/python bench/sync.py
 
 The fake HubSpot server of the tests (tests/integrations/fake_hubspot.py)
-runs in this process on 127.0.0.1, with a port the OS picks. It contains
-100,000 records (RECORDS) owned by 50 CRM owners, who match the 50 reps of
-the organisation "bench-sync" by email. The script measures three things:
+runs in a child process on 127.0.0.1, with a port the OS picks, as a real
+CRM runs on another machine: the fake and the sync then hold separate
+Python interpreter locks, but they still share the machine's cores. It
+contains 100,000 records (RECORDS) owned by 50 CRM owners, who match the 50
+reps of the organisation "bench-sync" by email. The script measures three
+things:
 
-- the ceiling: a plain ``requests`` client pages through every object type
-  of the fake, as the connector lists them, and writes nothing;
+- the ceiling: a plain ``requests`` client in this process pages through
+  every object type of the fake, as the connector lists them, and writes
+  nothing;
 - the sync: ``integrations.sync.sync_run_execute`` runs one full sync into
-  the empty organisation, in process, writing to PostgreSQL;
+  the empty organisation, in this process, writing to PostgreSQL;
 - the sync engine alone: the same full sync into a second empty
   organisation ("bench-sync-engine"), from a connector that serves the same
-  records as pages built in memory, so no HTTP request is sent.
+  records as pages built in memory, so no HTTP request is sent. This
+  process fills its own copy of the fake, without serving it, to build them.
 
 The fake filters and sorts every record of an object type for each listing
 request, so its time per page grows with the portal. At 100,000 records it
@@ -34,6 +39,7 @@ results, with the hardware, are appended to docs/benchmarks.md.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import sys
 import textwrap
@@ -163,6 +169,55 @@ def _properties(object_type: str, index: int, moment: dt.datetime, owner: str):
     }
 
 
+class FakeProcess:
+    """The fake HubSpot, filled by ``fill_fake`` and served by a child process."""
+
+    def __init__(self) -> None:
+        # A spawned child starts a fresh interpreter, so it shares neither
+        # the lock of this one nor its database connection.
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child_pipe = context.Pipe()
+        self._process = context.Process(
+            target=serve_fake, args=(child_pipe,), name="fake-hubspot", daemon=True
+        )
+        self.url = ""
+
+    def start(self) -> FakeProcess:
+        self._process.start()
+        if not self._pipe.poll(120):
+            raise SystemExit("The fake HubSpot process did not start within 120 s.")
+        self.url = self._pipe.recv()
+        return self
+
+    def stop(self) -> None:
+        if not self._process.is_alive():
+            return
+        self._pipe.send("stop")
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+
+def serve_fake(pipe) -> None:
+    """Fill the fake HubSpot, send its URL through ``pipe`` and serve it.
+
+    Run in the child process. It serves until the parent sends a message or
+    closes its end of the pipe.
+    """
+    from tests.integrations.fake_hubspot import FakeHubSpot
+
+    fake = FakeHubSpot(burst_limit=NO_LIMIT, search_limit=NO_LIMIT)
+    fill_fake(fake)
+    fake.start()
+    pipe.send(fake.url)
+    try:
+        pipe.recv()
+    except EOFError:
+        pass
+    fake.stop()
+
+
 def measure_ceiling(fake) -> tuple[float, int, int]:
     """Page through every object type as the connector does, writing nothing.
 
@@ -272,9 +327,10 @@ def http_connector(fake):
 
 
 def prepared_connector(fake):
-    """Return a connector that serves the fake's records from pages in memory.
+    """Return a connector that serves the records of ``fake`` from pages in memory.
 
-    The pages hold what a listing of the fake returns: records in id order,
+    ``fake`` is a filled FakeHubSpot, which need not be serving. The pages
+    hold what a listing of the fake returns: records in id order,
     LIST_PAGE_SIZE to a page, parsed by the HubSpot connector's own parser.
     """
     from integrations.connectors import base, hubspot
@@ -325,8 +381,11 @@ def prepared_connector(fake):
     return PreparedConnector()
 
 
-def measure_sync(fake, slug: str, connector) -> tuple[float, object]:
-    """Run one full sync into the new tenant ``slug`` and return (seconds, run)."""
+def measure_sync(url: str, slug: str, connector) -> tuple[float, object]:
+    """Run one full sync into the new tenant ``slug`` and return (seconds, run).
+
+    ``url`` is the base URL stored on the connection, the fake HubSpot's.
+    """
     from integrations import services, sync
     from integrations.models import SyncRun
     from spm.tenancy import tenant_context
@@ -337,7 +396,7 @@ def measure_sync(fake, slug: str, connector) -> tuple[float, object]:
             organization=organization,
             actor=None,
             name="Bench HubSpot",
-            base_url=fake.url,
+            base_url=url,
             access_token=TOKEN,
             api_tier="starter",
         )
@@ -356,13 +415,15 @@ def append_results(load_average, ceiling, synced, engine) -> Path:
         f"{sum(RECORDS.values()):,} records ("
         + ", ".join(f"{count:,} {kind}" for kind, count in RECORDS.items())
         + f") from the fake HubSpot on 127.0.0.1 into an empty organisation of "
-        f"{REPS} reps, with `integrations.sync.sync_run_execute` in process. "
-        "The ceiling is a plain requests client that pages through the same "
-        "fake and writes nothing. The fake and the sync share this process and "
-        "its cores. The fake filters and sorts every record of a type for each "
-        "listing request, so its time per page grows with the portal. The last "
-        "row runs the "
-        "same full sync into a second empty organisation from pages built in "
+        f"{REPS} reps, with `integrations.sync.sync_run_execute` in the bench "
+        "process. The fake runs in a child process, so it does not compete "
+        "with the sync for one Python interpreter lock, but both share the "
+        "machine's cores with PostgreSQL. The ceiling is a plain requests "
+        "client in the bench process that pages through the same fake and "
+        "writes nothing. The fake filters and sorts every record of a type for "
+        "each listing request, so its time per page grows with the portal. The "
+        "last row runs the same full sync into a second empty organisation "
+        "from pages built in "
         "memory from the fake's records, which measures the sync engine "
         "without HTTP. All run with the rate limits lifted. HubSpot's own limits "
         "of 100 or 190 requests per 10 s would cap a full sync at 1,000 or "
@@ -415,18 +476,21 @@ def main() -> None:
     drop_tenant(SLUG)
     drop_tenant(ENGINE_SLUG)
 
-    fake = FakeHubSpot(burst_limit=NO_LIMIT, search_limit=NO_LIMIT).start()
+    fake = FakeProcess()
     try:
         started = time.perf_counter()
-        fill_fake(fake)
-        print(f"Filled the fake HubSpot in {time.perf_counter() - started:.0f} s.")
+        fake.start()
+        print(
+            "Started and filled the fake HubSpot process in "
+            f"{time.perf_counter() - started:.0f} s."
+        )
         ceiling = measure_ceiling(fake)
         seconds, records, requests_sent = ceiling
         print(
             f"Ceiling: {records:,} records in {requests_sent:,} requests, "
             f"{seconds:.1f} s, {records / seconds:,.0f} records/s"
         )
-        synced = measure_sync(fake, SLUG, http_connector(fake))
+        synced = measure_sync(fake.url, SLUG, http_connector(fake))
         seconds, run = synced
         if run.status != "succeeded":
             raise SystemExit(f"The sync failed: {run.failure}")
@@ -434,7 +498,10 @@ def main() -> None:
             f"Sync: {run.records_done:,} records in {run.api_calls:,} requests, "
             f"{seconds:.1f} s, {run.records_done / seconds:,.0f} records/s"
         )
-        engine = measure_sync(fake, ENGINE_SLUG, prepared_connector(fake))
+        # The engine's pages come from a copy of the fake's records, filled here.
+        records = FakeHubSpot()
+        fill_fake(records)
+        engine = measure_sync(fake.url, ENGINE_SLUG, prepared_connector(records))
         seconds, run = engine
         if run.status != "succeeded":
             raise SystemExit(f"The sync from memory failed: {run.failure}")

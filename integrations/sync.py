@@ -28,9 +28,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from functools import partial
 
-from django.db import transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -53,7 +54,6 @@ from integrations.writers import (
     Counts,
     SyncContext,
     archive_deals,
-    plan_each_statement,
     write_page,
 )
 from notifications.addresses import UnsafeURL, url_check
@@ -78,6 +78,28 @@ CURSOR_FIELDS = [
     "record_id",
     "updated_at",
 ]
+# The run fields each committed page writes besides its errors, which the
+# page's statement appends to instead.
+PROGRESS_FIELDS = [
+    "pages_done",
+    "records_done",
+    "counts",
+    "current_object_type",
+    "api_calls",
+    "priority_mode",
+    "deferred_object_types",
+]
+# Settings local to each page's transaction, sent in one statement.
+# synchronous_commit off lets the transaction commit before its WAL reaches
+# the disk. A server crash can then lose the last pages a run committed, but
+# each page goes together with its cursor and progress, so the next run
+# lists those pages again and skips no record. PostgreSQL never applies part
+# of such a transaction. plan_cache_mode is the setting that
+# writers.plan_each_statement sends, for the reason given there.
+PAGE_SETTINGS_SQL = (
+    "SELECT set_config('synchronous_commit', 'off', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 # The object types a priority-mode run still lists incrementally, because
 # their records carry owners and deal stages.
 PRIORITY_OBJECT_TYPES = (base.DEALS, LEADS)
@@ -577,9 +599,8 @@ def _commit_listed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) -
             cursor.full_sync_done_at = timezone.now()
             cursor.modified_at = cursor.full_sync_started_at - FULL_SYNC_OVERLAP
             cursor.record_id = ""
-        cursor.save(update_fields=CURSOR_FIELDS)
 
-    _commit(ctx, write, len(page.records))
+    _commit(ctx, write, len(page.records), cursor)
 
 
 def _incremental_listing(
@@ -610,9 +631,8 @@ def _commit_changed_page(ctx: SyncContext, cursor: SyncCursor, page: base.Page) 
         last = max(page.records, key=lambda r: r.keyset.sort_key())
         cursor.modified_at = last.modified_at
         cursor.record_id = last.id
-        cursor.save(update_fields=CURSOR_FIELDS)
 
-    _commit(ctx, write, len(page.records))
+    _commit(ctx, write, len(page.records), cursor)
 
 
 def _write_page(ctx: SyncContext, object_type: str, records: list) -> None:
@@ -683,41 +703,122 @@ def _fetched_ahead(pages: Iterator[base.Page]) -> Iterator[Iterator[base.Page]]:
         worker.join()
 
 
-def _commit(ctx: SyncContext, write: Callable[[], None], records: int) -> None:
-    """Write one page and the run's progress in one transaction."""
+def _commit(
+    ctx: SyncContext,
+    write: Callable[[], None],
+    records: int,
+    cursor: SyncCursor | None = None,
+) -> None:
+    """Write one page, the cursor it moves and the run's progress in one transaction.
+
+    When the transaction fails, the counts, errors and progress kept in
+    memory go back to their committed values. The failed run then records
+    what its committed pages did, and a resumed run counts the page once.
+    """
     run = ctx.run
-    with transaction.atomic():
-        _commit_without_flush_wait()
-        plan_each_statement()
-        write()
-        run.pages_done += 1
-        run.records_done += records
-        run.counts = ctx.counts_as_dict()
-        run.errors = ctx.errors
-        run.save(
-            update_fields=[
-                "pages_done",
-                "records_done",
-                "counts",
-                "errors",
-                "current_object_type",
-                "api_calls",
-                "priority_mode",
-                "deferred_object_types",
-            ]
+    committed = _Progress.of(ctx)
+    try:
+        with transaction.atomic():
+            with transaction.get_connection().cursor() as db_cursor:
+                db_cursor.execute(PAGE_SETTINGS_SQL)
+            write()
+            run.pages_done += 1
+            run.records_done += records
+            _progress_save(ctx, cursor)
+    except BaseException:
+        committed.restore(ctx)
+        raise
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """The counts, number of errors and progress of a run at one moment."""
+
+    counts: dict[str, Counts]
+    errors: int
+    pages_done: int
+    records_done: int
+
+    @classmethod
+    def of(cls, ctx: SyncContext) -> _Progress:
+        return cls(
+            counts={kind: replace(counts) for kind, counts in ctx.counts.items()},
+            errors=len(ctx.errors),
+            pages_done=ctx.run.pages_done,
+            records_done=ctx.run.records_done,
         )
 
+    def restore(self, ctx: SyncContext) -> None:
+        ctx.counts.clear()
+        ctx.counts.update(self.counts)
+        del ctx.errors[self.errors :]
+        ctx.run.pages_done = self.pages_done
+        ctx.run.records_done = self.records_done
 
-def _commit_without_flush_wait() -> None:
-    """Let the current transaction commit before its WAL reaches the disk.
 
-    A server crash can then lose the last pages a run committed, but each
-    page goes together with its cursor and progress, so the next run lists
-    those pages again and skips no record. PostgreSQL never applies part of
-    such a transaction.
+def _progress_save(ctx: SyncContext, cursor: SyncCursor | None) -> None:
+    """Write the run's progress, and ``cursor`` if given, in one statement.
+
+    A run only ever appends to its errors, and ``run.errors`` holds the list
+    last written. The statement appends the entries added since then instead
+    of sending the whole list again, and leaves the column alone when there
+    are none.
     """
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    run = ctx.run
+    run.counts = ctx.counts_as_dict()
+    values = {name: getattr(run, name) for name in PROGRESS_FIELDS}
+    new_errors = ctx.errors[len(run.errors) :]
+    appended = {"errors": new_errors} if new_errors else {}
+    updates = [(SyncRun, run.pk, values, appended)]
+    if cursor is not None:
+        cursor.updated_at = timezone.now()
+        cursor_values = {name: getattr(cursor, name) for name in CURSOR_FIELDS}
+        updates.append((SyncCursor, cursor.pk, cursor_values, {}))
+    _rows_update(updates)
+    if new_errors:
+        run.errors = list(ctx.errors)
+
+
+def _rows_update(updates: list[tuple[type[models.Model], int, dict, dict]]) -> None:
+    """Update one row per (model, primary key, values, appended) in one statement.
+
+    Each row is an UPDATE in a WITH clause. ``values`` replace the fields
+    named, and ``appended`` gives JSON arrays to append to array fields.
+    Raise ``DatabaseError`` when a row is missing, as ``Model.save`` with
+    ``update_fields`` does.
+    """
+    db = transaction.get_connection()
+    quote = db.ops.quote_name
+    clauses = []
+    params = []
+    for number, (model, pk, values, appended) in enumerate(updates):
+        assignments = []
+        for name, value in values.items():
+            field = model._meta.get_field(name)
+            assignments.append(f"{quote(field.column)} = %s")
+            params.append(field.get_db_prep_save(value, db))
+        for name, value in appended.items():
+            column = quote(model._meta.get_field(name).column)
+            assignments.append(f"{column} = {column} || %s")
+            params.append(model._meta.get_field(name).get_db_prep_save(value, db))
+        params.append(pk)
+        clauses.append(
+            f"updated_{number} AS (UPDATE {quote(model._meta.db_table)} "
+            f"SET {', '.join(assignments)} WHERE {quote(model._meta.pk.column)} = %s "
+            "RETURNING 1)"
+        )
+    found = ", ".join(
+        f"(SELECT count(*) FROM updated_{number})" for number in range(len(updates))
+    )
+    with db.cursor() as db_cursor:
+        db_cursor.execute(f"WITH {', '.join(clauses)} SELECT {found}", params)
+        counts = db_cursor.fetchone()
+    for (model, pk, _values, _appended), count in zip(updates, counts, strict=True):
+        if count != 1:
+            raise DatabaseError(
+                f"Updating {model._meta.label} {pk} failed: the row was not found, "
+                "so the page was rolled back."
+            )
 
 
 def _previous_counts(run: SyncRun) -> dict[str, Counts]:

@@ -5,11 +5,14 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.db import DatabaseError
+from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
 
 from activity.models import Account, Contact, Deal, DealStageChange, Stage
 from integrations import sync
 from integrations.connectors import base
-from integrations.models import OwnerMapping, SyncCursor
+from integrations.models import OwnerMapping, SyncCursor, SyncRun
 from integrations.writers import SyncContext, write_page
 from spm.tenancy import tenant_context
 from tests.integrations.conftest import make_connector, run_sync, seed_portal
@@ -197,3 +200,184 @@ def test_failed_write_stops_page_fetching(hubspot, clock, connection, monkeypatc
     # The worker fetched at most two pages beyond the failed one.
     listings = [r for r in hubspot.requests() if r.path == "/crm/v3/objects/companies"]
     assert len(listings) <= 4
+
+
+# Page transactions
+
+
+@pytest.fixture
+def fresh_run(synced_context):
+    """Give the synced context a new run with no progress and one earlier error."""
+    ctx = synced_context
+    ctx.run = SyncRun.objects.create(
+        organization=ctx.connection.organization,
+        connection=ctx.connection,
+        kind=SyncRun.Kind.FULL,
+        errors=[{"object_type": "owners", "record_id": "3", "message": "Earlier."}],
+    )
+    ctx.counts.clear()
+    ctx.errors[:] = ctx.run.errors
+    return ctx
+
+
+def listed_page(records, next_after):
+    return base.Page(records, next_after)
+
+
+def test_listed_page_commits_in_four_statements(fresh_run):
+    ctx = fresh_run
+    cursor = SyncCursor.objects.get(object_type=base.DEALS)
+    cursor.page_after = ""
+    records = [deal_record(str(9500 + number)) for number in range(100)]
+
+    with CaptureQueriesContext(db) as captured:
+        sync._commit_listed_page(ctx, cursor, listed_page(records, "9600"))
+
+    statements = [query["sql"] for query in captured.captured_queries]
+    # Inside the test's transaction, the page's BEGIN and COMMIT are a
+    # SAVEPOINT and its RELEASE.
+    assert len(statements) == 6
+    assert statements[0].startswith("SAVEPOINT")
+    assert statements[1] == sync.PAGE_SETTINGS_SQL
+    assert "activity_deal" in statements[2]
+    assert "activity_dealstagechange" in statements[3]
+    assert '"integrations_syncrun"' in statements[4]
+    assert '"integrations_synccursor"' in statements[4]
+    assert statements[5].startswith("RELEASE SAVEPOINT")
+
+
+def test_listed_page_moves_cursor_and_progress(fresh_run):
+    ctx = fresh_run
+    cursor = SyncCursor.objects.get(object_type=base.DEALS)
+    cursor.page_after = ""
+    records = [deal_record(str(9500 + number)) for number in range(100)]
+
+    sync._commit_listed_page(ctx, cursor, listed_page(records, "9600"))
+
+    stored = SyncCursor.objects.get(object_type=base.DEALS)
+    assert stored.page_after == "9600"
+    run = SyncRun.objects.get(pk=ctx.run.pk)
+    assert run.pages_done == 1
+    assert run.records_done == 100
+    assert run.counts[base.DEALS] == {
+        "created": 100,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": 0,
+    }
+    assert run.counts[base.COMPANIES]["created"] == 0
+    assert run.errors == [
+        {"object_type": "owners", "record_id": "3", "message": "Earlier."}
+    ]
+
+
+def test_page_errors_are_appended(fresh_run):
+    ctx = fresh_run
+    cursor = SyncCursor.objects.get(object_type=base.DEALS)
+    lost = deal_record("9700", stage="nosuchstage")
+
+    sync._commit_changed_page(ctx, cursor, listed_page([lost], None))
+    with CaptureQueriesContext(db) as captured:
+        sync._commit_changed_page(ctx, cursor, listed_page([deal_record("9701")], None))
+
+    earlier = {"object_type": "owners", "record_id": "3", "message": "Earlier."}
+    unknown_stage = {
+        "object_type": "deals",
+        "record_id": "9700",
+        "message": "Unknown deal stage 'nosuchstage' in pipeline 'default'; "
+        "the deal was not synced.",
+    }
+    run = SyncRun.objects.get(pk=ctx.run.pk)
+    assert run.errors == [earlier, unknown_stage]
+    assert run.counts[base.DEALS]["failed"] == 1
+    assert run.counts[base.DEALS]["created"] == 1
+    assert run.pages_done == 2
+    # The second page added no error, so its statement leaves the list alone.
+    [progress] = [q["sql"] for q in captured.captured_queries if "syncrun" in q["sql"]]
+    assert '"errors"' not in progress
+    stored = SyncCursor.objects.get(object_type=base.DEALS)
+    assert stored.modified_at == MODIFIED_AT
+    assert stored.record_id == "9701"
+
+
+def test_page_commit_fails_without_run_row(fresh_run):
+    ctx = fresh_run
+    cursor = SyncCursor.objects.get(object_type=base.DEALS)
+    run_id = ctx.run.pk
+    SyncRun.objects.filter(pk=run_id).delete()
+
+    with pytest.raises(DatabaseError, match=f"SyncRun {run_id} failed: the row was"):
+        sync._commit_changed_page(ctx, cursor, listed_page([deal_record("9800")], None))
+
+    assert not Deal.objects.filter(external_id="9800").exists()
+    assert ctx.run.pages_done == 0
+    assert ctx.run.records_done == 0
+    assert ctx.counts[base.DEALS].created == 0
+
+
+def test_failed_page_keeps_committed_counts(hubspot, clock, connection, monkeypatch):
+    seed_portal(hubspot)
+    connector = make_connector(hubspot, clock)
+    connector.list_page_size = 1
+    written_pages = []
+    real_write_page = sync.write_page
+
+    def fail_after_second_write(ctx, object_type, records):
+        written_pages.append(records[0].id)
+        real_write_page(ctx, object_type, records)
+        if len(written_pages) == 2:
+            raise RuntimeError("connection lost at commit")
+
+    monkeypatch.setattr(sync, "write_page", fail_after_second_write)
+
+    with pytest.raises(RuntimeError, match="connection lost at commit"):
+        run_sync(connection, connector)
+
+    # Company 102 was written and counted, then rolled back with its page.
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED
+    assert run.counts["companies"]["created"] == 1
+    assert run.pages_done == 1
+    assert run.records_done == 1
+    assert Account.objects.filter(external_source=connection.source).count() == 1
+
+    monkeypatch.setattr(sync, "write_page", real_write_page)
+    sync.sync_run_execute(run=run, connector=make_connector(hubspot, clock))
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED
+    created = {kind: counts["created"] for kind, counts in run.counts.items()}
+    assert created == {
+        "companies": 3,
+        "contacts": 2,
+        "deals": 5,
+        "calls": 2,
+        "emails": 1,
+        "meetings": 1,
+    }
+    assert run.records_done == 14
+    owner_errors = [e for e in run.errors if e["object_type"] == "owners"]
+    assert [e["record_id"] for e in owner_errors] == ["3"]
+
+
+def test_page_transaction_settings(hubspot, clock, connection, monkeypatch):
+    seed_portal(hubspot)
+    settings_seen = []
+    real_write_page = sync.write_page
+
+    def write_and_read_settings(ctx, object_type, records):
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('synchronous_commit'), "
+                "current_setting('plan_cache_mode')"
+            )
+            settings_seen.append(cursor.fetchone())
+        real_write_page(ctx, object_type, records)
+
+    monkeypatch.setattr(sync, "write_page", write_and_read_settings)
+
+    run_sync(connection, make_connector(hubspot, clock))
+
+    # One listing page for each of the six object types.
+    assert settings_seen == [("off", "force_custom_plan")] * 6
