@@ -13,6 +13,7 @@ from django.views.decorators.http import (
 )
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from followups.audit_text import step_audit_text
 from spm import selectors, services
 from spm.access import admin_required, member_visible_or_404
 from spm.forms import (
@@ -163,7 +164,22 @@ def audit_log(request, org_slug):
     page = Paginator(entries, AUDIT_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     selectors.audit_log_stage_names_set(page.object_list)
+    _sequence_steps_describe(page.object_list)
     return render(request, "spm/audit_log.html", {"page": page, "form": form})
+
+
+def _sequence_steps_describe(entries) -> None:
+    """Replace the step dicts of follow-up sequence entries with sentences."""
+    for entry in entries:
+        if not entry.action.startswith("followups.sequence."):
+            continue
+        for values in (entry.old_shown, entry.new_shown):
+            steps = values.get("steps") if isinstance(values, dict) else None
+            if isinstance(steps, list):
+                values["steps"] = [
+                    step_audit_text(step) if isinstance(step, dict) else step
+                    for step in steps
+                ]
 
 
 @login_required
