@@ -2,9 +2,9 @@
 
 The builder page sends the whole sequence: its settings and its steps in
 order. Steps are matched to the stored ones by position, so step 2 stays
-step 2 when its text changes, and an active enrollment waiting for step 2
+step 2 when its text changes, and an active enrolment waiting for step 2
 runs the edited step. Steps past the new last one are deleted with their
-runs, and enrollments waiting for them finish at their next dispatch.
+runs, and enrolments waiting for them finish at their next dispatch.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Run due steps exactly once: the dispatcher, the step runner and the sweeper.
 
-1. ``dispatch_due`` (beat, every minute) takes due enrollments of every
+1. ``dispatch_due`` (beat, every minute) takes due enrolments of every
    organisation with ``SELECT ... FOR UPDATE SKIP LOCKED``, checks the exit
    conditions and the rep's daily send limit, and inserts the ``StepRun``.
-   The unique (enrollment, step) key rejects a second insert, and the
+   The unique (enrolment, step) key rejects a second insert, and the
    enrollment's ``next_due_at`` is cleared, so no other dispatcher takes it.
 2. ``perform_step`` (a Celery task per run) sends the email, records its
    Message-ID in the transaction that holds the run's row lock, then in a
@@ -33,10 +33,10 @@ from spm.tenancy import tenant_context
 
 logger = logging.getLogger(__name__)
 
-# Enrollments locked per transaction. Each takes about ten short queries, so
+# Enrolments locked per transaction. Each takes about ten short queries, so
 # a batch holds its locks for well under a second.
 DISPATCH_BATCH = 20
-# Enrollments per dispatcher run; the rest wait for the next minute.
+# Enrolments per dispatcher run; the rest wait for the next minute.
 DISPATCH_LIMIT = 1000
 # Emails a rep's sequences may send per local calendar day, unless the
 # FOLLOWUPS_DAILY_SEND_LIMIT setting says otherwise.
@@ -58,7 +58,7 @@ def daily_send_limit() -> int:
 def dispatch_due(
     *, now: dt.datetime | None = None, limit: int = DISPATCH_LIMIT
 ) -> list[tuple[int, int]]:
-    """Start the step of each due enrollment; return (organisation id, run id) pairs.
+    """Start the step of each due enrolment; return (organisation id, run id) pairs.
 
     The caller sends one ``perform_step`` task per pair, after this returns
     (every run is committed by then).
@@ -86,7 +86,7 @@ def dispatch_due(
 
 
 def start_step(enrollment: Enrollment, now: dt.datetime) -> StepRun | None:
-    """Insert the run of a locked enrollment's next step, or exit, finish or defer it.
+    """Insert the run of a locked enrolment's next step, or exit, finish or defer it.
 
     Returns the new run, or None when no step starts now. Call it inside a
     transaction that holds the enrollment's row lock.
@@ -119,7 +119,7 @@ def start_step(enrollment: Enrollment, now: dt.datetime) -> StepRun | None:
         # Another dispatcher or a rerun already started this step; that run
         # (or the sweeper) finishes it and schedules the next one.
         logger.info(
-            "Step %s of enrollment %s was already started; skipped",
+            "Step %s of enrolment %s was already started; skipped",
             step.order,
             enrollment.pk,
             extra={"enrollment_id": enrollment.pk},
@@ -159,7 +159,7 @@ def _defer_to_next_window(enrollment: Enrollment, now: dt.datetime) -> None:
     enrollment.next_due_at = next_window_opening(now, member_zone(enrollment.member))
     enrollment.save(update_fields=["next_due_at"])
     logger.info(
-        "Enrollment %s deferred to %s: rep %s reached the daily send limit",
+        "Enrolment %s deferred to %s: rep %s reached the daily send limit",
         enrollment.pk,
         enrollment.next_due_at.isoformat(),
         enrollment.member_id,
@@ -176,7 +176,7 @@ def _finish_enrollment(enrollment: Enrollment, now: dt.datetime) -> None:
 
 
 def perform_step(run_id: int, *, now: dt.datetime | None = None) -> str:
-    """Carry out a started run and advance its enrollment; return the run's status.
+    """Carry out a started run and advance its enrolment; return the run's status.
 
     Safe to call any number of times: a run already done is left alone, and
     an email already recorded (Message-ID set) is not sent again.
@@ -236,7 +236,7 @@ def _send_once(run_id: int, now: dt.datetime | None) -> None:
         run.sent_at = now or timezone.now()
         run.save(update_fields=["message_id", "sent_at"])
     logger.info(
-        "Follow-up email %s sent for enrollment %s step %s",
+        "Follow-up email %s sent for enrolment %s step %s",
         run.message_id,
         enrollment.pk,
         run.step.order,
@@ -346,7 +346,7 @@ def sweep_started(
     """Return (organisation id, run id) of runs "started" for ``older_than``.
 
     A run locked right now (a worker is sending its email) is skipped. A run
-    swept ``MAX_SWEEPS`` times is marked failed and its enrollment exited.
+    swept ``MAX_SWEEPS`` times is marked failed and its enrolment exited.
     """
     now = now or timezone.now()
     resend: list[tuple[int, int]] = []

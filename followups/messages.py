@@ -131,7 +131,7 @@ def _message_id() -> str:
 
 
 def step_email(enrollment: Enrollment, step: Step) -> EmailMessage:
-    """Build the email of an email step, to the enrollment's contact, sent as the rep.
+    """Build the email of an email step, to the enrolment's contact, sent as the rep.
 
     The message has a fresh Message-ID header, an unsubscribe link in the
     body, and List-Unsubscribe headers for one-click unsubscribe (RFC 8058).

@@ -21,10 +21,10 @@ ENROLLMENTS_SHOWN = 100
 def sequences_with_counts(member_ids: set[int]) -> list[Sequence]:
     """Return the sequences with enrolled, finished and replied counts.
 
-    Only the enrollments of ``member_ids`` are counted.
+    Only the enrolments of ``member_ids`` are counted.
 
-    ``reply_rate`` is the percentage of enrollments that exited on a reply,
-    or None with no enrollments.
+    ``reply_rate`` is the percentage of enrolments that exited on a reply,
+    or None with no enrolments.
     """
     mine = Q(enrollments__member_id__in=member_ids)
     sequences = list(
@@ -50,7 +50,7 @@ def sequences_with_counts(member_ids: set[int]) -> list[Sequence]:
 
 
 def recent_enrollments(member_ids: set[int]) -> QuerySet:
-    """Return the latest enrollments of ``member_ids``, newest first."""
+    """Return the latest enrolments of ``member_ids``, newest first."""
     return Enrollment.objects.filter(member_id__in=member_ids).select_related(
         "sequence", "deal", "lead", "member"
     )[:ENROLLMENTS_SHOWN]
@@ -73,9 +73,9 @@ def sequence_results(sequence: Sequence, member_ids: set[int]) -> dict:
     """Return the enrolled, finished and replied counts and the reply rate.
 
     The reply rate is replied / enrolled as a percentage with one decimal,
-    where replied counts enrollments that exited because the contact replied,
-    and enrolled counts every enrollment (active, finished or exited). It is
-    None with no enrollments. Only the enrollments of ``member_ids`` count.
+    where replied counts enrolments that exited because the contact replied,
+    and enrolled counts every enrolment (active, finished or exited). It is
+    None with no enrolments. Only the enrolments of ``member_ids`` count.
     """
     counts = Enrollment.objects.filter(
         sequence=sequence, member_id__in=member_ids
@@ -94,7 +94,7 @@ def sequence_results(sequence: Sequence, member_ids: set[int]) -> dict:
 
 
 def sequence_enrollments(sequence: Sequence, member_ids: set[int]) -> list:
-    """Return the latest enrollments of a sequence, each with its ``next_step_row``."""
+    """Return the latest enrolments of a sequence, each with its ``next_step_row``."""
     steps = {step.order: step for step in sequence.steps.all()}
     enrollments = list(
         Enrollment.objects.filter(sequence=sequence, member_id__in=member_ids)
@@ -109,7 +109,7 @@ def sequence_enrollments(sequence: Sequence, member_ids: set[int]) -> list:
 def enrollment_by_public_id(
     sequence: Sequence, public_id, member_ids: set[int]
 ) -> Enrollment | None:
-    """Return an enrollment of ``sequence`` whose rep is in ``member_ids``, or None."""
+    """Return an enrolment of ``sequence`` whose rep is in ``member_ids``, or None."""
     return (
         Enrollment.objects.select_related("sequence", "member")
         .filter(sequence=sequence, public_id=public_id, member_id__in=member_ids)
@@ -137,7 +137,7 @@ def enrol_candidates(member_ids: set[int]) -> tuple[list[Deal], list[Lead]]:
 
 
 def _rendered_subject(step: Step, enrollment: Enrollment) -> str:
-    """Return the step's subject with the enrollment's merge fields filled in."""
+    """Return the step's subject with the enrolment's merge fields filled in."""
     try:
         return render(step.subject, merge_fields(enrollment)).strip()
     except TemplateSyntaxError:
@@ -146,7 +146,7 @@ def _rendered_subject(step: Step, enrollment: Enrollment) -> str:
 
 
 # Upcoming steps listed on a rep's follow-ups page, soonest first. A rep with
-# more active enrollments in the window gets the first ones and a note.
+# more active enrolments in the window gets the first ones and a note.
 UPCOMING_SHOWN = 100
 UPCOMING_DAYS = 7
 
@@ -164,7 +164,7 @@ def _enrollments_due(member: Membership, **due_filter) -> QuerySet[Enrollment]:
 
 
 def _attach_next_steps(enrollments: list[Enrollment]) -> None:
-    """Set ``next_step_row`` and ``next_step_subject`` on each enrollment. One query."""
+    """Set ``next_step_row`` and ``next_step_subject`` on each enrolment. One query."""
     keys = {
         (enrollment.sequence_id, enrollment.next_step) for enrollment in enrollments
     }
@@ -187,15 +187,15 @@ def _attach_next_steps(enrollments: list[Enrollment]) -> None:
 def followups_due_today(member: Membership, now: dt.datetime) -> dict:
     """Return a rep's steps due today, their upcoming steps and today's tasks.
 
-    ``due`` lists the active enrollments whose next step is due before the
+    ``due`` lists the active enrolments whose next step is due before the
     rep's local midnight, overdue ones included, soonest first. ``upcoming``
     lists those whose next step is due in the ``UPCOMING_DAYS`` local days
     after today, at most ``UPCOMING_SHOWN`` of them, and ``upcoming_more`` is
-    True when more exist. Each enrollment carries its ``next_step_row`` and
+    True when more exist. Each enrolment carries its ``next_step_row`` and
     ``next_step_subject`` (merge fields filled in). ``tasks`` lists the tasks
     that sequences created for the rep today. The day is the rep's, in
     ``followups.schedule.member_zone``. The query count does not grow
-    with the number of enrollments.
+    with the number of enrolments.
     """
     zone = member_zone(member)
     today = now.astimezone(zone).date()

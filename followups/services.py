@@ -1,7 +1,7 @@
 """Enrolment, unenrolment, opt-outs and the exit checks of follow-up sequences.
 
 Writes run in one transaction each. Manual enrolment and unenrolment write
-the audit log; enrolments made by a trigger are recorded by their enrollment
+the audit log; enrolments made by a trigger are recorded by their enrolment
 row alone.
 """
 
@@ -79,7 +79,7 @@ def enroll(
 
     ``member`` defaults to the target's owner and ``contact`` to the first
     contact of the deal's account. Returns None when the target is already
-    in an active enrollment of this sequence. With an ``actor``, the
+    in an active enrolment of this sequence. With an ``actor``, the
     enrolment is manual and written to the audit log.
     """
     now = now or timezone.now()
@@ -123,7 +123,7 @@ def enroll(
 
 @transaction.atomic
 def unenroll(*, enrollment: Enrollment, actor: User | None) -> Enrollment:
-    """Exit an active enrollment by hand, with reason "manual", and audit it."""
+    """Exit an active enrolment by hand, with reason "manual", and audit it."""
     enrollment = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
     if enrollment.status != Enrollment.Status.ACTIVE:
         return enrollment
@@ -201,10 +201,10 @@ def exit_reason_for(enrollment: Enrollment, step: Step) -> str:
 
 
 def exit_enrollment(enrollment: Enrollment, reason: str, now: dt.datetime) -> None:
-    """Exit a locked, active enrollment with ``reason``, in the caller's transaction."""
+    """Exit a locked, active enrolment with ``reason``, in the caller's transaction."""
     _exit(enrollment, reason, now)
     logger.info(
-        "Follow-up enrollment %s exited: %s",
+        "Follow-up enrolment %s exited: %s",
         enrollment.pk,
         reason,
         extra={
@@ -222,10 +222,10 @@ def opt_out_record(
     reason: str,
     now: dt.datetime | None = None,
 ) -> int:
-    """Record an opt-out and exit the address's active enrollments.
+    """Record an opt-out and exit the address's active enrolments.
 
     A webhook for bounces calls this with reason "bounced". The first reason
-    recorded for an address is kept. Returns the number of enrollments exited.
+    recorded for an address is kept. Returns the number of enrolments exited.
     """
     now = now or timezone.now()
     address = email.strip().lower()

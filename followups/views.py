@@ -3,7 +3,7 @@
 Managers and admins build sequences, enrol and unenrol. Reps get 404 on
 those pages. Everyone sees their own follow-ups due today and in the next
 seven days. Counts and
-enrollments cover the reps the viewer can see.
+enrolments cover the reps the viewer can see.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from spm.tenancy import tenant_context
 @managers_only
 @require_GET
 def sequence_list(request: HttpRequest, org_slug: str) -> HttpResponse:
-    """List the sequences and latest enrollments of the viewer's reps, with counts."""
+    """List the sequences and latest enrolments of the viewer's reps, with counts."""
     member_ids = visible_member_ids(request.membership)
     context = {
         "sequences": selectors.sequences_with_counts(member_ids),
@@ -150,7 +150,7 @@ def _detail_context(request, sequence: Sequence, enroll_form=None) -> dict:
 @managers_only
 @require_GET
 def sequence_detail(request: HttpRequest, org_slug: str, sequence_id) -> HttpResponse:
-    """Show a sequence's steps, results and enrollments, with manual enrolment."""
+    """Show a sequence's steps, results and enrolments, with manual enrolment."""
     sequence = _sequence_or_404(sequence_id)
     context = _detail_context(request, sequence)
     return render(request, "followups/sequence_detail.html", context)
@@ -192,14 +192,14 @@ def sequence_enroll(request: HttpRequest, org_slug: str, sequence_id) -> HttpRes
 def enrollment_unenroll(
     request: HttpRequest, org_slug: str, sequence_id, enrollment_id
 ) -> HttpResponse:
-    """Exit an active enrollment by hand."""
+    """Exit an active enrolment by hand."""
     sequence = _sequence_or_404(sequence_id)
     member_ids = visible_member_ids(request.membership)
     enrollment = selectors.enrollment_by_public_id(sequence, enrollment_id, member_ids)
     if enrollment is None:
-        raise Http404("Enrollment not found.")
+        raise Http404("Enrolment not found.")
     services.unenroll(enrollment=enrollment, actor=request.user)
-    messages.success(request, "Enrollment removed from the sequence.")
+    messages.success(request, "Enrolment removed from the sequence.")
     return redirect(
         "followups:detail",
         org_slug=request.organization.slug,
