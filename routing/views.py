@@ -67,8 +67,15 @@ def my_leads(request: HttpRequest, org_slug: str) -> HttpResponse:
     """List the signed-in member's leads with the time each waited for a touch."""
     leads = selectors.leads_owned_by(request.membership)
     page = Paginator(leads, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
     now = timezone.now()
-    states = sla.sla_states(list(page), now)
-    rows = [(lead, states.get(lead.pk)) for lead in page]
+
+    # One query each for the whole page, whatever its number of leads.
+    touched = selectors.first_activity_times(page.object_list)
+    states = sla.sla_states(page.object_list, now)
+    rows = []
+    for lead in page.object_list:
+        lead.first_activity_at = touched.get(lead.pk)
+        rows.append((lead, states.get(lead.pk)))
     context = {"page": page, "rows": rows, "now": now}
     return render(request, "routing/my_leads.html", context)
