@@ -40,6 +40,13 @@ from integrations.connectors.base import (
     PipelineInfo,
     StageInfo,
 )
+from integrations.connectors.http import (
+    REQUEST_TIMEOUT,
+    connect_error,
+    connect_failed,
+    fail_fast_on_connect,
+    server_address,
+)
 from integrations.connectors.ratelimit import (
     REAL_CLOCK,
     Clock,
@@ -59,7 +66,6 @@ BURST_LIMIT = (100, 10.0)
 SEARCH_LIMIT = (4, 1.0)
 MAX_RATE_LIMITED_RETRIES = 10
 MAX_SERVER_ERROR_RETRIES = 5
-REQUEST_TIMEOUT_SECONDS = 30
 
 PROPERTIES = {
     COMPANIES: ("name", "domain", "industry", "country", "hubspot_owner_id"),
@@ -413,11 +419,16 @@ class HubSpotConnector(Connector):
                     params=params,
                     json=body,
                     headers={"Authorization": f"Bearer {self._token}"},
-                    timeout=REQUEST_TIMEOUT_SECONDS,
+                    timeout=REQUEST_TIMEOUT,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = type(exc).__name__
+                if connect_failed(exc):
+                    if fail_fast_on_connect():
+                        raise connect_error("HubSpot", self.base_url, exc) from exc
+                    reason = f"{reason} connecting to {server_address(self.base_url)}"
                 server_errors += 1
-                self._back_off(method, path, type(exc).__name__, server_errors)
+                self._back_off(method, path, reason, server_errors)
                 continue
 
             status = response.status_code
