@@ -489,6 +489,29 @@ def _locked_totals(
     return calculated, carried
 
 
+def _plan_lookups_by_index() -> None:
+    """Plan the rest of the transaction, foreign key checks included, with indexes.
+
+    PostgreSQL checks the foreign keys of the new lines and snapshots at
+    commit, with plans it caches for the connection's life. When the
+    statistics of compensation_statement predate the run, the first batch
+    plans those checks while the table holds only that batch, so a
+    sequential scan looks cheapest. Each check then reads every statement
+    stored so far. In bench/compensation.py with 1,000 members in batches of
+    50 (PostgreSQL 15), a check took 0.002 ms in the first batch and 0.05 ms
+    in the last, and the run used 60% more PostgreSQL CPU time. With
+    sequential scans disabled until the transaction ends, the checks use the
+    primary key, and so do the store's own lookups by id.
+
+    NOTE: a plan cached on the connection before its first store, by a
+    line written elsewhere, is kept as it is.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('enable_seqscan', 'off', true)")
+
+
 @transaction.atomic
 def store_statements(
     computed: list[tuple[Membership, ComputedStatement]],
@@ -506,6 +529,7 @@ def store_statements(
     """
     if not computed:
         return []
+    _plan_lookups_by_index()
     existing = {
         statement.member_id: statement
         for statement in Statement.objects.select_for_update().filter(
