@@ -8,6 +8,8 @@ writes, with no actor and the reason in its new values.
 
 from django.db import migrations
 
+from spm.tenancy import system_context
+
 DEALS = "deals"
 REASON = (
     "Only deal properties can be mapped. Mappings of other object types were "
@@ -16,10 +18,17 @@ REASON = (
 
 
 def non_deal_mappings_delete(apps, schema_editor):
+    # Row-level security applies to the tables' owner too, unless it has
+    # BYPASSRLS, so the migration reads and writes as the system, across
+    # organisations.
+    with system_context():
+        _non_deal_mappings_delete(apps, schema_editor)
+
+
+def _non_deal_mappings_delete(apps, schema_editor):
     FieldMapping = apps.get_model("integrations", "FieldMapping")
     AuditLog = apps.get_model("spm", "AuditLog")
     database = schema_editor.connection.alias
-    # The unscoped managers, because no organisation is set while migrating.
     mappings = list(
         FieldMapping.unscoped.using(database)
         .exclude(object_type=DEALS)

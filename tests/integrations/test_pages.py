@@ -26,7 +26,7 @@ from integrations.models import (
 )
 from notifications.models import Notification, OutboundSettings
 from spm.models import AuditLog
-from spm.tenancy import tenant_context
+from spm.tenancy import system_context, tenant_context
 from tests.conftest import login
 from tests.integrations.conftest import TOKEN, seed_portal
 from tests.measurement.builders import make_deal
@@ -500,23 +500,31 @@ def test_migration_deletes_non_deal_mappings(personas, connection):
         (other, "companies", "industry", "segment"),
     ]
     for crm_connection, object_type, crm_property, target in rows:
-        FieldMapping.unscoped.create(
-            organization=crm_connection.organization,
-            connection=crm_connection,
-            object_type=object_type,
-            crm_property=crm_property,
-            target=target,
+        with tenant_context(crm_connection.organization):
+            FieldMapping.objects.create(
+                organization=crm_connection.organization,
+                connection=crm_connection,
+                object_type=object_type,
+                crm_property=crm_property,
+                target=target,
+            )
+    with system_context():
+        contact_mapping = FieldMapping.unscoped.get(object_type="contacts")
+
+    # The migration runs with no organisation set, as migrate does.
+    with system_context():
+        migration.non_deal_mappings_delete(
+            django_apps, SimpleNamespace(connection=db_connection)
         )
-    contact_mapping = FieldMapping.unscoped.get(object_type="contacts")
-    AuditLog.unscoped.all().delete()
 
-    migration.non_deal_mappings_delete(
-        django_apps, SimpleNamespace(connection=db_connection)
-    )
-
-    remaining = FieldMapping.unscoped.values_list("object_type", "crm_property")
-    assert list(remaining) == [("deals", "dealtype")]
-    entries = AuditLog.unscoped.order_by("id")
+    with system_context():
+        remaining = list(
+            FieldMapping.unscoped.values_list("object_type", "crm_property")
+        )
+        entries = list(
+            AuditLog.unscoped.filter(action="crm.field_mapping_deleted").order_by("id")
+        )
+    assert remaining == [("deals", "dealtype")]
     assert [(e.organization_id, e.action) for e in entries] == [
         (personas.org.pk, "crm.field_mapping_deleted"),
         (personas.other_org.pk, "crm.field_mapping_deleted"),
