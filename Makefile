@@ -53,6 +53,12 @@ bench-compensation: install
 bench-routing: install
 	$(BIN)/python bench/routing.py
 
+# CPU time per lead of intake and routing, in one process
+# (bench/routing_cpu.py). It prints its results.
+.PHONY: bench-routing-cpu
+bench-routing-cpu: install
+	$(BIN)/python bench/routing_cpu.py
+
 # A full CRM sync of 100,000 records from the fake HubSpot on loopback
 # (bench/sync.py), against the fake's own serving rate.
 .PHONY: bench-sync
