@@ -759,7 +759,7 @@ class _Progress:
 def _progress_save(ctx: SyncContext, cursor: SyncCursor | None) -> None:
     """Write the run's progress, and ``cursor`` if given, in one statement.
 
-    A run only ever appends to its errors, and ``run.errors`` holds the list
+    A run only ever appends to its errors, and ``run.errors`` is the list
     last written. The statement appends the entries added since then instead
     of sending the whole list again, and leaves the column alone when there
     are none.

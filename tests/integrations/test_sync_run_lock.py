@@ -1,9 +1,8 @@
 """One executing run per connection, whatever queued it and however long it runs.
 
-A second database session stands in for a worker that is executing a run of
-the same connection: it holds the connection's run lock. Closing that
-session stands in for the worker dying, which ends its session and so
-releases the lock.
+A second database session plays a worker that is executing a run of the same
+connection, so it takes the connection's run lock. Closing that session plays
+the worker dying, which ends its session and so releases the lock.
 """
 
 from __future__ import annotations
@@ -37,9 +36,7 @@ def _queued_run(connection, kind=SyncRun.Kind.FULL) -> SyncRun:
         return sync.sync_run_create(connection=connection, kind=kind)
 
 
-def test_run_is_skipped_while_another_run_of_its_connection_executes(
-    connection, hubspot, clock, other_worker
-):
+def test_run_skipped_while_locked(connection, hubspot, clock, other_worker):
     seed_portal(hubspot)
     run = _queued_run(connection)
 
@@ -55,9 +52,7 @@ def test_run_is_skipped_while_another_run_of_its_connection_executes(
         assert not SyncCursor.objects.filter(connection=connection).exists()
 
 
-def test_run_goes_ahead_once_the_other_worker_is_gone(
-    connection, hubspot, clock, other_worker
-):
+def test_run_proceeds_after_worker_dies(connection, hubspot, clock, other_worker):
     seed_portal(hubspot)
     skipped = _queued_run(connection)
     sync.sync_run_execute(run=skipped, connector=make_connector(hubspot, clock))
@@ -75,7 +70,7 @@ def test_run_goes_ahead_once_the_other_worker_is_gone(
     assert skipped.status == SyncRun.Status.SKIPPED
 
 
-def test_lock_is_released_after_a_run_succeeds_or_fails(connection, hubspot, clock):
+def test_lock_released_after_run(connection, hubspot, clock):
     seed_portal(hubspot)
     sync.sync_run_execute(
         run=_queued_run(connection), connector=make_connector(hubspot, clock)
