@@ -128,6 +128,7 @@ def test_sequence_task_due_for_rep(browser, page, live_server, acme, monday_cloc
         _sign_in(rep_tab, base, "rita@acme.test")
         rep_tab.goto(f"{base}/o/acme/leads/mine/")
         rep_tab.get_by_role("link", name="My follow-ups").click()
+        rep_tab.wait_for_url(f"{base}/o/acme/followups/mine/")
         due = rep_tab.locator("#followups-due tbody tr")
         assert due.count() == 1
         text = due.first.inner_text()

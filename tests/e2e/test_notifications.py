@@ -68,6 +68,7 @@ def test_assigned_lead_rings_bell_and_emails(page, live_server, acme):
     assert message.to == ["rita@acme.test"]
 
     page.locator("#notification-bell").click()
+    page.wait_for_url(f"{base}/o/acme/notifications/")
     rows = page.locator("#notifications tbody tr")
     assert rows.count() == 1
     assert "New lead assigned to you: Ann Lee" in rows.first.inner_text()
