@@ -85,6 +85,10 @@ def run_progress(run: SyncRun) -> int:
         return 100
     if run.status == SyncRun.Status.QUEUED or not run.current_object_type:
         return 0
+    if run.current_object_type == salesforce.LEADS:
+        # Salesforce lists its leads between the deals and the activities.
+        index = base.OBJECT_TYPES.index(base.DEALS) + 0.5
+        return int(100 * index / len(base.OBJECT_TYPES))
     try:
         index = base.OBJECT_TYPES.index(run.current_object_type)
     except ValueError:

@@ -284,9 +284,9 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
     ctx.stages = sync_pipelines(ctx, connector.pipelines())
     ctx.deal_fields = deal_field_mappings(ctx.connection)
     mapped_properties_request(ctx, connector)
-    # A connector may sync object types of its own after the common ones.
+    # A connector may sync object types of its own (base.sync_order).
     extra_types = getattr(connector, "extra_object_types", ())
-    for object_type in (*base.OBJECT_TYPES, *extra_types):
+    for object_type in base.sync_order(extra_types):
         cursor, _ = SyncCursor.objects.get_or_create(
             connection=ctx.connection,
             object_type=object_type,

@@ -21,7 +21,15 @@ from zoneinfo import ZoneInfo
 from django.db import connection, models
 from django.utils import timezone
 
-from activity.models import Account, Activity, Contact, Deal, DealStageChange, Stage
+from activity.models import (
+    Account,
+    Activity,
+    Contact,
+    Deal,
+    DealStageChange,
+    Lead,
+    Stage,
+)
 from followups import triggers as followup_triggers
 from integrations import deal_fields
 from integrations.connectors import base
@@ -34,6 +42,14 @@ ENGAGEMENT_SUBJECT = {
     base.CALLS: ("hs_call_title", Activity.Type.CALL),
     base.EMAILS: ("hs_email_subject", Activity.Type.EMAIL),
     base.MEETINGS: ("hs_meeting_title", Activity.Type.MEETING),
+}
+# Association name in ``CrmRecord.associations`` -> the activity's foreign key
+# column and the synced model it points at.
+ENGAGEMENT_LINKS = {
+    "deals": ("deal_id", Deal),
+    "contacts": ("contact_id", Contact),
+    "leads": ("lead_id", Lead),
+    "companies": ("account_id", Account),
 }
 
 
@@ -322,8 +338,15 @@ def _write_engagements(
             "occurred_at": occurred_at,
             "owner_id": ctx.owner_id(record),
         }
+        # A missing association name leaves that link as stored, because
+        # HubSpot search results carry no associations.
+        for name, (column, _model) in ENGAGEMENT_LINKS.items():
+            if name in record.associations:
+                ids = record.associations[name]
+                values[column] = ids[0] if ids else None
         rows.append((record.id, values))
-    _upsert(ctx, Activity, object_type, rows)
+    references = {column: model for column, model in ENGAGEMENT_LINKS.values()}
+    _upsert(ctx, Activity, object_type, rows, references=references)
 
 
 # Helpers

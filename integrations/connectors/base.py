@@ -22,6 +22,18 @@ MEETINGS = "meetings"
 ENGAGEMENT_TYPES = (CALLS, EMAILS, MEETINGS)
 # The order a sync writes them in, so references point at rows already synced.
 OBJECT_TYPES = (COMPANIES, CONTACTS, DEALS, *ENGAGEMENT_TYPES)
+
+
+def sync_order(extra_object_types: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Return the object types a run lists, in order.
+
+    A connector's own object types (Salesforce leads) come after the deals,
+    which a converted lead points at, and before the activities, which may
+    point at a lead.
+    """
+    return (COMPANIES, CONTACTS, DEALS, *extra_object_types, *ENGAGEMENT_TYPES)
+
+
 # The writers (integrations.writers) read record properties by HubSpot's
 # names, so every connector stores the owner's CRM id under this key and
 # renames its other fields the same way, for example Salesforce's Name to

@@ -97,7 +97,16 @@ PROPERTIES = {
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]+")
 # Contacts name their last-modified property differently from other objects.
 MODIFIED_PROPERTY = {CONTACTS: "lastmodifieddate"}
-ASSOCIATIONS = {DEALS: ("companies",)}
+# The associated object types a listing or a record fetch requests, by object
+# type. NOTE: search results carry no associations, so a record that an
+# incremental run finds for the first time gets no links.
+ENGAGEMENT_ASSOCIATIONS = ("deals", "contacts", "companies")
+ASSOCIATIONS = {
+    DEALS: ("companies",),
+    CALLS: ENGAGEMENT_ASSOCIATIONS,
+    EMAILS: ENGAGEMENT_ASSOCIATIONS,
+    MEETINGS: ENGAGEMENT_ASSOCIATIONS,
+}
 
 
 class RecordNotFound(ConnectorError):
@@ -250,7 +259,7 @@ class HubSpotConnector(Connector):
             name: _history_values(entries)
             for name, entries in (data.get("propertiesWithHistory") or {}).items()
         }
-        return RecordWithHistory(_record(data), history)
+        return RecordWithHistory(_record(data, ASSOCIATIONS.get(object_type)), history)
 
     # Writes
 
@@ -306,7 +315,9 @@ class HubSpotConnector(Connector):
                 params["after"] = after
             data = self._send("GET", path, params=params)
             after = _next_after(data)
-            yield Page([_record(item) for item in data.get("results", [])], after)
+            requested = ASSOCIATIONS.get(object_type)
+            records = [_record(item, requested) for item in data.get("results", [])]
+            yield Page(records, after)
             if after is None:
                 return
 
@@ -507,11 +518,18 @@ def _next_after(data: dict) -> str | None:
     return str(after) if after not in (None, "") else None
 
 
-def _record(item: dict) -> CrmRecord:
-    associations = {
-        name: [str(link["id"]) for link in (value or {}).get("results", [])]
-        for name, value in (item.get("associations") or {}).items()
-    }
+def _record(item: dict, requested: tuple[str, ...] | None = None) -> CrmRecord:
+    """Convert a v3 object into a record.
+
+    HubSpot leaves an association type with no associated record out of the
+    response, so each ``requested`` name missing from ``item`` gets an empty
+    list. The writers then clear that link instead of keeping a stale one.
+    """
+    associations = {name: [] for name in requested or ()}
+    for name, value in (item.get("associations") or {}).items():
+        associations[name] = [
+            str(link["id"]) for link in (value or {}).get("results", [])
+        ]
     return CrmRecord(
         id=str(item["id"]),
         modified_at=parse_datetime(item.get("updatedAt")),

@@ -629,7 +629,17 @@ def _record(object_type: str, item: dict) -> CrmRecord:
             OWNER_PROPERTY: _ref_id(item.get("user_id")),
             "deal_id": _ref_id(item.get("deal_id")),
             "person_id": _ref_id(item.get("person_id")),
+            "org_id": _ref_id(item.get("org_id")),
         }
+        # List and recents responses always carry these three fields, null
+        # when unlinked, so every run sets or clears the activity's links.
+        links = {
+            "deals": properties["deal_id"],
+            "contacts": properties["person_id"],
+            "companies": properties["org_id"],
+        }
+        for name, linked_id in links.items():
+            associations[name] = [linked_id] if linked_id else []
     return CrmRecord(
         id=str(item["id"]),
         modified_at=parse_datetime(item.get("update_time") or item.get("add_time")),

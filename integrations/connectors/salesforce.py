@@ -83,8 +83,9 @@ MAX_API_USAGE = 0.9
 # this one pipeline.
 PIPELINE_ID = "opportunities"
 PIPELINE_LABEL = "Salesforce opportunities"
-# Salesforce leads, synced after deals (see extra_object_types) so that a
-# converted lead finds its opportunity.
+# Salesforce leads, synced after deals, so that a converted lead finds its
+# opportunity, and before the activities, which may point at a lead
+# (base.sync_order).
 LEADS = "leads"
 # Opportunity ids per OpportunityHistory query. 200 ids of 18 characters
 # keep the GET request's URL near 5 KB.
@@ -95,6 +96,11 @@ _API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 _FIELD_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
 # Record ids are 15 case-sensitive or 18 case-insensitive characters.
 _SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+# The key prefix (the first three characters of a record id) of each object
+# an activity's WhoId or WhatId links to, by association name. A WhoId is a
+# Contact or a Lead. A WhatId of another object, such as a Case, is ignored.
+WHO_PREFIXES = {"contacts": "003", "leads": "00Q"}
+WHAT_PREFIXES = {"deals": "006", "companies": "001"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,15 @@ class SObjectQuery:
     deleted_fields: tuple[str, ...] = ()
 
 
+TASK_FIELDS = (
+    "Subject",
+    "TaskSubtype",
+    "ActivityDate",
+    "CompletedDateTime",
+    "OwnerId",
+    "WhoId",
+    "WhatId",
+)
 QUERIES = {
     COMPANIES: SObjectQuery(
         "Account",
@@ -140,17 +155,11 @@ QUERIES = {
             "CreatedDate",
         ),
     ),
-    CALLS: SObjectQuery(
-        "Task",
-        ("Subject", "TaskSubtype", "ActivityDate", "CompletedDateTime", "OwnerId"),
-        "TaskSubtype = 'Call'",
+    CALLS: SObjectQuery("Task", TASK_FIELDS, "TaskSubtype = 'Call'"),
+    EMAILS: SObjectQuery("Task", TASK_FIELDS, "TaskSubtype IN ('Email', 'ListEmail')"),
+    MEETINGS: SObjectQuery(
+        "Event", ("Subject", "StartDateTime", "OwnerId", "WhoId", "WhatId")
     ),
-    EMAILS: SObjectQuery(
-        "Task",
-        ("Subject", "TaskSubtype", "ActivityDate", "CompletedDateTime", "OwnerId"),
-        "TaskSubtype IN ('Email', 'ListEmail')",
-    ),
-    MEETINGS: SObjectQuery("Event", ("Subject", "StartDateTime", "OwnerId")),
     LEADS: SObjectQuery(
         "Lead",
         (
@@ -215,7 +224,7 @@ def soql_string(value: str) -> str:
 
 class SalesforceConnector(Connector):
     provider = "salesforce"
-    # Synced after the object types every connector has (base.OBJECT_TYPES).
+    # Listed between the deals and the activities (base.sync_order).
     extra_object_types = (LEADS,)
 
     def __init__(
@@ -738,11 +747,13 @@ def _record(object_type: str, item: dict) -> CrmRecord:
             subject: item.get("Subject"),
             "hs_timestamp": item.get("CompletedDateTime") or item.get("ActivityDate"),
         }
+        associations = _activity_links(item)
     elif object_type == MEETINGS:
         properties = {
             "hs_meeting_title": item.get("Subject"),
             "hs_timestamp": item.get("StartDateTime"),
         }
+        associations = _activity_links(item)
     else:
         properties = {
             key: None if value is None else str(value)
@@ -756,6 +767,20 @@ def _record(object_type: str, item: dict) -> CrmRecord:
         properties=properties,
         associations=associations,
     )
+
+
+def _activity_links(item: dict) -> dict[str, list[str]]:
+    """Return a Task's or Event's WhoId and WhatId by association name.
+
+    Every name gets a list, empty unless the id has that name's prefix, so
+    the writers clear a link the activity no longer has.
+    """
+    links: dict[str, list[str]] = {}
+    for field_name, prefixes in (("WhoId", WHO_PREFIXES), ("WhatId", WHAT_PREFIXES)):
+        record_id = item.get(field_name) or ""
+        for name, prefix in prefixes.items():
+            links[name] = [record_id] if record_id.startswith(prefix) else []
+    return links
 
 
 def _field_text(item: dict, path: str) -> str | None:

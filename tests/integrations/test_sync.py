@@ -7,7 +7,7 @@ import pytest
 from django.db import connection as db_connection
 
 from activity.models import Account, Activity, Contact, Deal, DealStageChange, Stage
-from integrations import sync
+from integrations import sync, webhooks
 from integrations.connectors.base import ConnectorError
 from integrations.models import (
     CrmConnection,
@@ -15,6 +15,7 @@ from integrations.models import (
     StageMapping,
     SyncCursor,
     SyncRun,
+    WebhookEvent,
 )
 from measurement.selectors import MetricScope, bookings_by_member, scorecards_by_member
 from spm.models import AuditLog
@@ -624,3 +625,114 @@ def test_server_errors_give_up_after_retries(hubspot, clock, connection):
     assert "HTTP 500" in run.failure
     connection.refresh_from_db()
     assert connection.status == CrmConnection.Status.ACTIVE
+
+
+# Activity links
+
+
+def activity_links() -> dict[str, tuple]:
+    """Return each activity's (deal, contact, lead, account) by their CRM ids."""
+    rows = Activity.objects.values_list(
+        "external_id",
+        "deal__external_id",
+        "contact__external_id",
+        "lead__external_id",
+        "account__external_id",
+    )
+    return {external_id: tuple(links) for external_id, *links in rows}
+
+
+def seed_linked_activities(fake) -> None:
+    """Add call 410 and email 510 with associations.
+
+    The call is on deal 302, contact 202 and company 102. The email is on
+    contact 201 and deal 999, which the portal never lists.
+    """
+    fake.add(
+        "calls",
+        "410",
+        modified_at=SEEDED_AT,
+        hs_call_title="Pilot review",
+        hs_timestamp="2024-03-05T10:00:00.000Z",
+        hubspot_owner_id="2",
+        associations={"deals": ["302"], "contacts": ["202"], "companies": ["102"]},
+    )
+    fake.add(
+        "emails",
+        "510",
+        modified_at=SEEDED_AT,
+        hs_email_subject="Pricing",
+        hs_timestamp="2024-03-06T10:00:00.000Z",
+        hubspot_owner_id="1",
+        associations={"deals": ["999"], "contacts": ["201"]},
+    )
+
+
+def test_full_sync_links_activities(hubspot, clock, connection):
+    seed_portal(hubspot)
+    seed_linked_activities(hubspot)
+
+    run = run_sync(connection, make_connector(hubspot, clock))
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.counts["emails"]["failed"] == 0
+    assert activity_links() == {
+        "401": (None, None, None, None),
+        "402": (None, None, None, None),
+        "410": ("302", "202", None, "102"),
+        # Deal 999 was never synced, so the email has no deal.
+        "501": (None, None, None, None),
+        "510": (None, "201", None, None),
+        "601": (None, None, None, None),
+    }
+
+
+def test_incremental_search_keeps_activity_links(hubspot, clock, connection):
+    seed_portal(hubspot)
+    seed_linked_activities(hubspot)
+    run_sync(connection, make_connector(hubspot, clock))
+    changed_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(
+        minutes=1
+    )
+    hubspot.update("calls", "410", modified_at=changed_at, hs_call_title="Renamed")
+
+    run = run_sync(connection, make_connector(hubspot, clock), SyncRun.Kind.INCREMENTAL)
+
+    assert run.counts["calls"]["updated"] == 1
+    call = Activity.objects.get(external_id="410")
+    assert call.subject == "Renamed"
+    assert activity_links()["410"] == ("302", "202", None, "102")
+
+
+def test_full_listing_clears_removed_links(hubspot, clock, connection):
+    seed_portal(hubspot)
+    seed_linked_activities(hubspot)
+    run_sync(connection, make_connector(hubspot, clock))
+    # HubSpot leaves association types without records out of a listing.
+    hubspot.objects["calls"]["410"].associations = {"contacts": ["201"]}
+
+    run = run_sync(connection, make_connector(hubspot, clock))
+
+    assert run.counts["calls"]["updated"] == 1
+    assert activity_links()["410"] == (None, "201", None, None)
+
+
+def test_webhook_fetch_links_activity(personas, hubspot, clock, connection):
+    seed_portal(hubspot)
+    run_sync(connection, make_connector(hubspot, clock))
+    seed_linked_activities(hubspot)
+    event = WebhookEvent.objects.create(
+        organization=personas.org,
+        connection=connection,
+        key="call-410-created",
+        object_type="calls",
+        object_id="410",
+        occurred_at=SEEDED_AT,
+    )
+
+    status = webhooks.webhook_event_apply(
+        event_pk=event.pk, connector=make_connector(hubspot, clock)
+    )
+
+    assert status == WebhookEvent.Status.APPLIED
+    assert activity_links()["410"] == ("302", "202", None, "102")

@@ -545,3 +545,89 @@ def test_deal_merge_keeps_survivor_history(personas, pipedrive, clock, connectio
     )
     assert bookings_by_member(march)[personas.rep1.pk] == Decimal("10000.00")
     assert_mirrors(pipedrive, personas)
+
+
+# Activity links
+
+
+def activity_links() -> dict[str, tuple]:
+    """Return each activity's (deal, contact, lead, account) by their Pipedrive ids."""
+    rows = Activity.objects.values_list(
+        "external_id",
+        "deal__external_id",
+        "contact__external_id",
+        "lead__external_id",
+        "account__external_id",
+    )
+    return {external_id: tuple(links) for external_id, *links in rows}
+
+
+def add_linked_activities(fake) -> None:
+    """Add call 406 and email 407 with links.
+
+    The call is on deal 302, person 202 and organization 102. The email is on
+    person 201 and deal 999, which the company never lists.
+    """
+    fake.add(
+        "activity",
+        406,
+        at=SEEDED_AT,
+        type="call",
+        subject="Pilot review",
+        due_date="2024-03-07",
+        due_time="10:00",
+        user_id=2,
+        deal_id=302,
+        person_id=202,
+        org_id=102,
+        done=True,
+    )
+    fake.add(
+        "activity",
+        407,
+        at=SEEDED_AT,
+        type="email",
+        subject="Pricing",
+        due_date="2024-03-08",
+        due_time="",
+        user_id=1,
+        deal_id=999,
+        person_id=201,
+        org_id=None,
+        done=True,
+    )
+
+
+def test_full_sync_links_activities(pipedrive, clock, connection):
+    seed_company(pipedrive)
+    add_linked_activities(pipedrive)
+
+    run = run_sync(connection, make_connector(pipedrive, clock))
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.counts["emails"]["failed"] == 0
+    assert activity_links() == {
+        "401": ("301", None, None, None),
+        "402": ("302", None, None, None),
+        "403": ("305", None, None, None),
+        "406": ("302", "202", None, "102"),
+        # Deal 999 was never synced, so the email has no deal.
+        "407": (None, "201", None, None),
+    }
+
+
+def test_recents_clear_activity_links(pipedrive, clock, connection):
+    seed_company(pipedrive)
+    add_linked_activities(pipedrive)
+    run_sync(connection, make_connector(pipedrive, clock))
+    changed_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(
+        minutes=1
+    )
+    pipedrive.update("activity", 406, at=changed_at, deal_id=None, org_id=None)
+
+    run = run_sync(
+        connection, make_connector(pipedrive, clock), SyncRun.Kind.INCREMENTAL
+    )
+
+    assert run.counts["calls"]["updated"] == 1
+    assert activity_links()["406"] == (None, "202", None, None)

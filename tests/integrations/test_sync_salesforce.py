@@ -5,11 +5,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from activity.models import Account, Activity, Contact, Deal, DealStageChange, Stage
-from integrations import sync
+from integrations import sync, webhooks
 from integrations.connectors.base import AuthenticationFailed, ConnectorError
 from integrations.connectors.ratelimit import RollingWindowLimiter
 from integrations.connectors.salesforce import SalesforceConnector
-from integrations.models import CrmConnection, OwnerMapping, StageMapping, SyncRun
+from integrations.models import (
+    CrmConnection,
+    OwnerMapping,
+    StageMapping,
+    SyncRun,
+    WebhookEvent,
+)
 from measurement.selectors import MetricScope, bookings_by_member, scorecards_by_member
 from spm.models import AuditLog
 from spm.tenancy import tenant_context
@@ -694,3 +700,134 @@ def test_sync_counts_salesforce_api_calls(personas, salesforce, connection):
     # run counts every response its connector's HTTP client received.
     assert run.api_calls == len(salesforce.requests())
     assert run.api_calls > 0
+
+
+# Activity links
+
+
+def activity_links() -> dict[str, tuple]:
+    """Return each activity's (deal, contact, lead, account) by their Salesforce Ids."""
+    rows = Activity.objects.values_list(
+        "external_id",
+        "deal__external_id",
+        "contact__external_id",
+        "lead__external_id",
+        "account__external_id",
+    )
+    return {external_id: tuple(links) for external_id, *links in rows}
+
+
+def later() -> dt.datetime:
+    """Return a SystemModstamp later than the cursor a full sync just stored."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
+
+
+def add_call(fake, task_id: str, modstamp: dt.datetime, **links) -> None:
+    fake.add(
+        "Task",
+        task_id,
+        modstamp=modstamp,
+        Subject=f"Call {task_id}",
+        TaskSubtype="Call",
+        CompletedDateTime=dt.datetime(2024, 3, 5, 10, tzinfo=dt.UTC),
+        OwnerId="005R1",
+        **links,
+    )
+
+
+def add_lead(fake) -> None:
+    fake.add(
+        "Lead",
+        "00QL",
+        modstamp=SEEDED_AT,
+        LastName="Lovelace",
+        Company="Analytical Engines",
+        Status="Working - Contacted",
+        OwnerId="005R1",
+    )
+
+
+def test_full_sync_links_activities(salesforce, connection):
+    seed_org(salesforce)
+    add_call(salesforce, "00TD", SEEDED_AT, WhoId="003A", WhatId="006A")
+    add_call(salesforce, "00TE", SEEDED_AT, WhoId="003B", WhatId="001B")
+    # Attain syncs no Cases, so this WhatId gives no link.
+    add_call(salesforce, "00TF", SEEDED_AT, WhatId="500A0000000001")
+    # Opportunity 006Z was never synced.
+    add_call(salesforce, "00TG", SEEDED_AT, WhoId="003A", WhatId="006Z")
+    salesforce.add(
+        "Event",
+        "00UB",
+        modstamp=SEEDED_AT,
+        Subject="Add-on kickoff",
+        StartDateTime=dt.datetime(2024, 3, 6, 10, tzinfo=dt.UTC),
+        OwnerId="005R1",
+        WhoId="003A",
+        WhatId="006E",
+    )
+
+    run = run_sync(connection, make_connector(salesforce))
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.counts["calls"]["failed"] == 0
+    assert activity_links() == {
+        "00TA": (None, "003A", None, None),
+        "00TB": (None, "003B", None, None),
+        "00TD": ("006A", "003A", None, None),
+        "00TE": (None, "003B", None, "001B"),
+        "00TF": (None, None, None, None),
+        "00TG": (None, "003A", None, None),
+        "00UA": (None, "003B", None, None),
+        "00UB": ("006E", "003A", None, None),
+    }
+    soql = [q for q in salesforce.queries() if "FROM Task" in q][0]
+    assert "WhoId, WhatId" in soql
+
+
+def test_task_on_synced_lead_links_lead(salesforce, connection):
+    seed_org(salesforce)
+    add_lead(salesforce)
+    run_sync(connection, make_connector(salesforce))
+    add_call(salesforce, "00TL", later(), WhoId="00QL", WhatId="001A")
+
+    run_sync(connection, make_connector(salesforce), SyncRun.Kind.INCREMENTAL)
+
+    assert activity_links()["00TL"] == (None, None, "00QL", "001A")
+
+    # The task moves from the lead to a contact, and its account link goes.
+    moved_at = later() + dt.timedelta(seconds=1)
+    salesforce.update("Task", "00TL", modstamp=moved_at, WhoId="003A", WhatId=None)
+    run_sync(connection, make_connector(salesforce), SyncRun.Kind.INCREMENTAL)
+
+    assert activity_links()["00TL"] == (None, "003A", None, None)
+
+
+def test_first_sync_links_task_to_lead(salesforce, connection):
+    seed_org(salesforce)
+    add_lead(salesforce)
+    add_call(salesforce, "00TL", SEEDED_AT, WhoId="00QL")
+
+    run_sync(connection, make_connector(salesforce))
+
+    assert activity_links()["00TL"] == (None, None, "00QL", None)
+
+
+def test_webhook_fetch_links_activity(personas, salesforce, connection):
+    seed_org(salesforce)
+    run_sync(connection, make_connector(salesforce))
+    add_call(salesforce, "00TD", SEEDED_AT, WhoId="003B", WhatId="006B")
+    event = WebhookEvent.objects.create(
+        organization=personas.org,
+        connection=connection,
+        key="task-00TD-created",
+        object_type="calls",
+        object_id="00TD",
+        occurred_at=SEEDED_AT,
+    )
+
+    status = webhooks.webhook_event_apply(
+        event_pk=event.pk, connector=make_connector(salesforce)
+    )
+
+    assert status == WebhookEvent.Status.APPLIED
+    assert activity_links()["00TD"] == ("006B", "003B", None, None)
