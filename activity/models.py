@@ -17,7 +17,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from spm.models import Membership
-from spm.tenancy import TenantModel
+from spm.tenancy import TenantModel, organization_key
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 
@@ -104,6 +104,8 @@ class Stage(ExternalRecord):
 
 
 class Account(ExternalRecord):
+    # Its indexes on (organization, ...) serve lookups by organisation.
+    organization = organization_key(db_index=False)
     name = models.CharField(max_length=255)
     domain = models.CharField(max_length=255, blank=True)
     industry = models.CharField(max_length=120, blank=True)
@@ -132,6 +134,8 @@ class Account(ExternalRecord):
 
 
 class Contact(ExternalRecord):
+    # Its indexes on (organization, ...) serve lookups by organisation.
+    organization = organization_key(db_index=False)
     account = models.ForeignKey(
         Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -161,6 +165,9 @@ class Lead(ExternalRecord):
     puts them in the fallback queue ("queued"). Imported leads keep the
     empty status: the CRM already chose their owner.
     """
+
+    # Its indexes on (organization, ...) serve lookups by organisation.
+    organization = organization_key(db_index=False)
 
     class Status(models.TextChoices):
         NEW = "new", "New"
@@ -281,6 +288,8 @@ class Product(ExternalRecord):
 class Deal(ExternalRecord):
     """An opportunity. Open, won or lost is read from its stage's flags."""
 
+    # Its indexes on (organization, ...) serve lookups by organisation.
+    organization = organization_key(db_index=False)
     name = models.CharField(max_length=255, blank=True)
     account = models.ForeignKey(
         Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="deals"
@@ -388,6 +397,8 @@ class DealSplit(TenantModel):
 
 
 class DealStageChange(TenantModel):
+    # Its indexes on (organization, ...) serve lookups by organisation.
+    organization = organization_key(db_index=False)
     deal = models.ForeignKey(
         Deal, on_delete=models.CASCADE, related_name="stage_changes"
     )
@@ -421,6 +432,9 @@ class DealStageChange(TenantModel):
 
 
 class Activity(ExternalRecord):
+    # Its indexes on (organization, ...) serve lookups by organisation.
+    organization = organization_key(db_index=False)
+
     class Type(models.TextChoices):
         CALL = "call", "Call"
         EMAIL = "email", "Email"

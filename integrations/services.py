@@ -234,8 +234,7 @@ def field_mapping_add(
     """
     if object_type != "deals":
         raise FieldMappingError(
-            f"Invalid object type {object_type!r}: only deal properties can be "
-            "mapped."
+            f"Invalid object type {object_type!r}: only deal properties can be mapped."
         )
     try:
         with transaction.atomic():

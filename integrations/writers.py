@@ -408,7 +408,7 @@ class _UpsertStatement:
     """One INSERT ... ON CONFLICT for rows that all set the same columns.
 
     The rows travel as one JSON parameter that ``json_to_recordset`` turns
-    into typed columns. Scalar subqueries read the stored rows as they were
+    into typed columns. A lateral subquery reads each stored row as it was
     before the statement, so the result separates new rows from existing
     ones and returns their previous values.
     The conflict target is the partial unique index on (organization,
@@ -500,17 +500,16 @@ class _UpsertStatement:
             updates.append('"updated_at" = EXCLUDED."updated_at"')
         stored = ", ".join(f"stored.{quote(name)}" for name in self.columns)
         excluded = ", ".join(f"EXCLUDED.{quote(name)}" for name in self.columns)
-        # Lookups read the rows as they were before this statement, because
-        # all parts of one statement use the same snapshot.
-        lookups = [
-            # A scalar subquery, unlike NOT EXISTS, stays one index lookup per
-            # row instead of becoming an anti-join over the tenant's rows.
-            self._by_external_id(table, "synced.id", "input.external_id") + " IS NULL"
-        ]
-        lookups += [
-            self._by_external_id(table, f"synced.{quote(name)}", "input.external_id")
-            for name in self.previous
-        ]
+        # The stored row as it was before this statement, because all parts
+        # of one statement read the same snapshot. One index lookup per input
+        # row gives both whether it existed and its previous values.
+        before = ", ".join(
+            f"synced.{quote(name)} AS {quote(name)}" for name in ("id", *self.previous)
+        )
+        before_lookup = self._by_external_id(
+            table, before, "input.external_id", lateral=True
+        )
+        previous = "".join(f", before.{quote(name)}" for name in self.previous)
         sql = f"""
             WITH input AS (
                 SELECT * FROM json_to_recordset(%s::json) AS input({definitions})
@@ -525,37 +524,46 @@ class _UpsertStatement:
                 WHERE ROW({stored}) IS DISTINCT FROM ROW({excluded})
                 RETURNING stored.id, stored.external_id
             )
-            SELECT input.external_id, upserted.id, {lookups[0]},
-                   upserted.id IS NOT NULL{"".join(", " + x for x in lookups[1:])}
+            SELECT input.external_id, upserted.id, before.id IS NULL,
+                   upserted.id IS NOT NULL{previous}
             FROM input
+            LEFT JOIN LATERAL {before_lookup} AS before ON TRUE
             LEFT JOIN upserted ON upserted.external_id = input.external_id
         """
         params = [data]
         for _, values in insert.values():
             params.extend(values)
-        params += [organization_id, source] * len(lookups)
+        params += [organization_id, source]
         return sql, params
 
     @staticmethod
-    def _by_external_id(table: str, column: str, external_id: str) -> str:
-        """Return a subquery for ``column`` of the synced row with that external id.
+    def _by_external_id(
+        table: str, columns: str, external_id: str, *, lateral: bool = False
+    ) -> str:
+        """Return a subquery for ``columns`` of the synced row with that external id.
+
+        A ``lateral`` subquery ends in LIMIT 1, which the unique index makes
+        true anyway: it keeps PostgreSQL from turning the lateral join into
+        an ordinary join, which it could then run as a hash join over all
+        the tenant's rows.
 
         The organisation and source are compared with subquery values, which
         PostgreSQL plans as unknown values. It then sizes the organisation's
         rows by the average tenant, not by this tenant's statistics. Those
         may predate the tenant's first sync and count it as one row. With
-        that estimate, an index on the organisation alone looks as good as
-        the unique index, and each lookup read every row the sync had
+        that estimate, any index that starts with the organisation looks as
+        good as the unique index, and each lookup read every row the sync had
         written (docs/benchmarks.md, "CRM sync"). The last condition repeats
         the predicate of the partial unique index, without which PostgreSQL
         cannot use that index.
         """
         return (
-            f"(SELECT {column} FROM {table} AS synced "
+            f"(SELECT {columns} FROM {table} AS synced "
             "WHERE synced.organization_id = (SELECT %s::bigint) "
             "AND synced.external_source = (SELECT %s::text) "
             f"AND synced.external_id = {external_id} "
-            "AND NOT (synced.external_id = ''))"
+            "AND NOT (synced.external_id = '')"
+            f"{' LIMIT 1' if lateral else ''})"
         )
 
 
