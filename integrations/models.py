@@ -293,6 +293,8 @@ class WebhookEvent(TenantModel):
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When the sweep of pending events last queued this one's application.
+    swept_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         base_manager_name = "unscoped"
@@ -303,6 +305,13 @@ class WebhookEvent(TenantModel):
             models.Index(
                 fields=["connection", "object_type", "object_id", "property_name"],
                 name="webhook_event_property",
+            ),
+            # The sweep of events whose application task was lost reads the
+            # few pending ones among all the events kept.
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_event_pending",
             ),
         ]
 

@@ -11,6 +11,8 @@ import logging
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
+from django.db.models import Q
+from django.utils import timezone
 
 from integrations import sync, webhooks, writeback
 from integrations.connectors.base import AuthenticationFailed, ConnectorError
@@ -184,3 +186,52 @@ def _webhook_retry(task, event_id: int, organization_id: int, error) -> None:
         extra={"organization_id": organization_id},
     )
     raise task.retry(countdown=delay)
+
+
+# A pending webhook event older than this has lost its application task, for
+# example because the broker was down when the event arrived. The task is
+# queued when the event's transaction commits, so two minutes leave a busy
+# queue time to reach it first.
+WEBHOOK_SWEEP_AFTER = dt.timedelta(minutes=2)
+# An event the sweep queued waits this long before the sweep queues it again,
+# so a queue held up by a long sync does not fill with copies of its tasks.
+WEBHOOK_SWEEP_AGAIN_AFTER = dt.timedelta(minutes=15)
+WEBHOOK_SWEEP_BATCH = 500
+
+
+@shared_task(acks_late=True)
+def webhook_events_sweep_task() -> int:
+    """Queue the application of pending webhook events whose task was lost.
+
+    Return the number of events queued. An event queued twice is applied
+    once, because ``webhooks.webhook_event_apply`` locks the event's row and
+    leaves an applied event alone. Nothing is queued when the database is
+    not PostgreSQL, where events stay unapplied.
+    """
+    from integrations import services
+
+    if not services.sync_supported():
+        return 0
+    now = timezone.now()
+    with system_context():
+        events = list(
+            WebhookEvent.unscoped.filter(
+                Q(swept_at__isnull=True)
+                | Q(swept_at__lt=now - WEBHOOK_SWEEP_AGAIN_AFTER),
+                status=WebhookEvent.Status.PENDING,
+                received_at__lt=now - WEBHOOK_SWEEP_AFTER,
+            )
+            .order_by("received_at")
+            .values_list("organization_id", "pk")[:WEBHOOK_SWEEP_BATCH]
+        )
+        WebhookEvent.unscoped.filter(pk__in=[pk for _, pk in events]).update(
+            swept_at=now
+        )
+    for organization_id, event_pk in events:
+        webhook_event_apply_task.delay(organization_id, event_pk)
+    if events:
+        logger.warning(
+            "Queued %s pending CRM webhook events whose application task was lost",
+            len(events),
+        )
+    return len(events)

@@ -471,9 +471,8 @@ def _apply_queue(organization_id: int, event_pk: int) -> None:
     try:
         webhook_event_apply_task.delay(organization_id, event_pk)
     except Exception:
-        # NOTE: an event whose task was never queued stays pending, and no
-        # sweep queues it again yet. The next incremental sync still brings
-        # the record up to date.
+        # The event stays pending, and webhook_events_sweep_task queues it
+        # again two minutes after it arrived.
         logger.exception(
             "Queuing or running the application of CRM webhook event %s failed",
             event_pk,

@@ -307,6 +307,13 @@ CELERY_BEAT_SCHEDULE["integrations-sync-incremental"] = {
     "options": {"expires": 295},
 }
 CELERY_TASK_ROUTES["integrations.tasks.*"] = {"queue": "sync"}
+# CRM webhook events whose application task was lost, for example while the
+# broker was down (integrations/tasks.py).
+CELERY_BEAT_SCHEDULE["integrations-webhook-events-sweep"] = {
+    "task": "integrations.tasks.webhook_events_sweep_task",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 # Follow-up emails one rep may send per day; later steps wait for the next
 # send window.
 FOLLOWUPS_DAILY_SEND_LIMIT = env.int("FOLLOWUPS_DAILY_SEND_LIMIT", default=100)

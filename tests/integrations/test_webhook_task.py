@@ -1,5 +1,6 @@
 """CRM webhook events: stored by the request, applied by a Celery task."""
 
+import datetime as dt
 import json
 import logging
 
@@ -7,6 +8,7 @@ import pytest
 from celery import current_app as celery_app
 from django.db.models.query import QuerySet
 from django.test import TestCase
+from django.utils import timezone
 
 from activity.models import Deal
 from integrations import tasks, webhooks
@@ -335,3 +337,64 @@ def test_empty_batch_accepted(client, hubspot_hooks):
 
     assert response.status_code == 200
     assert json.loads(response.content) == {"received": 0, "duplicate": 0}
+
+
+# Events whose application task was lost
+
+
+def _received(event_id: str, minutes_ago: int) -> None:
+    WebhookEvent.objects.filter(event_id=event_id).update(
+        received_at=timezone.now() - dt.timedelta(minutes=minutes_ago)
+    )
+
+
+def test_sweep_applies_event_whose_task_was_lost(
+    client, hubspot, hubspot_hooks, synced_deal_42
+):
+    hubspot.update("deals", "42", modified_at=AT_10_00_05, dealstage="closedwon")
+    # The test's transaction never commits, so the apply task is never queued,
+    # as when the broker was down.
+    post_hubspot(
+        client,
+        hubspot_url(hubspot_hooks),
+        [stage_event(501, AT_10_00_05, "closedwon", 0)],
+        apply=False,
+    )
+    _received("501", minutes_ago=3)
+
+    assert tasks.webhook_events_sweep_task() == 1
+    assert stored_events() == [("501", "applied", 1)]
+    assert deal_42().stage.external_id == "closedwon"
+    assert tasks.webhook_events_sweep_task() == 0
+
+
+def test_sweep_waits_before_queuing_again(
+    client, monkeypatch, personas, hubspot_hooks, synced_deal_42
+):
+    queued = []
+    monkeypatch.setattr(
+        tasks.webhook_event_apply_task, "delay", lambda *args: queued.append(args)
+    )
+    post_hubspot(
+        client,
+        hubspot_url(hubspot_hooks),
+        [
+            stage_event(501, AT_10_00_01, "contractsent", 0),
+            stage_event(502, AT_10_00_05, "closedwon", 0),
+        ],
+        apply=False,
+    )
+    _received("501", minutes_ago=3)
+    # Received a minute ago: its own task may still be on its way.
+    _received("502", minutes_ago=1)
+    first = WebhookEvent.objects.get(event_id="501")
+
+    assert tasks.webhook_events_sweep_task() == 1
+    assert queued == [(personas.org.pk, first.pk)]
+    # Queued again only 15 minutes after the sweep queued it.
+    assert tasks.webhook_events_sweep_task() == 0
+    WebhookEvent.objects.filter(pk=first.pk).update(
+        swept_at=timezone.now() - dt.timedelta(minutes=16)
+    )
+    assert tasks.webhook_events_sweep_task() == 1
+    assert queued[1:] == [(personas.org.pk, first.pk)]
