@@ -22,8 +22,9 @@ from django.db.models.expressions import RawSQL
 from activity.dates import period_bounds
 from activity.models import Deal, DealProduct, DealSplit, Product
 from compensation.crediting import DealInput, FxRates, SplitInput
+from compensation.engine.clawback import full_months_between
 from compensation.engine.payments import Payment as EnginePayment
-from compensation.engine.types import CalculationError
+from compensation.engine.types import CalculationError, LineKind
 from compensation.models import (
     CalculationRun,
     DealOwnerShare,
@@ -659,3 +660,120 @@ def calculation_run_get(public_id) -> CalculationRun | None:
         return CalculationRun.objects.filter(public_id=public_id).first()
     except ValidationError:
         return None
+
+
+# Commission on deals the CRM archived
+
+
+@dataclass
+class ArchivedDealPayout:
+    """Commission paid to one member on a deal archived in the CRM.
+
+    ``paid`` sums the deal's commission, SPIFF and payment lines on approved
+    and paid statements. ``taken_back`` sums its clawback lines on any
+    statement, and is zero or negative.
+    """
+
+    deal_name: str
+    member_name: str
+    archived_on: dt.date
+    currency: str
+    paid: Decimal = Decimal(0)
+    taken_back: Decimal = Decimal(0)
+    credit_date: dt.date | None = None
+    plan_version: str = ""
+    clawback: str = ""
+    clawback_term_months: int | None = None
+
+    @property
+    def status(self) -> str:
+        """Return what became of the payment, in words an admin can act on."""
+        if self.taken_back:
+            return "Taken back"
+        if not self.clawback or self.credit_date is None:
+            return "Kept, because the plan takes nothing back: review"
+        served = full_months_between(self.credit_date, self.archived_on)
+        if served >= self.clawback_term_months:
+            return (
+                f"Kept, because the deal was archived after the "
+                f"{self.clawback_term_months}-month term"
+            )
+        return (
+            f"Taken back when {self.archived_on:%B %Y} is calculated, "
+            f"because the plan takes back {PlanVersion.Clawback(self.clawback).label}"
+        )
+
+
+def archived_deal_payouts(
+    member_ids: Collection[int], period_start: dt.date, period_end: dt.date
+) -> list[ArchivedDealPayout]:
+    """Return the commission paid on deals archived in the CRM during the period.
+
+    A deal counts when its ``archived_at`` falls in the period, in the
+    organisation's time zone, and these members were paid on it. Sorted by
+    archive date, then deal and member name. One query.
+    """
+    organization = get_current_organization()
+    start, end = period_bounds(period_start, period_end, organization.time_zone)
+    zone = ZoneInfo(organization.time_zone)
+    locked = (Statement.Status.APPROVED, Statement.Status.PAID)
+    rows = (
+        StatementLine.objects.filter(
+            statement__member_id__in=member_ids,
+            deal__archived_at__gte=start,
+            deal__archived_at__lt=end,
+            line_type__in=[*LineKind.PAID_PER_DEAL, LineKind.CLAWBACK],
+        )
+        .filter(Q(line_type=LineKind.CLAWBACK) | Q(statement__status__in=locked))
+        .values_list(
+            "deal_id",
+            "statement__member_id",
+            "deal_name",
+            "statement__member__display_name",
+            "deal__archived_at",
+            "statement__currency",
+            "line_type",
+            "amount",
+            "credit_date",
+            "plan_version_label",
+            "plan_version__clawback",
+            "plan_version__clawback_term_months",
+        )
+        .order_by("credit_date", "pk")
+    )
+    payouts: dict[tuple[int, int], ArchivedDealPayout] = {}
+    for (
+        deal_id,
+        member_id,
+        deal_name,
+        member_name,
+        archived_at,
+        currency,
+        line_type,
+        amount,
+        credit_date,
+        plan_version,
+        clawback,
+        term_months,
+    ) in rows:
+        payout = payouts.get((deal_id, member_id))
+        if payout is None:
+            payout = payouts[deal_id, member_id] = ArchivedDealPayout(
+                deal_name=deal_name,
+                member_name=member_name,
+                archived_on=archived_at.astimezone(zone).date(),
+                currency=currency,
+            )
+        if line_type == LineKind.CLAWBACK:
+            payout.taken_back += amount
+            continue
+        payout.paid += amount
+        if payout.credit_date is None:
+            # The first payment's date and terms, as the clawback reads them.
+            payout.credit_date = credit_date
+            payout.plan_version = plan_version
+            payout.clawback = clawback or ""
+            payout.clawback_term_months = term_months
+    found = [payout for payout in payouts.values() if payout.paid]
+    found.sort(key=lambda p: (p.archived_on, p.deal_name, p.member_name))
+    return found

@@ -120,6 +120,9 @@ def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
         "rows": rows,
         "run": run,
         "can_approve_any": any(allowed for _, allowed in rows),
+        "archived_payouts": selectors.archived_deal_payouts(
+            visible, period.start, period.end
+        ),
     }
     return render(request, "compensation/statements.html", context)
 
