@@ -97,7 +97,11 @@ class RepMetricsApi(_VisibleMembersMixin, OrganizationAPIView):
             "a decimal string; win_rate and avg_cycle_days are null when there "
             "is no data. The goal fields (quota, attainment, pace, coverage, "
             "coverage_target, coverage_status, forecast) measure the bookings "
-            "quota; attainment and coverage are null with no quota."
+            "quota; attainment and coverage are null with no quota. "
+            "stage_conversion counts, for each open stage of the pipeline with "
+            "the most deals entering its stages in the period, the rep's deals "
+            "that entered the stage and those that moved on to a later stage "
+            "or won."
         ),
         parameters=[RepMetricsQuerySerializer, ORGANIZATION_PARAMETER],
         responses={
@@ -123,6 +127,12 @@ class RepMetricsApi(_VisibleMembersMixin, OrganizationAPIView):
             start=params["start"],
             end=params["end"],
             today=organization_today(self.organization),
+        )
+        selectors.attach_stage_conversion(
+            rows,
+            start=params["start"],
+            end=params["end"],
+            time_zone=self.organization.zoneinfo,
         )
         return Response(RepMetricsSerializer(rows, many=True).data)
 

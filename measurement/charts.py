@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from measurement import formatting
 from measurement.selectors import RepRow, Scorecard, StageTotals
+from measurement.stage_conversion import StageConversion
 
 ACCENT = "#2f5bea"
 SECOND = "#9db4f5"
@@ -42,6 +43,8 @@ class Chart:
     # False when every plotted amount is zero. plotly would draw an empty axis
     # from -1 to 1, so the page shows "no data" and keeps the table.
     has_amounts: bool = True
+    # Leading columns of the table that hold labels rather than numbers.
+    label_columns: int = 1
 
     @property
     def data_element_id(self) -> str:
@@ -384,3 +387,58 @@ def _coverage_table_row(row: RepRow) -> list[str]:
         formatting.target_source(target.source),
         progress.coverage_status,
     ]
+
+
+def conversion_funnel_by_rep(conversion: StageConversion, rows: list[RepRow]) -> Chart:
+    """Plot each rep's stage conversion across the measured pipeline's open stages.
+
+    Reps whose deals entered none of the stages have no bar, and the table
+    lists them with "no data" in every stage.
+    """
+    stages = [_plain(name) for name in conversion.stages]
+    member_rates = [(row, conversion.of_member(row.member.pk).stages) for row in rows]
+    plotted = [
+        (row, rates)
+        for row, rates in member_rates
+        if any(rate.entered for rate in rates)
+    ]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=_plain(row.member.display_name),
+                x=stages,
+                y=[rate.rate for rate in rates],
+            )
+            for row, rates in plotted
+        ],
+        layout=_layout(
+            barmode="group",
+            xaxis=CATEGORY_AXIS,
+            yaxis={"range": [0, 100], "ticksuffix": "%"},
+            margin={"l": 50, "r": 20, "t": 20, "b": 60},
+            legend={"orientation": "h", "y": -0.2},
+        ),
+    )
+    table = [
+        [
+            row.member.display_name,
+            rate.stage,
+            str(rate.entered),
+            str(rate.progressed),
+            formatting.percent(rate.rate),
+        ]
+        for row, rates in member_rates
+        for rate in rates
+    ]
+    title = "Conversion funnel by rep"
+    if conversion.pipeline is not None:
+        title = f"{title}: {conversion.pipeline}"
+    return Chart(
+        "chart-conversion-funnel-by-rep",
+        title,
+        _to_dict(figure),
+        ["Rep", "Stage", "Entered", "Progressed", "Conversion"],
+        table,
+        has_amounts=bool(plotted),
+        label_columns=2,
+    )

@@ -34,6 +34,11 @@ from measurement.aggregates import (
     deal_sums,
     open_groups,
 )
+from measurement.stage_conversion import (
+    MemberConversion,
+    StageConversion,
+    stage_conversion,
+)
 from spm.models import Membership, Team
 
 if TYPE_CHECKING:
@@ -125,6 +130,8 @@ class RepRow:
     card: Scorecard
     # Filled by measurement.progress.attach_progress on pages that show goals.
     progress: RepProgress | None = None
+    # Filled by attach_stage_conversion where stage conversion is shown.
+    stage_conversion: MemberConversion | None = None
 
     @property
     def email(self) -> str:
@@ -333,6 +340,21 @@ def rep_rows(
         member_ids=member_ids, start=start, end=end, time_zone=time_zone, team=team
     )
     return metrics.rows
+
+
+def attach_stage_conversion(
+    rows: list[RepRow], *, start: dt.date, end: dt.date, time_zone: ZoneInfo
+) -> StageConversion:
+    """Set each row's stage conversion for ``[start, end)`` and return them all.
+
+    The pipeline measured is chosen from the deals of the rows' members, as
+    ``measurement.stage_conversion`` explains. Two queries.
+    """
+    scope = MetricScope([row.member.pk for row in rows], start, end, time_zone)
+    conversion = stage_conversion(scope)
+    for row in rows:
+        row.stage_conversion = conversion.of_member(row.member.pk)
+    return conversion
 
 
 def _shows_row(member: Membership, card: Scorecard) -> bool:

@@ -34,6 +34,39 @@ class ActivityCountsSerializer(serializers.Serializer):
         return {kind: serializers.IntegerField() for kind in ACTIVITY_TYPES}
 
 
+class StageRateSerializer(serializers.Serializer):
+    stage = serializers.CharField()
+    entered = serializers.IntegerField(
+        help_text="Deals whose first entry into the stage falls in the period."
+    )
+    progressed = serializers.IntegerField(
+        help_text=(
+            "Of those, deals that later entered a won stage or a later open "
+            "stage of the pipeline."
+        )
+    )
+    rate = serializers.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="progressed / entered in percent, to 0.1; null when none entered.",
+    )
+
+
+class StageConversionSerializer(serializers.Serializer):
+    pipeline = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "The pipeline measured, the same for every rep of the response; "
+            "null when no pipeline has an open stage."
+        ),
+    )
+    stages = StageRateSerializer(
+        many=True, help_text="The pipeline's open stages, in stage order."
+    )
+
+
 class RepMetricsSerializer(serializers.Serializer):
     member = serializers.UUIDField(source="member.public_id")
     name = serializers.CharField(source="member.display_name")
@@ -132,6 +165,7 @@ class RepMetricsSerializer(serializers.Serializer):
             "Bookings plus the open in-period pipeline weighted by stage probability."
         ),
     )
+    stage_conversion = StageConversionSerializer(allow_null=True)
 
 
 class DealListQuerySerializer(serializers.Serializer):

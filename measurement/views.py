@@ -26,6 +26,7 @@ from measurement.periods import (
     period_from_query,
 )
 from measurement.selectors import MetricScope
+from measurement.stage_conversion import StageConversion
 from spm.access import (
     member_visible_or_404,
     require_manager_or_admin,
@@ -93,7 +94,9 @@ def _sort_headers(request: HttpRequest, sort: str, direction: str) -> list[dict]
     return headers
 
 
-def _team_charts(metrics: selectors.TeamMetrics) -> list[charts.Chart]:
+def _team_charts(
+    metrics: selectors.TeamMetrics, conversion: StageConversion
+) -> list[charts.Chart]:
     return [
         charts.bookings_by_rep(metrics.rows),
         charts.win_rate_by_rep(metrics.rows),
@@ -101,6 +104,7 @@ def _team_charts(metrics: selectors.TeamMetrics) -> list[charts.Chart]:
         charts.bookings_by_month(metrics.bookings_by_month),
         charts.attainment_vs_pace(metrics.rows),
         charts.coverage_by_rep(metrics.rows),
+        charts.conversion_funnel_by_rep(conversion, metrics.rows),
     ]
 
 
@@ -137,6 +141,12 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
     if request.GET.get("format") == "csv":
         return tables.csv_response(rows, period)
 
+    conversion = selectors.attach_stage_conversion(
+        rows,
+        start=period.start,
+        end=period.end,
+        time_zone=request.organization.zoneinfo,
+    )
     context = {
         "form": form,
         "period": period,
@@ -150,7 +160,7 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
         "team_quotas": quota_details.team_quota_lines(
             teams=teams, selected=team, rows=rows, start=period.start, end=period.end
         ),
-        "charts": _team_charts(metrics),
+        "charts": _team_charts(metrics, conversion),
         "lead_conversion": lead_conversion.conversion_by_band(
             MetricScope(
                 [row.member.pk for row in rows],

@@ -22,9 +22,15 @@ def _sign_in(page, base_url):
     page.wait_for_url(f"{base_url}/o/demo/**")
 
 
-def _charts_drawn(page) -> int:
+def _charts_drawn(page, expected: int) -> int:
+    """Wait until ``expected`` charts are drawn, then count the drawn charts."""
     # Plotly marks each drawn chart with the class "js-plotly-plot" and an SVG.
-    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    page.wait_for_function(
+        "expected => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(chart => chart.querySelector('.main-svg')).length >= expected",
+        arg=expected,
+        timeout=20_000,
+    )
     return page.locator(".js-plotly-plot").count()
 
 
@@ -32,7 +38,7 @@ def test_manager_dashboard_draws_charts(page, live_server, demo, artifacts):
     _sign_in(page, live_server.url)
     page.goto(f"{live_server.url}/o/demo/team/")
 
-    assert _charts_drawn(page) == 6
+    assert _charts_drawn(page, 7) == 7
     rows = page.locator("table#rep-table tbody tr")
     assert rows.count() > 0
     page.screenshot(path=str(artifacts / "dashboard-default.png"), full_page=True)
@@ -41,7 +47,7 @@ def test_manager_dashboard_draws_charts(page, live_server, demo, artifacts):
     page.select_option("select[name=kind]", "year")
     page.locator("#period-form button[type=submit]").click()
     page.wait_for_load_state("networkidle")
-    assert _charts_drawn(page) == 6
+    assert _charts_drawn(page, 7) == 7
     assert page.locator("#period-label").inner_text() != first_period
     assert page.locator("table#rep-table tbody tr").count() > 0
     page.screenshot(path=str(artifacts / "dashboard-year.png"), full_page=True)

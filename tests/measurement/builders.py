@@ -7,7 +7,15 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from activity.models import Activity, Deal, DealProduct, DealSplit, Product, Stage
+from activity.models import (
+    Activity,
+    Deal,
+    DealProduct,
+    DealSplit,
+    DealStageChange,
+    Product,
+    Stage,
+)
 from goals.models import ActivityBenchmark, BenchmarkUnit, Quota, QuotaMetric, TimeOff
 from spm.models import Membership, Team
 
@@ -37,6 +45,24 @@ def make_deal(
         archived_at=timezone.now() if archived else None,
         external_source="test",
         external_id=external_id or f"T{_counter['deal']}",
+    )
+
+
+def make_stage_change(
+    deal: Deal, to_stage: Stage, changed_at: dt.datetime
+) -> DealStageChange:
+    """Record ``deal`` entering ``to_stage`` at ``changed_at``, from the stage
+    of its latest recorded change."""
+    previous = (
+        DealStageChange.unscoped.filter(deal=deal).order_by("changed_at", "pk").last()
+    )
+    return DealStageChange.unscoped.create(
+        organization_id=deal.organization_id,
+        deal=deal,
+        from_stage=previous.to_stage if previous else None,
+        to_stage=to_stage,
+        changed_at=changed_at,
+        source="test",
     )
 
 

@@ -73,6 +73,14 @@ def test_rep_metrics_values(client, q1_deals, acme_key):
         "coverage_target": None,
         "coverage_status": "no quota",
         "forecast": "4000.00",
+        # The deals were created with no stage history, so no stage was entered.
+        "stage_conversion": {
+            "pipeline": "Sales",
+            "stages": [
+                {"stage": "Prospecting", "entered": 0, "progressed": 0, "rate": None},
+                {"stage": "Engaging", "entered": 0, "progressed": 0, "rate": None},
+            ],
+        },
     }
 
 

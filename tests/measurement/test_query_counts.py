@@ -22,6 +22,7 @@ from tests.measurement.builders import (
     make_product,
     make_quota,
     make_split,
+    make_stage_change,
     make_team_quota,
     make_time_off,
 )
@@ -35,9 +36,13 @@ TEAM_URL = "/o/acme/team/?kind=quarter&on=2024-01-01"
 # The rep page adds four for its trend (all but the open pipeline).
 PERIOD_METRIC_QUERIES = 5 + 1
 REP_PAGE_METRIC_QUERIES = 5 + 1 + 4
+# Stage conversion reads the measured pipeline's open stages, then counts the
+# stage entries of every listed rep in one query.
+STAGE_CONVERSION_QUERIES = 2
 # The team page (not its CSV) also reads the leads assigned in the period,
-# for conversion by score band.
-TEAM_PAGE_METRIC_QUERIES = PERIOD_METRIC_QUERIES + 1
+# for conversion by score band, and the stage history.
+TEAM_PAGE_METRIC_QUERIES = PERIOD_METRIC_QUERIES + 1 + STAGE_CONVERSION_QUERIES
+API_METRIC_QUERIES = PERIOD_METRIC_QUERIES + STAGE_CONVERSION_QUERIES
 # In a period that has not ended, goal figures also read the open pipeline
 # closing in the rest of the period and the activities to date.
 CURRENT_PERIOD_METRIC_QUERIES = PERIOD_METRIC_QUERIES + 2
@@ -47,8 +52,13 @@ ACTIVITY_TABLE = re.compile(r'(FROM|JOIN) "activity_')
 GOALS_TABLE = re.compile(r'(FROM|JOIN) "goals_')
 
 
+def _at(year: int, month: int, day: int) -> dt.datetime:
+    return dt.datetime(year, month, day, 15, tzinfo=dt.UTC)
+
+
 def _add_reps(personas, product, first: int, count: int) -> None:
-    """Give each new rep won, lost, split and open deals and two activities."""
+    """Give each new rep won, lost, split and open deals, the stage history of
+    the won and open deals, and two activities."""
     stages = personas.stages
     for number in range(first, first + count):
         rep = MembershipFactory(
@@ -65,7 +75,11 @@ def _add_reps(personas, product, first: int, count: int) -> None:
         make_split(shared, rep, "50", "250.00")
         make_split(shared, personas.rep1, "50", "250.00")
         make_deal(rep, stages["Lost"], "0", D(2024, 2, 15), D(2024, 1, 1))
-        make_deal(rep, stages["Engaging"], "700.00", D(2024, 6, 1))
+        engaging = make_deal(rep, stages["Engaging"], "700.00", D(2024, 6, 1))
+        make_stage_change(won, stages["Prospecting"], _at(2024, 1, 2))
+        make_stage_change(won, stages["Won"], _at(2024, 2, 1))
+        make_stage_change(engaging, stages["Prospecting"], _at(2024, 1, 10))
+        make_stage_change(engaging, stages["Engaging"], _at(2024, 2, 10))
         make_activity(rep, dt.datetime(2024, 1, 20, 10, tzinfo=dt.UTC))
         make_activity(
             rep, dt.datetime(2024, 2, 20, 10, tzinfo=dt.UTC), Activity.Type.EMAIL
@@ -107,6 +121,27 @@ def test_team_dashboard_queries_constant(client, personas, product):
     assert metrics == TEAM_PAGE_METRIC_QUERIES
 
 
+def _funnel_traces(response) -> int:
+    charts = response.context["charts"]
+    funnel = next(c for c in charts if c.element_id == "chart-conversion-funnel-by-rep")
+    return len(funnel.figure["data"])
+
+
+def test_stage_conversion_queries_constant(client, personas, product):
+    """The funnel of 2 reps with stage history takes the queries of 10 reps."""
+    login(client, personas.manager)
+    _add_reps(personas, product, 1, 2)
+    few, few_metrics, response = _count_queries(client, TEAM_URL)
+    assert _funnel_traces(response) == 2
+
+    _add_reps(personas, product, 3, 8)
+    many, many_metrics, response = _count_queries(client, TEAM_URL)
+    assert _funnel_traces(response) == 10
+
+    assert few == many
+    assert few_metrics == many_metrics == TEAM_PAGE_METRIC_QUERIES
+
+
 def test_csv_and_member_page_queries_constant(client, personas, product):
     login(client, personas.manager)
     member_url = f"/o/acme/reps/{personas.rep1.public_id}/?kind=quarter&on=2024-01-01"
@@ -142,7 +177,7 @@ def test_metrics_api_queries_constant(client, personas, product):
     assert len(response.json()) == 50 + 4
 
     assert few == many
-    assert metrics == PERIOD_METRIC_QUERIES
+    assert metrics == API_METRIC_QUERIES
 
 
 def _add_goals(personas, reps) -> None:
@@ -183,5 +218,6 @@ def test_team_dashboard_goal_queries_constant(client, personas, product, monkeyp
     many_metrics = sum(map(_reads_deals_or_activities, queries))
 
     assert few == len(queries)
-    assert few_metrics == many_metrics == CURRENT_PERIOD_METRIC_QUERIES + 1
+    expected = CURRENT_PERIOD_METRIC_QUERIES + 1 + STAGE_CONVERSION_QUERIES
+    assert few_metrics == many_metrics == expected
     assert goal_queries == GOAL_TARGET_QUERIES
