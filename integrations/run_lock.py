@@ -61,9 +61,13 @@ def is_executing(connection_id: int) -> bool:
     if not _supported():
         return False
     with db.cursor() as cursor:
-        # objsubid 2 marks a lock taken with two integer keys.
+        # pg_locks lists every database of the server, and an advisory lock
+        # belongs to the database it was taken in. objsubid 2 marks a lock
+        # taken with two integer keys.
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) "
             "AND classid = %s::bigint::oid AND objid = %s::bigint::oid "
             "AND objsubid = 2 AND granted)",
             [LOCK_CLASS, connection_id],

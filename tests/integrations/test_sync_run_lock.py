@@ -138,3 +138,16 @@ def test_free_lock_allows_queuing(connection, other_worker):
             stale_after=tasks.RUN_STALE_AFTER,
         )
     assert created is not None
+
+
+def test_lock_in_other_database_ignored(connection):
+    """Another database's run of a connection with the same id is not this one's."""
+    params = {**db.get_connection_params(), "dbname": "postgres"}
+    with psycopg.connect(**params, autocommit=True) as session:
+        session.execute(
+            "SELECT pg_advisory_lock(%s, %s)", [run_lock.LOCK_CLASS, connection.pk]
+        )
+
+        assert not run_lock.is_executing(connection.pk)
+        with run_lock.executing(connection.pk) as acquired:
+            assert acquired
