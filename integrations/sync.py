@@ -11,7 +11,9 @@ A run first refreshes owners (mapped to members by email) and pipelines
   (modified time, id) and moves the keyset with each committed page.
 
 Every run then lists the archived deals and sets ``archived_at`` on the
-synced ones, which takes them out of every metric.
+synced ones, which takes them out of every metric. It also lists the
+deleted companies, contacts, calls, emails and meetings (and Salesforce
+leads) and deletes their synced rows (writers.delete_records).
 
 When the connection's daily API budget runs low (``api_usage.DailyBudget``),
 the run switches to priority mode. It syncs owners, pipelines and the deals
@@ -51,9 +53,11 @@ from integrations.models import (
     SyncRun,
 )
 from integrations.writers import (
+    DELETED_OBJECT_TYPES,
     Counts,
     SyncContext,
     archive_deals,
+    delete_records,
     write_page,
 )
 from notifications.addresses import UnsafeURL, url_check
@@ -106,6 +110,11 @@ PRIORITY_OBJECT_TYPES = (base.DEALS, LEADS)
 # Entries of ``SyncRun.deferred_object_types`` besides object type names.
 ARCHIVED_DEALS = "archived deals"
 DELETED_LEADS = "deleted leads"
+
+
+def deleted_entry(object_type: str) -> str:
+    """Return the deferred entry of an object type's listing of deleted records."""
+    return f"deleted {object_type}"
 
 
 class SyncFailed(Exception):
@@ -300,6 +309,8 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
         _defer(ctx, ARCHIVED_DEALS)
         if LEADS in extra_types:
             _defer(ctx, DELETED_LEADS)
+        for object_type in DELETED_OBJECT_TYPES:
+            _defer(ctx, deleted_entry(object_type))
         _deferred_save(ctx)
         return
     for page in connector.archived_pages(base.DEALS):
@@ -307,6 +318,22 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
     if LEADS in extra_types:
         for page in connector.archived_pages(LEADS):
             delete = partial(writers_salesforce.delete_leads, ctx, page.records)
+            _commit(ctx, delete, 0)
+    for object_type in DELETED_OBJECT_TYPES:
+        _delete_listed(ctx, connector, object_type)
+
+
+def _delete_listed(
+    ctx: SyncContext, connector: base.Connector, object_type: str
+) -> None:
+    """Delete the synced rows of the records the CRM lists as deleted.
+
+    Each page is written in its own transaction. An empty page changes
+    nothing, so it commits nothing.
+    """
+    for page in connector.archived_pages(object_type):
+        if page.records:
+            delete = partial(delete_records, ctx, object_type, page.records)
             _commit(ctx, delete, 0)
 
 

@@ -20,7 +20,9 @@ through the connector and writes it with the sync writers, so stage history,
 stage-entry side effects and the deal field mappings follow the sync path.
 An event whose record the writers reject is FAILED. An event whose record
 was written with an unfit mapped value is APPLIED, and its message names the
-value.
+value. A deletion event fetches nothing: it archives a synced deal, and
+deletes a synced company or contact as a sync's listing of deleted records
+does (writers.delete_records).
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ from integrations.deal_fields import deal_field_mappings
 from integrations.models import CrmConnection, OwnerMapping, StageMapping, WebhookEvent
 from integrations.sync import SyncFailed, connector_for, mapped_properties_request
 from integrations.writers import (
+    DELETED_OBJECT_TYPES,
     SyncContext,
     archive_deals,
+    delete_records,
     plan_each_statement,
     write_page,
 )
@@ -593,15 +597,17 @@ def _apply(
         )
     ctx = _context(connection)
     if event.deleted:
+        deleted = base.CrmRecord(
+            id=event.object_id,
+            modified_at=event.occurred_at or timezone.now(),
+            properties={},
+            archived=True,
+            archived_at=event.occurred_at,
+        )
         if event.object_type == base.DEALS:
-            deleted = base.CrmRecord(
-                id=event.object_id,
-                modified_at=event.occurred_at or timezone.now(),
-                properties={},
-                archived=True,
-                archived_at=event.occurred_at,
-            )
             archive_deals(ctx, [deleted])
+        elif event.object_type in DELETED_OBJECT_TYPES:
+            delete_records(ctx, event.object_type, [deleted])
         return WebhookEvent.Status.APPLIED, "Deleted in the CRM."
     connector = connector or connector_for(connection)
     if event.object_type == base.DEALS:

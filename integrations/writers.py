@@ -51,6 +51,24 @@ ENGAGEMENT_LINKS = {
     "leads": ("lead_id", Lead),
     "companies": ("account_id", Account),
 }
+# The synced model of each object type whose CRM-deleted records are deleted
+# here, and the audit action of a deletion. Deals are archived instead
+# (archive_deals), and Salesforce leads have their own writer.
+DELETED_MODELS = {
+    base.COMPANIES: (Account, "crm.company_deleted"),
+    base.CONTACTS: (Contact, "crm.contact_deleted"),
+    base.CALLS: (Activity, "crm.activity_deleted"),
+    base.EMAILS: (Activity, "crm.activity_deleted"),
+    base.MEETINGS: (Activity, "crm.activity_deleted"),
+}
+DELETED_OBJECT_TYPES = tuple(DELETED_MODELS)
+# HubSpot's property with the ids of the records merged into a record,
+# separated by semicolons. A merge may give the result a new id, and then
+# both former ids are listed.
+MERGED_IDS_PROPERTY = "hs_merged_object_ids"
+# The property of a deleted record that names the record it was merged into
+# (Salesforce's MasterRecordId).
+MASTER_RECORD_PROPERTY = "master_record_id"
 
 
 @dataclass
@@ -167,6 +185,130 @@ def archive_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
         ctx.counts[base.DEALS].deleted += 1
 
 
+def delete_records(
+    ctx: SyncContext, object_type: str, records: list[base.CrmRecord]
+) -> None:
+    """Delete the synced rows of records the CRM deleted, or merged into another.
+
+    ``object_type`` is a company, contact or activity type (DELETED_MODELS).
+    A record with ``master_record_id`` was merged: its row's references
+    move to the survivor's row first (see _rows_delete).
+    """
+    removals = {
+        record.id: record.properties.get(MASTER_RECORD_PROPERTY) or None
+        for record in records
+    }
+    _rows_delete(ctx, object_type, removals)
+
+
+def _delete_merged(
+    ctx: SyncContext, object_type: str, records: list[base.CrmRecord]
+) -> None:
+    """Delete the rows of the records merged into the records of a page.
+
+    HubSpot names them in ``hs_merged_object_ids`` of the surviving record,
+    which the page has just written.
+    """
+    removals = {}
+    for record in records:
+        merged = record.properties.get(MERGED_IDS_PROPERTY) or ""
+        for merged_id in merged.split(";"):
+            merged_id = merged_id.strip()
+            if merged_id and merged_id != record.id:
+                removals[merged_id] = record.id
+    if removals:
+        _rows_delete(ctx, object_type, removals)
+
+
+def _rows_delete(
+    ctx: SyncContext, object_type: str, removals: dict[str, str | None]
+) -> None:
+    """Delete this connection's rows by CRM id, moving merged rows' references.
+
+    ``removals`` maps each removed CRM id to the id of the record it was
+    merged into, or None. Every reference to a merged row (its deals,
+    activities, contacts, and so on) then points at the survivor's row,
+    when this connection synced the survivor. Other references are cleared
+    by the deletion (SET_NULL). Each deletion is audited and counted.
+    """
+    model, action = DELETED_MODELS[object_type]
+    synced = model.objects.filter(
+        organization_id=ctx.connection.organization_id,
+        external_source=ctx.source,
+    )
+    rows = list(
+        synced.filter(external_id__in=list(removals)).only(
+            "pk", "public_id", "external_id"
+        )
+    )
+    if not rows:
+        return
+    survivors = {
+        row.external_id: _final_survivor(row.external_id, removals) for row in rows
+    }
+    survivor_rows = dict(
+        synced.filter(external_id__in=[s for s in survivors.values() if s]).values_list(
+            "external_id", "pk"
+        )
+    )
+    moves = {
+        row.pk: survivor_rows[survivors[row.external_id]]
+        for row in rows
+        if survivors[row.external_id] in survivor_rows
+    }
+    _references_move(model, moves)
+    for row in rows:
+        audit_log_write(
+            organization=ctx.connection.organization,
+            actor=None,
+            action=action,
+            obj=row,
+            new={
+                "source": ctx.source,
+                "external_id": row.external_id,
+                "merged_into": survivors[row.external_id],
+            },
+        )
+    model.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    ctx.counts[object_type].deleted += len(rows)
+
+
+def _final_survivor(external_id: str, removals: dict[str, str | None]) -> str | None:
+    """Follow merges through removed records to the record that survives them all.
+
+    Return None for a plain deletion, and for a cycle of merges.
+    """
+    seen = {external_id}
+    survivor = removals.get(external_id)
+    while survivor in removals:
+        if survivor in seen:
+            return None
+        seen.add(survivor)
+        survivor = removals[survivor]
+    return survivor
+
+
+def _references_move(model: type[models.Model], moves: dict[int, int]) -> None:
+    """Point every foreign key to a row in ``moves`` at that row's survivor.
+
+    The foreign keys are found through the model's reverse relations, hidden
+    ones (``related_name="+"``) included, so references from other apps
+    (routing, follow-ups) move too.
+    """
+    if not moves:
+        return
+    relations = [
+        field
+        for field in model._meta.get_fields(include_hidden=True)
+        if field.auto_created and not field.concrete and not field.many_to_many
+    ]
+    for relation in relations:
+        column = relation.field.attname
+        manager = relation.related_model._base_manager
+        for loser, survivor in moves.items():
+            manager.filter(**{column: loser}).update(**{column: survivor})
+
+
 # Object types
 
 
@@ -184,6 +326,7 @@ def _write_companies(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
         }
         rows.append((record.id, values))
     _upsert(ctx, Account, base.COMPANIES, rows)
+    _delete_merged(ctx, base.COMPANIES, records)
 
 
 def _write_contacts(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
@@ -204,6 +347,7 @@ def _write_contacts(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
             values["created_at"] = created
         rows.append((record.id, values))
     _upsert(ctx, Contact, base.CONTACTS, rows, references={"account_id": Account})
+    _delete_merged(ctx, base.CONTACTS, records)
 
 
 def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:

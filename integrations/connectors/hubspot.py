@@ -67,8 +67,17 @@ SEARCH_LIMIT = (4, 1.0)
 MAX_RATE_LIMITED_RETRIES = 10
 MAX_SERVER_ERROR_RETRIES = 5
 
+# Companies and contacts also read hs_merged_object_ids, the ids of the
+# records merged into them, whose rows the writers then delete.
 PROPERTIES = {
-    COMPANIES: ("name", "domain", "industry", "country", "hubspot_owner_id"),
+    COMPANIES: (
+        "name",
+        "domain",
+        "industry",
+        "country",
+        "hubspot_owner_id",
+        "hs_merged_object_ids",
+    ),
     CONTACTS: (
         "firstname",
         "lastname",
@@ -78,6 +87,7 @@ PROPERTIES = {
         "associatedcompanyid",
         "hubspot_owner_id",
         "createdate",
+        "hs_merged_object_ids",
     ),
     DEALS: (
         "dealname",
@@ -220,6 +230,11 @@ class HubSpotConnector(Connector):
         yield from self._list(object_type, after=after, archived=False)
 
     def archived_pages(self, object_type: str) -> Iterator[Page]:
+        """Yield the archived (deleted) records of any object type, deals to meetings.
+
+        Merged contacts and companies are read from the result's
+        ``hs_merged_object_ids`` instead, which HubSpot documents for merges.
+        """
         yield from self._list(object_type, after=None, archived=True)
 
     def changed_pages(self, object_type: str, since: Keyset | None) -> Iterator[Page]:

@@ -8,6 +8,14 @@ or ``EQ`` on any other property), record creation (``POST``, HTTP 201, and
 Search returns at most 200 results per page and HTTP 400 at an offset of
 10,000 or more.
 
+Merges follow HubSpot's merge of contacts and companies as its changelog
+describes it: the result is a new record with a new id, the values of the
+primary record win, ``hs_merged_object_ids`` lists both former ids (and the
+ids merged into them before), and the associations of other records move to
+the new record. A read of a former id returns the new record. The fake
+lists neither former record, archived or not, because HubSpot documents only
+that the former ids point at the result.
+
 The server checks bearer tokens (401 otherwise) and enforces per-token
 limits: a rolling 10-second burst limit and a per-second search limit. Over
 a limit it responds 429 with a ``policyName`` and Retry-After. Each token can
@@ -134,6 +142,8 @@ class FakeHubSpot:
             collections.defaultdict(collections.deque)
         )
         self._next_id = 1000
+        # (object type, former id of a merged record) -> id of the merge result.
+        self.aliases: dict[tuple[str, str], str] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -248,6 +258,42 @@ class FakeHubSpot:
             record = self.objects[object_type][record_id]
             record.archived_at = at
             record.modified_at = at
+
+    def merge(
+        self, object_type: str, primary_id: str, merged_id: str, at: dt.datetime
+    ) -> str:
+        """Merge ``merged_id`` into ``primary_id`` and return the new record's id."""
+        with self._lock:
+            records = self.objects[object_type]
+            primary = records.pop(primary_id)
+            merged = records.pop(merged_id)
+            properties = dict(merged.properties)
+            properties.update(
+                {k: v for k, v in primary.properties.items() if v is not None}
+            )
+            former = []
+            for record in (primary, merged):
+                earlier = record.properties.get("hs_merged_object_ids") or ""
+                former += [i for i in earlier.split(";") if i]
+                former.append(record.id)
+            properties["hs_merged_object_ids"] = ";".join(former)
+            self._next_id += 1
+            new_id = str(self._next_id)
+            records[new_id] = FakeRecord(
+                id=new_id,
+                properties=properties,
+                created_at=min(primary.created_at, merged.created_at),
+                modified_at=at,
+            )
+            for former_id in former:
+                self.aliases[(object_type, former_id)] = new_id
+            for other_type in self.objects.values():
+                for record in other_type.values():
+                    ids = record.associations.get(object_type)
+                    if ids and set(ids) & set(former):
+                        moved = [new_id if i in former else i for i in ids]
+                        record.associations[object_type] = list(dict.fromkeys(moved))
+            return new_id
 
     def inject(self, status: int, count: int = 1, retry_after: float | None = None):
         """Respond to the next ``count`` requests with ``status`` and serve nothing."""
@@ -394,7 +440,11 @@ class FakeHubSpot:
         return data
 
     def _read(self, object_type: str, record_id: str, query: dict):
-        """Serve GET /crm/v3/objects/{type}/{id}, with propertiesWithHistory."""
+        """Serve GET /crm/v3/objects/{type}/{id}, with propertiesWithHistory.
+
+        A former id of a merged record reads the merge result.
+        """
+        record_id = self.aliases.get((object_type, record_id), record_id)
         record = self.objects[object_type].get(record_id)
         if record is None or record.archived_at is not None:
             return 404, {"status": "error", "message": "resource not found"}

@@ -26,8 +26,16 @@ from tests.integrations.fake_pipedrive import FakePipedrive
 
 DAILY_LIMIT = 50
 # A full sync of seed_portal: owners, pipelines, one page per object type
-# (six types) and the archived deals.
-FULL_SYNC_REQUESTS = 9
+# (six types), the archived deals and the deleted companies, contacts,
+# calls, emails and meetings.
+FULL_SYNC_REQUESTS = 14
+DELETED_LISTINGS = [
+    "deleted companies",
+    "deleted contacts",
+    "deleted calls",
+    "deleted emails",
+    "deleted meetings",
+]
 DEFERRED_ALL = [
     "companies",
     "contacts",
@@ -35,6 +43,7 @@ DEFERRED_ALL = [
     "emails",
     "meetings",
     "archived deals",
+    *DELETED_LISTINGS,
 ]
 
 
@@ -45,7 +54,7 @@ def small_daily_limit(monkeypatch):
 
 @pytest.fixture
 def synced(personas, hubspot, clock, connection):
-    """The seeded portal after one full sync, with 9 requests counted today."""
+    """The seeded portal after one full sync, with 14 requests counted today."""
     seed_portal(hubspot)
     run = run_sync(connection, make_connector(hubspot, clock))
     assert run.status == SyncRun.Status.SUCCEEDED
@@ -123,8 +132,8 @@ def test_low_budget_syncs_deals_only(
     personas, hubspot, clock, synced, small_daily_limit
 ):
     changed_at = changes_after_full_sync(hubspot)
-    # 9 + 32 = 41 of 50 used, so 9 are left, under 20% of 50.
-    spend(synced, 32)
+    # 14 + 27 = 41 of 50 used, so 9 are left, under 20% of 50.
+    spend(synced, 27)
     before = cursor_positions()
     sent_before = len(hubspot.requests(TOKEN))
 
@@ -159,7 +168,7 @@ def test_deferred_records_arrive_later(
     personas, hubspot, clock, synced, small_daily_limit, monkeypatch
 ):
     changes_after_full_sync(hubspot)
-    spend(synced, 32)
+    spend(synced, 27)
     run_sync(synced, make_connector(hubspot, clock), SyncRun.Kind.INCREMENTAL)
     assert not Activity.objects.filter(external_id="403").exists()
     # The next day's budget, or a higher tier.
@@ -195,10 +204,10 @@ def test_low_budget_mid_listing_stops(
             hs_timestamp="2024-04-01T10:00:00.000Z",
             hubspot_owner_id="1",
         )
-    # 9 + 26 = 35 used. Owners, pipelines and the company, contact and deal
+    # 14 + 21 = 35 used. Owners, pipelines and the company, contact and deal
     # searches bring it to 40 (10 left) before the calls, whose first page
     # is request 41 and leaves 9.
-    spend(synced, 26)
+    spend(synced, 21)
     connector = make_connector(hubspot, clock)
     connector.search_page_size = 1
 
@@ -210,6 +219,7 @@ def test_low_budget_mid_listing_stops(
         "emails",
         "meetings",
         "archived deals",
+        *DELETED_LISTINGS,
     ]
     synced_calls = sorted(
         Activity.objects.filter(external_id__startswith="41").values_list(
@@ -236,7 +246,7 @@ def test_full_run_defers_full_listings(
     personas, hubspot, clock, synced, small_daily_limit, monkeypatch
 ):
     changes_after_full_sync(hubspot)
-    spend(synced, 32)
+    spend(synced, 27)
 
     run = run_sync(synced, make_connector(hubspot, clock), SyncRun.Kind.FULL)
 
@@ -249,6 +259,7 @@ def test_full_run_defers_full_listings(
         "emails",
         "meetings",
         "archived deals",
+        *DELETED_LISTINGS,
     ]
     deal = Deal.objects.get(external_id="302")
     assert deal.owner == personas.rep1
@@ -286,7 +297,7 @@ def test_exhausted_budget_sends_nothing(hubspot, clock, synced, small_daily_limi
 def test_exhausted_mid_listing_stops_after_page(
     hubspot, clock, synced, small_daily_limit, monkeypatch
 ):
-    # 9 + 33 = 42 used, so the run is in priority mode from the start.
+    # 14 + 28 = 42 used, so the run is in priority mode from the start.
     # Owners, pipelines and the first deal page bring it to 45, and this test
     # then lowers the limit to 45, which the check after the page finds.
     first_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
@@ -297,7 +308,7 @@ def test_exhausted_mid_listing_stops_after_page(
             modified_at=first_at + dt.timedelta(seconds=number),
             amount=str(5000 + number),
         )
-    spend(synced, 33)
+    spend(synced, 28)
     connector = make_connector(hubspot, clock)
     connector.search_page_size = 1
     original_check = sync._budget_check
@@ -326,7 +337,7 @@ def test_exhausted_mid_listing_stops_after_page(
 def test_page_names_deferred_types(
     personas, hubspot, clock, synced, small_daily_limit, django_assert_max_num_queries
 ):
-    spend(synced, 32)
+    spend(synced, 27)
     run_sync(synced, make_connector(hubspot, clock), SyncRun.Kind.INCREMENTAL)
     admin = login(Client(), personas.admin)
     url = reverse(
@@ -340,7 +351,8 @@ def test_page_names_deferred_types(
     message = (
         "API budget low: this run synced owners and the changed deals with their "
         "owners and stages only. Deferred to a later run: companies, contacts, "
-        "calls, emails, meetings, archived deals."
+        "calls, emails, meetings, archived deals, deleted companies, deleted "
+        "contacts, deleted calls, deleted emails, deleted meetings."
     )
     # Once in the latest run's progress and once in its row of the last runs.
     assert html.count(message) == 2

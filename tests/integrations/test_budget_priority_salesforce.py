@@ -36,6 +36,11 @@ DEFERRED_ALL = [
     "meetings",
     "archived deals",
     "deleted leads",
+    "deleted companies",
+    "deleted contacts",
+    "deleted calls",
+    "deleted emails",
+    "deleted meetings",
 ]
 
 
@@ -153,13 +158,13 @@ def test_low_budget_defers_task(personas, salesforce, synced):
 
 def test_enough_budget_is_not_priority_mode(salesforce, synced):
     change_deal_and_add_task(salesforce)
-    # The run's own requests count too: it ends at 72 of 100, leaving 28.
+    # The run's own requests count too: it ends at 77 of 100, leaving 23.
     salesforce.api_limit = 100
     salesforce.api_used = 60
 
     run = run_sync(synced, make_connector(salesforce), SyncRun.Kind.INCREMENTAL)
 
-    assert salesforce.api_used == 72
+    assert salesforce.api_used == 77
     assert run.priority_mode is False
     assert Activity.objects.filter(external_id="00TN").exists()
 
@@ -183,7 +188,9 @@ def test_page_shows_deferred_types_and_reported_usage(
     message = (
         "API budget low: this run synced owners and the changed deals with their "
         "owners and stages only. Deferred to a later run: companies, contacts, "
-        "calls, emails, meetings, archived deals, deleted leads."
+        "calls, emails, meetings, archived deals, deleted leads, deleted "
+        "companies, deleted contacts, deleted calls, deleted emails, deleted "
+        "meetings."
     )
     assert html.count(message) == 2
     assert (reported.used, reported.limit) == (85, 100)

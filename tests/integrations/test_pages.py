@@ -32,8 +32,9 @@ from tests.integrations.conftest import TOKEN, seed_portal
 from tests.measurement.builders import make_deal
 
 # A full sync of seed_portal sends: owners, pipelines, one listing page per
-# object type (six types, each under 100 records) and the archived deals.
-FULL_SYNC_REQUESTS = 1 + 1 + 6 + 1
+# object type (six types, each under 100 records), the archived deals and
+# the deleted records of the five other object types.
+FULL_SYNC_REQUESTS = 1 + 1 + 6 + 1 + 5
 
 
 def _url(name: str, **kwargs) -> str:
