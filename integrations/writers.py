@@ -377,7 +377,8 @@ def _write_deals(ctx: SyncContext, records: list[base.CrmRecord]) -> None:
             "owner_id": ctx.owner_id(record),
             "archived_at": None,
         }
-        # Search results carry no associations, so only a listing sets the account.
+        # A record without the association, such as one whose association
+        # read failed, leaves the stored account as it is.
         if "companies" in record.associations:
             ids = record.associations["companies"]
             values["account_id"] = ids[0] if ids else None
@@ -482,8 +483,8 @@ def _write_engagements(
             "occurred_at": occurred_at,
             "owner_id": ctx.owner_id(record),
         }
-        # A missing association name leaves that link as stored, because
-        # HubSpot search results carry no associations.
+        # A missing association name leaves that link as stored, as when
+        # HubSpot's batch association read failed for the record.
         for name, (column, _model) in ENGAGEMENT_LINKS.items():
             if name in record.associations:
                 ids = record.associations[name]

@@ -9,6 +9,9 @@ errors are retried with exponential backoff. Neither skips a page.
 
 CRM search returns at most 10,000 results per query, so ``changed_pages``
 starts a new query from the last keyset before reaching that ceiling.
+Search results carry no associations, so after each search page the
+connector reads them with the v4 batch associations API, one request per
+associated object type.
 """
 
 from __future__ import annotations
@@ -107,9 +110,8 @@ PROPERTIES = {
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]+")
 # Contacts name their last-modified property differently from other objects.
 MODIFIED_PROPERTY = {CONTACTS: "lastmodifieddate"}
-# The associated object types a listing or a record fetch requests, by object
-# type. NOTE: search results carry no associations, so a record that an
-# incremental run finds for the first time gets no links.
+# The associated object types that listings and record fetches request, and
+# that searches read with the batch associations API, by object type.
 ENGAGEMENT_ASSOCIATIONS = ("deals", "contacts", "companies")
 ASSOCIATIONS = {
     DEALS: ("companies",),
@@ -117,6 +119,13 @@ ASSOCIATIONS = {
     EMAILS: ENGAGEMENT_ASSOCIATIONS,
     MEETINGS: ENGAGEMENT_ASSOCIATIONS,
 }
+
+# Maximum ids in one request to the batch associations read endpoint
+# (HubSpot developer changelog, in force from 10 February 2025).
+ASSOCIATION_BATCH_LIMIT = 1000
+# The error ``subCategory`` that the batch associations read gives an id
+# with no associated record of the requested type (HTTP 207 Multi-Status).
+NO_ASSOCIATIONS_FOUND = "crm.associations.NO_ASSOCIATIONS_FOUND"
 
 
 class RecordNotFound(ConnectorError):
@@ -359,6 +368,7 @@ class HubSpotConnector(Connector):
             # they do in the test server. Otherwise a restart could skip one.
             fresh = [r for r in records if _after_keyset(r.keyset, lower)]
             if fresh:
+                self._associations_read(object_type, fresh)
                 yield Page(fresh, None)
 
             after = _next_after(data)
@@ -366,6 +376,48 @@ class HubSpotConnector(Connector):
                 return None
             if fetched + self.search_page_size > SEARCH_RESULT_LIMIT:
                 return self._restart_keyset(object_type, lower, last)
+
+    def _associations_read(self, object_type: str, records: list[CrmRecord]) -> None:
+        """Set the associations of search results as a listing would.
+
+        Each type in ASSOCIATIONS costs one request per 1,000 records, and
+        one more per further page of a record's associations. A record gets
+        an empty list for a type with no associated record, so the writers
+        clear a removed link. A record that HubSpot reports another error
+        for gets no entry, so its stored links stay.
+        """
+        ids = [record.id for record in records]
+        for to_type in ASSOCIATIONS.get(object_type, ()):
+            linked = self._associated_ids(object_type, to_type, ids)
+            for record in records:
+                if record.id in linked:
+                    record.associations[to_type] = linked[record.id]
+
+    def _associated_ids(
+        self, from_type: str, to_type: str, ids: list[str]
+    ) -> dict[str, list[str]]:
+        """Read the ``to_type`` ids associated with each of ``ids``.
+
+        Follow each id's ``paging.next.after`` until its last page. Return
+        the associated ids by record id, without the records whose read failed.
+        """
+        path = f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
+        linked: dict[str, list[str]] = {}
+        failed: set[str] = set()
+        inputs = [{"id": record_id} for record_id in ids]
+        while inputs:
+            following = []
+            for start in range(0, len(inputs), ASSOCIATION_BATCH_LIMIT):
+                batch = inputs[start : start + ASSOCIATION_BATCH_LIMIT]
+                data = self._send("POST", path, body={"inputs": batch})
+                following += _batch_results(data, linked)
+                failed |= _batch_failures(data, batch, path)
+            inputs = following
+        return {
+            record_id: linked.get(record_id, [])
+            for record_id in ids
+            if record_id not in failed
+        }
 
     def _restart_keyset(
         self, object_type: str, lower: Keyset | None, last: Keyset | None
@@ -531,6 +583,49 @@ def _after_keyset(keyset: Keyset, lower: Keyset | None) -> bool:
 def _next_after(data: dict) -> str | None:
     after = ((data.get("paging") or {}).get("next") or {}).get("after")
     return str(after) if after not in (None, "") else None
+
+
+def _batch_results(data: dict, linked: dict[str, list[str]]) -> list[dict]:
+    """Add the associated ids of a batch read to ``linked``, keyed by the from id.
+
+    Return the inputs that read the next page of an id's associations.
+    """
+    following = []
+    for result in data.get("results") or []:
+        from_id = str(result["from"]["id"])
+        ids = linked.setdefault(from_id, [])
+        ids += [str(target["toObjectId"]) for target in result.get("to") or []]
+        after = _next_after(result)
+        if after is not None:
+            following.append({"id": from_id, "after": after})
+    return following
+
+
+def _batch_failures(data: dict, batch: list[dict], path: str) -> set[str]:
+    """Return the ids of ``batch`` whose associations a batch read failed to return.
+
+    An id named in a NO_ASSOCIATIONS_FOUND error has none, and so has an id
+    that HubSpot leaves out of both results and errors. Another error names
+    its ids in ``context.fromObjectId``. An error that names none fails
+    every id of the batch that has no result in ``data``.
+    """
+    answered = {str(result["from"]["id"]) for result in data.get("results") or []}
+    failed: set[str] = set()
+    for error in data.get("errors") or []:
+        if error.get("subCategory") == NO_ASSOCIATIONS_FOUND:
+            continue
+        named = (error.get("context") or {}).get("fromObjectId") or []
+        ids = {str(i) for i in named} or {
+            item["id"] for item in batch if item["id"] not in answered
+        }
+        logger.warning(
+            "HubSpot POST %s failed for ids %s, whose stored links stay: %s",
+            path,
+            ", ".join(sorted(ids)),
+            error.get("message") or error.get("category"),
+        )
+        failed |= ids
+    return failed
 
 
 def _record(item: dict, requested: tuple[str, ...] | None = None) -> CrmRecord:

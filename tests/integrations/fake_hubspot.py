@@ -4,9 +4,9 @@ It serves the endpoints the connector uses, written from HubSpot's public
 API reference. These are owners, deal pipelines, object listing with
 ``after`` paging and ``archived``, CRM search (on the last-modified property,
 or ``EQ`` on any other property), record creation (``POST``, HTTP 201, and
-409 for a contact email already in use) and record updates (``PATCH``).
-Search returns at most 200 results per page and HTTP 400 at an offset of
-10,000 or more.
+409 for a contact email already in use), record updates (``PATCH``) and the
+v4 batch associations read. Search returns at most 200 results per page and
+HTTP 400 at an offset of 10,000 or more.
 
 Merges follow HubSpot's merge of contacts and companies as its changelog
 describes it: the result is a new record with a new id, the values of the
@@ -40,7 +40,19 @@ from integrations.connectors.ratelimit import REAL_CLOCK, Clock
 SEARCH_PAGE_MAX = 200
 LIST_PAGE_MAX = 100
 SEARCH_OFFSET_LIMIT = 10_000
+# Maximum ``inputs`` of one batch associations read (HubSpot developer
+# changelog, in force from 10 February 2025); more give HTTP 400.
+ASSOCIATION_BATCH_MAX = 1000
 CONTACTS = "contacts"
+# Singular object names, as HubSpot writes them in association error messages.
+SINGULAR = {
+    "companies": "company",
+    "contacts": "contact",
+    "deals": "deal",
+    "calls": "call",
+    "emails": "email",
+    "meetings": "meeting",
+}
 
 
 class SimulatedClock(Clock):
@@ -135,7 +147,8 @@ class FakeHubSpot:
         self.pipelines: list[dict] = []
         self.objects: dict[str, dict[str, FakeRecord]] = collections.defaultdict(dict)
         self.log: list[LoggedRequest] = []
-        self._injected: collections.deque[tuple[int, float | None]] = (
+        # (status, Retry-After, path or None for any path) of injected failures.
+        self._injected: collections.deque[tuple[int, float | None, str | None]] = (
             collections.deque()
         )
         self._accepted: dict[tuple[str, str], collections.deque[float]] = (
@@ -144,6 +157,12 @@ class FakeHubSpot:
         self._next_id = 1000
         # (object type, former id of a merged record) -> id of the merge result.
         self.aliases: dict[tuple[str, str], str] = {}
+        # Associated ids per record and page of a batch associations read.
+        # NOTE: HubSpot's reference does not state this page size, so 500 is
+        # a guess.
+        self.association_page_max = 500
+        # Record ids whose batch associations read fails with an internal error.
+        self.association_failures: set[str] = set()
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -253,6 +272,26 @@ class FakeHubSpot:
                     (str(value), record.modified_at)
                 )
 
+    def associate(
+        self,
+        object_type: str,
+        record_id: str,
+        to_type: str,
+        ids: list[str],
+        *,
+        modified_at: dt.datetime | None = None,
+    ) -> None:
+        """Replace the ``to_type`` associations of a record and move its modified time.
+
+        NOTE: HubSpot's reference does not say whether an association change
+        moves the last-modified property. The fake moves it, so that a search
+        finds the record.
+        """
+        with self._lock:
+            record = self.objects[object_type][record_id]
+            record.associations[to_type] = list(ids)
+            record.modified_at = modified_at or dt.datetime.now(dt.UTC)
+
     def archive(self, object_type: str, record_id: str, at: dt.datetime) -> None:
         with self._lock:
             record = self.objects[object_type][record_id]
@@ -295,10 +334,19 @@ class FakeHubSpot:
                         record.associations[object_type] = list(dict.fromkeys(moved))
             return new_id
 
-    def inject(self, status: int, count: int = 1, retry_after: float | None = None):
-        """Respond to the next ``count`` requests with ``status`` and serve nothing."""
+    def inject(
+        self,
+        status: int,
+        count: int = 1,
+        retry_after: float | None = None,
+        path: str | None = None,
+    ):
+        """Respond to the next ``count`` requests with ``status`` and serve nothing.
+
+        With ``path``, only requests to that path get the injected status.
+        """
         with self._lock:
-            self._injected.extend([(status, retry_after)] * count)
+            self._injected.extend([(status, retry_after, path)] * count)
 
     # Request statistics
 
@@ -342,8 +390,9 @@ class FakeHubSpot:
             if token not in self.clocks:
                 return self._logged(token, 0.0, method, path, 401, _auth_error())
             now = self.clocks[token].now()
-            if self._injected:
-                status, retry_after = self._injected.popleft()
+            injected = self._injected_failure(path)
+            if injected is not None:
+                status, retry_after = injected
                 return self._logged(
                     token, now, method, path, status, _error(status), retry_after, True
                 )
@@ -355,6 +404,15 @@ class FakeHubSpot:
                 )
             status, payload = self._route(method, path, query, body)
             return self._logged(token, now, method, path, status, payload)
+
+    def _injected_failure(self, path: str) -> tuple[int, float | None] | None:
+        """Remove and return the first injected (status, Retry-After) for ``path``."""
+        for entry in self._injected:
+            status, retry_after, only_path = entry
+            if only_path is None or only_path == path:
+                self._injected.remove(entry)
+                return status, retry_after
+        return None
 
     def _logged(
         self,
@@ -414,6 +472,15 @@ class FakeHubSpot:
         if parts[:3] == ["crm", "v3", "objects"] and len(parts) == 5:
             if method == "PATCH":
                 return self._patch(parts[3], parts[4], json.loads(body or b"{}"))
+        if (
+            method == "POST"
+            and parts[:3] == ["crm", "v4", "associations"]
+            and parts[5:] == ["batch", "read"]
+            and len(parts) == 7
+        ):
+            return self._associations_batch_read(
+                parts[3], parts[4], json.loads(body or b"{}")
+            )
         return 404, {"status": "error", "message": f"No route for {method} {path}"}
 
     def _list(self, object_type: str, query: dict) -> dict:
@@ -508,6 +575,86 @@ class FakeHubSpot:
         if offset + limit < len(records):
             data["paging"] = {"next": {"after": str(offset + limit)}}
         return 200, data
+
+    def _associations_batch_read(self, from_type: str, to_type: str, body: dict):
+        """Serve POST /crm/v4/associations/{from}/{to}/batch/read.
+
+        Each input ``{"id", "after"}`` gives one result with a page of ``to``
+        entries and ``paging.next.after`` while more remain. An id with no
+        associated record gets a NO_ASSOCIATIONS_FOUND error instead, and
+        any error makes the response HTTP 207 Multi-Status.
+        """
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATION_BATCH_MAX:
+            return 400, {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": f"Batch read accepts at most {ASSOCIATION_BATCH_MAX} "
+                f"inputs, not {len(inputs)}.",
+            }
+        results = []
+        errors = []
+        for item in inputs:
+            record_id = str(item["id"])
+            record = self.objects[from_type].get(record_id)
+            ids = record.associations.get(to_type, []) if record else []
+            if record_id in self.association_failures:
+                errors.append(_association_error(from_type, to_type, record_id))
+            elif not ids:
+                errors.append(_no_associations(from_type, to_type, record_id))
+            else:
+                results.append(self._association_page(record_id, ids, item))
+        data = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso(dt.datetime.now(dt.UTC)),
+            "completedAt": iso(dt.datetime.now(dt.UTC)),
+        }
+        if not errors:
+            return 200, data
+        data["errors"] = errors
+        data["numErrors"] = len(errors)
+        return 207, data
+
+    def _association_page(self, record_id: str, ids: list[str], item: dict) -> dict:
+        start = int(item.get("after") or 0)
+        end = start + self.association_page_max
+        # The fake keeps no association type ids, so typeId 0 stands for each.
+        types = [{"category": "HUBSPOT_DEFINED", "typeId": 0, "label": None}]
+        result = {
+            "from": {"id": record_id},
+            "to": [
+                {"toObjectId": i, "associationTypes": types} for i in ids[start:end]
+            ],
+        }
+        if end < len(ids):
+            result["paging"] = {"next": {"after": str(end)}}
+        return result
+
+
+def _no_associations(from_type: str, to_type: str, record_id: str) -> dict:
+    to_name = SINGULAR.get(to_type, to_type)
+    from_name = SINGULAR.get(from_type, from_type)
+    return {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+        "message": f"No {to_name} is associated with {from_name} {record_id}.",
+        "context": {
+            "fromObjectId": [record_id],
+            "fromObjectType": [from_name],
+            "toObjectType": [to_name],
+        },
+    }
+
+
+def _association_error(from_type: str, to_type: str, record_id: str) -> dict:
+    return {
+        "status": "error",
+        "category": "INTERNAL_ERROR",
+        "message": f"Reading the {to_type} of {from_type} {record_id} failed.",
+        "context": {"fromObjectId": [record_id]},
+    }
 
 
 def _matches(record: FakeRecord, groups: list | None, modified: str) -> bool:

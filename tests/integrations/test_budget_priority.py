@@ -150,14 +150,15 @@ def test_low_budget_syncs_deals_only(
     assert move.to_stage.external_id == "closedwon"
     assert not Activity.objects.filter(external_id="403").exists()
     assert not Contact.objects.filter(external_id="203").exists()
-    # Owners, pipelines and one deal search.
+    # Owners, pipelines, one deal search and its deals' company associations.
     sent = [r.path for r in hubspot.requests(TOKEN)[sent_before:]]
     assert sent == [
         "/crm/v3/owners",
         "/crm/v3/pipelines/deals",
         "/crm/v3/objects/deals/search",
+        "/crm/v4/associations/deals/companies/batch/read",
     ]
-    assert used_today(synced) == 41 + 3
+    assert used_today(synced) == 41 + 4
     after = cursor_positions()
     assert after["deals"][:2] == (changed_at, "302")
     for object_type in ("companies", "contacts", *ENGAGEMENT_TYPES):
@@ -204,10 +205,12 @@ def test_low_budget_mid_listing_stops(
             hs_timestamp="2024-04-01T10:00:00.000Z",
             hubspot_owner_id="1",
         )
-    # 14 + 21 = 35 used. Owners, pipelines and the company, contact and deal
-    # searches bring it to 40 (10 left) before the calls, whose first page
-    # is request 41 and leaves 9.
-    spend(synced, 21)
+    # 14 + 18 = 32 used. Owners, pipelines and the company, contact and deal
+    # searches bring it to 37 (13 left) before the calls. Their first page is
+    # a search and three association reads, so 41 are used and 9 are left.
+    # The fetch-ahead thread may read two more pages (8 requests), which
+    # stays under the limit of 50.
+    spend(synced, 18)
     connector = make_connector(hubspot, clock)
     connector.search_page_size = 1
 
