@@ -1,6 +1,8 @@
 """Checks that HubSpot, Salesforce and Pipedrive credentials work before saving.
 
-Each check sends one request, with no retries and a timeout of
+Each check sends one request (the Pipedrive OAuth 2 check sends two: the
+token refresh, then a read on the company's API address), with no retries
+and a timeout of
 CHECK_TIMEOUT_SECONDS for connecting and for each read, so the connect form
 does not wait through the connectors' backoff. Redirects are not followed,
 so the credentials go only to the address that passed the URL check. Error
@@ -8,14 +10,22 @@ messages carry the provider's own error text with every credential value
 masked, because the form shows them on the page. A 404, 405 or 501, or a
 body that is not JSON, means the address is not the CRM's API, and the
 error names the address instead of blaming the credentials.
+
+The OAuth 2 checks of HubSpot and Pipedrive refresh an access token and
+return it, so the connection stores it, together with the refresh token
+the response names, which replaces the one entered when the CRM rotates it.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+
+from integrations.connectors.base import OAuthTokens
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +103,101 @@ def salesforce_credentials_check(
     )
 
 
+def hubspot_oauth_credentials_check(
+    *, base_url: str, client_id: str, client_secret: str, refresh_token: str
+) -> OAuthTokens:
+    """Refresh an access token with POST /oauth/v1/token and return the tokens.
+
+    Raise CredentialsRejected when HubSpot rejects the refresh.
+    """
+    credential_values = (client_id, client_secret, refresh_token)
+    data = {
+        "grant_type": "refresh_token",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "refresh_token": refresh_token,
+    }
+    response = _send(
+        "POST",
+        base_url.rstrip("/") + "/oauth/v1/token",
+        credential_values,
+        data=data,
+        headers={"Accept": "application/json"},
+    )
+    body = _api_json(response, "HubSpot", "API address")
+    if response.status_code < 400 and body.get("access_token"):
+        return OAuthTokens(refresh_token=refresh_token).renewed(body, time.time())
+    error = body.get("error") or body.get("status") or f"HTTP {response.status_code}"
+    description = (
+        body.get("error_description") or body.get("message") or "no description"
+    )
+    raise CredentialsRejected(
+        _masked(
+            f"HubSpot rejected the token refresh ({error}: {description}). Check "
+            "the app's client ID, client secret and the refresh token.",
+            credential_values,
+        )
+    )
+
+
+def pipedrive_oauth_credentials_check(
+    *,
+    base_url: str,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    refresh_token: str,
+) -> OAuthTokens:
+    """Refresh an access token at ``token_url``, read GET /v1/users/me with it.
+
+    Return the tokens, or raise CredentialsRejected.
+    """
+    credential_values = (client_id, client_secret, refresh_token)
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    response = _send(
+        "POST",
+        token_url,
+        credential_values,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        headers={"Accept": "application/json", "Authorization": f"Basic {basic}"},
+    )
+    body = _api_json(response, "Pipedrive", "OAuth token URL")
+    if response.status_code >= 400 or not body.get("access_token"):
+        error = body.get("error") or f"HTTP {response.status_code}"
+        description = (
+            body.get("error_description") or body.get("message") or "no description"
+        )
+        raise CredentialsRejected(
+            _masked(
+                f"Pipedrive rejected the token refresh ({error}: {description}). "
+                "Check the app's client ID, client secret and the refresh token.",
+                credential_values,
+            )
+        )
+    tokens = OAuthTokens(refresh_token=refresh_token).renewed(body, time.time())
+    _pipedrive_user_read(
+        base_url,
+        {"Authorization": f"Bearer {tokens.access_token}"},
+        (*credential_values, tokens.access_token, tokens.refresh_token),
+        "OAuth access token",
+    )
+    return tokens
+
+
 def pipedrive_credentials_check(*, base_url: str, api_token: str) -> None:
     """Read the token's user with GET /v1/users/me, or raise CredentialsRejected."""
-    credential_values = (api_token,)
+    headers = {"x-api-token": api_token}
+    _pipedrive_user_read(base_url, headers, (api_token,), "API token")
+
+
+def _pipedrive_user_read(
+    base_url: str, auth_headers: dict, credential_values: tuple[str, ...], label: str
+) -> None:
     response = _send(
         "GET",
         base_url.rstrip("/") + "/v1/users/me",
         credential_values,
-        headers={"Accept": "application/json", "x-api-token": api_token},
+        headers={"Accept": "application/json", **auth_headers},
     )
     body = _api_json(response, "Pipedrive", "company API address")
     if response.status_code < 400 and body.get("success") is not False:
@@ -108,10 +205,15 @@ def pipedrive_credentials_check(*, base_url: str, api_token: str) -> None:
     error = body.get("error") or body.get("message") or "no message"
     info = body.get("error_info")
     detail = f"{error} ({info})" if info else str(error)
+    advice = (
+        "Copy the token from Personal preferences, API."
+        if label == "API token"
+        else "Check that the app may read users."
+    )
     raise CredentialsRejected(
         _masked(
-            f"Pipedrive rejected the API token (HTTP {response.status_code}: "
-            f"{detail}). Copy the token from Personal preferences, API.",
+            f"Pipedrive rejected the {label} (HTTP {response.status_code}: "
+            f"{detail}). {advice}",
             credential_values,
         )
     )

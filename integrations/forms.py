@@ -12,12 +12,27 @@ import re
 from django import forms
 
 from integrations.connectors import base
+from integrations.connectors.pipedrive import OAUTH_TOKEN_URL as PIPEDRIVE_TOKEN_URL
 from integrations.models import ApiTier, CrmConnection, FieldMapping
 from notifications.addresses import UnsafeURL, url_check
 from notifications.outbound import allow_private_addresses
 from spm.form_errors import ValueErrorMessagesMixin
 
 HUBSPOT_API_URL = "https://api.hubapi.com"
+# How a HubSpot or Pipedrive connection authenticates: with a token the admin
+# pastes, or with OAuth 2 (an app's client ID and secret and a refresh token).
+AUTH_TOKEN = "token"
+AUTH_OAUTH = "oauth"
+AUTH_METHODS = (AUTH_TOKEN, AUTH_OAUTH)
+# The fields each method needs, by provider. The connect forms drop the others.
+TOKEN_FIELDS = {
+    "hubspot": ("access_token",),
+    "pipedrive": ("api_token",),
+}
+OAUTH_FIELDS = {
+    "hubspot": ("client_id", "client_secret", "refresh_token"),
+    "pipedrive": ("client_id", "client_secret", "refresh_token", "token_url"),
+}
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
 # A Salesforce organisation id: the 15-character form or the 18-character
 # form with its checksum suffix, both starting with the key prefix 00D.
@@ -95,6 +110,52 @@ def _provider_unused(provider: str) -> None:
         )
 
 
+def auth_method_of(value: str | None) -> str:
+    """Return the requested auth method, or the token method for any other value."""
+    return value if value in AUTH_METHODS else AUTH_TOKEN
+
+
+def _client_id_field() -> forms.CharField:
+    return forms.CharField(
+        label="Client ID",
+        max_length=255,
+        help_text="From the app's Auth or OAuth settings.",
+    )
+
+
+class _AuthMethodMixin:
+    """Keep only the fields of the form's auth method (``AUTH_METHODS``)."""
+
+    provider = ""
+
+    def _fields_keep(self, auth_method: str) -> None:
+        self.auth_method = auth_method_of(auth_method)
+        unused = (
+            OAUTH_FIELDS[self.provider]
+            if self.auth_method == AUTH_TOKEN
+            else TOKEN_FIELDS[self.provider]
+        )
+        for name in unused:
+            del self.fields[name]
+
+    def clean_client_id(self) -> str:
+        return _clean_secret(self.cleaned_data["client_id"], "client ID")
+
+    def clean_client_secret(self) -> str:
+        return _clean_secret(self.cleaned_data["client_secret"], "client secret")
+
+    def clean_refresh_token(self) -> str:
+        return _clean_secret(self.cleaned_data["refresh_token"], "refresh token")
+
+    def oauth_credentials(self) -> dict:
+        """Return the entered client ID, client secret and refresh token."""
+        return {
+            "client_id": self.cleaned_data["client_id"],
+            "client_secret": self.cleaned_data["client_secret"],
+            "refresh_token": self.cleaned_data["refresh_token"],
+        }
+
+
 def _clean_base_url(value: str) -> str:
     """Return the API address when it is https and public, else raise.
 
@@ -109,7 +170,10 @@ def _clean_base_url(value: str) -> str:
         raise forms.ValidationError(str(error)) from None
 
 
-class HubSpotConnectForm(ValueErrorMessagesMixin, forms.Form):
+class HubSpotConnectForm(_AuthMethodMixin, ValueErrorMessagesMixin, forms.Form):
+    """A private app token, or (``auth_method`` "oauth") a HubSpot app's OAuth 2."""
+
+    provider = "hubspot"
     name = forms.CharField(max_length=120, initial="HubSpot")
     base_url = forms.URLField(
         label="API address",
@@ -123,12 +187,25 @@ class HubSpotConnectForm(ValueErrorMessagesMixin, forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stored encrypted. The page never shows it again.",
     )
+    client_id = _client_id_field()
+    client_secret = _secret_field(
+        "Client secret", "From the app's Auth tab. Stored encrypted."
+    )
+    refresh_token = _secret_field(
+        "Refresh token",
+        "The refresh token HubSpot issued when the app was installed in this "
+        "account. Stored encrypted.",
+    )
     api_tier = forms.ChoiceField(
         label="HubSpot subscription",
         choices=ApiTier.choices,
         initial=ApiTier.STARTER,
         help_text="Sets the API limits the budget compares the calls against.",
     )
+
+    def __init__(self, *args, auth_method: str = AUTH_TOKEN, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fields_keep(auth_method)
 
     def clean_access_token(self) -> str:
         return _clean_token(self.cleaned_data["access_token"], required=True)
@@ -194,7 +271,10 @@ class SalesforceConnectForm(ValueErrorMessagesMixin, forms.Form):
         return cleaned
 
 
-class PipedriveConnectForm(ValueErrorMessagesMixin, forms.Form):
+class PipedriveConnectForm(_AuthMethodMixin, ValueErrorMessagesMixin, forms.Form):
+    """An API token, or (``auth_method`` "oauth") a Pipedrive app's OAuth 2."""
+
+    provider = "pipedrive"
     name = forms.CharField(max_length=120, initial="Pipedrive")
     base_url = forms.URLField(
         label="Company API address",
@@ -209,9 +289,32 @@ class PipedriveConnectForm(ValueErrorMessagesMixin, forms.Form):
         "API token",
         "From Personal preferences, API, in Pipedrive. Stored encrypted.",
     )
+    client_id = _client_id_field()
+    client_secret = _secret_field(
+        "Client secret", "From the app's OAuth & access scopes page. Stored encrypted."
+    )
+    refresh_token = _secret_field(
+        "Refresh token",
+        "The refresh token Pipedrive issued when the app was installed. "
+        "Stored encrypted.",
+    )
+    token_url = forms.URLField(
+        label="OAuth token URL",
+        max_length=300,
+        initial=PIPEDRIVE_TOKEN_URL,
+        assume_scheme="https",
+        help_text=f"Where Attain refreshes its access token: {PIPEDRIVE_TOKEN_URL}.",
+    )
+
+    def __init__(self, *args, auth_method: str = AUTH_TOKEN, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fields_keep(auth_method)
 
     def clean_base_url(self) -> str:
         return _clean_base_url(self.cleaned_data["base_url"])
+
+    def clean_token_url(self) -> str:
+        return _clean_base_url(self.cleaned_data["token_url"])
 
     def clean_api_token(self) -> str:
         return _clean_secret(self.cleaned_data["api_token"], "API token")

@@ -64,10 +64,16 @@ def hubspot_connect(
     actor: User | None,
     name: str,
     base_url: str,
-    access_token: str,
     api_tier: str,
+    access_token: str = "",
+    credentials: dict | None = None,
 ) -> CrmConnection:
-    """Create the organisation's HubSpot connection with an encrypted token."""
+    """Create the organisation's HubSpot connection with encrypted credentials.
+
+    ``credentials`` are the OAuth 2 fields (client_id, client_secret,
+    refresh_token and a first access token), else ``access_token`` is a
+    private app token. The audit entry names the method, not the values.
+    """
     connection = CrmConnection(
         organization=organization,
         provider=CrmConnection.Provider.HUBSPOT,
@@ -75,14 +81,19 @@ def hubspot_connect(
         base_url=base_url,
         api_tier=api_tier,
     )
-    connection.credentials = {"access_token": access_token}
+    connection.credentials = credentials or {"access_token": access_token}
     connection.save()
+    auth_method = "oauth" if "refresh_token" in connection.credentials else "token"
     audit_log_write(
         organization=organization,
         actor=actor,
         action="crm.connection_created",
         obj=connection,
-        new={"provider": connection.provider, **_connection_values(connection)},
+        new={
+            "provider": connection.provider,
+            **_connection_values(connection),
+            "auth_method": auth_method,
+        },
     )
     return connection
 

@@ -42,6 +42,9 @@ from activity.models import Pipeline, Stage
 from integrations import api_usage, run_lock, selectors, writers_salesforce
 from integrations.connectors import base
 from integrations.connectors.hubspot import HubSpotConnector
+from integrations.connectors.pipedrive import (
+    OAUTH_TOKEN_URL as PIPEDRIVE_OAUTH_TOKEN_URL,
+)
 from integrations.connectors.pipedrive import PipedriveConnector
 from integrations.connectors.salesforce import LEADS, SalesforceConnector
 from integrations.deal_fields import deal_field_mappings
@@ -128,37 +131,128 @@ class ApiBudgetExhausted(base.ConnectorError):
 def connector_for(connection: CrmConnection) -> base.Connector:
     """Build the connection's connector from its decrypted credentials.
 
-    HubSpot reads ``access_token``. Salesforce reads ``client_id``,
-    ``client_secret`` and ``refresh_token``, and ``base_url`` is its login
-    host. Pipedrive reads ``api_token`` or an OAuth ``access_token``.
+    HubSpot reads a private app ``access_token``, or OAuth 2's
+    ``client_id``, ``client_secret`` and ``refresh_token`` with the stored
+    ``access_token`` and ``access_token_expires_at``. Salesforce reads
+    ``client_id``, ``client_secret`` and ``refresh_token``, with the stored
+    ``access_token`` and ``instance_url``, and ``base_url`` is its login
+    host. Pipedrive reads ``api_token``, a bare OAuth ``access_token``, or
+    the OAuth 2 fields as HubSpot does plus ``token_url``. A connector that
+    refreshes its token stores the new one in the connection's credentials
+    (``TokenSaver``).
     """
+    _url_allowed(connection.base_url, "API address")
+    credentials = connection.credentials
+    connector = _connector(connection, credentials)
+    oauth = getattr(connector, "oauth", None)
+    if oauth is not None:
+        oauth.on_refresh = TokenSaver(connection)
+    return connector
+
+
+def _url_allowed(url: str, label: str) -> None:
     try:
         # Checked again before each run, as webhook URLs are, in case the
         # host now resolves to another address.
-        url_check(connection.base_url, allow_private=allow_private_addresses())
+        url_check(url, allow_private=allow_private_addresses())
     except UnsafeURL as error:
-        raise SyncFailed(f"The API address is not allowed: {error}") from None
-    credentials = connection.credentials
+        raise SyncFailed(f"The {label} is not allowed: {error}") from None
+
+
+def _connector(connection: CrmConnection, credentials: dict) -> base.Connector:
     provider = connection.provider
+    oauth = {
+        "client_id": credentials.get("client_id", ""),
+        "client_secret": credentials.get("client_secret", ""),
+        "refresh_token": credentials.get("refresh_token", ""),
+    }
+    expires_at = credentials.get("access_token_expires_at")
     if provider == CrmConnection.Provider.HUBSPOT:
         return HubSpotConnector(
             base_url=connection.base_url,
             token=credentials.get("access_token", ""),
+            access_token_expires_at=expires_at,
+            **oauth,
         )
     if provider == CrmConnection.Provider.SALESFORCE:
         return SalesforceConnector(
             login_url=connection.base_url,
-            client_id=credentials.get("client_id", ""),
-            client_secret=credentials.get("client_secret", ""),
-            refresh_token=credentials.get("refresh_token", ""),
+            access_token=credentials.get("access_token", ""),
+            instance_url=credentials.get("instance_url", ""),
+            **oauth,
         )
     if provider == CrmConnection.Provider.PIPEDRIVE:
+        token_url = credentials.get("token_url") or PIPEDRIVE_OAUTH_TOKEN_URL
+        if oauth["refresh_token"]:
+            _url_allowed(token_url, "OAuth token URL")
         return PipedriveConnector(
             base_url=connection.base_url,
             api_token=credentials.get("api_token", ""),
             access_token=credentials.get("access_token", ""),
+            access_token_expires_at=expires_at,
+            token_url=token_url,
+            **oauth,
         )
     raise SyncFailed(f"No connector for provider {provider!r}.")
+
+
+class TokenSaver:
+    """Store a connector's refreshed OAuth tokens in its connection's credentials.
+
+    A refresh on the thread that built the saver is stored at once. One on
+    another thread, such as the fetch-ahead thread of a sync, which must not
+    touch the database, waits in memory until that thread calls ``flush``.
+    The sync flushes after each committed page and when the run ends.
+    NOTE: tokens stored inside a transaction that rolls back are lost, and
+    the next run refreshes again with the refresh token stored before.
+    """
+
+    def __init__(self, connection: CrmConnection):
+        self.connection = connection
+        self._thread_id = threading.get_ident()
+        self._pending: base.OAuthTokens | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, tokens: base.OAuthTokens) -> None:
+        with self._lock:
+            self._pending = tokens
+        if threading.get_ident() == self._thread_id:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the tokens of the last refresh, if any are not stored yet."""
+        with self._lock:
+            tokens, self._pending = self._pending, None
+        if tokens is not None:
+            connection_tokens_save(self.connection, tokens)
+
+
+@transaction.atomic
+def connection_tokens_save(connection: CrmConnection, tokens: base.OAuthTokens) -> None:
+    """Merge refreshed tokens into the connection's encrypted credentials.
+
+    The row is locked and its credentials read again, so a webhook secret
+    saved meanwhile is kept. ``connection`` gets the new credentials too.
+    """
+    locked = (
+        CrmConnection.unscoped.select_for_update()
+        .filter(pk=connection.pk)
+        .only("credentials_encrypted")
+        .first()
+    )
+    if locked is None:
+        return
+    locked.credentials = {**locked.credentials, **tokens.credentials()}
+    locked.save(update_fields=["credentials_encrypted"])
+    connection.credentials_encrypted = locked.credentials_encrypted
+    logger.info("Stored the refreshed OAuth tokens of CRM connection %s", connection.pk)
+
+
+def _tokens_flush(connector: base.Connector) -> None:
+    """Store the tokens a fetch-ahead thread refreshed, from this thread."""
+    saver = getattr(getattr(connector, "oauth", None), "on_refresh", None)
+    if isinstance(saver, TokenSaver):
+        saver.flush()
 
 
 @transaction.atomic
@@ -271,13 +365,32 @@ def _run_locked(run: SyncRun, connector: base.Connector | None) -> SyncRun:
     ctx.errors.extend(run.errors)
     try:
         connector = connector or connector_for(connection)
+        _token_saver_attach(connection, connector)
         api_usage.count_calls(connector, run)
         _execute(ctx, connector)
     except Exception as exc:
+        if connector is not None:
+            _tokens_flush_logged(connector)
         _finish_failed(ctx, exc)
         raise
+    _tokens_flush(connector)
     _finish_succeeded(ctx)
     return run
+
+
+def _token_saver_attach(connection: CrmConnection, connector: base.Connector) -> None:
+    """Give a refreshing connector a saver bound to this run's thread."""
+    oauth = getattr(connector, "oauth", None)
+    if oauth is not None:
+        oauth.on_refresh = TokenSaver(connection)
+
+
+def _tokens_flush_logged(connector: base.Connector) -> None:
+    """Flush the refreshed tokens of a failed run, logging a database error."""
+    try:
+        _tokens_flush(connector)
+    except DatabaseError:
+        logger.exception("Storing the refreshed OAuth tokens of a failed run failed")
 
 
 def _execute(ctx: SyncContext, connector: base.Connector) -> None:
@@ -613,6 +726,7 @@ def _full_listing(
     with _fetched_ahead(listing) as pages:
         for page in pages:
             _commit_listed_page(ctx, cursor, page)
+            _tokens_flush(connector)
             if page.next_after is not None and _listing_stops(ctx, deferrable=True):
                 return False
     return True
@@ -647,6 +761,7 @@ def _incremental_listing(
             if not page.records:
                 continue
             _commit_changed_page(ctx, cursor, page)
+            _tokens_flush(connector)
             if _listing_stops(ctx, deferrable):
                 return False
     return True

@@ -26,6 +26,7 @@ from integrations import (
     writeback,
 )
 from integrations.forms import (
+    AUTH_TOKEN,
     ConnectionSettingsForm,
     FieldMappingForm,
     HubSpotConnectForm,
@@ -33,6 +34,7 @@ from integrations.forms import (
     PipedriveConnectForm,
     SalesforceConnectForm,
     WebhookSettingsForm,
+    auth_method_of,
 )
 from integrations.models import CrmConnection, SyncRun, WebhookEvent
 from spm.access import admin_required
@@ -63,18 +65,16 @@ def connection_list(request: HttpRequest, org_slug: str) -> HttpResponse:
     return render(request, "integrations/connection_list.html", context)
 
 
-@sensitive_post_parameters("access_token")
+@sensitive_post_parameters("access_token", "client_secret", "refresh_token")
 @login_required
 @admin_required
 @require_http_methods(["GET", "POST"])
 def hubspot_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
-    form = HubSpotConnectForm(request.POST or None)
+    auth_method = _auth_method(request)
+    form = HubSpotConnectForm(request.POST or None, auth_method=auth_method)
     if request.method == "POST" and form.is_valid():
         try:
-            credentials_check.hubspot_credentials_check(
-                base_url=form.cleaned_data["base_url"],
-                access_token=form.cleaned_data["access_token"],
-            )
+            credentials = _hubspot_credentials_checked(form)
         except credentials_check.CredentialsRejected as error:
             form.add_error(None, str(error))
         else:
@@ -83,7 +83,7 @@ def hubspot_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
                 actor=request.user,
                 name=form.cleaned_data["name"],
                 base_url=form.cleaned_data["base_url"],
-                access_token=form.cleaned_data["access_token"],
+                credentials=credentials,
                 api_tier=form.cleaned_data["api_tier"],
             )
             messages.success(
@@ -95,8 +95,37 @@ def hubspot_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
                 org_slug=org_slug,
                 connection_id=connection.public_id,
             )
-    context = {"form": form, "provider": CrmConnection.Provider.HUBSPOT}
+    return _connect_page(request, form, CrmConnection.Provider.HUBSPOT)
+
+
+def _auth_method(request: HttpRequest) -> str:
+    """Return the auth method a connect page shows: POSTed, else ``?auth=``."""
+    return auth_method_of(request.POST.get("auth_method") or request.GET.get("auth"))
+
+
+def _connect_page(request: HttpRequest, form, provider: str) -> HttpResponse:
+    context = {
+        "form": form,
+        "provider": provider,
+        "auth_method": getattr(form, "auth_method", ""),
+    }
     return render(request, "integrations/connect.html", context)
+
+
+def _hubspot_credentials_checked(form: HubSpotConnectForm) -> dict:
+    """Check the entered HubSpot credentials and return those to store."""
+    base_url = form.cleaned_data["base_url"]
+    if form.auth_method == AUTH_TOKEN:
+        access_token = form.cleaned_data["access_token"]
+        credentials_check.hubspot_credentials_check(
+            base_url=base_url, access_token=access_token
+        )
+        return {"access_token": access_token}
+    credentials = form.oauth_credentials()
+    tokens = credentials_check.hubspot_oauth_credentials_check(
+        base_url=base_url, **credentials
+    )
+    return {**credentials, **tokens.credentials()}
 
 
 @sensitive_post_parameters("client_secret", "refresh_token")
@@ -124,25 +153,39 @@ def salesforce_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
     return render(request, "integrations/connect.html", context)
 
 
-@sensitive_post_parameters("api_token")
+@sensitive_post_parameters("api_token", "client_secret", "refresh_token")
 @login_required
 @admin_required
 @require_http_methods(["GET", "POST"])
 def pipedrive_connect(request: HttpRequest, org_slug: str) -> HttpResponse:
-    form = PipedriveConnectForm(request.POST or None)
+    auth_method = _auth_method(request)
+    form = PipedriveConnectForm(request.POST or None, auth_method=auth_method)
     if request.method == "POST" and form.is_valid():
-        credentials = {"api_token": form.cleaned_data["api_token"]}
         try:
-            credentials_check.pipedrive_credentials_check(
-                base_url=form.cleaned_data["base_url"], **credentials
-            )
+            credentials = _pipedrive_credentials_checked(form)
         except credentials_check.CredentialsRejected as error:
             form.add_error(None, str(error))
         else:
             provider = CrmConnection.Provider.PIPEDRIVE
             return _connected(request, form, provider, credentials)
-    context = {"form": form, "provider": CrmConnection.Provider.PIPEDRIVE}
-    return render(request, "integrations/connect.html", context)
+    return _connect_page(request, form, CrmConnection.Provider.PIPEDRIVE)
+
+
+def _pipedrive_credentials_checked(form: PipedriveConnectForm) -> dict:
+    """Check the entered Pipedrive credentials and return those to store."""
+    base_url = form.cleaned_data["base_url"]
+    if form.auth_method == AUTH_TOKEN:
+        credentials = {"api_token": form.cleaned_data["api_token"]}
+        credentials_check.pipedrive_credentials_check(base_url=base_url, **credentials)
+        return credentials
+    credentials = {
+        **form.oauth_credentials(),
+        "token_url": form.cleaned_data["token_url"],
+    }
+    tokens = credentials_check.pipedrive_oauth_credentials_check(
+        base_url=base_url, **credentials
+    )
+    return {**credentials, **tokens.credentials()}
 
 
 def _connected(
@@ -220,12 +263,15 @@ def connection_edit(request: HttpRequest, org_slug: str, connection_id) -> HttpR
         ),
     }
     form = ConnectionSettingsForm(request.POST or None, initial=initial)
-    if connection.provider != CrmConnection.Provider.HUBSPOT:
-        # The token field replaces the credentials with a HubSpot token.
-        # Salesforce and Pipedrive credentials change by connecting again.
+    hubspot = connection.provider == CrmConnection.Provider.HUBSPOT
+    if not hubspot:
         # The subscription tier sets HubSpot's API limits only.
-        del form.fields["access_token"]
         del form.fields["api_tier"]
+    if not hubspot or "refresh_token" in connection.credentials:
+        # The token field replaces the credentials with a private app token.
+        # OAuth 2, Salesforce and Pipedrive credentials change by connecting
+        # again.
+        del form.fields["access_token"]
     if request.method == "POST" and form.is_valid():
         services.connection_update(
             connection=connection, actor=request.user, **form.cleaned_data

@@ -49,6 +49,64 @@ class AuthenticationFailed(ConnectorError):
     """The CRM rejected the credentials (HTTP 401)."""
 
 
+# A stored access token counts as expired this many seconds before the
+# expiry its token response gave, so a request sent just before the expiry
+# does not arrive just after it.
+TOKEN_EXPIRY_MARGIN_SECONDS = 60
+
+
+@dataclass
+class OAuthTokens:
+    """An OAuth 2 access token, its expiry and the refresh token that renews it.
+
+    ``expires_at`` is a Unix time (seconds), None when the token response
+    named no lifetime (Salesforce's has none). ``instance_url`` is the API
+    address Salesforce returns with each token; other providers leave it
+    empty.
+    """
+
+    refresh_token: str
+    access_token: str = ""
+    expires_at: float | None = None
+    instance_url: str = ""
+
+    def usable(self, now: float) -> bool:
+        """Return whether the access token may be sent at Unix time ``now``."""
+        if not self.access_token:
+            return False
+        if self.expires_at is None:
+            return True
+        return now < self.expires_at - TOKEN_EXPIRY_MARGIN_SECONDS
+
+    def renewed(self, body: dict, now: float) -> OAuthTokens:
+        """Return the tokens of a successful token response received at ``now``.
+
+        A response without ``refresh_token`` keeps the current one, and one
+        without ``expires_in`` gives a token with no known expiry.
+        """
+        expires_in = body.get("expires_in")
+        expires_at = None
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            expires_at = now + float(expires_in)
+        return OAuthTokens(
+            refresh_token=body.get("refresh_token") or self.refresh_token,
+            access_token=body["access_token"],
+            expires_at=expires_at,
+            instance_url=(body.get("instance_url") or self.instance_url).rstrip("/"),
+        )
+
+    def credentials(self) -> dict:
+        """Return the fields stored in a connection's credentials."""
+        values = {
+            "refresh_token": self.refresh_token,
+            "access_token": self.access_token,
+            "access_token_expires_at": self.expires_at,
+        }
+        if self.instance_url:
+            values["instance_url"] = self.instance_url
+        return values
+
+
 class CrmUnavailable(ConnectorError):
     """A request failed with 429, 5xx or a network error, so a later retry may work.
 

@@ -13,6 +13,8 @@ eagerly, because the sync then runs inside the web request of "Sync now".
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -21,7 +23,12 @@ import requests
 from celery import current_app
 from urllib3.exceptions import NewConnectionError
 
-from integrations.connectors.base import ConnectorError, CrmUnavailable
+from integrations.connectors.base import (
+    AuthenticationFailed,
+    ConnectorError,
+    CrmUnavailable,
+    OAuthTokens,
+)
 from integrations.connectors.ratelimit import Clock, RollingWindowLimiter
 
 logger = logging.getLogger(__name__)
@@ -247,3 +254,99 @@ def json_or_none(response: requests.Response):
         return json_with_decimals(response)
     except ValueError:
         return None
+
+
+class OAuthRefresher:
+    """The OAuth 2 tokens of one connector, and the refresh that renews them.
+
+    ``request_token(refresh_token)`` sends the provider's refresh request and
+    returns its response. After each successful refresh, ``on_refresh`` (when
+    set) receives the new tokens, so the caller can store them. A lock makes
+    the fetch-ahead thread of a sync and the main thread refresh once between
+    them. Log lines name the provider, never a token.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider_label: str,
+        tokens: OAuthTokens,
+        request_token: Callable[[str], requests.Response],
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.provider_label = provider_label
+        self.tokens = tokens
+        self.on_refresh: Callable[[OAuthTokens], None] | None = None
+        self._request_token = request_token
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()
+
+    def access_token(self) -> str:
+        """Return the access token, refreshed first when it expired or is missing."""
+        with self._lock:
+            if not self.tokens.usable(self._wall_clock()):
+                self._refresh()
+            return self.tokens.access_token
+
+    def refresh_after_rejection(self, rejected: str) -> None:
+        """Refresh after the CRM rejected ``rejected`` (HTTP 401).
+
+        Nothing is sent when another thread already replaced that token.
+        """
+        with self._lock:
+            if self.tokens.access_token == rejected:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        response = self._request_token(self.tokens.refresh_token)
+        body = token_response_body(response, self.provider_label)
+        rotated = bool(body.get("refresh_token")) and (
+            body["refresh_token"] != self.tokens.refresh_token
+        )
+        self.tokens = self.tokens.renewed(body, self._wall_clock())
+        logger.info(
+            "%s access token refreshed (expires in %s s, refresh token %s)",
+            self.provider_label,
+            body.get("expires_in", "unknown"),
+            "rotated" if rotated else "unchanged",
+        )
+        if self.on_refresh is not None:
+            self.on_refresh(self.tokens)
+
+
+def token_response_body(response: requests.Response, provider_label: str) -> dict:
+    """Return the JSON body of a successful token response, else raise.
+
+    A 4xx is ``AuthenticationFailed`` naming the provider's error and
+    description: OAuth's ``error`` and ``error_description``, or HubSpot's
+    ``status`` and ``message`` (such as BAD_REFRESH_TOKEN). A 429 or 5xx is
+    ``CrmUnavailable``, because a later run may succeed with the same
+    refresh token.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise CrmUnavailable(
+            f"{provider_label} token refresh failed with HTTP {status}. The next "
+            "sync tries again.",
+            retry_after=retry_after_seconds(response),
+        )
+    if status >= 400:
+        error = body.get("error") or body.get("status") or f"HTTP {status}"
+        description = (
+            body.get("error_description") or body.get("message") or "no description"
+        )
+        raise AuthenticationFailed(
+            f"{provider_label} rejected the token refresh ({error}: {description}). "
+            f"Reconnect the {provider_label} connection."
+        )
+    if not body.get("access_token"):
+        raise ConnectorError(
+            f"{provider_label}'s token response (HTTP {status}) has no access_token."
+        )
+    return body

@@ -1,4 +1,12 @@
-"""HubSpot CRM v3 over HTTP, authenticated with a private app access token.
+"""HubSpot CRM v3 over HTTP, with a private app token or OAuth 2.
+
+A private app access token is sent as it is. With OAuth 2, the connector
+gets an access token with ``POST /oauth/v1/token`` on the connection's base
+URL (form body grant_type=refresh_token, client_id, client_secret and
+refresh_token). It refreshes again when the token's ``expires_in`` has run
+out, and once more after a 401, before repeating the request. The
+connection keeps the refreshed token (integrations.sync), so the next run
+reuses it until it expires.
 
 Every request first takes a slot from the token's rolling-window limiter
 (by default 100 requests per 10 s, the burst limit HubSpot documents for
@@ -37,7 +45,9 @@ from integrations.connectors.base import (
     Connector,
     ConnectorError,
     CrmRecord,
+    CrmUnavailable,
     Keyset,
+    OAuthTokens,
     Owner,
     Page,
     PipelineInfo,
@@ -45,6 +55,7 @@ from integrations.connectors.base import (
 )
 from integrations.connectors.http import (
     REQUEST_TIMEOUT,
+    OAuthRefresher,
     connect_error,
     connect_failed,
     fail_fast_on_connect,
@@ -69,6 +80,7 @@ BURST_LIMIT = (100, 10.0)
 SEARCH_LIMIT = (4, 1.0)
 MAX_RATE_LIMITED_RETRIES = 10
 MAX_SERVER_ERROR_RETRIES = 5
+TOKEN_PATH = "/oauth/v1/token"
 
 # Companies and contacts also read hs_merged_object_ids, the ids of the
 # records merged into them, whose rows the writers then delete.
@@ -164,20 +176,51 @@ class HubSpotConnector(Connector):
         self,
         *,
         base_url: str,
-        token: str,
+        token: str = "",
+        client_id: str = "",
+        client_secret: str = "",
+        refresh_token: str = "",
+        access_token_expires_at: float | None = None,
         clock: Clock = REAL_CLOCK,
         limiter: RollingWindowLimiter | None = None,
         search_limiter: RollingWindowLimiter | None = None,
         session: requests.Session | None = None,
     ):
+        """Connect with ``token``, a private app token, or with OAuth 2.
+
+        With ``refresh_token`` set, ``token`` is the stored OAuth access token
+        (empty when none is stored yet) and ``access_token_expires_at`` its
+        expiry as a Unix time.
+        """
+        if not token and not refresh_token:
+            raise ConnectorError(
+                "A HubSpot connection needs an access_token, or a refresh_token "
+                "with client_id and client_secret, in its credentials."
+            )
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self._client_id = client_id
+        self._client_secret = client_secret
         self.clock = clock
-        self.limiter = limiter or limiter_for(token, "burst", *BURST_LIMIT)
-        self.search_limiter = search_limiter or limiter_for(
-            token, "search", *SEARCH_LIMIT
-        )
         self.session = session or requests.Session()
+        self.oauth: OAuthRefresher | None = None
+        if refresh_token:
+            self.oauth = OAuthRefresher(
+                provider_label="HubSpot",
+                tokens=OAuthTokens(
+                    refresh_token=refresh_token,
+                    access_token=token,
+                    expires_at=access_token_expires_at,
+                ),
+                request_token=self._request_token,
+            )
+        # OAuth access tokens change with each refresh, so the limiters of an
+        # OAuth connection are keyed by its refresh token.
+        limiter_key = refresh_token or token
+        self.limiter = limiter or limiter_for(limiter_key, "burst", *BURST_LIMIT)
+        self.search_limiter = search_limiter or limiter_for(
+            limiter_key, "search", *SEARCH_LIMIT
+        )
         self.list_page_size = LIST_PAGE_SIZE
         self.search_page_size = SEARCH_PAGE_SIZE
         # Properties requested besides PROPERTIES, by object type.
@@ -483,20 +526,26 @@ class HubSpotConnector(Connector):
         body: dict | None = None,
         search: bool = False,
     ) -> dict:
-        """Send one request, waiting for the limiters and retrying 429 and 5xx."""
+        """Send one request, waiting for the limiters and retrying 429 and 5xx.
+
+        With OAuth, a 401 refreshes the access token once and repeats the
+        request.
+        """
         rate_limited = 0
         server_errors = 0
+        refreshed = False
         while True:
             if search:
                 self.search_limiter.acquire()
             self.limiter.acquire()
+            bearer = self._bearer()
             try:
                 response = self.session.request(
                     method,
                     self.base_url + path,
                     params=params,
                     json=body,
-                    headers={"Authorization": f"Bearer {self._token}"},
+                    headers={"Authorization": f"Bearer {bearer}"},
                     timeout=REQUEST_TIMEOUT,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -518,11 +567,18 @@ class HubSpotConnector(Connector):
                 server_errors += 1
                 self._back_off(method, path, f"HTTP {status}", server_errors)
                 continue
-            if status == 401:
-                raise AuthenticationFailed(
-                    "HubSpot rejected the access token (HTTP 401). Enter a valid "
-                    "private app access token for this connection."
+            if status == 401 and self.oauth is not None and not refreshed:
+                logger.info(
+                    "HubSpot rejected the access token on %s %s (%s); refreshing it",
+                    method,
+                    path,
+                    _json_or_empty(response).get("category") or "HTTP 401",
                 )
+                self.oauth.refresh_after_rejection(bearer)
+                refreshed = True
+                continue
+            if status == 401:
+                raise AuthenticationFailed(self._rejected_message(response, refreshed))
             if status == 404 and method == "GET" and "/objects/" in path:
                 raise RecordNotFound(f"HubSpot has no record at {path}.")
             if status >= 400:
@@ -531,6 +587,49 @@ class HubSpotConnector(Connector):
                     f"{_error_message(response)}"
                 )
             return response.json()
+
+    def _bearer(self) -> str:
+        if self.oauth is None:
+            return self._token
+        return self.oauth.access_token()
+
+    def _rejected_message(self, response: requests.Response, refreshed: bool) -> str:
+        category = _json_or_empty(response).get("category") or "no category"
+        if self.oauth is None:
+            return (
+                f"HubSpot rejected the access token (HTTP 401, {category}). Enter "
+                "a valid private app access token for this connection."
+            )
+        after = " even after a refresh" if refreshed else ""
+        return (
+            f"HubSpot rejected the OAuth access token (HTTP 401, {category}){after}. "
+            "Reconnect the HubSpot connection."
+        )
+
+    def _request_token(self, refresh_token: str) -> requests.Response:
+        """Send HubSpot's refresh request, without retries."""
+        data = {
+            "grant_type": "refresh_token",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "refresh_token": refresh_token,
+        }
+        url = self.base_url + TOKEN_PATH
+        try:
+            return self.session.request(
+                "POST",
+                url,
+                data=data,
+                headers={"Accept": "application/json"},
+                timeout=REQUEST_TIMEOUT,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if connect_failed(exc):
+                raise connect_error("HubSpot", self.base_url, exc) from exc
+            raise CrmUnavailable(
+                f"HubSpot token refresh POST {TOKEN_PATH} failed with "
+                f"{type(exc).__name__}. The next sync tries again."
+            ) from exc
 
     def _wait_rate_limited(
         self, method: str, path: str, response: requests.Response, attempt: int

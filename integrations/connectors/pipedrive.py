@@ -1,8 +1,14 @@
-"""Pipedrive API v1 over HTTP, with an API token or an OAuth access token.
+"""Pipedrive API v1 over HTTP, with an API token or OAuth 2.
 
 An API token travels in the ``x-api-token`` header, as Pipedrive's
 authentication guide requires, and an OAuth token as a bearer header. Neither
 is put in a URL, so request logs (urllib3 logs URLs at DEBUG) hold no token.
+With a refresh token, the connector renews the OAuth access token with
+``POST https://oauth.pipedrive.com/oauth/token`` (HTTP Basic auth with the
+app's client id and secret, form body grant_type=refresh_token). It does so
+when the token's ``expires_in`` has run out, and once after a 401 before
+repeating the request. An OAuth access token without a refresh token is
+sent until Pipedrive rejects it.
 The connection's ``base_url`` is the company's API address, for example
 https://acme.pipedrive.com/api.
 
@@ -29,9 +35,10 @@ response says ``x-ratelimit-remaining: 0``, the connector waits
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -51,13 +58,14 @@ from integrations.connectors.base import (
     ConnectorError,
     CrmRecord,
     Keyset,
+    OAuthTokens,
     Owner,
     Page,
     PipelineInfo,
     StageInfo,
     keyset_sort_key,
 )
-from integrations.connectors.http import RetryingHttp, json_or_none
+from integrations.connectors.http import OAuthRefresher, RetryingHttp, json_or_none
 from integrations.connectors.ratelimit import (
     REAL_CLOCK,
     Clock,
@@ -71,6 +79,8 @@ PAGE_SIZE = 500
 API_TOKEN_LIMIT = (20, 2.0)
 OAUTH_TOKEN_LIMIT = (80, 2.0)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Pipedrive's OAuth server, where access tokens are refreshed.
+OAUTH_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
 
 # object type -> (list endpoint, recents item name, activity type)
 ENDPOINTS = {
@@ -114,23 +124,41 @@ class PipedriveConnector(Connector):
         base_url: str,
         api_token: str = "",
         access_token: str = "",
+        client_id: str = "",
+        client_secret: str = "",
+        refresh_token: str = "",
+        access_token_expires_at: float | None = None,
+        token_url: str = OAUTH_TOKEN_URL,
         clock: Clock = REAL_CLOCK,
         limiter: RollingWindowLimiter | None = None,
         session: requests.Session | None = None,
     ):
-        if bool(api_token) == bool(access_token):
+        """Connect with ``api_token``, or with OAuth 2.
+
+        With ``refresh_token`` set, ``access_token`` is the stored OAuth access
+        token (empty when none is stored yet), ``access_token_expires_at`` its
+        expiry as a Unix time, and ``token_url`` the address that refreshes it.
+        """
+        oauth = bool(access_token or refresh_token)
+        if bool(api_token) == oauth:
             raise ConnectorError(
                 "A Pipedrive connection needs exactly one of api_token and "
-                "access_token in its credentials."
+                "access_token (or refresh_token) in its credentials."
             )
         self.base_url = base_url.rstrip("/")
         self._api_token = api_token
         self._access_token = access_token
+        self._token_url = token_url
+        self._basic_auth = "Basic " + base64.b64encode(
+            f"{client_id}:{client_secret}".encode()
+        ).decode("ascii")
         self.clock = clock
         self.page_size = PAGE_SIZE
         # Mapped name (a field key or name) -> deal field, see mapped_properties_set.
         self.mapped_deal_fields: dict[str, DealField] = {}
-        token = api_token or access_token
+        # OAuth access tokens change with each refresh, so the limiter of a
+        # refreshing connection is keyed by its refresh token.
+        token = api_token or refresh_token or access_token
         default_limit = API_TOKEN_LIMIT if api_token else OAUTH_TOKEN_LIMIT
         self.http = RetryingHttp(
             provider_label="Pipedrive",
@@ -138,6 +166,17 @@ class PipedriveConnector(Connector):
             limiter=limiter or limiter_for(token, "requests", *default_limit),
             clock=clock,
         )
+        self.oauth: OAuthRefresher | None = None
+        if refresh_token:
+            self.oauth = OAuthRefresher(
+                provider_label="Pipedrive",
+                tokens=OAuthTokens(
+                    refresh_token=refresh_token,
+                    access_token=access_token,
+                    expires_at=access_token_expires_at,
+                ),
+                request_token=self._request_token,
+            )
 
     def __repr__(self) -> str:
         return f"<PipedriveConnector {self.base_url}>"
@@ -304,11 +343,13 @@ class PipedriveConnector(Connector):
                 f"Invalid Pipedrive record id {record_id!r}: expected digits."
             )
         item_path = f"{path}/{record_id}"
-        response = self.http.send(
-            "GET",
-            self.base_url + item_path,
-            headers=self._headers,
-            path_for_logs=item_path,
+        response = self._authorized(
+            lambda: self.http.send(
+                "GET",
+                self.base_url + item_path,
+                headers=self._headers,
+                path_for_logs=item_path,
+            )
         )
         if response.status_code == 404:
             return None
@@ -383,13 +424,15 @@ class PipedriveConnector(Connector):
         params: dict | None = None,
         json_body: dict | None = None,
     ) -> dict:
-        response = self.http.send_once(
-            method,
-            self.base_url + path,
-            params=params,
-            json_body=json_body,
-            headers=self._headers,
-            path_for_logs=path,
+        response = self._authorized(
+            lambda: self.http.send_once(
+                method,
+                self.base_url + path,
+                params=params,
+                json_body=json_body,
+                headers=self._headers,
+                path_for_logs=path,
+            )
         )
         self._respect_remaining(response)
         status = response.status_code
@@ -428,12 +471,14 @@ class PipedriveConnector(Connector):
             start = int(next_start)
 
     def _get(self, path: str, params: dict | None = None) -> dict:
-        response = self.http.send(
-            "GET",
-            self.base_url + path,
-            params=params,
-            headers=self._headers,
-            path_for_logs=path,
+        response = self._authorized(
+            lambda: self.http.send(
+                "GET",
+                self.base_url + path,
+                params=params,
+                headers=self._headers,
+                path_for_logs=path,
+            )
         )
         self._respect_remaining(response)
         status = response.status_code
@@ -456,9 +501,39 @@ class PipedriveConnector(Connector):
         return body
 
     def _headers(self) -> dict:
+        if self.oauth is not None:
+            return {"Authorization": f"Bearer {self.oauth.access_token()}"}
         if self._access_token:
             return {"Authorization": f"Bearer {self._access_token}"}
         return {"x-api-token": self._api_token}
+
+    def _authorized(self, send: Callable[[], requests.Response]) -> requests.Response:
+        """Return ``send()``'s response, after one refresh and resend on a 401.
+
+        Only a connection with a refresh token refreshes. Any other 401 goes
+        back to the caller.
+        """
+        response = send()
+        if response.status_code != 401 or self.oauth is None:
+            return response
+        self._respect_remaining(response)
+        sent = response.request.headers.get("Authorization", "")
+        logger.info("Pipedrive rejected the OAuth access token; refreshing it")
+        self.oauth.refresh_after_rejection(sent.removeprefix("Bearer "))
+        return send()
+
+    def _request_token(self, refresh_token: str) -> requests.Response:
+        """Send Pipedrive's refresh request to the token URL."""
+        return self.http.send(
+            "POST",
+            self._token_url,
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            headers=lambda: {
+                "Accept": "application/json",
+                "Authorization": self._basic_auth,
+            },
+            path_for_logs="OAuth token refresh",
+        )
 
     def _respect_remaining(self, response: requests.Response) -> None:
         """Wait out the window when the response reports no request left in it."""

@@ -4,8 +4,10 @@ The connection's ``base_url`` is the login host (https://login.salesforce.com,
 https://test.salesforce.com for a sandbox, or a My Domain host). The token
 endpoint there returns an access token and the ``instance_url`` that every
 API request goes to. A 401 with INVALID_SESSION_ID refreshes the token once
-and repeats the request. The refreshed token lives in the connector only, so
-each run starts with one token request.
+and repeats the request. The connection keeps the refreshed token and its
+instance URL (integrations.sync), so the next run reuses them until
+Salesforce rejects the token. Salesforce's token response names no
+lifetime, so that 401 is the only sign of an expired session.
 
 Records are read with SOQL through ``/services/data/vXX.X/query`` and
 deleted ones through ``queryAll``. A response with ``done`` false names the
@@ -53,13 +55,14 @@ from integrations.connectors.base import (
     ConnectorError,
     CrmRecord,
     Keyset,
+    OAuthTokens,
     Owner,
     Page,
     PipelineInfo,
     StageInfo,
     keyset_sort_key,
 )
-from integrations.connectors.http import RetryingHttp, json_or_none
+from integrations.connectors.http import OAuthRefresher, RetryingHttp, json_or_none
 from integrations.connectors.ratelimit import (
     REAL_CLOCK,
     Clock,
@@ -253,14 +256,20 @@ class SalesforceConnector(Connector):
         self.api_usage: tuple[int, int] | None = None
         self._client_id = client_id
         self._client_secret = client_secret
-        self._refresh_token = refresh_token
-        self._access_token = access_token
-        self._instance_url = instance_url.rstrip("/")
         self.http = RetryingHttp(
             provider_label="Salesforce",
             session=session or requests.Session(),
             limiter=limiter or limiter_for(refresh_token, "requests", *REQUEST_LIMIT),
             clock=clock,
+        )
+        self.oauth = OAuthRefresher(
+            provider_label="Salesforce",
+            tokens=OAuthTokens(
+                refresh_token=refresh_token,
+                access_token=access_token,
+                instance_url=instance_url.rstrip("/"),
+            ),
+            request_token=self._request_token,
         )
 
     def __repr__(self) -> str:
@@ -482,13 +491,12 @@ class SalesforceConnector(Connector):
         costs two requests, and Salesforce's own 403 REQUEST_LIMIT_EXCEEDED
         still stops it.
         """
-        if not self._access_token or not self._instance_url:
-            self._refresh_access_token()
         refreshed = False
         while True:
+            instance_url = self._instance_url()
             response = self.http.send_once(
                 method,
-                self._instance_url + path,
+                instance_url + path,
                 params=params,
                 json_body=json_body,
                 headers=self._api_headers,
@@ -499,7 +507,7 @@ class SalesforceConnector(Connector):
             if status == 401 and not refreshed:
                 if _error_code(response) == "INVALID_SESSION_ID":
                     logger.info("Salesforce session expired; refreshing the token")
-                    self._refresh_access_token()
+                    self.oauth.refresh_after_rejection(_sent_token(response))
                     refreshed = True
                     continue
             if status == 401:
@@ -569,14 +577,13 @@ class SalesforceConnector(Connector):
     # HTTP
 
     def _get(self, path: str, params: dict | None = None) -> dict:
-        if not self._access_token or not self._instance_url:
-            self._refresh_access_token()
         refreshed = False
         while True:
             self._check_api_budget()
+            instance_url = self._instance_url()
             response = self.http.send(
                 "GET",
-                self._instance_url + path,
+                instance_url + path,
                 params=params,
                 headers=self._api_headers,
                 path_for_logs=path,
@@ -585,7 +592,7 @@ class SalesforceConnector(Connector):
             if response.status_code == 401:
                 if _error_code(response) == "INVALID_SESSION_ID" and not refreshed:
                     logger.info("Salesforce session expired; refreshing the token")
-                    self._refresh_access_token()
+                    self.oauth.refresh_after_rejection(_sent_token(response))
                     refreshed = True
                     continue
                 raise AuthenticationFailed(
@@ -610,42 +617,43 @@ class SalesforceConnector(Connector):
 
     def _api_headers(self) -> dict:
         return {
-            "Authorization": f"Bearer {self._access_token}",
+            "Authorization": f"Bearer {self.oauth.access_token()}",
             "Sforce-Query-Options": f"batchSize={self.batch_size}",
         }
 
-    def _refresh_access_token(self) -> None:
+    def _instance_url(self) -> str:
+        """Return the API address, refreshing first when no session is stored.
+
+        A stored access token without its instance URL is refreshed too,
+        because the API address comes only with a token.
+        """
+        tokens = self.oauth.tokens
+        if tokens.access_token and not tokens.instance_url:
+            self.oauth.refresh_after_rejection(tokens.access_token)
+        self.oauth.access_token()
+        instance_url = self.oauth.tokens.instance_url
+        if not instance_url:
+            raise ConnectorError(
+                "Salesforce's token response has no instance_url, so the "
+                "connector does not know where to send API requests."
+            )
+        return instance_url
+
+    def _request_token(self, refresh_token: str) -> requests.Response:
         data = {
             "grant_type": "refresh_token",
             "client_id": self._client_id,
-            "refresh_token": self._refresh_token,
+            "refresh_token": refresh_token,
         }
         if self._client_secret:
             data["client_secret"] = self._client_secret
-        response = self.http.send(
+        return self.http.send(
             "POST",
             self.login_url + "/services/oauth2/token",
             data=data,
             headers=lambda: {"Accept": "application/json"},
             path_for_logs="/services/oauth2/token",
         )
-        body = json_or_none(response) or {}
-        if response.status_code >= 400 or not body.get("access_token"):
-            error = body.get("error") or f"HTTP {response.status_code}"
-            raise AuthenticationFailed(
-                f"Salesforce rejected the token refresh ({error}: "
-                f"{body.get('error_description') or 'no description'}). "
-                "Reconnect the Salesforce connection."
-            )
-        self._access_token = body["access_token"]
-        self._instance_url = (body.get("instance_url") or self._instance_url).rstrip(
-            "/"
-        )
-        if not self._instance_url:
-            raise ConnectorError(
-                "Salesforce's token response has no instance_url, so the "
-                "connector does not know where to send API requests."
-            )
 
     def reported_api_usage(self, response: requests.Response) -> tuple[int, int] | None:
         """Return (used, limit) from the response's Sforce-Limit-Info header.
@@ -864,6 +872,12 @@ def _errors(response: requests.Response) -> list[dict]:
     if isinstance(body, dict):
         return [body]
     return []
+
+
+def _sent_token(response: requests.Response) -> str:
+    """Return the bearer token the request of ``response`` carried."""
+    header = response.request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ")
 
 
 def _error_code(response: requests.Response) -> str:

@@ -22,6 +22,15 @@ a limit it responds 429 with a ``policyName`` and Retry-After. Each token can
 have its own clock, so tests measure waits in simulated seconds. Failures (a
 429 storm, 5xx responses) can be injected, and every request is logged with
 its token, simulated time, path and status.
+
+``POST /oauth/v1/token`` serves OAuth 2 refresh grants (form body
+grant_type, client_id, client_secret, refresh_token) of the apps added with
+``add_oauth_client``. It answers ``token_type``, ``access_token``,
+``refresh_token`` and ``expires_in``, as HubSpot's OAuth reference shows,
+and a rejected refresh token gets 400 with status BAD_REFRESH_TOKEN. An
+expired access token gets 401 with category EXPIRED_AUTHENTICATION. The
+error bodies for an unknown client and a wrong grant type are our guess:
+the reference we read documents only the refresh token's error.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from integrations.connectors.ratelimit import REAL_CLOCK, Clock
+from tests.integrations.fake_oauth import INVALID_GRANT, FakeOAuth
 
 SEARCH_PAGE_MAX = 200
 LIST_PAGE_MAX = 100
@@ -165,6 +175,9 @@ class FakeHubSpot:
         self.association_failures: set[str] = set()
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self.oauth = FakeOAuth("hs-oauth")
+        # The clock of the OAuth access tokens' expiry and of their requests.
+        self.oauth_clock: Clock = REAL_CLOCK
 
     # Server lifecycle
 
@@ -189,6 +202,12 @@ class FakeHubSpot:
 
     def add_token(self, token: str, clock: Clock = REAL_CLOCK) -> None:
         self.clocks[token] = clock
+
+    def add_oauth_client(self, client_id: str, client_secret: str, refresh_token: str):
+        self.oauth.add_client(client_id, client_secret, refresh_token)
+
+    def token_requests(self) -> list[LoggedRequest]:
+        return [r for r in self.log if r.path == "/oauth/v1/token"]
 
     def add_owner(self, owner_id: str, email: str, first: str = "", last: str = ""):
         self.owners.append(
@@ -387,6 +406,11 @@ class FakeHubSpot:
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         token = (headers.get("Authorization") or "").removeprefix("Bearer ")
         with self._lock:
+            if method == "POST" and path == "/oauth/v1/token":
+                return self._token(body)
+            oauth_state = self.oauth.check(token, self.oauth_clock.now())
+            if oauth_state == "expired":
+                return self._logged(token, 0.0, method, path, 401, _expired_error())
             if token not in self.clocks:
                 return self._logged(token, 0.0, method, path, 401, _auth_error())
             now = self.clocks[token].now()
@@ -413,6 +437,22 @@ class FakeHubSpot:
                 self._injected.remove(entry)
                 return status, retry_after
         return None
+
+    def _token(self, body: bytes):
+        form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        error, payload = self.oauth.refresh(
+            grant_type=form.get("grant_type", ""),
+            client_id=form.get("client_id", ""),
+            client_secret=form.get("client_secret", ""),
+            refresh_token=form.get("refresh_token", ""),
+            now=self.oauth_clock.now(),
+        )
+        path = "/oauth/v1/token"
+        if error is not None:
+            return self._logged("", 0.0, "POST", path, 400, _token_error(error))
+        self.clocks[payload["access_token"]] = self.oauth_clock
+        payload = {"token_type": "bearer", **payload}
+        return self._logged("", 0.0, "POST", path, 200, payload)
 
     def _logged(
         self,
@@ -703,6 +743,29 @@ def _auth_error() -> dict:
         "status": "error",
         "category": "INVALID_AUTHENTICATION",
         "message": "Authentication credentials not found.",
+    }
+
+
+def _expired_error() -> dict:
+    return {
+        "status": "error",
+        "message": "The OAuth token used to make this call expired 0 second(s) ago.",
+        "correlationId": "00000000-0000-4000-8000-000000000000",
+        "category": "EXPIRED_AUTHENTICATION",
+    }
+
+
+def _token_error(error: str) -> dict:
+    if error == INVALID_GRANT:
+        return {
+            "status": "BAD_REFRESH_TOKEN",
+            "message": "missing or invalid refresh token",
+            "correlationId": "00000000-0000-4000-8000-000000000001",
+        }
+    return {
+        "status": "BAD_CLIENT_ID" if error == "invalid_client" else "BAD_GRANT_TYPE",
+        "message": f"rejected refresh request ({error})",
+        "correlationId": "00000000-0000-4000-8000-000000000002",
     }
 
 

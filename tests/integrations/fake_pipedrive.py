@@ -24,10 +24,21 @@ injected. References are objects in list responses (``user_id``,
 ``org_id``, ``owner_id``), as the v1 REST API sends them. Merges follow
 Pipedrive's rules: the record in the URL is deleted, ``merge_with_id``
 survives and receives the other's deals and activities.
+
+``POST /oauth/token`` (``token_url``, on the same server in place of
+https://oauth.pipedrive.com) serves OAuth 2 refresh grants of the apps added
+with ``add_oauth_client``: HTTP Basic auth with the client ID and secret,
+form body grant_type=refresh_token and refresh_token. It answers
+``access_token``, ``token_type``, ``refresh_token``, ``scope``,
+``expires_in`` and ``api_domain``, and a rejected refresh token gets 400
+"Invalid grant: refresh_token is invalid", the message Pipedrive's OAuth
+status-code list gives. The JSON fields around that message are our guess.
+An expired access token gets the same 401 body as an unknown token.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import datetime as dt
 import hashlib
@@ -40,6 +51,7 @@ from urllib.parse import parse_qs, urlparse
 
 from integrations.connectors.ratelimit import Clock
 from tests.integrations.fake_hubspot import SimulatedClock
+from tests.integrations.fake_oauth import INVALID_GRANT, FakeOAuth
 
 PAGE_MAX = 500
 DEAL_FIELDS_PAGE_MAX = 100
@@ -178,6 +190,9 @@ class FakePipedrive(_WritebackEndpoints):
         self._next_id = 1000
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self.oauth = FakeOAuth("pd-oauth", lifetime=3599)
+        # The clock of the OAuth access tokens' expiry and rate limits.
+        self.oauth_clock: Clock = SimulatedClock()
 
     # Server lifecycle
 
@@ -198,7 +213,18 @@ class FakePipedrive(_WritebackEndpoints):
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/api"
 
+    @property
+    def token_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/oauth/token"
+
     # Data
+
+    def add_oauth_client(self, client_id: str, client_secret: str, refresh_token: str):
+        self.oauth.add_client(client_id, client_secret, refresh_token)
+
+    def token_requests(self) -> list[LoggedRequest]:
+        return [r for r in self.log if r.path == "/oauth/token"]
 
     def add_token(self, token: str, clock: Clock | None = None) -> None:
         self.clocks[token] = clock or SimulatedClock()
@@ -347,7 +373,10 @@ class FakePipedrive(_WritebackEndpoints):
         bearer = (headers.get("Authorization") or "").removeprefix("Bearer ")
         token = headers.get("x-api-token") or query.get("api_token") or bearer
         with self._lock:
-            if token not in self.clocks:
+            if method == "POST" and path == "/oauth/token":
+                return self._token(headers, body)
+            expired = self.oauth.check(token, self.oauth_clock.now()) == "expired"
+            if expired or token not in self.clocks:
                 payload = {
                     "success": False,
                     "error": "unauthorized access",
@@ -385,6 +414,29 @@ class FakePipedrive(_WritebackEndpoints):
             return self._logged(
                 token, now, method, path, status, payload, limit_headers
             )
+
+    def _token(self, headers, body: bytes):
+        form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        client_id, client_secret = _basic_credentials(headers.get("Authorization"))
+        error, payload = self.oauth.refresh(
+            grant_type=form.get("grant_type", ""),
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=form.get("refresh_token", ""),
+            now=self.oauth_clock.now(),
+        )
+        path = "/oauth/token"
+        if error is not None:
+            return self._logged("", 0.0, "POST", path, 400, _token_error(error), {})
+        self.clocks[payload["access_token"]] = self.oauth_clock
+        host, port = self._server.server_address[:2]
+        payload = {
+            **payload,
+            "token_type": "Bearer",
+            "scope": "base,deals:read,contacts:read,activities:read,users:read",
+            "api_domain": f"http://{host}:{port}",
+        }
+        return self._logged("", 0.0, "POST", path, 200, payload, {})
 
     def _logged(
         self, token, now, method, path, status, payload, headers, injected=False
@@ -557,6 +609,25 @@ def _paged(rows: list[dict], query: dict, page_max: int = PAGE_MAX) -> dict:
     }
 
 
+def _basic_credentials(header: str | None) -> tuple[str, str]:
+    """Return (user, password) of an HTTP Basic header, or two empty strings."""
+    encoded = (header or "").removeprefix("Basic ")
+    try:
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+    except ValueError:
+        return "", ""
+    return user, password
+
+
+def _token_error(error: str) -> dict:
+    messages = {
+        INVALID_GRANT: "Invalid grant: refresh_token is invalid",
+        "invalid_client": "Invalid client: client is invalid",
+        "unsupported_grant_type": "Unsupported grant type: grant_type is invalid",
+    }
+    return {"success": False, "error": error, "message": messages[error]}
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakePipedrive
     protocol_version = "HTTP/1.1"
@@ -567,6 +638,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         status, payload, headers = self.fake.handle(
             "PUT", self.path, self.headers, body
+        )
+        content = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload, headers = self.fake.handle(
+            "POST", self.path, self.headers, body
         )
         content = json.dumps(payload).encode()
         self.send_response(status)
