@@ -52,6 +52,10 @@ def https_required() -> bool:
     return not settings.DEBUG
 
 
+# Kinds of address (address_problem) that no setting allows.
+ALWAYS_REJECTED = frozenset({"unspecified", "link-local", "multicast"})
+
+
 def address_problem(address: IPAddress) -> str:
     """Return why ``address`` is not public ("private", "loopback" ...), or ""."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
@@ -188,10 +192,21 @@ def url_check(
 
     With ``allow_private`` off, a host with any non-public address is
     rejected, even when it has public ones as well, because the sender could
-    otherwise be steered to the non-public one.
+    otherwise be steered to the non-public one. With it on, link-local,
+    multicast and unspecified addresses are still rejected: a self-hosted
+    service is on a private network or this host, and 169.254.169.254 is the
+    instance metadata service of the common clouds.
     """
     scheme, host, port, path = _split(url)
     addresses = _resolve(host, port, resolver or socket.getaddrinfo)
+    for address in addresses if allow_private else ():
+        problem = address_problem(address)
+        if problem in ALWAYS_REJECTED:
+            raise UnsafeURL(
+                f"The URL {url_origin(url)} points at {_describe(address)}, "
+                f"which is not allowed even for self-hosted installs ({problem}). "
+                "Use a public address or one of a private network."
+            )
     if not allow_private:
         for address in addresses:
             problem = address_problem(address)

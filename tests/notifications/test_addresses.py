@@ -117,3 +117,31 @@ def test_http_accepted_with_debug(settings):
 def test_malformed_url_rejected(url, message):
     with pytest.raises(UnsafeURL, match=message):
         url_check(url, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "kind"),
+    [
+        ("https://169.254.169.254/latest/meta-data/", "169.254.169.254", "link-local"),
+        ("https://[fe80::1]/hook", "fe80::1", "link-local"),
+        ("https://0.0.0.0/hook", "0.0.0.0", "unspecified"),
+        ("https://224.0.0.1/hook", "224.0.0.1", "multicast"),
+    ],
+)
+def test_metadata_address_rejected_when_private_allowed(url, address, kind):
+    with pytest.raises(UnsafeURL) as error:
+        url_check(url, allow_private=True)
+
+    assert str(error.value).startswith(
+        f"The URL {url_origin(url)} points at {address}, which is not allowed "
+        f"even for self-hosted installs ({kind})."
+    )
+
+
+def test_private_and_loopback_allowed_when_private_allowed():
+    for url in (
+        "https://10.0.0.1/hook",
+        "https://127.0.0.1:8080/hook",
+        "https://[::1]/",
+    ):
+        assert url_check(url, allow_private=True).url == url
