@@ -15,7 +15,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, QuerySet
 from django.db.models.expressions import RawSQL
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -105,14 +105,22 @@ def organization_create(
     return organization
 
 
+# Rows deleted per statement. Django collects the rows that refer to the
+# deleted ones with one IN list per relation, and PostgreSQL takes at most
+# 65,535 parameters in one statement.
+DELETE_BATCH_SIZE = 10_000
+
+
 @transaction.atomic
-def organization_delete(*, organization: Organization) -> None:
+def organization_delete(
+    *, organization: Organization, batch_size: int = DELETE_BATCH_SIZE
+) -> None:
     """Delete an organisation and every row it owns.
 
     Some tenant rows refer to others through PROTECT foreign keys (a deal to
     its stage, a split to its member), so one cascade from the organisation
     fails. Each pass deletes the rows of every tenant model that no remaining
-    row protects, until none are left.
+    row protects, until none are left. Rows go ``batch_size`` at a time.
     """
     remaining = [
         model
@@ -124,7 +132,9 @@ def organization_delete(*, organization: Organization) -> None:
         for model in remaining:
             try:
                 with transaction.atomic():
-                    model.unscoped.filter(organization=organization).delete()
+                    _delete_in_batches(
+                        model.unscoped.filter(organization=organization), batch_size
+                    )
             except ProtectedError:
                 blocked.append(model)
         if len(blocked) == len(remaining):
@@ -135,6 +145,15 @@ def organization_delete(*, organization: Organization) -> None:
             )
         remaining = blocked
     organization.delete()
+
+
+def _delete_in_batches(rows: QuerySet, batch_size: int) -> None:
+    """Delete ``rows`` by primary key, ``batch_size`` at a time."""
+    while True:
+        batch = list(rows.values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return
+        rows.model.unscoped.filter(pk__in=batch).delete()
 
 
 ORGANIZATION_SETTINGS = (

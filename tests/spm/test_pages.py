@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from spm.models import AuditLog, Membership
 from spm.tenancy import tenant_context
@@ -175,6 +176,40 @@ def test_organisation_delete_removes_every_row(personas):
 
     assert not Membership.unscoped.filter(organization_id=org_id).exists()
     assert not Deal.unscoped.filter(organization_id=org_id).exists()
+    assert Membership.unscoped.filter(organization=personas.other_org).count() == 2
+
+
+def test_organisation_delete_in_batches(personas):
+    from activity.models import Activity, Deal
+    from spm.services import organization_delete
+
+    won = personas.stages["Won"]
+    deals = Deal.unscoped.bulk_create(
+        Deal(
+            organization=personas.org,
+            owner=personas.rep1,
+            pipeline=won.pipeline,
+            stage=won,
+            name=f"Deal {number}",
+        )
+        for number in range(7)
+    )
+    Activity.unscoped.bulk_create(
+        Activity(
+            organization=personas.org,
+            type="call",
+            occurred_at=timezone.now(),
+            deal=deal,
+        )
+        for deal in deals
+    )
+    org_id = personas.org.pk
+
+    # 7 deals in batches of 3: three batches, the last of one deal.
+    organization_delete(organization=personas.org, batch_size=3)
+
+    assert not Deal.unscoped.filter(organization_id=org_id).exists()
+    assert not Activity.unscoped.filter(organization_id=org_id).exists()
     assert Membership.unscoped.filter(organization=personas.other_org).count() == 2
 
 
