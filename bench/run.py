@@ -104,6 +104,9 @@ def dashboard_timings(tenant) -> list[Timing]:
     client = Client(SERVER_NAME="127.0.0.1")
     client.force_login(tenant.admin)
     url = reverse("measurement:team", kwargs={"org_slug": organization.slug})
+    funnel_url = reverse(
+        "measurement:team-funnel", kwargs={"org_slug": organization.slug}
+    )
     on = last_day.isoformat()
     return [
         time_requests(
@@ -120,6 +123,17 @@ def dashboard_timings(tenant) -> list[Timing]:
             client,
             f"Team dashboard, {quarter.label}, one team of {team_size} reps",
             f"{url}?kind=quarter&on={on}&team={team.public_id}",
+        ),
+        # The page loads its conversion funnel in this second request.
+        time_requests(
+            client,
+            f"Conversion funnel of the dashboard, {quarter.label}, all 50 reps",
+            f"{funnel_url}?kind=quarter&on={on}",
+        ),
+        time_requests(
+            client,
+            f"Conversion funnel of the dashboard, {year.label}, all 50 reps",
+            f"{funnel_url}?kind=year&on={on}",
         ),
     ]
 

@@ -357,6 +357,43 @@ def attach_stage_conversion(
     return conversion
 
 
+@dataclass
+class FunnelRow:
+    """A member listed in the conversion funnel."""
+
+    member: Membership
+    stage_conversion: MemberConversion | None = None
+
+
+def funnel_rows(
+    *,
+    member_ids: Iterable[int],
+    start: dt.date,
+    end: dt.date,
+    time_zone: ZoneInfo,
+    team: Team | None = None,
+) -> tuple[list[FunnelRow], StageConversion]:
+    """Return the funnel's members, in name order, and their stage conversion.
+
+    The members are those of ``member_ids`` (in ``team``, if given) that are
+    active reps, and any other member whose deals entered a measured stage.
+    One query for the members, then those of ``stage_conversion``.
+    """
+    members = Membership.objects.filter(pk__in=list(member_ids))
+    if team is not None:
+        members = members.filter(team=team)
+    members = list(members.order_by("display_name", "pk"))
+    scope = MetricScope([member.pk for member in members], start, end, time_zone)
+    conversion = stage_conversion(scope)
+    rows = [
+        FunnelRow(member, conversion.of_member(member.pk))
+        for member in members
+        if (member.is_active and member.role == Membership.Role.REP)
+        or member.pk in conversion.counts
+    ]
+    return rows, conversion
+
+
 def _shows_row(member: Membership, card: Scorecard) -> bool:
     is_active_rep = member.is_active and member.role == Membership.Role.REP
     return is_active_rep or card.has_numbers

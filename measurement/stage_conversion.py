@@ -16,19 +16,18 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
+from django.db import connection
 from django.db.models import (
     Count,
-    Exists,
     IntegerField,
     OuterRef,
-    Q,
-    QuerySet,
     Subquery,
     Value,
 )
 from django.db.models.functions import Coalesce
 
 from activity.models import DealStageChange, Pipeline, Stage
+from spm.tenancy import get_current_organization
 
 if TYPE_CHECKING:
     from measurement.selectors import MetricScope
@@ -84,108 +83,147 @@ class StageConversion:
         return MemberConversion(self.pipeline, rates)
 
 
-def _earlier_than_outer() -> Q:
-    return Q(changed_at__lt=OuterRef("changed_at")) | Q(
-        changed_at=OuterRef("changed_at"), pk__lt=OuterRef("pk")
-    )
+# Ranks a later change by where it took the deal: a won stage outranks every
+# open stage, whose rank is its ``order``. Larger than any PositiveIntegerField.
+WON_RANK = 2**31
 
 
-def _later_than_outer() -> Q:
-    return Q(changed_at__gt=OuterRef("changed_at")) | Q(
-        changed_at=OuterRef("changed_at"), pk__gt=OuterRef("pk")
-    )
+def _open_stages(scope: MetricScope) -> list[dict]:
+    """Return the measured pipeline's open stages in stage order.
 
-
-def first_entries(scope: MetricScope) -> QuerySet[DealStageChange]:
-    """Filter the first entries of the members' deals into open stages in the scope.
-
-    An entry is first when the deal has no earlier change into the same
-    stage, so a deal that enters a stage again counts once, in the period
-    of its first entry.
+    One query when a single pipeline has open stages, as in most
+    organisations, and two when the pipeline must be chosen among several.
     """
-    earlier_entry = DealStageChange.objects.filter(
-        _earlier_than_outer(),
-        deal_id=OuterRef("deal_id"),
-        to_stage_id=OuterRef("to_stage_id"),
+    stages = list(
+        Stage.objects.filter(is_closed=False)
+        .order_by("pipeline_id", "order", "pk")
+        .values("pk", "name", "pipeline_id", "pipeline__name")
     )
-    return DealStageChange.objects.filter(
-        ~Exists(earlier_entry),
-        deal__owner_id__in=scope.member_ids,
-        deal__archived_at__isnull=True,
-        to_stage__is_closed=False,
-        changed_at__gte=scope.start_at,
-        changed_at__lt=scope.end_at,
-    )
+    pipelines = {stage["pipeline_id"] for stage in stages}
+    if len(pipelines) > 1:
+        measured = _measured_pipeline(scope, pipelines)
+        stages = [stage for stage in stages if stage["pipeline_id"] == measured]
+    return stages
 
 
-def _progressed() -> Exists:
-    """Test whether a later change of the outer entry's deal moved it forward."""
-    forward = Q(to_stage__is_won=True) | Q(
-        to_stage__is_closed=False,
-        to_stage__pipeline_id=OuterRef("to_stage__pipeline_id"),
-        to_stage__order__gt=OuterRef("to_stage__order"),
-    )
-    return Exists(
+def _measured_pipeline(scope: MetricScope, pipeline_ids: set[int]) -> int:
+    """Return the id of the pipeline the funnel shows, among ``pipeline_ids``.
+
+    That is the pipeline into whose open stages the most of the members'
+    deals moved in the period, each deal counted once per pipeline. Ties,
+    and a period with no such move, go to the pipeline marked default, then
+    by name. One query.
+    """
+    moved = (
         DealStageChange.objects.filter(
-            _later_than_outer(), forward, deal_id=OuterRef("deal_id")
+            deal__owner_id__in=scope.member_ids,
+            deal__archived_at__isnull=True,
+            to_stage__is_closed=False,
+            to_stage__pipeline_id=OuterRef("pk"),
+            changed_at__gte=scope.start_at,
+            changed_at__lt=scope.end_at,
         )
-    )
-
-
-def _measured_pipeline(scope: MetricScope) -> Subquery:
-    """Select the id of the pipeline the funnel shows.
-
-    That is the pipeline, among those with an open stage, with the most deals
-    counted in its funnel for the scope, each deal once. Ties, and a period
-    with no entries, go to the pipeline marked default, then by name.
-    """
-    deals = (
-        first_entries(scope)
-        .filter(to_stage__pipeline_id=OuterRef("pk"))
         .values("to_stage__pipeline_id")
         .annotate(deals=Count("deal_id", distinct=True))
         .values("deals")
     )
-    open_stage = Stage.objects.filter(pipeline_id=OuterRef("pk"), is_closed=False)
     ranked = (
-        Pipeline.objects.filter(Exists(open_stage))
+        Pipeline.objects.filter(pk__in=pipeline_ids)
         .annotate(
-            deals=Coalesce(Subquery(deals, output_field=IntegerField()), Value(0))
+            deals=Coalesce(Subquery(moved, output_field=IntegerField()), Value(0))
         )
         .order_by("-deals", "-is_default", "name", "pk")
     )
-    return Subquery(ranked.values("pk")[:1])
+    return ranked.values_list("pk", flat=True)[0]
 
 
-def _open_stages(scope: MetricScope) -> list[dict]:
-    """Return the measured pipeline's open stages in stage order. One query."""
-    return list(
-        Stage.objects.filter(pipeline_id=_measured_pipeline(scope), is_closed=False)
-        .order_by("order", "pk")
-        .values("pk", "name", "pipeline_id", "pipeline__name")
+# Each change of the deals that entered a measured stage in the period, with
+# whether it is the deal's first entry into its stage, and the highest rank
+# among the deal's later changes. Window functions read each deal's changes
+# once, instead of two index lookups per entry. The statement runs on
+# PostgreSQL and on SQLite 3.30 or later; {stages} and {members} are lists of
+# placeholders.
+COUNT_SQL = """
+WITH entered AS (
+    SELECT DISTINCT change.deal_id, deal.owner_id
+    FROM "activity_dealstagechange" AS change
+    JOIN "activity_deal" AS deal ON deal.id = change.deal_id
+    WHERE change.organization_id = %s
+      AND change.to_stage_id IN ({stages})
+      AND change.changed_at >= %s AND change.changed_at < %s
+      AND deal.owner_id IN ({members}) AND deal.archived_at IS NULL
+),
+ranked AS (
+    SELECT entered.owner_id, change.to_stage_id, change.changed_at,
+           stage."order" AS stage_order,
+           row_number() OVER (
+               PARTITION BY change.deal_id, change.to_stage_id
+               ORDER BY change.changed_at, change.id
+           ) AS entry,
+           max(CASE
+               WHEN stage.is_won THEN %s
+               WHEN NOT stage.is_closed AND stage.pipeline_id = %s
+                   THEN stage."order"
+           END) OVER (
+               PARTITION BY change.deal_id
+               ORDER BY change.changed_at DESC, change.id DESC
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+           ) AS later_rank
+    FROM entered
+    JOIN "activity_dealstagechange" AS change
+        ON change.deal_id = entered.deal_id AND change.organization_id = %s
+    JOIN "activity_stage" AS stage ON stage.id = change.to_stage_id
+)
+SELECT owner_id, to_stage_id, count(*),
+       count(*) FILTER (WHERE later_rank > stage_order)
+FROM ranked
+WHERE entry = 1
+  AND to_stage_id IN ({stages})
+  AND changed_at >= %s AND changed_at < %s
+GROUP BY owner_id, to_stage_id
+"""
+
+
+def _count_rows(
+    scope: MetricScope, pipeline_id: int, stage_ids: list[int]
+) -> list[tuple[int, int, int, int]]:
+    """Return (owner id, stage id, entered, progressed) rows. One query."""
+    member_ids = list(scope.member_ids)
+    if not member_ids:
+        return []
+    organization_id = get_current_organization().pk
+    # As the ORM stores them: SQLite keeps UTC text without an offset.
+    start, end = (
+        connection.ops.adapt_datetimefield_value(moment)
+        for moment in (scope.start_at, scope.end_at)
     )
-
-
-def _count_rows(scope: MetricScope, pipeline_id: int) -> QuerySet:
-    """Count entered and progressed deals by owner and stage. One query."""
-    return (
-        first_entries(scope)
-        .filter(to_stage__pipeline_id=pipeline_id)
-        .annotate(moved_on=_progressed())
-        .values("deal__owner_id", "to_stage_id")
-        .annotate(
-            entered=Count("pk"),
-            progressed=Count("pk", filter=Q(moved_on=True)),
-        )
-        .order_by()
+    sql = COUNT_SQL.format(
+        stages=", ".join(["%s"] * len(stage_ids)),
+        members=", ".join(["%s"] * len(member_ids)),
     )
+    params = [
+        organization_id,
+        *stage_ids,
+        start,
+        end,
+        *member_ids,
+        WON_RANK,
+        pipeline_id,
+        organization_id,
+        *stage_ids,
+        start,
+        end,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def stage_conversion(scope: MetricScope) -> StageConversion:
     """Return each member's stage conversion in the measured pipeline.
 
-    Two queries, whatever the number of members or stages, or one when the
-    organisation has no open stage to measure.
+    Two queries, whatever the number of members or stages: one more when
+    several pipelines have open stages, and one fewer when none has.
     """
     stages = _open_stages(scope)
     if not stages:
@@ -195,10 +233,9 @@ def stage_conversion(scope: MetricScope) -> StageConversion:
     position = {stage["pk"]: index for index, stage in enumerate(stages)}
 
     counts: defaultdict[int, dict[int, StageRate]] = defaultdict(dict)
-    for row in _count_rows(scope, stages[0]["pipeline_id"]):
-        index = position[row["to_stage_id"]]
-        counts[row["deal__owner_id"]][index] = StageRate(
-            names[index], row["entered"], row["progressed"]
-        )
+    rows = _count_rows(scope, stages[0]["pipeline_id"], list(position))
+    for owner_id, stage_id, entered, progressed in rows:
+        index = position[stage_id]
+        counts[owner_id][index] = StageRate(names[index], entered, progressed)
     conversion.counts = dict(counts)
     return conversion

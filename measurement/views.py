@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from goals.calendar import add_months
@@ -26,7 +27,6 @@ from measurement.periods import (
     period_from_query,
 )
 from measurement.selectors import MetricScope
-from measurement.stage_conversion import StageConversion
 from spm.access import (
     member_visible_or_404,
     require_manager_or_admin,
@@ -94,9 +94,7 @@ def _sort_headers(request: HttpRequest, sort: str, direction: str) -> list[dict]
     return headers
 
 
-def _team_charts(
-    metrics: selectors.TeamMetrics, conversion: StageConversion
-) -> list[charts.Chart]:
+def _team_charts(metrics: selectors.TeamMetrics) -> list[charts.Chart]:
     return [
         charts.bookings_by_rep(metrics.rows),
         charts.win_rate_by_rep(metrics.rows),
@@ -104,7 +102,6 @@ def _team_charts(
         charts.bookings_by_month(metrics.bookings_by_month),
         charts.attainment_vs_pace(metrics.rows),
         charts.coverage_by_rep(metrics.rows),
-        charts.conversion_funnel_by_rep(conversion, metrics.rows),
     ]
 
 
@@ -141,12 +138,6 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
     if request.GET.get("format") == "csv":
         return tables.csv_response(rows, period)
 
-    conversion = selectors.attach_stage_conversion(
-        rows,
-        start=period.start,
-        end=period.end,
-        time_zone=request.organization.zoneinfo,
-    )
     context = {
         "form": form,
         "period": period,
@@ -160,7 +151,11 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
         "team_quotas": quota_details.team_quota_lines(
             teams=teams, selected=team, rows=rows, start=period.start, end=period.end
         ),
-        "charts": _team_charts(metrics, conversion),
+        "charts": _team_charts(metrics),
+        # The funnel reads every stage change of the period's deals, so it
+        # loads in its own request and the table does not wait for it.
+        "funnel_url": reverse("measurement:team-funnel", kwargs={"org_slug": org_slug})
+        + _query(request.GET, sort="", dir=""),
         "lead_conversion": lead_conversion.conversion_by_band(
             MetricScope(
                 [row.member.pk for row in rows],
@@ -175,6 +170,31 @@ def team_dashboard(request: HttpRequest, org_slug: str) -> HttpResponse:
         "period_query": "?" + urlencode(period.query()),
     }
     return render(request, "measurement/team.html", context)
+
+
+@login_required
+@require_GET
+def team_funnel(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """Render the team dashboard's conversion funnel for the same query.
+
+    The dashboard loads it after the page (htmx), because it reads the
+    whole stage history of the period's deals.
+    """
+    require_manager_or_admin(request.membership)
+    visible = visible_member_ids(request.membership)
+    team = _selected_team(selectors.visible_teams(visible), request.GET.get("team", ""))
+    period, _form = period_from_query(request.GET, request.organization)
+    if period is None:
+        return HttpResponse("Invalid period.", status=400)
+    rows, conversion = selectors.funnel_rows(
+        member_ids=visible,
+        start=period.start,
+        end=period.end,
+        time_zone=request.organization.zoneinfo,
+        team=team,
+    )
+    chart = charts.conversion_funnel_by_rep(conversion, rows)
+    return render(request, "measurement/_chart.html", {"chart": chart})
 
 
 def _member_goals(

@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +26,8 @@ def _sign_in(page, base_url):
 def _charts_drawn(page, expected: int) -> int:
     """Wait until ``expected`` charts are drawn, then count the drawn charts."""
     # Plotly marks each drawn chart with the class "js-plotly-plot" and an SVG.
-    page.wait_for_function(
-        "expected => [...document.querySelectorAll('.js-plotly-plot')]"
-        ".filter(chart => chart.querySelector('.main-svg')).length >= expected",
-        arg=expected,
-        timeout=20_000,
+    expect(page.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(
+        expected, timeout=20_000
     )
     return page.locator(".js-plotly-plot").count()
 

@@ -155,6 +155,8 @@ measurement:home                      GET    -       login 404   302   302   302
 measurement:home                      POST   -       login 404   405   405   405   405
 measurement:team                      GET    -       login 404   404   200   200   200
 measurement:team                      POST   -       login 404   405   405   405   405
+measurement:team-funnel               GET    -       login 404   404   200   200   200
+measurement:team-funnel               POST   -       login 404   405   405   405   405
 measurement:my-performance            GET    -       login 404   200   200   200   200
 measurement:my-performance            POST   -       login 404   405   405   405   405
 measurement:rep                       GET    rep1    login 404   200   200   200   200
