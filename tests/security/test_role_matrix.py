@@ -130,6 +130,7 @@ from routing.models import (
     ScoringRule,
 )
 from spm.models import ApiKey, Membership
+from spm.rls.scope import orm_statement
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
 from tests.activity.conftest import fixture_bytes, validate
@@ -1643,7 +1644,10 @@ def _snapshot() -> dict[str, list]:
     state: dict[str, list] = {"mail outbox": [len(mail.outbox)]}
     if connection.vendor == "postgresql":
         tables = [table for table, _ in _snapshot_querysets()]
-        with connection.cursor() as cursor:
+        # Marked as the ORM's, the statement reads every organisation's rows
+        # under row-level security, as the ORM queries below do. Raw SQL
+        # with no organisation set would read none.
+        with orm_statement(), connection.cursor() as cursor:
             cursor.execute(_snapshot_statement(), tables)
             state.update((table, [digest]) for table, digest in cursor.fetchall())
         return state
