@@ -12,7 +12,7 @@ A run first refreshes owners (mapped to members by email) and pipelines
 
 Every run then lists the archived deals and sets ``archived_at`` on the
 synced ones, which takes them out of every metric. It also lists the
-deleted companies, contacts, calls, emails and meetings (and Salesforce
+deleted companies, contacts, calls, emails, meetings and notes (and Salesforce
 leads) and deletes their synced rows (writers.delete_records).
 
 When the connection's daily API budget runs low (``api_usage.DailyBudget``),
@@ -408,7 +408,10 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
     mapped_properties_request(ctx, connector)
     # A connector may sync object types of its own (base.sync_order).
     extra_types = getattr(connector, "extra_object_types", ())
+    unsupported = getattr(connector, "unsupported_object_types", ())
     for object_type in base.sync_order(extra_types):
+        if object_type in unsupported:
+            continue
         cursor, _ = SyncCursor.objects.get_or_create(
             connection=ctx.connection,
             object_type=object_type,
@@ -423,7 +426,8 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
         if LEADS in extra_types:
             _defer(ctx, DELETED_LEADS)
         for object_type in DELETED_OBJECT_TYPES:
-            _defer(ctx, deleted_entry(object_type))
+            if object_type not in unsupported:
+                _defer(ctx, deleted_entry(object_type))
         _deferred_save(ctx)
         return
     for page in connector.archived_pages(base.DEALS):
@@ -433,7 +437,8 @@ def _execute(ctx: SyncContext, connector: base.Connector) -> None:
             delete = partial(writers_salesforce.delete_leads, ctx, page.records)
             _commit(ctx, delete, 0)
     for object_type in DELETED_OBJECT_TYPES:
-        _delete_listed(ctx, connector, object_type)
+        if object_type not in unsupported:
+            _delete_listed(ctx, connector, object_type)
 
 
 def _delete_listed(

@@ -42,6 +42,7 @@ ENGAGEMENT_SUBJECT = {
     base.CALLS: ("hs_call_title", Activity.Type.CALL),
     base.EMAILS: ("hs_email_subject", Activity.Type.EMAIL),
     base.MEETINGS: ("hs_meeting_title", Activity.Type.MEETING),
+    base.NOTES: ("hs_note_body", Activity.Type.NOTE),
 }
 # Association name in ``CrmRecord.associations`` -> the activity's foreign key
 # column and the synced model it points at.
@@ -60,6 +61,7 @@ DELETED_MODELS = {
     base.CALLS: (Activity, "crm.activity_deleted"),
     base.EMAILS: (Activity, "crm.activity_deleted"),
     base.MEETINGS: (Activity, "crm.activity_deleted"),
+    base.NOTES: (Activity, "crm.activity_deleted"),
 }
 DELETED_OBJECT_TYPES = tuple(DELETED_MODELS)
 # HubSpot's property with the ids of the records merged into a record,

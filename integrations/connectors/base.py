@@ -19,7 +19,8 @@ DEALS = "deals"
 CALLS = "calls"
 EMAILS = "emails"
 MEETINGS = "meetings"
-ENGAGEMENT_TYPES = (CALLS, EMAILS, MEETINGS)
+NOTES = "notes"
+ENGAGEMENT_TYPES = (CALLS, EMAILS, MEETINGS, NOTES)
 # The order a sync writes them in, so references point at rows already synced.
 OBJECT_TYPES = (COMPANIES, CONTACTS, DEALS, *ENGAGEMENT_TYPES)
 
@@ -187,6 +188,9 @@ class PipelineInfo:
 
 class Connector(abc.ABC):
     provider: str
+    # Object types of OBJECT_TYPES that the provider has no counterpart for.
+    # A run neither lists nor defers them.
+    unsupported_object_types: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def owners(self) -> list[Owner]:

@@ -41,6 +41,7 @@ from integrations.connectors.base import (
     DEALS,
     EMAILS,
     MEETINGS,
+    NOTES,
     AuthenticationFailed,
     Connector,
     ConnectorError,
@@ -117,6 +118,7 @@ PROPERTIES = {
     CALLS: ("hs_call_title", "hs_timestamp", "hubspot_owner_id"),
     EMAILS: ("hs_email_subject", "hs_timestamp", "hubspot_owner_id"),
     MEETINGS: ("hs_meeting_title", "hs_timestamp", "hubspot_owner_id"),
+    NOTES: ("hs_note_body", "hs_timestamp", "hubspot_owner_id"),
 }
 # HubSpot internal property names are letters, digits and underscores.
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -130,6 +132,7 @@ ASSOCIATIONS = {
     CALLS: ENGAGEMENT_ASSOCIATIONS,
     EMAILS: ENGAGEMENT_ASSOCIATIONS,
     MEETINGS: ENGAGEMENT_ASSOCIATIONS,
+    NOTES: ENGAGEMENT_ASSOCIATIONS,
 }
 
 # Maximum ids in one request to the batch associations read endpoint
@@ -282,7 +285,7 @@ class HubSpotConnector(Connector):
         yield from self._list(object_type, after=after, archived=False)
 
     def archived_pages(self, object_type: str) -> Iterator[Page]:
-        """Yield the archived (deleted) records of any object type, deals to meetings.
+        """Yield the archived (deleted) records of any object type, deals to notes.
 
         Merged contacts and companies are read from the result's
         ``hs_merged_object_ids`` instead, which HubSpot documents for merges.

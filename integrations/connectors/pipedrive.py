@@ -52,6 +52,7 @@ from integrations.connectors.base import (
     DEALS,
     EMAILS,
     MEETINGS,
+    NOTES,
     OWNER_PROPERTY,
     AuthenticationFailed,
     Connector,
@@ -117,6 +118,8 @@ def lost_stage_id(pipeline_id: str) -> str:
 
 class PipedriveConnector(Connector):
     provider = "pipedrive"
+    # Pipedrive's notes (/v1/notes) are not synced.
+    unsupported_object_types = (NOTES,)
 
     def __init__(
         self,
@@ -271,7 +274,10 @@ class PipedriveConnector(Connector):
 
         NOTE: offsets shift when a record is deleted during a listing, so a
         resumed full listing can skip one record. The next full sync finds it.
+        Notes are not synced from Pipedrive.
         """
+        if object_type == NOTES:
+            return
         path, _item, activity_type = _endpoint(object_type)
         params: dict[str, Any] = {}
         if object_type in (COMPANIES, CONTACTS, DEALS):
@@ -289,8 +295,11 @@ class PipedriveConnector(Connector):
 
         The query starts one second before ``since`` because Pipedrive
         documents "changes after the given timestamp" with whole seconds.
-        Deleted deals are left to ``archived_pages``.
+        Deleted deals are left to ``archived_pages``. Notes are not synced
+        from Pipedrive.
         """
+        if object_type == NOTES:
+            return
         _path, item_name, activity_type = _endpoint(object_type)
         lower = (since.modified_at if since else EPOCH) - dt.timedelta(seconds=1)
         params = {

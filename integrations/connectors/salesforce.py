@@ -49,6 +49,7 @@ from integrations.connectors.base import (
     DEALS,
     EMAILS,
     MEETINGS,
+    NOTES,
     OWNER_PROPERTY,
     AuthenticationFailed,
     Connector,
@@ -229,6 +230,8 @@ class SalesforceConnector(Connector):
     provider = "salesforce"
     # Listed between the deals and the activities (base.sync_order).
     extra_object_types = (LEADS,)
+    # Salesforce notes are another object (ContentNote), not synced.
+    unsupported_object_types = (NOTES,)
 
     def __init__(
         self,
@@ -346,6 +349,9 @@ class SalesforceConnector(Connector):
         return [PipelineInfo(PIPELINE_ID, PIPELINE_LABEL, 0, tuple(stages))]
 
     def list_pages(self, object_type: str, after: str | None = None) -> Iterator[Page]:
+        """Yield the live records of a type; notes are not synced from Salesforce."""
+        if object_type == NOTES:
+            return
         query = _query(object_type)
         conditions = [query.condition] if query.condition else []
         if after:
@@ -365,8 +371,10 @@ class SalesforceConnector(Connector):
 
         SOQL dateTime literals have whole seconds, so the query requests
         SystemModstamp >= the second of ``since`` and the records at or before
-        the keyset are dropped here.
+        the keyset are dropped here. Notes are not synced from Salesforce.
         """
+        if object_type == NOTES:
+            return
         query = _query(object_type)
         conditions = [query.condition] if query.condition else []
         if since is not None:
@@ -388,7 +396,10 @@ class SalesforceConnector(Connector):
         Salesforce empties the Recycle Bin after 15 days, so a record deleted
         longer ago than that is no longer listed. A merged Account, Contact
         or Lead is deleted with MasterRecordId naming the surviving record.
+        Notes are not synced from Salesforce.
         """
+        if object_type == NOTES:
+            return
         query = _query(object_type)
         conditions = [query.condition] if query.condition else []
         conditions.append("IsDeleted = true")

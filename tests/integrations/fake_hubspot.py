@@ -62,6 +62,7 @@ SINGULAR = {
     "calls": "call",
     "emails": "email",
     "meetings": "meeting",
+    "notes": "note",
 }
 
 

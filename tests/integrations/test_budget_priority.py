@@ -26,15 +26,16 @@ from tests.integrations.fake_pipedrive import FakePipedrive
 
 DAILY_LIMIT = 50
 # A full sync of seed_portal: owners, pipelines, one page per object type
-# (six types), the archived deals and the deleted companies, contacts,
-# calls, emails and meetings.
-FULL_SYNC_REQUESTS = 14
+# (seven types, notes included), the archived deals and the deleted
+# companies, contacts, calls, emails, meetings and notes: 2 + 7 + 1 + 6.
+FULL_SYNC_REQUESTS = 16
 DELETED_LISTINGS = [
     "deleted companies",
     "deleted contacts",
     "deleted calls",
     "deleted emails",
     "deleted meetings",
+    "deleted notes",
 ]
 DEFERRED_ALL = [
     "companies",
@@ -42,6 +43,7 @@ DEFERRED_ALL = [
     "calls",
     "emails",
     "meetings",
+    "notes",
     "archived deals",
     *DELETED_LISTINGS,
 ]
@@ -54,7 +56,7 @@ def small_daily_limit(monkeypatch):
 
 @pytest.fixture
 def synced(personas, hubspot, clock, connection):
-    """The seeded portal after one full sync, with 14 requests counted today."""
+    """The seeded portal after one full sync, with 16 requests counted today."""
     seed_portal(hubspot)
     run = run_sync(connection, make_connector(hubspot, clock))
     assert run.status == SyncRun.Status.SUCCEEDED
@@ -115,6 +117,7 @@ def assert_activities_mirror(hubspot) -> None:
         "calls": "hs_call_title",
         "emails": "hs_email_subject",
         "meetings": "hs_meeting_title",
+        "notes": "hs_note_body",
     }
     expected = {}
     for object_type in ENGAGEMENT_TYPES:
@@ -132,8 +135,8 @@ def test_low_budget_syncs_deals_only(
     personas, hubspot, clock, synced, small_daily_limit
 ):
     changed_at = changes_after_full_sync(hubspot)
-    # 14 + 27 = 41 of 50 used, so 9 are left, under 20% of 50.
-    spend(synced, 27)
+    # 16 + 25 = 41 of 50 used, so 9 are left, under 20% of 50.
+    spend(synced, 25)
     before = cursor_positions()
     sent_before = len(hubspot.requests(TOKEN))
 
@@ -169,7 +172,8 @@ def test_deferred_records_arrive_later(
     personas, hubspot, clock, synced, small_daily_limit, monkeypatch
 ):
     changes_after_full_sync(hubspot)
-    spend(synced, 27)
+    # 16 + 25 = 41 of 50 used, as in test_low_budget_syncs_deals_only.
+    spend(synced, 25)
     run_sync(synced, make_connector(hubspot, clock), SyncRun.Kind.INCREMENTAL)
     assert not Activity.objects.filter(external_id="403").exists()
     # The next day's budget, or a higher tier.
@@ -205,12 +209,12 @@ def test_low_budget_mid_listing_stops(
             hs_timestamp="2024-04-01T10:00:00.000Z",
             hubspot_owner_id="1",
         )
-    # 14 + 18 = 32 used. Owners, pipelines and the company, contact and deal
+    # 16 + 16 = 32 used. Owners, pipelines and the company, contact and deal
     # searches bring it to 37 (13 left) before the calls. Their first page is
     # a search and three association reads, so 41 are used and 9 are left.
     # The fetch-ahead thread may read two more pages (8 requests), which
     # stays under the limit of 50.
-    spend(synced, 18)
+    spend(synced, 16)
     connector = make_connector(hubspot, clock)
     connector.search_page_size = 1
 
@@ -221,6 +225,7 @@ def test_low_budget_mid_listing_stops(
         "calls",
         "emails",
         "meetings",
+        "notes",
         "archived deals",
         *DELETED_LISTINGS,
     ]
@@ -249,7 +254,8 @@ def test_full_run_defers_full_listings(
     personas, hubspot, clock, synced, small_daily_limit, monkeypatch
 ):
     changes_after_full_sync(hubspot)
-    spend(synced, 27)
+    # 16 + 25 = 41 of 50 used, as in test_low_budget_syncs_deals_only.
+    spend(synced, 25)
 
     run = run_sync(synced, make_connector(hubspot, clock), SyncRun.Kind.FULL)
 
@@ -261,6 +267,7 @@ def test_full_run_defers_full_listings(
         "calls",
         "emails",
         "meetings",
+        "notes",
         "archived deals",
         *DELETED_LISTINGS,
     ]
@@ -300,7 +307,7 @@ def test_exhausted_budget_sends_nothing(hubspot, clock, synced, small_daily_limi
 def test_exhausted_mid_listing_stops_after_page(
     hubspot, clock, synced, small_daily_limit, monkeypatch
 ):
-    # 14 + 28 = 42 used, so the run is in priority mode from the start.
+    # 16 + 26 = 42 used, so the run is in priority mode from the start.
     # Owners, pipelines and the first deal page bring it to 45, and this test
     # then lowers the limit to 45, which the check after the page finds.
     first_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
@@ -311,7 +318,7 @@ def test_exhausted_mid_listing_stops_after_page(
             modified_at=first_at + dt.timedelta(seconds=number),
             amount=str(5000 + number),
         )
-    spend(synced, 28)
+    spend(synced, 26)
     connector = make_connector(hubspot, clock)
     connector.search_page_size = 1
     original_check = sync._budget_check
@@ -340,7 +347,8 @@ def test_exhausted_mid_listing_stops_after_page(
 def test_page_names_deferred_types(
     personas, hubspot, clock, synced, small_daily_limit, django_assert_max_num_queries
 ):
-    spend(synced, 27)
+    # 16 + 25 = 41 of 50 used, as in test_low_budget_syncs_deals_only.
+    spend(synced, 25)
     run_sync(synced, make_connector(hubspot, clock), SyncRun.Kind.INCREMENTAL)
     admin = login(Client(), personas.admin)
     url = reverse(
@@ -354,8 +362,9 @@ def test_page_names_deferred_types(
     message = (
         "API budget low: this run synced owners and the changed deals with their "
         "owners and stages only. Deferred to a later run: companies, contacts, "
-        "calls, emails, meetings, archived deals, deleted companies, deleted "
-        "contacts, deleted calls, deleted emails, deleted meetings."
+        "calls, emails, meetings, notes, archived deals, deleted companies, "
+        "deleted contacts, deleted calls, deleted emails, deleted meetings, "
+        "deleted notes."
     )
     # Once in the latest run's progress and once in its row of the last runs.
     assert html.count(message) == 2

@@ -89,13 +89,13 @@ def test_page_without_associations_costs_one_read(personas, hubspot, clock, conn
     run = run_sync(connection, make_connector(hubspot, clock), SyncRun.Kind.INCREMENTAL)
 
     sent = paths_since(hubspot, before)
-    # Owners, pipelines, six searches, one read for the deal page, and the
-    # listings of archived deals, companies, contacts, calls, emails and
-    # meetings.
-    assert len(sent) == 15
+    # Owners, pipelines, seven searches, one read for the deal page, and the
+    # listings of archived deals, companies, contacts, calls, emails,
+    # meetings and notes: 2 + 7 + 1 + 7.
+    assert len(sent) == 17
     assert sent.count(DEAL_READ) == 1
     assert sent[sent.index("/crm/v3/objects/deals/search") + 1] == DEAL_READ
-    assert run.api_calls == 15
+    assert run.api_calls == 17
     assert run.counts["deals"]["updated"] == 2
     assert Deal.objects.get(external_id="303").account is None
     assert Deal.objects.get(external_id="305").account is None

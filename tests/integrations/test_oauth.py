@@ -40,9 +40,10 @@ CLIENT_ID = "5d9e3f6a-app-client-id"
 CLIENT_SECRET = "app-client-secret-7731"
 REFRESH_TOKEN = "refresh-token-entered-0042"
 # A HubSpot sync of ``seed_portal`` sends these requests: owners, pipelines,
-# one listing each of companies, contacts, deals, calls, emails and
-# meetings, and one of the archived records of each of the last six.
-HUBSPOT_FULL_SYNC_REQUESTS = 14
+# one listing each of companies, contacts, deals, calls, emails, meetings
+# and notes, and one of the archived records of each of the last seven:
+# 2 + 7 + 7.
+HUBSPOT_FULL_SYNC_REQUESTS = 16
 HUBSPOT_CREATED = {
     "companies": 3,
     "contacts": 2,
@@ -50,6 +51,7 @@ HUBSPOT_CREATED = {
     "calls": 2,
     "emails": 1,
     "meetings": 1,
+    "notes": 0,
 }
 
 
@@ -140,8 +142,8 @@ def test_hubspot_oauth_sync_sends_bearer(hubspot_oauth, hubspot_connection):
 
 
 def test_hubspot_token_expiring_mid_sync(hubspot_oauth, hubspot_connection):
-    # The first token serves 10 of the 14 requests, and the 11th gets 401
-    # EXPIRED_AUTHENTICATION. The second token serves the other 4.
+    # The first token serves 10 of the 16 requests, and the 11th gets 401
+    # EXPIRED_AUTHENTICATION. The second token serves the other 6.
     hubspot_oauth.oauth.max_requests = 10
 
     run = _sync(hubspot_connection)

@@ -32,9 +32,9 @@ from tests.integrations.conftest import TOKEN, seed_portal
 from tests.measurement.builders import make_deal
 
 # A full sync of seed_portal sends: owners, pipelines, one listing page per
-# object type (six types, each under 100 records), the archived deals and
-# the deleted records of the five other object types.
-FULL_SYNC_REQUESTS = 1 + 1 + 6 + 1 + 5
+# object type (seven types, each under 100 records), the archived deals and
+# the deleted records of the six other object types.
+FULL_SYNC_REQUESTS = 1 + 1 + 7 + 1 + 6
 
 
 def _url(name: str, **kwargs) -> str:
@@ -230,11 +230,13 @@ def test_sync_now_stale_run_does_not_block(admin, connection):
     [
         ("queued", "", 0),
         ("running", "companies", 0),
-        ("running", "deals", 33),  # two of six object types done
-        # Salesforce leads come between the deals and the calls: 2.5 of 6.
-        ("running", "leads", 41),
-        ("running", "meetings", 83),
-        ("failed", "contacts", 16),
+        # Seven object types: int(100 * types done / 7).
+        ("running", "deals", 28),  # two of seven done: 200 / 7 = 28.6
+        # Salesforce leads come between the deals and the calls: 2.5 of 7.
+        ("running", "leads", 35),  # 250 / 7 = 35.7
+        ("running", "meetings", 71),  # 500 / 7 = 71.4
+        ("running", "notes", 85),  # 600 / 7 = 85.7
+        ("failed", "contacts", 14),  # 100 / 7 = 14.3
         ("succeeded", "", 100),
     ],
 )

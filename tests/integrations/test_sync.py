@@ -214,6 +214,7 @@ def test_full_sync_counts_and_follows_every_page(hubspot, clock, connection):
         "calls": 2,
         "emails": 1,
         "meetings": 1,
+        "notes": 0,
     }
     # 5 deals at 2 per page take 3 listing requests.
     deal_pages = [r for r in hubspot.requests() if r.path == "/crm/v3/objects/deals"]

@@ -355,6 +355,7 @@ def test_failed_page_keeps_committed_counts(hubspot, clock, connection, monkeypa
         "calls": 2,
         "emails": 1,
         "meetings": 1,
+        "notes": 0,
     }
     assert run.records_done == 14
     owner_errors = [e for e in run.errors if e["object_type"] == "owners"]
@@ -379,5 +380,5 @@ def test_page_transaction_settings(hubspot, clock, connection, monkeypatch):
 
     run_sync(connection, make_connector(hubspot, clock))
 
-    # One listing page for each of the six object types.
-    assert settings_seen == [("off", "force_custom_plan")] * 6
+    # One listing page for each of the seven object types, the notes' empty.
+    assert settings_seen == [("off", "force_custom_plan")] * 7

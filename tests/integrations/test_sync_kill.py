@@ -42,7 +42,8 @@ pytestmark = pytest.mark.worker
 WORKER_TOKEN = "pat-na1-killed-worker-token"
 REFERENCE_TOKEN = "pat-na1-reference-sync-token"
 SEEDED_AT = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
-# 100 records per listing page: 3 + 3 + 4 + 2 + 1 + 1 pages of records.
+# 100 records per listing page: 3 + 3 + 4 + 2 + 1 + 1 pages of records,
+# and one empty page of notes.
 RECORD_COUNTS = {
     "companies": 300,
     "contacts": 300,
@@ -51,7 +52,7 @@ RECORD_COUNTS = {
     "emails": 100,
     "meetings": 100,
 }
-LISTING_PAGES = 14
+LISTING_PAGES = 15
 # Seconds the fake waits before each request of the worker's token, so the
 # kill lands while the run is still listing.
 REQUEST_DELAY = 0.25

@@ -357,11 +357,42 @@ def test_full_sync_follows_every_page(pipedrive, clock, connection):
         "calls": 1,
         "emails": 1,
         "meetings": 1,
+        "notes": 0,
     }
     # 5 deals at 2 per page take 3 requests, plus one for the deleted deals.
     deal_requests = [r for r in pipedrive.requests() if r.path == "/v1/deals"]
     assert len(deal_requests) == 3 + 1
     assert run.records_done == 13
+
+
+def test_full_sync_sends_no_notes_request(pipedrive, clock, connection):
+    seed_company(pipedrive)
+
+    run = run_sync(connection, make_connector(pipedrive, clock))
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.counts["notes"] == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": 0,
+    }
+    # Users, pipelines, stages, one page each of organizations, persons and
+    # deals, the activities of the three types, and the deleted deals.
+    assert [r.path for r in pipedrive.requests()] == [
+        "/v1/users",
+        "/v1/pipelines",
+        "/v1/stages",
+        "/v1/organizations",
+        "/v1/persons",
+        "/v1/deals",
+        "/v1/activities",
+        "/v1/activities",
+        "/v1/activities",
+        "/v1/deals",
+    ]
+    assert not Activity.objects.filter(type=Activity.Type.NOTE).exists()
 
 
 # Incremental sync

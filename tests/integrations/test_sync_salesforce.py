@@ -396,6 +396,7 @@ def test_full_sync_follows_next_records_url(salesforce, connection):
         "calls": 1,
         "emails": 1,
         "meetings": 1,
+        "notes": 0,
         "leads": 0,
         "stage_history": 5,
     }
@@ -410,6 +411,44 @@ def test_full_sync_follows_next_records_url(salesforce, connection):
     follow_ups = [r for r in salesforce.requests() if "/query/" in r.path]
     assert len(follow_ups) == 6
     assert run.records_done == 13
+
+
+def test_full_sync_sends_no_notes_request(salesforce, connection):
+    seed_org(salesforce)
+
+    run = run_sync(connection, make_connector(salesforce))
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.counts["notes"]["created"] == 0
+    # One token refresh, then one query per object: users, stages, accounts,
+    # contacts, opportunities, their history, leads, call tasks, email tasks
+    # and events, and the queryAll of each deleted type but the history.
+    sent = [
+        (r.path.rsplit("/", 1)[-1], r.query.split(" FROM ")[1].split(" ")[0])
+        for r in salesforce.requests()
+        if r.query
+    ]
+    assert sent == [
+        ("query", "User"),
+        ("query", "OpportunityStage"),
+        ("query", "Account"),
+        ("query", "Contact"),
+        ("query", "Opportunity"),
+        ("query", "OpportunityHistory"),
+        ("query", "Lead"),
+        ("query", "Task"),
+        ("query", "Task"),
+        ("query", "Event"),
+        ("queryAll", "Opportunity"),
+        ("queryAll", "Lead"),
+        ("queryAll", "Account"),
+        ("queryAll", "Contact"),
+        ("queryAll", "Task"),
+        ("queryAll", "Task"),
+        ("queryAll", "Event"),
+    ]
+    assert len(salesforce.requests()) == 1 + len(sent)
+    assert not Activity.objects.filter(type=Activity.Type.NOTE).exists()
 
 
 def test_stage_outcome_comes_from_is_won(personas, salesforce, connection):
