@@ -75,31 +75,18 @@ def salesforce_credentials_check(
     *, base_url: str, client_id: str, client_secret: str, refresh_token: str
 ) -> None:
     """Refresh an access token at ``base_url``, or raise CredentialsRejected."""
-    credential_values = (client_id, client_secret, refresh_token)
-    data = {
-        "grant_type": "refresh_token",
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "refresh_token": refresh_token,
-    }
-    response = _send(
-        "POST",
-        base_url.rstrip("/") + "/services/oauth2/token",
-        credential_values,
-        data=data,
-        headers={"Accept": "application/json"},
-    )
-    body = _api_json(response, "Salesforce", "login or My Domain address")
-    if response.status_code < 400 and body.get("access_token"):
-        return
-    error = body.get("error") or f"HTTP {response.status_code}"
-    description = body.get("error_description") or "no description"
-    raise CredentialsRejected(
-        _masked(
-            f"Salesforce rejected the token refresh ({error}: {description}). "
-            "Check the consumer key, consumer secret and refresh token.",
-            credential_values,
-        )
+    _refresh_grant(
+        provider="Salesforce",
+        url=base_url.rstrip("/") + "/services/oauth2/token",
+        address_label="login or My Domain address",
+        credential_values=(client_id, client_secret, refresh_token),
+        data={
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        },
+        advice="Check the consumer key, consumer secret and refresh token.",
     )
 
 
@@ -110,34 +97,20 @@ def hubspot_oauth_credentials_check(
 
     Raise CredentialsRejected when HubSpot rejects the refresh.
     """
-    credential_values = (client_id, client_secret, refresh_token)
-    data = {
-        "grant_type": "refresh_token",
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "refresh_token": refresh_token,
-    }
-    response = _send(
-        "POST",
-        base_url.rstrip("/") + "/oauth/v1/token",
-        credential_values,
-        data=data,
-        headers={"Accept": "application/json"},
+    body = _refresh_grant(
+        provider="HubSpot",
+        url=base_url.rstrip("/") + "/oauth/v1/token",
+        address_label="API address",
+        credential_values=(client_id, client_secret, refresh_token),
+        data={
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        },
+        advice="Check the app's client ID, client secret and the refresh token.",
     )
-    body = _api_json(response, "HubSpot", "API address")
-    if response.status_code < 400 and body.get("access_token"):
-        return OAuthTokens(refresh_token=refresh_token).renewed(body, time.time())
-    error = body.get("error") or body.get("status") or f"HTTP {response.status_code}"
-    description = (
-        body.get("error_description") or body.get("message") or "no description"
-    )
-    raise CredentialsRejected(
-        _masked(
-            f"HubSpot rejected the token refresh ({error}: {description}). Check "
-            "the app's client ID, client secret and the refresh token.",
-            credential_values,
-        )
-    )
+    return OAuthTokens(refresh_token=refresh_token).renewed(body, time.time())
 
 
 def pipedrive_oauth_credentials_check(
@@ -154,26 +127,15 @@ def pipedrive_oauth_credentials_check(
     """
     credential_values = (client_id, client_secret, refresh_token)
     basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-    response = _send(
-        "POST",
-        token_url,
-        credential_values,
+    body = _refresh_grant(
+        provider="Pipedrive",
+        url=token_url,
+        address_label="OAuth token URL",
+        credential_values=credential_values,
         data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-        headers={"Accept": "application/json", "Authorization": f"Basic {basic}"},
+        headers={"Authorization": f"Basic {basic}"},
+        advice="Check the app's client ID, client secret and the refresh token.",
     )
-    body = _api_json(response, "Pipedrive", "OAuth token URL")
-    if response.status_code >= 400 or not body.get("access_token"):
-        error = body.get("error") or f"HTTP {response.status_code}"
-        description = (
-            body.get("error_description") or body.get("message") or "no description"
-        )
-        raise CredentialsRejected(
-            _masked(
-                f"Pipedrive rejected the token refresh ({error}: {description}). "
-                "Check the app's client ID, client secret and the refresh token.",
-                credential_values,
-            )
-        )
     tokens = OAuthTokens(refresh_token=refresh_token).renewed(body, time.time())
     _pipedrive_user_read(
         base_url,
@@ -214,6 +176,44 @@ def _pipedrive_user_read(
         _masked(
             f"Pipedrive rejected the {label} (HTTP {response.status_code}: "
             f"{detail}). {advice}",
+            credential_values,
+        )
+    )
+
+
+def _refresh_grant(
+    *,
+    provider: str,
+    url: str,
+    address_label: str,
+    credential_values: tuple[str, ...],
+    data: dict,
+    advice: str,
+    headers: dict | None = None,
+) -> dict:
+    """Send an OAuth 2 refresh token grant and return the token response.
+
+    Raise CredentialsRejected with the provider's error and ``advice`` when
+    the response is an error or carries no access token.
+    """
+    response = _send(
+        "POST",
+        url,
+        credential_values,
+        data=data,
+        headers={"Accept": "application/json", **(headers or {})},
+    )
+    body = _api_json(response, provider, address_label)
+    if response.status_code < 400 and body.get("access_token"):
+        return body
+    # OAuth 2 names the error in "error", and HubSpot in "status" and "message".
+    error = body.get("error") or body.get("status") or f"HTTP {response.status_code}"
+    description = (
+        body.get("error_description") or body.get("message") or "no description"
+    )
+    raise CredentialsRejected(
+        _masked(
+            f"{provider} rejected the token refresh ({error}: {description}). {advice}",
             credential_values,
         )
     )

@@ -19,8 +19,8 @@ from notifications.outbound import allow_private_addresses
 from spm.form_errors import ValueErrorMessagesMixin
 
 HUBSPOT_API_URL = "https://api.hubapi.com"
-# How a HubSpot or Pipedrive connection authenticates: with a token the admin
-# pastes, or with OAuth 2 (an app's client ID and secret and a refresh token).
+# The authentication methods of a HubSpot or Pipedrive connection: a token the
+# admin pastes, or OAuth 2 (an app's client ID and secret and a refresh token).
 AUTH_TOKEN = "token"
 AUTH_OAUTH = "oauth"
 AUTH_METHODS = (AUTH_TOKEN, AUTH_OAUTH)

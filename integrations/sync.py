@@ -144,9 +144,7 @@ def connector_for(connection: CrmConnection) -> base.Connector:
     _url_allowed(connection.base_url, "API address")
     credentials = connection.credentials
     connector = _connector(connection, credentials)
-    oauth = getattr(connector, "oauth", None)
-    if oauth is not None:
-        oauth.on_refresh = TokenSaver(connection)
+    _token_saver_attach(connection, connector)
     return connector
 
 
@@ -379,7 +377,10 @@ def _run_locked(run: SyncRun, connector: base.Connector | None) -> SyncRun:
 
 
 def _token_saver_attach(connection: CrmConnection, connector: base.Connector) -> None:
-    """Give a refreshing connector a saver bound to this run's thread."""
+    """Give a refreshing connector a saver bound to the calling thread.
+
+    A sync attaches it again to a connector it was given, such as a test's.
+    """
     oauth = getattr(connector, "oauth", None)
     if oauth is not None:
         oauth.on_refresh = TokenSaver(connection)

@@ -183,9 +183,12 @@ def team_funnel(request: HttpRequest, org_slug: str) -> HttpResponse:
     require_manager_or_admin(request.membership)
     visible = visible_member_ids(request.membership)
     team = _selected_team(selectors.visible_teams(visible), request.GET.get("team", ""))
-    period, _form = period_from_query(request.GET, request.organization)
+    period, form = period_from_query(request.GET, request.organization)
     if period is None:
-        return HttpResponse("Invalid period.", status=400)
+        problems = "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in form.errors.items()
+        )
+        return HttpResponse(f"Invalid period ({problems})", status=400)
     rows, conversion = selectors.funnel_rows(
         member_ids=visible,
         start=period.start,

@@ -47,7 +47,7 @@ def _paid_march(personas, *, clawback: str = "", deals=()) -> list[Deal]:
     )
     for owner in {owner for owner, _, _ in deals}:
         assign(owner, plan)
-    made = [
+    deals_made = [
         won_deal(owner, personas.stages["Won"], amount, close_date)
         for owner, amount, close_date in deals
     ]
@@ -58,7 +58,7 @@ def _paid_march(personas, *, clawback: str = "", deals=()) -> list[Deal]:
             approved_at=dt.datetime(2024, 4, 1, tzinfo=dt.UTC),
             paid_at=dt.datetime(2024, 4, 1, tzinfo=dt.UTC),
         )
-    return made
+    return deals_made
 
 
 def _calculate(personas, period) -> None:

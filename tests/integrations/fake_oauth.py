@@ -1,6 +1,6 @@
 """OAuth 2 refresh grants for the fake CRM servers (fake_hubspot, fake_pipedrive).
 
-An app (client ID and secret) holds refresh tokens. A refresh grant issues
+An app (client ID and secret) has refresh tokens. A refresh grant issues
 a new access token that expires ``lifetime`` seconds later on the fake's
 clock, or, with ``max_requests`` set, after that many API requests, so a
 test can make a token expire in the middle of a sync. With ``rotate`` set,

@@ -446,7 +446,7 @@ def test_team_page_loads_funnel(client, history):
     page = client.get(TEAM_URL + "&sort=name&dir=desc").content.decode()
     response = client.get(FUNNEL_URL)
 
-    # The page asks for the funnel of its period, without the table's sort.
+    # The page requests the funnel of its period, without the table's sort.
     assert 'hx-get="/o/acme/team/funnel/?kind=quarter&amp;on=2024-01-01"' in page
     assert response.status_code == 200
     chart = response.context["chart"]
@@ -486,3 +486,12 @@ def test_no_members_measures_default(history):
 
     assert conversion.pipeline == "Sales"
     assert conversion.counts == {}
+
+
+def test_funnel_invalid_period_named(client, history):
+    login(client, history.admin)
+
+    response = client.get("/o/acme/team/funnel/?kind=quarter&on=2024-13-40")
+
+    assert response.status_code == 400
+    assert response.content.decode().startswith("Invalid period (on: ")
