@@ -21,7 +21,7 @@ from django.utils import timezone
 from activity.models import Deal, DealSplit, Lead
 from compensation.crediting import reassigned_owner_shares
 from compensation.models import CreditingPolicy, DealLeadLink, DealOwnerShare
-from routing.models import Assignment, ResponseTimer
+from routing.models import Assignment, Reassignment, ResponseTimer
 from spm.models import Organization, User
 from spm.services import audit_log_write
 from spm.tenancy import get_current_organization
@@ -36,9 +36,12 @@ def crediting_policy_get() -> CreditingPolicy:
 
 
 def lead_owners(lead_ids: Collection[int]) -> dict[int, list[int]]:
-    """Return each lead's owners in the order routing gave them the lead.
+    """Return each lead's owners in the order they got the lead.
 
-    Two queries. A lead with no routing record has no entry.
+    Routing gives the first owner. Later owners come from the response
+    timers (an SLA breach that reassigned the lead) and from the changes a
+    manager or admin made by hand, merged by time. Three queries. A lead
+    with no routing record and no change by hand has no entry.
     """
     owners: dict[int, list[int]] = defaultdict(list)
     first = dict(
@@ -46,14 +49,21 @@ def lead_owners(lead_ids: Collection[int]) -> dict[int, list[int]]:
             lead_id__in=lead_ids, member__isnull=False
         ).values_list("lead_id", "member_id")
     )
-    timers = (
-        ResponseTimer.objects.filter(lead_id__in=lead_ids)
-        .order_by("lead_id", "assigned_at", "id")
-        .values_list("lead_id", "member_id")
+    timers = ResponseTimer.objects.filter(lead_id__in=lead_ids).values_list(
+        "lead_id", "assigned_at", "member_id"
     )
+    by_hand = Reassignment.objects.filter(
+        lead_id__in=lead_ids, to_member__isnull=False
+    ).values_list("lead_id", "assigned_at", "to_member_id")
     for lead_id, member_id in first.items():
         owners[lead_id].append(member_id)
-    for lead_id, member_id in timers:
+    # A change by hand starts the new owner's timer at the same instant, and
+    # sorts before it, so the two give one entry.
+    changes = sorted(
+        [(lead_id, at, 0, member_id) for lead_id, at, member_id in by_hand]
+        + [(lead_id, at, 1, member_id) for lead_id, at, member_id in timers]
+    )
+    for lead_id, _, _, member_id in changes:
         chain = owners[lead_id]
         # The first timer belongs to the routing assignment's member.
         if not chain or chain[-1] != member_id:
@@ -69,7 +79,7 @@ def deal_owner_shares_record(
 
     A deal gets shares only when its lead had two or more owners and the
     deal has no splits of its own. Any other deal loses its old shares.
-    Five queries, whatever the number of deals.
+    Six queries, whatever the number of deals.
     """
     policy = policy or crediting_policy_get()
     organization_id = get_current_organization().pk

@@ -51,7 +51,14 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
         key="lead.assigned",
         label="Lead assigned to you",
-        description="Routing gave you a new lead.",
+        description="Routing, a manager or an admin gave you a new lead.",
+        default_channels=frozenset({IN_APP}),
+        urgency=Urgency.NORMAL,
+    ),
+    EventType(
+        key="lead.reassigned",
+        label="Lead reassigned",
+        description="A manager or an admin gave one of your leads to another rep.",
         default_channels=frozenset({IN_APP}),
         urgency=Urgency.NORMAL,
     ),
@@ -157,6 +164,7 @@ EVERY_ROLE = frozenset({ADMIN, MANAGER, REP})
 # turn on reps_see_own_alerts, but the page offers the type to every rep.
 RECIPIENT_ROLES: dict[str, frozenset[str]] = {
     "lead.assigned": EVERY_ROLE,
+    "lead.reassigned": EVERY_ROLE,
     "lead.sla_warning": EVERY_ROLE,
     "lead.sla_breached": EVERY_ROLE,
     "lead.escalated": EVERY_ROLE,

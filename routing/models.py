@@ -419,6 +419,8 @@ class ResponseTimer(TenantModel):
         OPEN = "open", "Open"
         MET = "met", "Met"
         BREACHED = "breached", "Breached"
+        # A manager gave the lead to someone else before the timer was due.
+        ENDED = "ended", "Ended by reassignment"
 
     class Handoff(models.TextChoices):
         NONE = "", "None"
@@ -477,6 +479,41 @@ class ResponseTimer(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.member_id} due {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class Reassignment(TenantModel):
+    """A manager's or admin's change of a lead's owner, by hand.
+
+    ``from_member`` is empty for a lead taken from the fallback queue. With
+    the routing decision and the response timers, these rows are the lead's
+    owner history that crediting reads.
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    from_member = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_member = models.ForeignKey(
+        Membership, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    by = models.ForeignKey(
+        Membership, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_at = models.DateTimeField()
+    reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        base_manager_name = "unscoped"
+        indexes = [
+            models.Index(
+                fields=["organization", "lead", "assigned_at"],
+                name="reassignment_lead",
+            ),
+        ]
+        ordering = ["assigned_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.from_member_id} -> {self.to_member_id}"
 
 
 class IntakeRequest(TenantModel):

@@ -7,7 +7,7 @@ import datetime as dt
 from django.db.models import F, Min, QuerySet
 
 from activity.models import Activity, Lead
-from routing.models import Assignment, ResponseTimer
+from routing.models import Assignment, Reassignment, ResponseTimer
 from spm.access import visible_member_ids
 from spm.models import Membership
 
@@ -86,6 +86,15 @@ def first_activity_times(leads: list[Lead]) -> dict[int, dt.datetime]:
 
 
 ESCALATIONS_SHOWN = 50
+
+
+def lead_reassignments(lead: Lead) -> list[Reassignment]:
+    """Return the lead's changes of owner by hand, oldest first. One query."""
+    return list(
+        Reassignment.objects.filter(lead=lead).select_related(
+            "from_member", "to_member", "by"
+        )
+    )
 
 
 def open_escalations(viewer: Membership) -> list[ResponseTimer]:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("mine/", views.my_leads, name="mine"),
     path("queue/", views.fallback_queue, name="queue"),
     path("<uuid:lead_id>/", views.lead_detail, name="lead"),
+    path("<uuid:lead_id>/assign/", views.lead_assign, name="assign"),
     path(
         "<uuid:lead_id>/requalify/",
         qualification_views.lead_requalify,

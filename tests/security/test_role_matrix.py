@@ -234,6 +234,8 @@ routing:lead                          GET    lead    login 404   404   200   200
 routing:lead                          POST   lead    login 404   404   405   405   405
 routing:requalify                     GET    lead    login 404   404   405   405   405
 routing:requalify                     POST   lead    login 404   404   302   302   302
+routing:assign                        GET    lead    login 404   404   405   405   405
+routing:assign                        POST   lead    login 404   404   302   302   302
 routing:scoring                       GET    -       login 404   404   404   404   200
 routing:scoring                       POST   -       login 404   404   404   404   302
 routing:scoring-sample                GET    -       login 404   404   404   404   405
