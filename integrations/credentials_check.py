@@ -181,7 +181,38 @@ def _pipedrive_user_read(
     )
 
 
-def _refresh_grant(
+def authorization_code_grant(
+    *,
+    provider: str,
+    url: str,
+    credential_values: tuple[str, ...],
+    data: dict,
+    headers: dict | None = None,
+) -> dict:
+    """Exchange an authorization code at the token URL ``url``.
+
+    Return the token response, or raise CredentialsRejected with the
+    provider's error text, every value of ``credential_values`` masked.
+    """
+    return _token_grant(
+        provider=provider,
+        url=url,
+        address_label="OAuth token URL",
+        credential_values=credential_values,
+        data=data,
+        headers=headers,
+        action="authorization code",
+        advice="Connect again; if it fails again, check the app's client ID, "
+        "client secret and redirect URL.",
+    )
+
+
+def _refresh_grant(**kwargs) -> dict:
+    """Send an OAuth 2 refresh token grant and return the token response."""
+    return _token_grant(action="token refresh", **kwargs)
+
+
+def _token_grant(
     *,
     provider: str,
     url: str,
@@ -189,12 +220,14 @@ def _refresh_grant(
     credential_values: tuple[str, ...],
     data: dict,
     advice: str,
+    action: str,
     headers: dict | None = None,
 ) -> dict:
-    """Send an OAuth 2 refresh token grant and return the token response.
+    """Send an OAuth 2 token request and return the token response.
 
     Raise CredentialsRejected with the provider's error and ``advice`` when
-    the response is an error or carries no access token.
+    the response is an error or carries no access token. ``action`` names
+    the request in the error, such as "token refresh".
     """
     response = _send(
         "POST",
@@ -213,7 +246,7 @@ def _refresh_grant(
     )
     raise CredentialsRejected(
         _masked(
-            f"{provider} rejected the token refresh ({error}: {description}). {advice}",
+            f"{provider} rejected the {action} ({error}: {description}). {advice}",
             credential_values,
         )
     )

@@ -141,6 +141,42 @@ def connection_update(
 
 
 @transaction.atomic
+def connection_credentials_replace(
+    *,
+    connection: CrmConnection,
+    actor: User | None,
+    base_url: str,
+    credentials: dict,
+) -> CrmConnection:
+    """Replace a connection's credentials after the admin connected it again.
+
+    A connection in the error state becomes active, because new credentials
+    are the fix its error message names. A paused one stays paused. The audit
+    entry records that the credentials changed, not their values.
+    """
+    old = _connection_values(connection)
+    connection.base_url = base_url
+    connection.credentials = credentials
+    if connection.status == CrmConnection.Status.ERROR:
+        connection.status = CrmConnection.Status.ACTIVE
+        connection.status_message = ""
+    connection.save()
+    audit_log_write(
+        organization=connection.organization,
+        actor=actor,
+        action="crm.connection_updated",
+        obj=connection,
+        old={**old, "credentials": "(stored)"},
+        new={
+            **_connection_values(connection),
+            "credentials": "(replaced)",
+            "auth_method": "oauth",
+        },
+    )
+    return connection
+
+
+@transaction.atomic
 def sync_now(*, connection: CrmConnection, actor: User | None) -> SyncRun:
     """Queue a sync run of ``connection`` on the "sync" queue.
 

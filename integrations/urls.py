@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import views, views_webhooks
+from integrations import views, views_oauth, views_webhooks
 
 app_name = "integrations"
 
@@ -9,6 +9,16 @@ urlpatterns = [
     path("hubspot/connect/", views.hubspot_connect, name="connect-hubspot"),
     path("salesforce/connect/", views.salesforce_connect, name="connect-salesforce"),
     path("pipedrive/connect/", views.pipedrive_connect, name="connect-pipedrive"),
+    path(
+        "<uuid:connection_id>/oauth/",
+        views_oauth.oauth_reconnect_start,
+        name="oauth-reconnect",
+    ),
+    path(
+        "<slug:provider>/oauth/",
+        views_oauth.oauth_install_start,
+        name="oauth-install",
+    ),
     path("<uuid:connection_id>/", views.connection_detail, name="connection"),
     path(
         "<uuid:connection_id>/settings/",
@@ -40,6 +50,12 @@ urlpatterns = [
         views.run_progress_json,
         name="run-progress-json",
     ),
+]
+
+# The OAuth 2 callback, mounted outside the organisation's URLs (spm/urls.py)
+# because the CRM app registers one redirect URL for every organisation.
+oauth_urlpatterns = [
+    path("<slug:provider>/callback/", views_oauth.oauth_callback, name="callback"),
 ]
 
 # Public webhook receivers, mounted outside the organisation's URLs (spm/urls.py).

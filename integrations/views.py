@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from integrations import (
     credentials_check,
+    oauth_install,
     selectors,
     services,
     sync,
@@ -108,6 +109,7 @@ def _connect_page(request: HttpRequest, form, provider: str) -> HttpResponse:
         "form": form,
         "provider": provider,
         "auth_method": getattr(form, "auth_method", ""),
+        "oauth_app": oauth_install.oauth_app(provider),
     }
     return render(request, "integrations/connect.html", context)
 
@@ -239,6 +241,7 @@ def connection_detail(
         "sync_unsupported": (
             None if services.sync_supported() else services.sync_unsupported_message()
         ),
+        "oauth_app": oauth_install.oauth_app(connection.provider),
     }
     return render(request, "integrations/connection_detail.html", context)
 

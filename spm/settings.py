@@ -319,6 +319,37 @@ CELERY_BEAT_SCHEDULE["integrations-webhook-events-sweep"] = {
 FOLLOWUPS_DAILY_SEND_LIMIT = env.int("FOLLOWUPS_DAILY_SEND_LIMIT", default=100)
 # The address of the web app, for links in emails sent by background tasks.
 ATTAIN_BASE_URL = env("ATTAIN_BASE_URL", default="http://127.0.0.1:8000")
+# The OAuth 2 apps behind "Connect with HubSpot" and "Connect with Pipedrive"
+# (integrations/oauth_install.py). A provider without a client ID keeps only
+# the form where the admin pastes credentials. The defaults are the URLs
+# HubSpot's and Pipedrive's OAuth guides give. HubSpot's scopes are sent in
+# the authorization URL and must all be declared on the app. Pipedrive's
+# are set on the app itself.
+HUBSPOT_OAUTH_CLIENT_ID = env("HUBSPOT_OAUTH_CLIENT_ID", default="")
+HUBSPOT_OAUTH_CLIENT_SECRET = env("HUBSPOT_OAUTH_CLIENT_SECRET", default="")
+HUBSPOT_OAUTH_AUTHORIZE_URL = env(
+    "HUBSPOT_OAUTH_AUTHORIZE_URL", default="https://app.hubspot.com/oauth/authorize"
+)
+HUBSPOT_OAUTH_TOKEN_URL = env(
+    "HUBSPOT_OAUTH_TOKEN_URL", default="https://api.hubapi.com/oauth/v1/token"
+)
+HUBSPOT_OAUTH_SCOPES = env(
+    "HUBSPOT_OAUTH_SCOPES",
+    default=(
+        "oauth crm.objects.companies.read crm.objects.contacts.read "
+        "crm.objects.contacts.write crm.objects.deals.read "
+        "crm.objects.owners.read crm.schemas.deals.read"
+    ),
+)
+PIPEDRIVE_OAUTH_CLIENT_ID = env("PIPEDRIVE_OAUTH_CLIENT_ID", default="")
+PIPEDRIVE_OAUTH_CLIENT_SECRET = env("PIPEDRIVE_OAUTH_CLIENT_SECRET", default="")
+PIPEDRIVE_OAUTH_AUTHORIZE_URL = env(
+    "PIPEDRIVE_OAUTH_AUTHORIZE_URL",
+    default="https://oauth.pipedrive.com/oauth/authorize",
+)
+PIPEDRIVE_OAUTH_TOKEN_URL = env(
+    "PIPEDRIVE_OAUTH_TOKEN_URL", default="https://oauth.pipedrive.com/oauth/token"
+)
 
 # Cache. The rate limits of sign-in and of the API count requests in it, so
 # in production every web process must share one: Redis from CACHE_URL, else

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from integrations.urls import webhook_urlpatterns
+from integrations.urls import oauth_urlpatterns, webhook_urlpatterns
 from spm import views
 
 organization_patterns = [
@@ -27,6 +27,10 @@ urlpatterns = [
     path("api/v1/", include("compensation.api_urls")),
     path("forms/", include("routing.form_urls")),
     path("followups/", include("followups.public_urls")),
+    path(
+        "integrations/oauth/",
+        include((oauth_urlpatterns, "integrations-oauth")),
+    ),
     path(
         "webhooks/crm/",
         include((webhook_urlpatterns, "integrations-webhooks")),

@@ -31,6 +31,13 @@ and a rejected refresh token gets 400 with status BAD_REFRESH_TOKEN. An
 expired access token gets 401 with category EXPIRED_AUTHENTICATION. The
 error bodies for an unknown client and a wrong grant type are our guess:
 the reference we read documents only the refresh token's error.
+
+The same endpoint serves authorization code grants (form body
+grant_type=authorization_code, client_id, client_secret, redirect_uri and
+code, as HubSpot's OAuth quickstart guide shows) of the codes issued with
+``oauth.add_code``. The client credentials count only in the form body, so
+a request that sends them in an Authorization header gets BAD_CLIENT_ID.
+The statuses BAD_AUTH_CODE and BAD_REDIRECT_URI are our guess too.
 """
 
 from __future__ import annotations
@@ -45,7 +52,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from integrations.connectors.ratelimit import REAL_CLOCK, Clock
-from tests.integrations.fake_oauth import INVALID_GRANT, FakeOAuth
+from tests.integrations.fake_oauth import (
+    INVALID_GRANT,
+    REDIRECT_URI_MISMATCH,
+    FakeOAuth,
+)
 
 SEARCH_PAGE_MAX = 200
 LIST_PAGE_MAX = 100
@@ -441,16 +452,28 @@ class FakeHubSpot:
 
     def _token(self, body: bytes):
         form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
-        error, payload = self.oauth.refresh(
-            grant_type=form.get("grant_type", ""),
-            client_id=form.get("client_id", ""),
-            client_secret=form.get("client_secret", ""),
-            refresh_token=form.get("refresh_token", ""),
-            now=self.oauth_clock.now(),
-        )
+        grant_type = form.get("grant_type", "")
+        if grant_type == "authorization_code":
+            error, payload = self.oauth.authorization_code(
+                grant_type=grant_type,
+                client_id=form.get("client_id", ""),
+                client_secret=form.get("client_secret", ""),
+                code=form.get("code", ""),
+                redirect_uri=form.get("redirect_uri", ""),
+                now=self.oauth_clock.now(),
+            )
+        else:
+            error, payload = self.oauth.refresh(
+                grant_type=grant_type,
+                client_id=form.get("client_id", ""),
+                client_secret=form.get("client_secret", ""),
+                refresh_token=form.get("refresh_token", ""),
+                now=self.oauth_clock.now(),
+            )
         path = "/oauth/v1/token"
         if error is not None:
-            return self._logged("", 0.0, "POST", path, 400, _token_error(error))
+            payload = _token_error(error, grant_type)
+            return self._logged("", 0.0, "POST", path, 400, payload)
         self.clocks[payload["access_token"]] = self.oauth_clock
         payload = {"token_type": "bearer", **payload}
         return self._logged("", 0.0, "POST", path, 200, payload)
@@ -756,7 +779,19 @@ def _expired_error() -> dict:
     }
 
 
-def _token_error(error: str) -> dict:
+def _token_error(error: str, grant_type: str) -> dict:
+    if error == INVALID_GRANT and grant_type == "authorization_code":
+        return {
+            "status": "BAD_AUTH_CODE",
+            "message": "missing or unknown auth code",
+            "correlationId": "00000000-0000-4000-8000-000000000003",
+        }
+    if error == REDIRECT_URI_MISMATCH:
+        return {
+            "status": "BAD_REDIRECT_URI",
+            "message": "redirect_uri does not match the one the code was issued to",
+            "correlationId": "00000000-0000-4000-8000-000000000004",
+        }
     if error == INVALID_GRANT:
         return {
             "status": "BAD_REFRESH_TOKEN",

@@ -1,6 +1,10 @@
-"""OAuth 2 refresh grants for the fake CRM servers (fake_hubspot, fake_pipedrive).
+"""OAuth 2 token grants for the fake CRM servers (fake_hubspot, fake_pipedrive).
 
-An app (client ID and secret) has refresh tokens. A refresh grant issues
+An app (client ID and secret) has refresh tokens. An authorization code
+grant exchanges a code that ``add_code`` issued, as the provider's
+authorization page would after the user allowed access, for an access token
+and a new refresh token. A code works once, for the client and redirect URI
+it was issued to. A refresh grant issues
 a new access token that expires ``lifetime`` seconds later on the fake's
 clock, or, with ``max_requests`` set, after that many API requests, so a
 test can make a token expire in the middle of a sync. With ``rotate`` set,
@@ -17,6 +21,10 @@ from dataclasses import dataclass
 INVALID_CLIENT = "invalid_client"
 INVALID_GRANT = "invalid_grant"
 UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+# An authorization code sent with another redirect URI than the one it was
+# issued for. OAuth 2 calls it invalid_grant, but Pipedrive returns
+# invalid_request, so the fakes tell it apart.
+REDIRECT_URI_MISMATCH = "redirect_uri_mismatch"
 
 
 @dataclass
@@ -34,6 +42,22 @@ class Refresh:
     status: int
 
 
+@dataclass
+class IssuedCode:
+    client_id: str
+    redirect_uri: str
+    used: bool = False
+
+
+@dataclass
+class CodeExchange:
+    """One authorization code grant the fake received, without its secrets."""
+
+    client_id: str
+    redirect_uri: str
+    status: int
+
+
 class FakeOAuth:
     def __init__(self, prefix: str, lifetime: float = 1800):
         self.prefix = prefix
@@ -44,11 +68,17 @@ class FakeOAuth:
         self.refresh_tokens: dict[str, str] = {}
         self.issued: dict[str, IssuedToken] = {}
         self.refreshes: list[Refresh] = []
+        self.codes: dict[str, IssuedCode] = {}
+        self.code_exchanges: list[CodeExchange] = []
         self._numbers = itertools.count(1)
 
     def add_client(self, client_id: str, client_secret: str, refresh_token: str):
         self.clients[client_id] = client_secret
         self.refresh_tokens[refresh_token] = client_id
+
+    def add_code(self, code: str, client_id: str, redirect_uri: str) -> None:
+        """Issue ``code`` to the client, as after the user allowed access."""
+        self.codes[code] = IssuedCode(client_id, redirect_uri)
 
     def revoke(self, refresh_token: str) -> None:
         self.refresh_tokens.pop(refresh_token, None)
@@ -85,6 +115,37 @@ class FakeOAuth:
             "expires_in": int(self.lifetime),
         }
 
+    def authorization_code(
+        self,
+        *,
+        grant_type: str,
+        client_id: str,
+        client_secret: str,
+        code: str,
+        redirect_uri: str,
+        now: float,
+    ) -> tuple[str | None, dict]:
+        """Return (None, token response) or (error code, {}) for a code grant."""
+        error = self._code_rejection(
+            grant_type, client_id, client_secret, code, redirect_uri
+        )
+        self.code_exchanges.append(
+            CodeExchange(client_id, redirect_uri, 400 if error else 200)
+        )
+        if error is not None:
+            return error, {}
+        self.codes[code].used = True
+        number = next(self._numbers)
+        access_token = f"{self.prefix}-access-{number}"
+        refresh_token = f"{self.prefix}-refresh-{number}"
+        self.issued[access_token] = IssuedToken(now + self.lifetime)
+        self.refresh_tokens[refresh_token] = client_id
+        return None, {
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "expires_in": int(self.lifetime),
+        }
+
     def check(self, access_token: str, now: float) -> str | None:
         """Count one API request with ``access_token``.
 
@@ -104,8 +165,30 @@ class FakeOAuth:
     ) -> str | None:
         if grant_type != "refresh_token":
             return UNSUPPORTED_GRANT_TYPE
-        if self.clients.get(client_id) != client_secret or not client_secret:
+        if not self._client_valid(client_id, client_secret):
             return INVALID_CLIENT
         if self.refresh_tokens.get(refresh_token) != client_id:
             return INVALID_GRANT
         return None
+
+    def _code_rejection(
+        self,
+        grant_type: str,
+        client_id: str,
+        client_secret: str,
+        code: str,
+        redirect_uri: str,
+    ) -> str | None:
+        if grant_type != "authorization_code":
+            return UNSUPPORTED_GRANT_TYPE
+        if not self._client_valid(client_id, client_secret):
+            return INVALID_CLIENT
+        issued = self.codes.get(code)
+        if issued is None or issued.used or issued.client_id != client_id:
+            return INVALID_GRANT
+        if issued.redirect_uri != redirect_uri:
+            return REDIRECT_URI_MISMATCH
+        return None
+
+    def _client_valid(self, client_id: str, client_secret: str) -> bool:
+        return bool(client_secret) and self.clients.get(client_id) == client_secret

@@ -34,6 +34,13 @@ form body grant_type=refresh_token and refresh_token. It answers
 "Invalid grant: refresh_token is invalid", the message Pipedrive's OAuth
 status-code list gives. The JSON fields around that message are our guess.
 An expired access token gets the same 401 body as an unknown token.
+
+The same endpoint serves authorization code grants of the codes issued with
+``oauth.add_code``: HTTP Basic auth again, form body
+grant_type=authorization_code, code and redirect_uri. Client credentials in
+the form body instead count as none (invalid_client). A rejected code gets
+"Invalid grant: authorization_code is invalid", and another redirect URI
+"Invalid request: redirect_uri is invalid", as that list gives them.
 """
 
 from __future__ import annotations
@@ -51,7 +58,11 @@ from urllib.parse import parse_qs, urlparse
 
 from integrations.connectors.ratelimit import Clock
 from tests.integrations.fake_hubspot import SimulatedClock
-from tests.integrations.fake_oauth import INVALID_GRANT, FakeOAuth
+from tests.integrations.fake_oauth import (
+    INVALID_GRANT,
+    REDIRECT_URI_MISMATCH,
+    FakeOAuth,
+)
 
 PAGE_MAX = 500
 DEAL_FIELDS_PAGE_MAX = 100
@@ -418,16 +429,28 @@ class FakePipedrive(_WritebackEndpoints):
     def _token(self, headers, body: bytes):
         form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
         client_id, client_secret = _basic_credentials(headers.get("Authorization"))
-        error, payload = self.oauth.refresh(
-            grant_type=form.get("grant_type", ""),
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=form.get("refresh_token", ""),
-            now=self.oauth_clock.now(),
-        )
+        grant_type = form.get("grant_type", "")
+        if grant_type == "authorization_code":
+            error, payload = self.oauth.authorization_code(
+                grant_type=grant_type,
+                client_id=client_id,
+                client_secret=client_secret,
+                code=form.get("code", ""),
+                redirect_uri=form.get("redirect_uri", ""),
+                now=self.oauth_clock.now(),
+            )
+        else:
+            error, payload = self.oauth.refresh(
+                grant_type=grant_type,
+                client_id=client_id,
+                client_secret=client_secret,
+                refresh_token=form.get("refresh_token", ""),
+                now=self.oauth_clock.now(),
+            )
         path = "/oauth/token"
         if error is not None:
-            return self._logged("", 0.0, "POST", path, 400, _token_error(error), {})
+            payload = _token_error(error, grant_type)
+            return self._logged("", 0.0, "POST", path, 400, payload, {})
         self.clocks[payload["access_token"]] = self.oauth_clock
         host, port = self._server.server_address[:2]
         payload = {
@@ -619,9 +642,16 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-def _token_error(error: str) -> dict:
+def _token_error(error: str, grant_type: str) -> dict:
+    """Return the error body with the message Pipedrive's status code list gives."""
+    if error == REDIRECT_URI_MISMATCH:
+        return {
+            "success": False,
+            "error": "invalid_request",
+            "message": "Invalid request: redirect_uri is invalid",
+        }
     messages = {
-        INVALID_GRANT: "Invalid grant: refresh_token is invalid",
+        INVALID_GRANT: f"Invalid grant: {grant_type} is invalid",
         "invalid_client": "Invalid client: client is invalid",
         "unsupported_grant_type": "Unsupported grant type: grant_type is invalid",
     }

@@ -414,6 +414,12 @@ integrations:connect-salesforce       GET    -       login 404   404   404   404
 integrations:connect-salesforce       POST   -       login 404   404   404   404   200
 integrations:connect-pipedrive        GET    -       login 404   404   404   404   200
 integrations:connect-pipedrive        POST   -       login 404   404   404   404   200
+integrations:oauth-install            GET    -       login 404   404   404   404   405
+integrations:oauth-install            POST   -       login 404   404   404   404   404
+integrations:oauth-reconnect          GET    crm     login 404   404   404   404   405
+integrations:oauth-reconnect          POST   crm     login 404   404   404   404   404
+integrations-oauth:callback           GET    -       login 400   400   400   400   400
+integrations-oauth:callback           POST   -       login 405   405   405   405   405
 integrations:connection               GET    crm     login 404   404   404   404   200
 integrations:connection               POST   crm     login 404   404   404   404   405
 integrations:connection-edit          GET    crm     login 404   404   404   404   200
@@ -561,6 +567,8 @@ DENIED = {LOGIN, 401, 403, 404, 405}
 # allauth and the admin site treat as invalid or unknown.
 PATH_VALUES = {
     "org_slug": "acme",
+    # No OAuth 2 app is set up in the tests, so its install pages are 404.
+    "provider": "hubspot",
     "key": "not-a-valid-key",
     "uidb36": "0",
     "object_id": "1",
