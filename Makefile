@@ -53,6 +53,12 @@ bench-compensation: install
 bench-routing: install
 	$(BIN)/python bench/routing.py
 
+# The same harness around a minimal Django view and Celery task that only
+# commit one row each (bench/routing_floor.py): what the stack itself costs.
+.PHONY: bench-routing-floor
+bench-routing-floor: install
+	$(BIN)/python bench/routing_floor.py
+
 # CPU time per lead of intake and routing, in one process
 # (bench/routing_cpu.py). It prints its results.
 .PHONY: bench-routing-cpu

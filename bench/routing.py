@@ -238,13 +238,16 @@ def app_environment(database_url: str, broker_url: str) -> dict[str, str]:
     }
 
 
-def start_web(processes: Processes, environment: dict) -> int:
+def start_web(
+    processes: Processes, environment: dict, *, application: str = "spm.wsgi"
+) -> int:
+    """Start WEB_WORKERS gunicorn sync workers on ``application``, return the port."""
     port = free_port()
     process = processes.start(
         "gunicorn",
         [
             VENV_BIN / "gunicorn",
-            "spm.wsgi",
+            application,
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -259,8 +262,10 @@ def start_web(processes: Processes, environment: dict) -> int:
     return port
 
 
-def start_workers(processes: Processes, environment: dict) -> None:
-    """Start ROUTING_PROCESSES worker nodes on the routing queue.
+def start_workers(
+    processes: Processes, environment: dict, *, celery_app: str = "spm"
+) -> None:
+    """Start ROUTING_PROCESSES worker nodes of ``celery_app`` on the routing queue.
 
     Each node runs its tasks in its own process (the solo pool), which
     spares the hand-over to a child process that the prefork pool makes for
@@ -272,7 +277,7 @@ def start_workers(processes: Processes, environment: dict) -> None:
             [
                 VENV_BIN / "celery",
                 "-A",
-                "spm",
+                celery_app,
                 "worker",
                 "-Q",
                 "routing",
