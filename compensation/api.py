@@ -36,7 +36,10 @@ class PayrollQuerySerializer(serializers.Serializer):
 
 class PayrollRowSerializer(serializers.Serializer):
     rep = serializers.CharField()
-    employee_id_or_email = serializers.CharField()
+    employee_id = serializers.CharField(
+        help_text="The member's employee ID; empty when an admin has set none."
+    )
+    email = serializers.CharField()
     amount = serializers.CharField(help_text="Decimal string, two places.")
     currency = serializers.CharField(help_text="ISO 4217 code.")
 

@@ -20,7 +20,7 @@ from spm.models import Membership
 from spm.money import round_money
 
 ZERO = Decimal("0.00")
-PAYROLL_COLUMNS = ("rep", "employee_id_or_email", "amount", "currency")
+PAYROLL_COLUMNS = ("rep", "employee_id", "email", "amount", "currency")
 
 
 def payroll_rows(
@@ -35,12 +35,12 @@ def payroll_rows(
         if not statement.is_locked:
             continue
         member = statement.member
-        # NOTE: members have no employee id field yet, so the column has the email.
         email = member.email or (member.user.email if member.user else "")
         rows.append(
             {
                 "rep": member.display_name,
-                "employee_id_or_email": email,
+                "employee_id": member.employee_id,
+                "email": email,
                 "amount": f"{statement.total:.2f}",
                 "currency": statement.currency,
             }

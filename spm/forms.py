@@ -71,6 +71,7 @@ class MembershipForm(ValueErrorMessagesMixin, forms.ModelForm):
             "is_active",
             "start_date",
             "end_date",
+            "employee_id",
         ]
         widgets = {
             "start_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -78,7 +79,7 @@ class MembershipForm(ValueErrorMessagesMixin, forms.ModelForm):
         }
 
     # Dates that a POST without them leaves as they are; a blank one clears.
-    KEPT_WHEN_MISSING = ("start_date", "end_date")
+    KEPT_WHEN_MISSING = ("start_date", "end_date", "employee_id")
 
     def __init__(self, data=None, *args, **kwargs):
         data = _keep_missing(data, kwargs.get("instance"), self)
@@ -87,6 +88,24 @@ class MembershipForm(ValueErrorMessagesMixin, forms.ModelForm):
             pk=self.instance.pk
         ).filter(role__in=[Membership.Role.MANAGER, Membership.Role.ADMIN])
         self.fields["team"].queryset = Team.objects.all()
+
+    def clean_employee_id(self) -> str:
+        # The database constraint covers this too, but the form leaves out
+        # the organisation field, so Django does not check the constraint.
+        employee_id = self.cleaned_data["employee_id"]
+        holder = (
+            Membership.objects.filter(employee_id=employee_id)
+            .exclude(pk=self.instance.pk)
+            .first()
+            if employee_id
+            else None
+        )
+        if holder is not None:
+            raise forms.ValidationError(
+                f"{holder.display_name} already has employee ID {employee_id}. "
+                "Each member needs their own."
+            )
+        return employee_id
 
     def clean(self) -> dict:
         cleaned = super().clean()

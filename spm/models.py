@@ -220,6 +220,12 @@ class Membership(TenantModel):
         blank=True,
         help_text="Last day in the role; quotas after it are prorated away.",
     )
+    employee_id = models.CharField(
+        "employee ID",
+        max_length=64,
+        blank=True,
+        help_text="The ID payroll knows this member by, for the payroll export.",
+    )
     invited_at = models.DateTimeField(null=True, blank=True)
     external_source = models.CharField(max_length=40, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
@@ -243,6 +249,13 @@ class Membership(TenantModel):
                 "organization",
                 Lower("display_name"),
                 name="membership_name_unique_per_org",
+            ),
+            models.UniqueConstraint(
+                "organization",
+                "employee_id",
+                name="membership_employee_id_unique_per_org",
+                condition=~models.Q(employee_id=""),
+                violation_error_message="Another member has this employee ID.",
             ),
             models.CheckConstraint(
                 condition=models.Q(end_date__isnull=True)

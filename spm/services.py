@@ -223,6 +223,7 @@ MEMBERSHIP_FIELDS = (
     "is_active",
     "start_date",
     "end_date",
+    "employee_id",
 )
 
 
@@ -237,6 +238,7 @@ def _membership_snapshot(membership: Membership) -> dict:
         "is_active": membership.is_active,
         "start_date": _plain(membership.start_date),
         "end_date": _plain(membership.end_date),
+        "employee_id": membership.employee_id,
     }
 
 

@@ -254,6 +254,7 @@ def test_manual_adjustment_rejected_when_approved(statements):
 
 def test_payroll_csv_lists_approved(statements):
     statements.rep1.email = "rita@acme.test"
+    statements.rep1.employee_id = "E-1001"
     statements.rep1.save()
     rita = _statement(statements, statements.rep1)
     with tenant_context(statements.org):
@@ -269,8 +270,8 @@ def test_payroll_csv_lists_approved(statements):
         'attachment; filename="payroll-2024-03.csv"'
     )
     assert response.content.decode().splitlines() == [
-        "rep,employee_id_or_email,amount,currency",
-        "Rita Rep,rita@acme.test,1250.00,USD",
+        "rep,employee_id,email,amount,currency",
+        "Rita Rep,E-1001,rita@acme.test,1250.00,USD",
     ]
 
 

@@ -37,6 +37,8 @@ def payroll(personas):
     publish_version(plan, [flat_component("0.10")])
     for rep in (personas.rep1, personas.rep2, personas.rep4):
         assign(rep, plan)
+    personas.rep1.employee_id = "E-1001"
+    personas.rep1.save()
     won_deal(personas.rep1, won, "12500.00", D(2024, 3, 10))
     won_deal(personas.rep2, won, "4000.00", D(2024, 3, 10))
     won_deal(personas.rep4, won, "9000.00", D(2024, 3, 10))
@@ -56,13 +58,15 @@ def payroll(personas):
 EXPECTED = [
     {
         "rep": "Rex Rep",
-        "employee_id_or_email": "rex.rep@acme.test",
+        "employee_id": "",
+        "email": "rex.rep@acme.test",
         "amount": "900.00",
         "currency": "USD",
     },
     {
         "rep": "Rita Rep",
-        "employee_id_or_email": "rita.rep@acme.test",
+        "employee_id": "E-1001",
+        "email": "rita.rep@acme.test",
         "amount": "1250.00",
         "currency": "USD",
     },

@@ -298,3 +298,73 @@ def test_pages_show_times_in_organisation_zone(client, personas):
     content = client.get(_url("spm:audit-log")).content.decode()
     # 23:30 UTC on 1 March is 08:30 on 2 March in Tokyo.
     assert "2024-03-02 08:30" in content
+
+
+def _member_post(member, **changes) -> dict:
+    return {
+        "display_name": member.display_name,
+        "role": member.role,
+        "reports_to": member.reports_to_id or "",
+        "team": member.team_id or "",
+        "is_active": "on",
+        **changes,
+    }
+
+
+def test_employee_id_saved_and_audited(client, personas):
+    login(client, personas.admin)
+    member = personas.rep3
+
+    response = client.post(
+        _url("spm:member-edit", member_id=member.public_id),
+        _member_post(member, employee_id=" E-2042 "),
+    )
+
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.employee_id == "E-2042"
+    with tenant_context(personas.org):
+        entry = AuditLog.objects.get(action="membership.update")
+    assert entry.old["employee_id"] == ""
+    assert entry.new["employee_id"] == "E-2042"
+
+
+def test_duplicate_employee_id_is_rejected(client, personas):
+    personas.rep1.employee_id = "E-1001"
+    personas.rep1.save()
+    login(client, personas.admin)
+    member = personas.rep3
+
+    response = client.post(
+        _url("spm:member-edit", member_id=member.public_id),
+        _member_post(member, employee_id="E-1001"),
+    )
+
+    assert response.status_code == 200
+    assert "Rita Rep already has employee ID E-1001." in response.content.decode()
+    member.refresh_from_db()
+    assert member.employee_id == ""
+
+
+def test_employee_id_may_repeat_across_organisations(personas):
+    personas.rep1.employee_id = "E-1001"
+    personas.rep1.save()
+    personas.other_rep.employee_id = "E-1001"
+    personas.other_rep.save()
+
+    assert Membership.unscoped.filter(employee_id="E-1001").count() == 2
+
+
+def test_post_without_employee_id_keeps_it(client, personas):
+    personas.rep3.employee_id = "E-3003"
+    personas.rep3.save()
+    login(client, personas.admin)
+
+    client.post(
+        _url("spm:member-edit", member_id=personas.rep3.public_id),
+        _member_post(personas.rep3, display_name="Remy R. Rep"),
+    )
+
+    personas.rep3.refresh_from_db()
+    assert personas.rep3.display_name == "Remy R. Rep"
+    assert personas.rep3.employee_id == "E-3003"
