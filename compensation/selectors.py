@@ -8,6 +8,7 @@ compensation.engine, so nothing later goes back to the database per deal.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -231,11 +232,33 @@ def _related_deal_ids(member_ids: list[int]) -> RawSQL:
         (DealSplit._meta.db_table, "deal_id", "member_id"),
         (DealOwnerShare._meta.db_table, "deal_id", "member_id"),
     ]
-    sql = " UNION ".join(
-        f"SELECT {column} FROM {table} WHERE {member} = ANY(%s::bigint[])"
-        for table, column, member in tables
-    )
-    return RawSQL(sql, [member_ids] * len(tables))
+    parts, params = [], []
+    for table, column, member in tables:
+        condition, condition_params = id_in_sql(member, member_ids)
+        parts.append(f"SELECT {column} FROM {table} WHERE {condition}")
+        params += condition_params
+    return RawSQL(" UNION ".join(parts), params)
+
+
+def id_in_sql(column: str, ids: list[int]) -> tuple[str, list]:
+    """Return the condition "``column`` is one of ``ids``", and its parameters.
+
+    One parameter carries every id: an array on PostgreSQL, and a JSON
+    array on SQLite (the demo and the tests without PostgreSQL).
+    """
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [list(ids)]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(ids))]
+
+
+def id_list_sql(ids: list[int]) -> tuple[str, list]:
+    """Return a subquery of one ``id`` column over ``ids``, and its parameters.
+
+    As ``id_in_sql``, one parameter carries every id.
+    """
+    if connection.vendor == "postgresql":
+        return "SELECT unnest(%s::bigint[]) AS id", [list(ids)]
+    return "SELECT value AS id FROM json_each(%s)", [json.dumps(list(ids))]
 
 
 def _deal_details(deal_ids: list[int]) -> tuple[dict, dict, dict]:
@@ -258,8 +281,9 @@ def _deal_details(deal_ids: list[int]) -> tuple[dict, dict, dict]:
     share_table = quote(DealOwnerShare._meta.db_table)
     line_table = quote(DealProduct._meta.db_table)
     product_table = quote(Product._meta.db_table)
+    ids_sql, ids_params = id_list_sql(deal_ids)
     sql = (
-        "WITH wanted AS (SELECT unnest(%s::bigint[]) AS deal_id) "
+        f"WITH wanted AS (SELECT id AS deal_id FROM ({ids_sql}) AS ids) "
         "SELECT 'split', split.deal_id, member_id, percent, NULL, 0, split.id "
         f"FROM {split_table} AS split JOIN wanted USING (deal_id) "
         "WHERE organization_id = %s "
@@ -274,7 +298,7 @@ def _deal_details(deal_ids: list[int]) -> tuple[dict, dict, dict]:
         "WHERE line.organization_id = %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [deal_ids] + [organization_id] * 3)
+        cursor.execute(sql, ids_params + [organization_id] * 3)
         rows = cursor.fetchall()
     found: dict[str, list[tuple]] = defaultdict(list)
     for kind, deal_id, member_id, percent, name, position, row_id in rows:
@@ -560,11 +584,14 @@ def payments_of_deals(deal_currencies: dict[int, str]) -> DealPayments:
     """
     by_deal: dict[int, list[EnginePayment]] = defaultdict(list)
     mismatches = []
+    wanted_sql, wanted_params = id_in_sql(
+        "compensation_payment.deal_id", list(deal_currencies)
+    )
     rows = (
         Payment.objects.alias(
             wanted=RawSQL(
-                "compensation_payment.deal_id = ANY(%s::bigint[])",
-                (list(deal_currencies),),
+                wanted_sql,
+                wanted_params,
                 output_field=BooleanField(),
             )
         )

@@ -74,6 +74,9 @@ def _statement_scans() -> tuple[int, int]:
         return cursor.fetchone()
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's plans of the checks."
+)
 @pytest.mark.django_db(transaction=True)
 def test_line_checks_use_primary_key(personas):
     if not _owns_statement_table():
