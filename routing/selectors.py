@@ -63,8 +63,10 @@ def fallback_queue() -> QuerySet[Assignment]:
 
 def leads_owned_by(member: Membership) -> QuerySet[Lead]:
     """Return the member's leads, newest assignment first."""
-    return Lead.objects.filter(owner=member).order_by(
-        F("assigned_at").desc(nulls_last=True), "-id"
+    return (
+        Lead.objects.filter(owner=member)
+        .select_related("qualification")
+        .order_by(F("assigned_at").desc(nulls_last=True), "-id")
     )
 
 

@@ -42,20 +42,30 @@ def managers_only(view):
 
 
 @login_required
-@managers_only
 @require_GET
 def lead_detail(request: HttpRequest, org_slug: str, lead_id) -> HttpResponse:
-    """Show a lead and its decision record, to managers and admins."""
+    """Show a lead with its score, SLA and owners; managers also see the decision.
+
+    A rep may open only the leads they own, and sees neither the routing
+    decision (which names the other reps considered) nor the actions.
+    """
+    viewer = request.membership
     lead = selectors.lead_by_public_id(lead_id)
-    if lead is None or not selectors.lead_visible_to(request.membership, lead):
+    if lead is None:
+        raise Http404("No such lead.")
+    manages = viewer.is_admin or viewer.is_manager
+    if manages and not selectors.lead_visible_to(viewer, lead):
+        raise Http404("No such lead.")
+    if not manages and lead.owner_id != viewer.pk:
         raise Http404("No such lead.")
     context = {
         "lead": lead,
+        "manages": manages,
         "assignment": selectors.assignment_for(lead),
         "timers": sla.lead_timers(lead),
         "rep_delay": sla.rep_delay_minutes(lead),
         "reassignments": selectors.lead_reassignments(lead),
-        "assignees": _assignees(request.membership, lead),
+        "assignees": _assignees(viewer, lead) if manages else [],
         **qualification_context(lead),
     }
     return render(request, "routing/lead_detail.html", context)

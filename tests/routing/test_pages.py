@@ -53,7 +53,9 @@ def _lead_url(lead: Lead) -> str:
         ("manager", "rep1", 200),
         ("manager", "queued", 200),
         ("manager", "rep4", 404),
-        ("rep1", "rep1", 404),
+        ("rep1", "rep1", 200),
+        ("rep1", "rep4", 404),
+        ("rep1", "queued", 404),
         ("outsider", "rep1", 404),
     ],
 )
@@ -179,3 +181,23 @@ def test_rep_post_to_queue_is_404(client, personas):
     login(client, personas.rep1)
 
     assert client.post("/o/acme/leads/queue/").status_code == 404
+
+
+def test_rep_sees_score_not_decision(client, personas, leads):
+    login(client, personas.rep1)
+
+    text = client.get(_lead_url(leads["rep1"])).content.decode()
+
+    assert 'id="qualification"' in text
+    assert 'id="sla-timers"' in text
+    assert 'id="decision"' not in text
+    assert 'id="assign-form"' not in text
+    assert "Requalify" not in text
+
+
+def test_my_leads_links_lead_pages(client, personas, leads):
+    login(client, personas.rep1)
+
+    text = client.get("/o/acme/leads/mine/").content.decode()
+
+    assert f'href="{_lead_url(leads["rep1"])}"' in text

@@ -230,8 +230,8 @@ routing:mine                          GET    -       login 404   200   200   200
 routing:mine                          POST   -       login 404   405   405   405   405
 routing:queue                         GET    -       login 404   404   200   200   200
 routing:queue                         POST   -       login 404   404   405   405   405
-routing:lead                          GET    lead    login 404   404   200   200   200
-routing:lead                          POST   lead    login 404   404   405   405   405
+routing:lead                          GET    lead    login 404   200   200   200   200
+routing:lead                          POST   lead    login 404   405   405   405   405
 routing:requalify                     GET    lead    login 404   404   405   405   405
 routing:requalify                     POST   lead    login 404   404   302   302   302
 routing:assign                        GET    lead    login 404   404   405   405   405
