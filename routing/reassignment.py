@@ -63,7 +63,8 @@ def lead_reassign(
     lead). The lead row is locked first, and a lead whose owner changed in
     the meantime is left alone, so two managers acting on one queued lead
     never both assign it. The current owner's open response timer ends:
-    met when they touched the lead in time, ended otherwise. The new owner
+    met when they touched the lead in time, breached when it was due
+    already without a touch, and ended otherwise. The new owner
     gets a timer with the SLA of the lead's rule or pool, when one applies.
 
     Raises ``ReassignmentError`` for a lead still being routed, no longer
@@ -171,7 +172,10 @@ def _end(
     now: dt.datetime,
     actor: Membership,
 ) -> None:
-    touched = first_touch_at(lead.pk, timer.member_id, timer.assigned_at, now)
+    # A touch after the due time is late, even when the sweeper has not
+    # closed the timer yet.
+    until = min(now, timer.due_at)
+    touched = first_touch_at(lead.pk, timer.member_id, timer.assigned_at, until)
     timer.closed_at = now
     timer.handoff = ResponseTimer.Handoff.REASSIGNED
     timer.handed_to = member
@@ -179,6 +183,11 @@ def _end(
         timer.status = ResponseTimer.Status.MET
         timer.first_touch_at = touched
         timer.outcome = "first touch in time"
+    elif now >= timer.due_at:
+        timer.status = ResponseTimer.Status.BREACHED
+        timer.outcome = (
+            f"no first touch in time, then reassigned by {actor.display_name}"
+        )
     else:
         timer.status = ResponseTimer.Status.ENDED
         timer.outcome = f"reassigned by {actor.display_name} before the SLA was due"

@@ -156,6 +156,32 @@ def test_reassign_after_touch_keeps_timer_met(acme, personas, setup, clock):
     assert first.first_touch_at == berlin(19, 10, 3)
 
 
+def test_reassign_after_due_time_breaches(acme, personas, setup, clock):
+    clock.set(berlin(19, 10))
+    lead = routed_lead(acme)
+    # A call after the 10:15 due time, and the sweeper has not run.
+    Activity.objects.create(
+        organization=acme,
+        type=Activity.Type.CALL,
+        occurred_at=berlin(19, 10, 17),
+        owner=personas.rep1,
+        lead=lead,
+    )
+    clock.set(berlin(19, 10, 20))
+
+    lead_reassign(
+        lead_id=lead.pk,
+        member=personas.rep2,
+        actor=personas.manager,
+        expected_owner_id=personas.rep1.pk,
+    )
+
+    first = sla.lead_timers(lead)[0]
+    assert first.status == Status.BREACHED
+    assert first.first_touch_at is None
+    assert first.outcome == "no first touch in time, then reassigned by Max Manager"
+
+
 def test_sweep_leaves_ended_timer_alone(acme, personas, setup, clock):
     clock.set(berlin(19, 10))
     lead = routed_lead(acme)
