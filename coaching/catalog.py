@@ -17,6 +17,7 @@ class MetricSpec:
     minimum sample size counts (None when the metric has no sample).
     ``parameter`` describes the rule's extra setting, when the metric uses
     one. A metric with ``uses_window`` False looks at the present only.
+    ``plural`` marks a label that takes "are" in a rule's description.
     """
 
     label: str
@@ -26,6 +27,7 @@ class MetricSpec:
     sample: str | None = None
     parameter: str | None = None
     uses_window: bool = True
+    plural: bool = False
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -37,7 +39,11 @@ METRICS: dict[str, MetricSpec] = {
         "Median lead response time", "business minutes", 0, sample="leads"
     ),
     Metric.ACTIVITY_VS_BENCHMARK: MetricSpec(
-        "Activities logged", "activities", 0, target="the activity benchmark"
+        "Activities logged",
+        "activities",
+        0,
+        target="the activity benchmark",
+        plural=True,
     ),
     Metric.STALE_OPEN_DEALS: MetricSpec(
         "Open deals with no recent activity",
@@ -45,6 +51,7 @@ METRICS: dict[str, MetricSpec] = {
         0,
         parameter="Days without activity after which an open deal is stale.",
         uses_window=False,
+        plural=True,
     ),
     Metric.ATTAINMENT: MetricSpec(
         "Quota attainment",
@@ -209,9 +216,15 @@ def _parameter_errors(rule, spec: MetricSpec) -> dict[str, str]:
             }
         return {}
     if rule.metric == Metric.STALE_OPEN_DEALS:
-        if value is None or value < 1 or value != int(value):
+        if value is None:
             return {
-                "parameter": f"Enter a whole number of days, 1 or more (got {value})."
+                "parameter": "Enter the days without activity after which an open "
+                "deal is stale: a whole number, 1 or more."
+            }
+        if value < 1 or value != int(value):
+            return {
+                "parameter": "Days without activity must be a whole number, 1 or "
+                f"more, not {value}."
             }
         return {}
     if value is not None and not 0 <= value <= 100:

@@ -59,6 +59,9 @@ def rule_condition(rule: Rule) -> str:
     median over the last 90 days, with at least 10 closed deals"."""
     spec = METRICS[rule.metric]
     comparator = rule.get_comparator_display()
+    if spec.plural:
+        # The comparator labels read "is below" and so on.
+        comparator = comparator.replace("is ", "are ", 1)
     multiple = _multiplier(rule.threshold_value)
     if rule.threshold_kind == ThresholdKind.ABSOLUTE:
         threshold = format_value(rule.threshold_value, rule.metric)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from coaching.catalog import METRICS
 from coaching.models import AlertStatus, NoteKind, Rule, Severity
@@ -8,10 +9,26 @@ from coaching.services import RULE_FIELDS
 from spm.models import Membership, Team
 
 NOTE_MAX_CHARS = 5000
+WINDOW_DAYS_MAX = 366
 
 
 class RuleForm(forms.ModelForm):
     """A rule's settings. A manager's rules are always scoped to their own team."""
+
+    # The model's bounds, with messages that show the value typed.
+    window_days = forms.IntegerField(
+        label="N",
+        required=False,
+        min_value=1,
+        max_value=WINDOW_DAYS_MAX,
+        error_messages={
+            "min_value": "N must be a whole number of days from 1 to "
+            f"{WINDOW_DAYS_MAX}, not %(value)s.",
+            "max_value": "N must be a whole number of days from 1 to "
+            f"{WINDOW_DAYS_MAX}, not %(value)s.",
+        },
+        help_text="N for the last N days or business days.",
+    )
 
     class Meta:
         model = Rule
@@ -42,6 +59,24 @@ class RuleForm(forms.ModelForm):
             if spec.parameter
         ]
         self.fields["parameter"].help_text = " ".join(notes)
+
+    def _update_errors(self, errors) -> None:
+        """Add the model's errors, except on fields whose own check failed.
+
+        Such a field keeps the rule's earlier value (None for a new rule), so
+        the model's checks would report it a second time as missing.
+        """
+        failed = set(self.errors)
+        if hasattr(errors, "error_dict"):
+            remaining = {
+                field: messages
+                for field, messages in errors.error_dict.items()
+                if field not in failed
+            }
+            if not remaining:
+                return
+            errors = ValidationError(remaining)
+        super()._update_errors(errors)
 
 
 class InboxFilterForm(forms.Form):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -196,7 +196,10 @@ def alert_note(request: HttpRequest, org_slug: str, alert_id) -> HttpResponse:
             messages.success(request, f"{form.cleaned_data['kind'].title()} added.")
     else:
         for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+            text = " ".join(errors)
+            if field != NON_FIELD_ERRORS:
+                text = f"{form[field].label}: {text}"
+            messages.error(request, text)
     return _to_alert(org_slug, alert)
 
 

@@ -268,7 +268,17 @@ class ComponentForm(forms.Form):
 
     name = forms.CharField(max_length=120)
     kind = forms.ChoiceField(choices=PlanComponent.Kind.choices)
-    order = forms.IntegerField(min_value=0, max_value=1000, initial=0)
+    # Shown from 1 and stored from 0.
+    order = forms.IntegerField(
+        min_value=1,
+        max_value=1001,
+        initial=1,
+        error_messages={
+            "min_value": "Order must be from 1 to 1001, not %(value)s.",
+            "max_value": "Order must be from 1 to 1001, not %(value)s.",
+        },
+        help_text="Place in the plan, from 1.",
+    )
     rate = forms.DecimalField(
         required=False,
         label="Rate (%)",
@@ -332,7 +342,7 @@ class ComponentForm(forms.Form):
         initial: dict[str, Any] = {
             "name": component.name,
             "kind": component.kind,
-            "order": component.order,
+            "order": component.order + 1,
             "cap_per_deal": component.cap_per_deal,
             "cap_per_period": component.cap_per_period,
         }
@@ -431,7 +441,7 @@ class ComponentForm(forms.Form):
         return {
             "name": data["name"],
             "kind": data["kind"],
-            "order": data["order"],
+            "order": data["order"] - 1,
             "params": data["params"],
             "cap_per_deal": data.get("cap_per_deal"),
             "cap_per_period": data.get("cap_per_period"),

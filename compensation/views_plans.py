@@ -324,7 +324,7 @@ def _component_page(
     else:
         kind = request.GET.get("kind", PlanComponent.Kind.FLAT)
         form = ComponentForm(
-            initial={"kind": kind, "order": version.components.count()}
+            initial={"kind": kind, "order": version.components.count() + 1}
         )
     context = {"version": version, "component": component, "form": form}
     return render(

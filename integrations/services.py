@@ -7,6 +7,7 @@ token.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
@@ -33,6 +34,33 @@ def sync_supported() -> bool:
     (``SET LOCAL``, ``json_to_recordset``, ``pg_advisory_xact_lock``).
     """
     return db_connection.vendor == "postgresql"
+
+
+def sync_runs_inline() -> bool:
+    """Return True when no task broker is set, so tasks run in the caller.
+
+    Then "Sync now" runs the sync inside its request, and no beat process
+    starts the scheduled syncs.
+    """
+    return bool(settings.CELERY_TASK_ALWAYS_EAGER)
+
+
+def sync_inline_message() -> str:
+    """Return the notice shown where syncs run inline, with no broker."""
+    return (
+        "No task broker is configured (CELERY_BROKER_URL is empty), so syncs "
+        "do not run in the background or every five minutes. Sync now runs "
+        "the sync inside the request, and the page waits until it ends."
+    )
+
+
+def sync_notice() -> str | None:
+    """Return why syncs cannot run in the background here, or None when they can."""
+    if not sync_supported():
+        return sync_unsupported_message()
+    if sync_runs_inline():
+        return sync_inline_message()
+    return None
 
 
 def sync_unsupported_message() -> str:

@@ -62,7 +62,10 @@ def _run_or_404(sync_run_id) -> SyncRun:
 @admin_required
 @require_GET
 def connection_list(request: HttpRequest, org_slug: str) -> HttpResponse:
-    context = {"connections": selectors.connections_list()}
+    context = {
+        "connections": selectors.connections_list(),
+        "sync_notice": services.sync_notice(),
+    }
     return render(request, "integrations/connection_list.html", context)
 
 
@@ -241,6 +244,9 @@ def connection_detail(
         "sync_unsupported": (
             None if services.sync_supported() else services.sync_unsupported_message()
         ),
+        "sync_inline": (
+            services.sync_inline_message() if services.sync_runs_inline() else None
+        ),
         "oauth_app": oauth_install.oauth_app(connection.provider),
     }
     return render(request, "integrations/connection_detail.html", context)
@@ -299,7 +305,8 @@ def sync_now(request: HttpRequest, org_slug: str, connection_id) -> HttpResponse
     except services.SyncRejectedError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"{run.get_kind_display()} sync queued.")
+        done = "ran" if services.sync_runs_inline() else "queued"
+        messages.success(request, f"{run.get_kind_display()} sync {done}.")
     return redirect(
         "integrations:connection", org_slug=org_slug, connection_id=connection_id
     )

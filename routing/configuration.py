@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from routing.models import (
+    SLA_MINUTES_MAX,
+    SLA_MINUTES_MAX_MESSAGE,
+    SLA_MINUTES_MIN_MESSAGE,
     Pool,
     PoolMember,
     RotationState,
@@ -77,8 +80,14 @@ def territory_create(
 def _check_sla(minutes: int | None, action: str) -> None:
     if minutes is not None and minutes < 1:
         raise ValidationError(
-            {"sla_minutes": f"Minutes to first touch must be 1 or more, not {minutes}."}
+            {"sla_minutes": SLA_MINUTES_MIN_MESSAGE % {"value": minutes}}
         )
+    if minutes is not None and minutes > SLA_MINUTES_MAX:
+        message = SLA_MINUTES_MAX_MESSAGE % {
+            "limit_value": SLA_MINUTES_MAX,
+            "value": minutes,
+        }
+        raise ValidationError({"sla_minutes": message})
     if action not in SlaAction.values:
         raise ValidationError({"sla_action": f"Unknown action on breach {action!r}."})
 
@@ -319,12 +328,18 @@ def _rule_values(rule: RoutingRule) -> dict:
 
 
 def _error_text(error: ValidationError) -> str:
+    """Return a rule's validation errors as "Minutes to first touch: ..." lines."""
     if not hasattr(error, "error_dict"):
         return " ".join(error.messages)
-    return " ".join(
-        f"{field}: {' '.join(messages)}"
-        for field, messages in error.message_dict.items()
-    )
+    parts = []
+    for field, messages in error.message_dict.items():
+        text = " ".join(messages)
+        if field == NON_FIELD_ERRORS:
+            parts.append(text)
+            continue
+        label = str(RoutingRule._meta.get_field(field).verbose_name).capitalize()
+        parts.append(f"{label}: {text}")
+    return " ".join(parts)
 
 
 def _check_targets(organization: Organization, rules: list[RuleSpec]) -> None:

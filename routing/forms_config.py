@@ -25,6 +25,9 @@ from django.db.models import Q
 from routing.configuration import RuleSpec
 from routing.engine.conditions import OPERATORS, validate_conditions
 from routing.models import (
+    SLA_MINUTES_MAX,
+    SLA_MINUTES_MAX_MESSAGE,
+    SLA_MINUTES_MIN_MESSAGE,
     WEEKDAY_NAMES,
     Pool,
     PoolMember,
@@ -164,19 +167,29 @@ def condition_rows(conditions: list[dict]) -> list[dict]:
 
 SLA_MINUTES_HELP = (
     "Business minutes (09:00 to 17:00, Monday to Friday) for the first call, "
-    "email or meeting. Empty for no SLA."
+    f"email or meeting, from 1 to {SLA_MINUTES_MAX}. Empty for no SLA."
 )
+
+
+def sla_minutes_field(label: str, help_text: str) -> forms.IntegerField:
+    """Return the minutes-to-first-touch box, with the model's bounds and messages."""
+    return forms.IntegerField(
+        label=label,
+        min_value=1,
+        max_value=SLA_MINUTES_MAX,
+        required=False,
+        help_text=help_text,
+        error_messages={
+            "min_value": SLA_MINUTES_MIN_MESSAGE,
+            "max_value": SLA_MINUTES_MAX_MESSAGE,
+        },
+    )
 
 
 class PoolForm(forms.Form):
     name = forms.CharField(max_length=120)
     method = forms.ChoiceField(choices=Pool.Method.choices)
-    sla_minutes = forms.IntegerField(
-        label="Minutes to first touch",
-        min_value=1,
-        required=False,
-        help_text=SLA_MINUTES_HELP,
-    )
+    sla_minutes = sla_minutes_field("Minutes to first touch", SLA_MINUTES_HELP)
     sla_action = forms.ChoiceField(
         label="On breach",
         choices=SlaAction.choices,
@@ -237,8 +250,12 @@ class PoolMemberAddForm(PoolMemberForm):
 
 
 class PoolMemberEditForm(PoolMemberForm):
+    """A rep's values in a pool. Position is shown from 1 and stored from 0."""
+
     position = forms.IntegerField(
-        min_value=0, help_text="Order in the rotation; ties between reps go by it."
+        min_value=1,
+        error_messages={"min_value": "Position must be 1 or more, not %(value)s."},
+        help_text="Place in the rotation, from 1. Ties between reps go by it.",
     )
     paused = forms.BooleanField(
         required=False, help_text="A paused rep gets no leads from this pool."
@@ -248,13 +265,15 @@ class PoolMemberEditForm(PoolMemberForm):
 
     @classmethod
     def for_pool_member(cls, pool_member: PoolMember) -> PoolMemberEditForm:
-        names = ("position", "weight", "cap_per_day", "cap_open", "paused")
-        return cls(initial={name: getattr(pool_member, name) for name in names})
+        names = ("weight", "cap_per_day", "cap_open", "paused")
+        initial = {name: getattr(pool_member, name) for name in names}
+        initial["position"] = pool_member.position + 1
+        return cls(initial=initial)
 
     def values(self) -> dict:
         return {
             **super().values(),
-            "position": self.cleaned_data["position"],
+            "position": self.cleaned_data["position"] - 1,
             "paused": self.cleaned_data["paused"],
         }
 
@@ -326,11 +345,8 @@ class RuleForm(forms.Form):
     action = forms.ChoiceField(choices=[("", "—")] + list(RoutingRule.Action.choices))
     pool = forms.ChoiceField(required=False)
     member = forms.ChoiceField(required=False)
-    sla_minutes = forms.IntegerField(
-        label="SLA minutes",
-        min_value=1,
-        required=False,
-        help_text=SLA_MINUTES_HELP + " A rule's SLA wins over its pool's.",
+    sla_minutes = sla_minutes_field(
+        "SLA minutes", SLA_MINUTES_HELP + " A rule's SLA wins over its pool's."
     )
     sla_action = forms.ChoiceField(
         label="On breach",

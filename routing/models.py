@@ -16,7 +16,7 @@ import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -36,17 +36,35 @@ class SlaAction(models.TextChoices):
     ESCALATE = "escalate", "Escalate to the rep's manager"
 
 
+# 30 business days of 8 hours. A longer time to first touch is no longer a
+# response SLA, and the bound keeps the due time far inside the calendar.
+SLA_MINUTES_MAX = 30 * 8 * 60
+SLA_MINUTES_MIN_MESSAGE = "Minutes to first touch must be 1 or more, not %(value)s."
+SLA_MINUTES_MAX_MESSAGE = (
+    "Minutes to first touch must be at most %(limit_value)s (30 business days "
+    "of 8 hours), not %(value)s."
+)
+
+
+def sla_minutes_validators() -> list:
+    """Return the bounds of minutes to first touch, with messages naming the value."""
+    return [
+        MinValueValidator(1, message=SLA_MINUTES_MIN_MESSAGE),
+        MaxValueValidator(SLA_MINUTES_MAX, message=SLA_MINUTES_MAX_MESSAGE),
+    ]
+
+
 def sla_fields() -> tuple[models.Field, models.Field]:
     """Return the two response SLA fields that pools and rules share."""
     minutes = models.PositiveIntegerField(
         "minutes to first touch",
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=sla_minutes_validators(),
         help_text=(
             "Business minutes (09:00 to 17:00, Monday to Friday, in the "
             "organisation's time zone) a rep has for the first call, email or "
-            "meeting. Empty for no SLA."
+            f"meeting, from 1 to {SLA_MINUTES_MAX}. Empty for no SLA."
         ),
     )
     action = models.CharField(
@@ -544,6 +562,34 @@ class IntakeRequest(TenantModel):
 # Qualification ----------------------------------------------------------------
 
 
+# Bounds of a rule's points and of the score thresholds. A score is the sum
+# of the points of the active rules, so it fits the 32-bit integer columns
+# (LeadQualification.score, Lead.lead_score) for up to about two million
+# rules at the maximum.
+POINTS_MIN = -1000
+POINTS_MAX = 1000
+POINTS_MIN_MESSAGE = "Points must be %(limit_value)s or more, not %(value)s."
+POINTS_MAX_MESSAGE = "Points must be %(limit_value)s or less, not %(value)s."
+THRESHOLD_MAX = 100_000
+
+
+def threshold_messages(label: str) -> dict[str, str]:
+    """Return the messages of a threshold out of bounds, by validator code."""
+    return {
+        "min_value": f"{label} must be 0 or more, not %(value)s.",
+        "max_value": f"{label} must be %(limit_value)s or less, not %(value)s.",
+    }
+
+
+def threshold_validators(label: str) -> list:
+    """Return the bounds of one score threshold, with messages naming ``label``."""
+    messages = threshold_messages(label)
+    return [
+        MinValueValidator(0, message=messages["min_value"]),
+        MaxValueValidator(THRESHOLD_MAX, message=messages["max_value"]),
+    ]
+
+
 class ScoringRule(TenantModel):
     """A point rule, or a disqualification rule, on one lead field.
 
@@ -565,7 +611,13 @@ class ScoringRule(TenantModel):
     field = models.CharField(max_length=80)
     operator = models.CharField(max_length=10)
     value = models.JSONField()
-    points = models.IntegerField(default=0)
+    points = models.IntegerField(
+        default=0,
+        validators=[
+            MinValueValidator(POINTS_MIN, message=POINTS_MIN_MESSAGE),
+            MaxValueValidator(POINTS_MAX, message=POINTS_MAX_MESSAGE),
+        ],
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -596,8 +648,16 @@ class QualificationSettings(TenantModel):
     A score at or above a threshold is on the qualified side of it.
     """
 
-    mql_threshold = models.IntegerField("marketing-qualified at", default=50)
-    sql_threshold = models.IntegerField("sales-qualified at", default=80)
+    mql_threshold = models.IntegerField(
+        "marketing-qualified at",
+        default=50,
+        validators=threshold_validators("Marketing-qualified at"),
+    )
+    sql_threshold = models.IntegerField(
+        "sales-qualified at",
+        default=80,
+        validators=threshold_validators("Sales-qualified at"),
+    )
     duplicate_window_days = models.PositiveIntegerField(default=90)
     competitor_domains = models.JSONField(default=list, blank=True)
 
@@ -608,6 +668,19 @@ class QualificationSettings(TenantModel):
                 "organization", name="qualification_settings_one_per_org"
             ),
         ]
+
+    def clean(self) -> None:
+        super().clean()
+        mql, sql = self.mql_threshold, self.sql_threshold
+        if mql is not None and sql is not None and sql < mql:
+            raise ValidationError(
+                {
+                    "sql_threshold": (
+                        f"The sales-qualified score ({sql}) must be at least "
+                        f"the marketing-qualified score ({mql})."
+                    )
+                }
+            )
 
 
 class LeadQualification(TenantModel):

@@ -7,7 +7,15 @@ import re
 from django import forms
 
 from routing.engine.conditions import OPERATORS
-from routing.models import ScoringRule
+from routing.models import (
+    POINTS_MAX,
+    POINTS_MAX_MESSAGE,
+    POINTS_MIN,
+    POINTS_MIN_MESSAGE,
+    THRESHOLD_MAX,
+    ScoringRule,
+    threshold_messages,
+)
 
 VALUE_HELP = (
     "equals and contains: one value. in: values separated by commas. "
@@ -40,13 +48,25 @@ class ScoringRuleForm(forms.Form):
     kind = forms.ChoiceField(choices=ScoringRule.Kind.choices)
     field = forms.CharField(
         max_length=80,
-        help_text="A lead field such as industry or company_size, or custom.<name>.",
+        # Django does not escape help text, so the angle brackets are entities.
+        help_text=(
+            "A lead field such as industry or company_size, or custom.&lt;name&gt;."
+        ),
     )
     operator = forms.ChoiceField(choices=[(name, name) for name in OPERATORS])
     value = forms.CharField(max_length=500, help_text=VALUE_HELP)
     points = forms.IntegerField(
         initial=0,
-        help_text="Added to the score; may be negative. Ignored by disqualify rules.",
+        min_value=POINTS_MIN,
+        max_value=POINTS_MAX,
+        error_messages={
+            "min_value": POINTS_MIN_MESSAGE,
+            "max_value": POINTS_MAX_MESSAGE,
+        },
+        help_text=(
+            f"Added to the score, from {POINTS_MIN} to {POINTS_MAX}. Ignored by "
+            "disqualify rules."
+        ),
     )
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
@@ -104,10 +124,20 @@ class QualificationSettingsForm(forms.Form):
 
     mql_threshold = forms.IntegerField(
         label="Marketing-qualified at",
-        help_text="Score at or above which a lead is MQL.",
+        min_value=0,
+        max_value=THRESHOLD_MAX,
+        error_messages=threshold_messages("Marketing-qualified at"),
+        help_text=f"Score at or above which a lead is MQL, from 0 to {THRESHOLD_MAX}.",
     )
     sql_threshold = forms.IntegerField(
-        label="Sales-qualified at", help_text="Score at or above which a lead is SQL."
+        label="Sales-qualified at",
+        min_value=0,
+        max_value=THRESHOLD_MAX,
+        error_messages=threshold_messages("Sales-qualified at"),
+        help_text=(
+            "Score at or above which a lead is SQL, from the MQL score to "
+            f"{THRESHOLD_MAX}."
+        ),
     )
     duplicate_window_days = forms.IntegerField(
         label="Duplicate window (days)",

@@ -76,6 +76,8 @@ def scoring_rule_delete(*, rule: ScoringRule, actor: User | None) -> None:
 def qualification_settings_update(
     *, organization: Organization, actor: User | None, **values
 ) -> QualificationSettings:
+    """Save the thresholds, window and competitors. Raises ValidationError when
+    a threshold is out of bounds or the SQL one is below the MQL one."""
     settings, _ = QualificationSettings.objects.get_or_create(organization=organization)
     names = (
         "mql_threshold",
@@ -86,6 +88,7 @@ def qualification_settings_update(
     old = {name: getattr(settings, name) for name in names}
     for name, value in values.items():
         setattr(settings, name, value)
+    settings.full_clean(exclude=["organization"], validate_constraints=False)
     settings.save()
     audit_log_write(
         organization=organization,

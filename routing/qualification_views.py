@@ -31,7 +31,7 @@ def _rule_or_404(scoring_rule_id) -> ScoringRule:
 
 
 def _save(request, form: ScoringRuleForm, rule: ScoringRule | None) -> bool:
-    """Save the form's rule, or put an invalid condition's message on the value box."""
+    """Save the form's rule, or put each validation message on its box."""
     if not form.is_valid():
         return False
     try:
@@ -46,8 +46,14 @@ def _save(request, form: ScoringRuleForm, rule: ScoringRule | None) -> bool:
                 rule=rule, actor=request.user, **form.rule_values()
             )
     except ValidationError as error:
-        for message in error.message_dict.get("conditions", error.messages):
-            form.add_error("value", message.removeprefix("Condition 1: "))
+        for field, field_messages in error.message_dict.items():
+            # The rule's one condition is typed in the value box.
+            name = "value" if field == "conditions" else field
+            for message in field_messages:
+                form.add_error(
+                    name if name in form.fields else None,
+                    message.removeprefix("Condition 1: "),
+                )
         return False
     return True
 

@@ -43,7 +43,13 @@ from coaching.business_hours import business_deadline, business_minutes
 from notifications.models import Event
 from notifications.services import notify
 from routing.engine.pools import pool_pick
-from routing.models import Pool, ResponseTimer, RoutingRule, SlaAction
+from routing.models import (
+    SLA_MINUTES_MAX,
+    Pool,
+    ResponseTimer,
+    RoutingRule,
+    SlaAction,
+)
 from spm.models import Membership, Organization
 from spm.services import audit_log_write
 from spm.tenancy import get_current_organization, tenant_context
@@ -88,16 +94,47 @@ def timer_start(
     if sla is None:
         return None
     organization = get_current_organization()
+    due_at = _timer_due_at(lead, organization, assigned_at, sla)
+    if due_at is None:
+        return None
     return ResponseTimer.objects.create(
         lead=lead,
         member=member,
         assigned_at=assigned_at,
-        due_at=business_deadline(assigned_at, sla.minutes, organization.zoneinfo),
+        due_at=due_at,
         minutes=sla.minutes,
         on_breach=sla.action,
         rule=rule,
         pool=pool,
     )
+
+
+def _timer_due_at(
+    lead: Lead, organization: Organization, assigned_at: dt.datetime, sla: Sla
+) -> dt.datetime | None:
+    """Return when the SLA ends, or None (logged) when no due time can be computed.
+
+    Forms and model validation keep the minutes at SLA_MINUTES_MAX or below,
+    but a row written before that bound, or by SQL, may hold more. Such an
+    SLA starts no timer, so the assignment still commits and the lead does
+    not stay pending.
+    """
+    if sla.minutes <= SLA_MINUTES_MAX:
+        try:
+            return business_deadline(assigned_at, sla.minutes, organization.zoneinfo)
+        except OverflowError:
+            pass
+    logger.error(
+        "No response timer for lead %s of organisation %s: no due time for an "
+        "SLA of %s minutes from the %s (the maximum is %s)",
+        lead.pk,
+        organization.pk,
+        sla.minutes,
+        sla.source,
+        SLA_MINUTES_MAX,
+        extra={"organization_id": organization.pk, "lead_id": lead.pk},
+    )
+    return None
 
 
 def first_touch_at(

@@ -422,6 +422,14 @@ def _backtest_weeks(text: str) -> int | None:
     return weeks if 1 <= weeks <= backtest_module.MAX_WEEKS else None
 
 
+def _backtest_weeks_error(text: str) -> str:
+    """Return the message for weeks that ``_backtest_weeks`` rejected."""
+    limits = f"a whole number from 1 to {backtest_module.MAX_WEEKS}"
+    if not text.strip():
+        return f"Enter the weeks to backtest, {limits}."
+    return f"Weeks to backtest must be {limits}, not {text.strip()}."
+
+
 def _editor_preview(request, formset, lead_form, based_on: int):
     """Return the preview of the typed lead under the draft rules, or None."""
     if not (formset.is_valid() and lead_form.is_valid()):
@@ -479,6 +487,7 @@ def rule_set_edit(request: HttpRequest, org_slug: str) -> HttpResponse:
         "fields": list(FIELDS),
         "show_errors": False,
         "errors": [],
+        "errors_heading": "Nothing was published",
         "preview": None,
         "backtest": None,
         "backtest_weeks": DEFAULT_BACKTEST_WEEKS,
@@ -503,13 +512,13 @@ def rule_set_edit(request: HttpRequest, org_slug: str) -> HttpResponse:
             based_on = live_number
             if publish_form.is_valid():
                 based_on = publish_form.cleaned_data["based_on"]
-            weeks = _backtest_weeks(request.POST.get("backtest_weeks", ""))
+            typed_weeks = request.POST.get("backtest_weeks", "")
+            weeks = _backtest_weeks(typed_weeks)
             context["backtest_weeks"] = weeks or DEFAULT_BACKTEST_WEEKS
+            context["errors_heading"] = "The backtest did not run"
             if weeks is None:
-                context["errors"] = [
-                    f"Weeks to backtest must be a whole number from 1 to "
-                    f"{backtest_module.MAX_WEEKS}."
-                ]
+                context["backtest_weeks_error"] = _backtest_weeks_error(typed_weeks)
+                context["errors"] = [context["backtest_weeks_error"]]
             elif formset.is_valid():
                 rules = draft_rules(formset.specs(), based_on + 1)
                 context["backtest"] = backtest_module.backtest(rules, weeks)
@@ -517,6 +526,7 @@ def rule_set_edit(request: HttpRequest, org_slug: str) -> HttpResponse:
                 context["errors"] = formset.error_lines()
             status = 200 if context["backtest"] else 400
         elif "preview" in request.POST:
+            context["errors_heading"] = "The draft was not tested"
             based_on = live_number
             if publish_form.is_valid():
                 based_on = publish_form.cleaned_data["based_on"]

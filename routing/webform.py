@@ -108,10 +108,35 @@ def _accepted(request: HttpRequest, organization: Organization) -> HttpResponse:
     return response
 
 
+def _as_list(messages) -> list:
+    return messages if isinstance(messages, list) else [messages]
+
+
+def _error_lines(errors: dict) -> list[str]:
+    """Return the errors as "Company size: ..." lines, with the fields' labels."""
+    fields = LeadInputSerializer().fields
+    lines = []
+    for name, messages in errors.items():
+        if isinstance(messages, dict):
+            # The custom fields' errors, keyed by the custom field's name.
+            for key, nested in messages.items():
+                lines += [f"Custom field {key}: {text}" for text in _as_list(nested)]
+            continue
+        if name in ("detail", "non_field_errors"):
+            prefix = ""
+        elif name in fields:
+            prefix = f"{fields[name].label}: "
+        else:
+            prefix = f"{name.replace('_', ' ').capitalize()}: "
+        lines += [f"{prefix}{text}" for text in _as_list(messages)]
+    return lines
+
+
 def _rejected(request: HttpRequest, errors: dict) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(errors, status=400)
-    return render(request, "routing/form_errors.html", {"errors": errors}, status=400)
+    context = {"error_lines": _error_lines(errors)}
+    return render(request, "routing/form_errors.html", context, status=400)
 
 
 @csrf_exempt

@@ -18,6 +18,14 @@ def metric_value(value, metric: str) -> str:
 
 
 @register.filter
+def activity_count(value) -> str:
+    """Format a stored activity count, such as "40.00", as "40", or "2.50" kept."""
+    if value is None or value == "":
+        return "—"
+    return measurement_formatting.quantity(Decimal(str(value)))
+
+
+@register.filter
 def comparator_symbol(comparator: str) -> str:
     return formatting.COMPARATOR_SYMBOLS.get(comparator, comparator)
 

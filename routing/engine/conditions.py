@@ -57,31 +57,35 @@ def _field_kind(field: Any, index: int) -> str | None:
         return None
     names = ", ".join(FIELDS)
     raise _error(
-        index, f"unknown field {field!r}. Use one of {names}, or custom.<name>."
+        index, f"Unknown field {field!r}. Use one of {names}, or custom.<name>."
     )
 
 
-def _number(value: Any, index: int) -> str:
+def _number(field: str, value: Any, index: int) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _error(index, f"{value!r} is not a number.")
+        raise _error(index, f"The value of {field}, {value!r}, is not a number.")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise _error(index, f"{value!r} is not a number.") from None
+        raise _error(
+            index, f"The value of {field}, {value!r}, is not a number."
+        ) from None
     if not number.is_finite():
-        raise _error(index, f"{value!r} is not a finite number.")
+        raise _error(index, f"The value of {field}, {value!r}, is not a finite number.")
     return str(number)
 
 
 def _scalar(field: str, kind: str | None, value: Any, index: int) -> str:
     """Return one comparison value in its stored form (numbers as strings)."""
     if kind == NUMBER:
-        return _number(value, index)
+        return _number(field, value, index)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _error(index, f"{value!r} is not a text or number value.")
+        raise _error(
+            index, f"The value of {field}, {value!r}, is not a text or number value."
+        )
     text = str(value).strip()
     if not text:
-        raise _error(index, "the value is empty.")
+        raise _error(index, f"The value of {field} is empty.")
     if field == "country":
         try:
             return normalize_country(text)
@@ -90,20 +94,29 @@ def _scalar(field: str, kind: str | None, value: Any, index: int) -> str:
     return text
 
 
-def _range(kind: str | None, value: Any, index: int) -> dict:
+def _range(field: str, kind: str | None, value: Any, index: int) -> dict:
     if kind == TEXT:
-        raise _error(index, "range applies to number fields only.")
+        raise _error(
+            index, f"Range applies to number fields only, and {field} is a text field."
+        )
     if not isinstance(value, dict) or not value or set(value) - {"min", "max"}:
-        raise _error(index, 'range takes {"min": ..., "max": ...}, either optional.')
+        raise _error(
+            index,
+            f'Range on {field} takes {{"min": ..., "max": ...}}, either optional.',
+        )
     bounds = {
-        key: _number(value[key], index)
+        key: _number(field, value[key], index)
         for key in ("min", "max")
         if value.get(key) not in (None, "")
     }
     if not bounds:
-        raise _error(index, "range needs a min, a max or both.")
+        raise _error(index, f"Range on {field} needs a min, a max or both.")
     if len(bounds) == 2 and Decimal(bounds["min"]) >= Decimal(bounds["max"]):
-        raise _error(index, "the range min must be below its max.")
+        raise _error(
+            index,
+            f"The range min of {field} ({bounds['min']}) must be below its max "
+            f"({bounds['max']}).",
+        )
     return bounds
 
 
@@ -113,22 +126,31 @@ def _validate_one(condition: Any, index: int) -> dict:
         "operator",
         "value",
     }:
-        raise _error(index, 'use {"field": ..., "operator": ..., "value": ...}.')
+        raise _error(
+            index, 'Write a condition as {"field": ..., "operator": ..., "value": ...}.'
+        )
     field, operator, value = (condition[k] for k in ("field", "operator", "value"))
     kind = _field_kind(field, index)
     if operator not in OPERATORS:
         raise _error(
-            index, f"unknown operator {operator!r}. Use one of {', '.join(OPERATORS)}."
+            index,
+            f"Unknown operator {operator!r} on {field}. "
+            f"Use one of {', '.join(OPERATORS)}.",
         )
     if operator == "range":
-        value = _range(kind, value, index)
+        value = _range(field, kind, value, index)
     elif operator == "in":
         if not isinstance(value, list) or not value:
-            raise _error(index, "in takes a non-empty list of values.")
+            raise _error(
+                index, f"The in operator on {field} takes a non-empty list of values."
+            )
         value = [_scalar(field, kind, item, index) for item in value]
     elif operator == "contains":
         if kind == NUMBER:
-            raise _error(index, "contains applies to text fields only.")
+            raise _error(
+                index,
+                f"Contains applies to text fields only, and {field} is a number field.",
+            )
         value = _scalar(field, TEXT, value, index)
     else:
         value = _scalar(field, kind, value, index)

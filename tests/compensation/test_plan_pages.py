@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -35,7 +36,7 @@ JANUARY_1 = D(2024, 1, 1)
 TIER_FORM = {
     "name": "Accelerator",
     "kind": "tiered",
-    "order": "0",
+    "order": "1",
     "basis": "attainment",
     "mode": "marginal",
     "tiers": "0, 100, 5\n100, 150, 8\n150, , 12",
@@ -281,14 +282,14 @@ def test_component_other_kinds_validated(admin, draft):
 def test_component_edit_records_old_and_new(personas, admin, draft):
     admin.post(
         _url("component-new", version_id=draft.public_id),
-        {"name": "Base", "kind": "flat", "order": "0", "rate": "8"},
+        {"name": "Base", "kind": "flat", "order": "1", "rate": "8"},
     )
     component = PlanComponent.unscoped.get(version=draft)
 
     form = admin.get(_url("component", component_id=component.public_id))
     response = admin.post(
         _url("component", component_id=component.public_id),
-        {"name": "Base", "kind": "flat", "order": "0", "rate": "10"},
+        {"name": "Base", "kind": "flat", "order": "1", "rate": "10"},
     )
 
     assert form.context["form"].initial["rate"] == "8"
@@ -298,6 +299,34 @@ def test_component_edit_records_old_and_new(personas, admin, draft):
     [entry] = _audit(personas, "comp_plan.component_update")
     assert entry.old["params"] == {"rate": "0.08"}
     assert entry.new["params"] == {"rate": "0.1"}
+
+
+def test_component_order_shown_from_one(personas, admin, draft):
+    url = _url("component-new", version_id=draft.public_id)
+    admin.post(url, {"name": "Base", "kind": "flat", "order": "1", "rate": "8"})
+    admin.post(url, {"name": "Kicker", "kind": "flat", "order": "2", "rate": "2"})
+    base = PlanComponent.unscoped.get(version=draft, name="Base")
+
+    page = admin.get(_url("version", version_id=draft.public_id)).content.decode()
+    form = admin.get(_url("component", component_id=base.public_id)).context["form"]
+    new_form = admin.get(url).context["form"]
+    rejected = admin.post(
+        url, {"name": "Extra", "kind": "flat", "order": "0", "rate": "1"}
+    )
+
+    stored = dict(
+        PlanComponent.unscoped.filter(version=draft).values_list("name", "order")
+    )
+    assert stored == {"Base": 0, "Kicker": 1}
+    assert re.search(r'<td class="num">1</td>\s*<td><a [^>]*>Base</a>', page)
+    assert re.search(r'<td class="num">2</td>\s*<td><a [^>]*>Kicker</a>', page)
+    assert form.initial["order"] == 1
+    # A new component goes last: after the two, third.
+    assert new_form.initial["order"] == 3
+    assert rejected.status_code == 400
+    assert rejected.context["form"].errors["order"] == [
+        "Order must be from 1 to 1001, not 0."
+    ]
 
 
 def test_version_page_query_count(personas, admin, django_assert_max_num_queries):
@@ -329,7 +358,7 @@ def test_version_page_query_count(personas, admin, django_assert_max_num_queries
 def test_publish_makes_version_read_only(personas, admin, draft):
     admin.post(
         _url("component-new", version_id=draft.public_id),
-        {"name": "Base", "kind": "flat", "order": "0", "rate": "10"},
+        {"name": "Base", "kind": "flat", "order": "1", "rate": "10"},
     )
 
     response = admin.post(_url("version-publish", version_id=draft.public_id))

@@ -285,3 +285,15 @@ def test_time_off_page_queries(client, personas, django_assert_max_num_queries):
         response = client.get(TIME_OFF)
 
     assert len(response.context["upcoming"]) == 2
+
+
+def test_benchmark_targets_drop_zero_cents(client, personas):
+    make_benchmark(personas.org.pk, "call", "40")
+    make_benchmark(personas.org.pk, "email", "2.5")
+    login(client, personas.admin)
+
+    page = client.get(BENCHMARKS).content.decode()
+
+    assert '<td>Call</td>\n            <td class="num">40</td>' in page
+    assert '<td>Email</td>\n            <td class="num">2.50</td>' in page
+    assert "40.00" not in page

@@ -301,6 +301,9 @@ def test_rep_page_activity_ramping(client, goals_q1):
     assert statuses["email"].status == "below"
     assert table is not None
     assert "ramping" in table.group(0)
+    # The expected count is whole, so it shows without cents.
+    assert '<td class="num">22</td>' in table.group(0)
+    assert "22.00" not in table.group(0)
 
 
 def test_rep_page_other_metric_quotas(client, goals_q1):

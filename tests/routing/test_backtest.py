@@ -146,17 +146,39 @@ def test_editor_shows_backtest(client, personas, history, monkeypatch):
     assert RotationState.objects.filter(pool=draft_pool).get().turns == 0
 
 
-def test_editor_rejects_bad_weeks(client, personas, history):
+@pytest.mark.parametrize("weeks", ["0", "-2", "99", "1000", "abc"])
+def test_editor_rejects_bad_weeks(client, personas, history, weeks):
     from routing.models import Pool
 
     login(client, personas.admin)
     draft_pool = Pool.objects.filter(members__member__display_name="C").get()
 
     response = client.post(
-        "/o/acme/leads/routing/rules/edit/", _editor_data(draft_pool, "99")
+        "/o/acme/leads/routing/rules/edit/", _editor_data(draft_pool, weeks)
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "<h2>The backtest did not run</h2>" in html
+    assert "Nothing was published" not in html
+    message = f"Weeks to backtest must be a whole number from 1 to 26, not {weeks}."
+    # Once in the summary under the heading, once under the weeks box.
+    assert html.count(f"<li>{message}</li>") == 2
+    assert f'id="backtest-weeks-error"><li>{message}</li>' in html
+
+
+def test_editor_asks_for_empty_weeks(client, personas, history):
+    from routing.models import Pool
+
+    login(client, personas.admin)
+    draft_pool = Pool.objects.filter(members__member__display_name="C").get()
+
+    response = client.post(
+        "/o/acme/leads/routing/rules/edit/", _editor_data(draft_pool, " ")
     )
 
     assert response.status_code == 400
-    assert "Weeks to backtest must be a whole number from 1 to 26." in (
-        response.content.decode()
+    assert (
+        "<li>Enter the weeks to backtest, a whole number from 1 to 26.</li>"
+        in response.content.decode()
     )

@@ -45,14 +45,19 @@ def test_number_values_are_stored_as_decimal_text():
 @pytest.mark.parametrize(
     ("condition", "message"),
     [
-        ("country", "Condition 1: use {"),
+        (
+            "country",
+            'Condition 1: Write a condition as {"field": ..., "operator": ..., '
+            '"value": ...}.',
+        ),
         (
             {"field": "colour", "operator": "equals", "value": "red"},
-            "unknown field 'colour'",
+            "Condition 1: Unknown field 'colour'. Use one of",
         ),
         (
             {"field": "country", "operator": "like", "value": "DE"},
-            "unknown operator 'like'",
+            "Condition 1: Unknown operator 'like' on country. Use one of equals, "
+            "in, range, contains.",
         ),
         (
             {"field": "country", "operator": "equals", "value": "Atlantis"},
@@ -60,7 +65,7 @@ def test_number_values_are_stored_as_decimal_text():
         ),
         (
             {"field": "company_size", "operator": "equals", "value": "many"},
-            "'many' is not a number",
+            "Condition 1: The value of company_size, 'many', is not a number.",
         ),
         (
             {
@@ -68,21 +73,29 @@ def test_number_values_are_stored_as_decimal_text():
                 "operator": "range",
                 "value": {"min": 5, "max": 5},
             },
-            "the range min must be below its max",
+            "Condition 1: The range min of company_size (5) must be below its max (5).",
         ),
         (
             {"field": "industry", "operator": "range", "value": {"min": 1}},
-            "range applies to number fields only",
+            "Condition 1: Range applies to number fields only, and industry is a text "
+            "field.",
         ),
         (
             {"field": "company_size", "operator": "contains", "value": "1"},
-            "contains applies to text fields only",
+            "Condition 1: Contains applies to text fields only, and company_size is a "
+            "number field.",
         ),
-        ({"field": "source", "operator": "in", "value": []}, "non-empty list"),
-        ({"field": "source", "operator": "equals", "value": "  "}, "value is empty"),
+        (
+            {"field": "source", "operator": "in", "value": []},
+            "Condition 1: The in operator on source takes a non-empty list of values.",
+        ),
+        (
+            {"field": "source", "operator": "equals", "value": "  "},
+            "Condition 1: The value of source is empty.",
+        ),
         (
             {"field": "estimated_value", "operator": "equals", "value": "NaN"},
-            "is not a finite number",
+            "Condition 1: The value of estimated_value, 'NaN', is not a finite number.",
         ),
     ],
 )
@@ -100,7 +113,10 @@ def test_second_condition_is_named_by_position():
     with pytest.raises(ValidationError) as error:
         validate_conditions([valid, invalid])
 
-    assert "Condition 2: in takes a non-empty list" in str(error.value)
+    assert (
+        "Condition 2: The in operator on source takes a non-empty list of values."
+        in str(error.value)
+    )
 
 
 def test_text_compares_without_case_or_spaces():

@@ -132,9 +132,12 @@ def test_territory_errors_name_the_row(admin_client):
 
     page = response.content.decode()
     assert response.status_code == 400
-    assert "Row 2: unknown field &#x27;cuntry&#x27;." in page
+    assert "Row 2: Unknown field &#x27;cuntry&#x27;." in page
     assert "Row 3: choose a field and an operator." in page
-    assert "Row 4: range applies to number fields only." in page
+    assert (
+        "Row 4: Range applies to number fields only, and industry is a text field."
+        in page
+    )
     assert "Row 1:" not in page
     assert not Territory.objects.exists()
 
@@ -316,7 +319,7 @@ def test_pool_member_edit_is_audited(admin_client, personas):
     response = admin_client.post(
         url,
         {
-            "position": "4",
+            "position": "5",  # shown from 1, stored from 0
             "weight": "2",
             "cap_per_day": "",
             "cap_open": "7",
@@ -338,7 +341,7 @@ def test_capacity_pool_keeps_daily_cap(admin_client, personas):
     url = f"{BASE}/pools/{pool.public_id}/members/{personas.rep1.public_id}/"
 
     response = admin_client.post(
-        url, {"position": "0", "weight": "1", "cap_per_day": "", "cap_open": ""}
+        url, {"position": "1", "weight": "1", "cap_per_day": "", "cap_open": ""}
     )
 
     assert response.status_code == 400
@@ -391,11 +394,11 @@ def test_pool_page_counts_todays_leads(admin_client, personas):
 
     page = admin_client.get(f"{BASE}/pools/{pool.public_id}/").content.decode()
 
-    # Position, weight, daily cap, open-lead cap, leads today. Round robin
-    # from Rita gives Rita, Rob, Rita.
+    # Position (shown from 1), weight, daily cap, open-lead cap, leads today.
+    # Round robin from Rita gives Rita, Rob, Rita.
     assert _member_cells(page) == {
-        "Rita Rep": ["0", "1", "—", "—", "2"],
-        "Rob Rep": ["1", "1", "—", "—", "1"],
+        "Rita Rep": ["1", "1", "—", "—", "2"],
+        "Rob Rep": ["2", "1", "—", "—", "1"],
     }
 
 
@@ -580,7 +583,7 @@ def test_editor_errors_name_row_and_field(admin_client, personas):
 
     page = response.content.decode()
     assert response.status_code == 400
-    assert "Row 1, Conditions: Line 2: unknown field &#x27;cuntry&#x27;." in page
+    assert "Row 1, Conditions: Line 2: Unknown field &#x27;cuntry&#x27;." in page
     assert "Row 2, Pool: A pool rule needs a pool." in page
     assert "Row 3, Member: A member rule needs a member." in page
     assert "Row 4, Conditions: Line 1: write &quot;field operator value&quot;" in page

@@ -321,7 +321,7 @@ def test_invalid_rule_publishes_nothing(setup):
         )
 
     assert "Rule 2 (Bad)" in str(error.value)
-    assert "unknown field 'colour'" in str(error.value)
+    assert "Unknown field 'colour'" in str(error.value)
     assert configuration.live_version() is None
 
 

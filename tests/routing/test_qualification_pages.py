@@ -162,7 +162,10 @@ def test_bad_condition_is_named_on_the_form(client, personas, in_org):
     response = client.post("/o/acme/leads/scoring/", form)
 
     assert response.status_code == 200
-    assert "range applies to number fields only." in response.content.decode()
+    assert (
+        "Range applies to number fields only, and industry is a text field."
+        in response.content.decode()
+    )
     assert not ScoringRule.objects.exists()
 
 

@@ -72,9 +72,33 @@ def test_invalid_form_shows_errors_and_stores_nothing(client, personas, form_url
 
     assert response.status_code == 400
     text = response.content.decode()
-    assert "email: &quot;not-an-address&quot; is not a valid email address" in text
-    assert "country: Unknown country &quot;Mordor&quot;" in text
+    assert "Email: &quot;not-an-address&quot; is not a valid email address" in text
+    assert "Country: Unknown country &quot;Mordor&quot;" in text
     assert _leads(personas.org) == []
+
+
+def test_error_page_names_fields_by_label(client, personas, form_url):
+    response = client.post(
+        form_url, {"email": "vic@example.org", "company_size": "many"}
+    )
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "<li>Company size: A valid integer is required.</li>" in text
+    assert "company_size:" not in text
+    assert _leads(personas.org) == []
+
+
+def test_error_page_names_custom_field(client, personas, form_url):
+    body = {"email": "vic@example.org", "custom": {"visits": ["a", "list"]}}
+
+    response = client.post(form_url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert (
+        "<li>Custom field visits: Use text, a number, true, false or null.</li>"
+        in response.content.decode()
+    )
 
 
 def test_invalid_json_post_gets_field_errors(client, personas, form_url):

@@ -1359,7 +1359,7 @@ def _pool_member_add(objects: MatrixObjects) -> dict:
 
 
 def _pool_member_edit(objects: MatrixObjects) -> dict:
-    return {"position": "0", "weight": "3", "cap_per_day": "", "cap_open": ""}
+    return {"position": "1", "weight": "3", "cap_per_day": "", "cap_open": ""}
 
 
 def _pool_member_pause(objects: MatrixObjects) -> dict:
@@ -1523,7 +1523,7 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     "compensation:component": lambda objects: {
         "name": "Base",
         "kind": "flat",
-        "order": "0",
+        "order": "1",
         "rate": "12",
     },
     "compensation:fx-rates": lambda objects: {
