@@ -358,6 +358,11 @@ OTHER_ORG_OBJECTS: dict[str, Callable[[Personas], object]] = {
 }
 
 
+# URL parameters that name no object, with a value that the route accepts.
+# No OAuth 2 app is set up in the tests, so the install page is 404 anyway.
+PLAIN_PARAMETERS = {"provider": "hubspot"}
+
+
 def _walk(patterns, prefix="") -> Iterator[tuple[str, str]]:
     for entry in patterns:
         if isinstance(entry, URLResolver):
@@ -384,6 +389,8 @@ def _fill(route: str, personas: Personas, org_slug: str = "acme") -> str:
         name = match.group("name")
         if name == "org_slug":
             return org_slug
+        if name in PLAIN_PARAMETERS:
+            return PLAIN_PARAMETERS[name]
         if name not in OTHER_ORG_OBJECTS:
             pytest.fail(
                 f"URL parameter <{name}> in {route!r} has no entry in "
