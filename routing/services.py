@@ -203,11 +203,15 @@ def lead_route(
     lead_id: int,
     via: str = Assignment.Via.TASK,
     matches: IntakeMatches | None = None,
+    now: dt.datetime | None = None,
 ) -> Assignment | None:
     """Route a pending lead of the current organisation, once.
 
     ``matches`` are what intake's qualification found, when the caller has
-    them; otherwise the stored qualification is read.
+    them; otherwise the stored qualification is read. ``now`` is the
+    routing time, by default the current time. A replay of leads received
+    in the past (the demo data) passes the time each one was routed, which
+    sets the day for time off and daily caps and the timer's start.
 
     The lead row is locked first, so a task and the sweeper never route it
     at the same time. A lead that is no longer pending is left alone, and
@@ -221,18 +225,21 @@ def lead_route(
             return None
         if lead.routing_status != PENDING:
             return None
-        return _route_locked(lead, via, matches)
+        return _route_locked(lead, via, matches, now)
 
 
 def _route_locked(
-    lead: Lead, via: str, matches: IntakeMatches | None = None
+    lead: Lead,
+    via: str,
+    matches: IntakeMatches | None = None,
+    now: dt.datetime | None = None,
 ) -> Assignment:
     organization = get_current_organization()
-    day = timezone.localdate(timezone.now(), organization.zoneinfo)
-    decision = decide(lead, day, intake_matches=matches)
+    day = timezone.localdate(now or timezone.now(), organization.zoneinfo)
+    decision = decide(lead, day, intake_matches=matches, now=now)
     # Stamped while the pool's rotation row is still locked, so the routing
     # times of one pool follow its rotation order.
-    routed_at = timezone.now()
+    routed_at = now or timezone.now()
     assignment = Assignment.objects.create(
         lead=lead,
         outcome=decision.outcome,

@@ -153,6 +153,7 @@ def _apply(
     dry_run: bool,
     simulation: Simulation | None = None,
     domain_account_ids: list[int] | None = None,
+    now: dt.datetime | None = None,
 ) -> bool:
     """Apply a matching rule; return False when the next rule must be tried."""
     action = rule.action
@@ -175,6 +176,7 @@ def _apply(
             dry_run=dry_run,
             lead_value=lead_value,
             simulation=simulation,
+            now=now,
         )
         decision.pool_id = rule.pool_id
         decision.method = rule.pool.method
@@ -298,6 +300,7 @@ def decide(
     known_contact: Contact | None = None,
     simulation: Simulation | None = None,
     intake_matches: IntakeMatches | None = None,
+    now: dt.datetime | None = None,
 ) -> Decision:
     """Return the decision for ``lead`` on the organisation-local ``day``.
 
@@ -313,7 +316,8 @@ def decide(
     ``known_contact`` instead. The owner
     of a known contact comes first, then the owner of a customer account,
     then the rules. A ``simulation`` replaces the pools' stored rotations,
-    for a backtest.
+    for a backtest. ``now`` is the moment of the decision, for reps' working
+    hours (default: the current time).
     """
     decision = Decision(outcome=QUEUED)
     if lead.pk:
@@ -340,7 +344,7 @@ def decide(
             intake_matches.domain_account_ids if intake_matches is not None else None
         )
         applied = _apply(
-            rule, lead, day, decision, dry_run, simulation, domain_account_ids
+            rule, lead, day, decision, dry_run, simulation, domain_account_ids, now
         )
         if applied:
             return decision

@@ -125,6 +125,7 @@ def pool_pick(
     exclude: Collection[int] = (),
     lead_value: Decimal = Decimal(0),
     simulation: Simulation | None = None,
+    now: dt.datetime | None = None,
 ) -> PoolPick:
     """Choose the pool's next available rep for ``day`` and advance the rotation.
 
@@ -138,6 +139,8 @@ def pool_pick(
     worker may advance the rotation meanwhile, so a dry run is a preview,
     not a reservation. With a ``simulation``, the rotation is the
     simulation's, advanced in memory, and nothing is written either.
+    ``now`` is the moment checked against reps' working hours: the
+    simulation's, else ``now``, else the current time.
     """
     if simulation is not None and pool.pk in simulation.pool_members:
         pool_members = simulation.pool_members[pool.pk]
@@ -149,7 +152,9 @@ def pool_pick(
             simulation.pool_members[pool.pk] = pool_members
     if not pool_members:
         return PoolPick(None, [], f"pool {pool.name} has no members")
-    now = simulation.now if simulation is not None else timezone.now()
+    if simulation is not None:
+        now = simulation.now
+    now = now or timezone.now()
     reasons, open_counts = _static_reasons(pool, pool_members, day, now)
     for pm in pool_members:
         if pm.member_id in exclude and not reasons[pm.pk]:

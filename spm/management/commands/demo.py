@@ -10,12 +10,16 @@ from allauth.account.models import EmailAddress
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from activity.generator import generate_organization_data
 from activity.models import Deal
 from coaching.services import evaluate_rules
+from compensation.demo import create_demo_plan, create_demo_statements
 from goals.demo import create_demo_targets
+from routing import demo as routing_demo
+from routing.demo import create_demo_routing, receive_demo_leads
 from spm.models import Membership, Organization, User
 from spm.services import organization_create, organization_delete
 from spm.tenancy import tenant_context
@@ -122,7 +126,11 @@ class Command(BaseCommand):
                 quotas = create_demo_targets(
                     organization=organization, reps=summary.reps, today=today
                 )
-                # Fill the coaching inbox now rather than at the first hourly run.
+                automation = self._automate(
+                    organization, admin, summary.reps, today, seed
+                )
+                # Fill the coaching inbox now rather than at the first hourly
+                # run, with the leads' response times in place.
                 evaluation = evaluate_rules(organization, today=today)
         self.stdout.write(
             f"Created {summary.teams} teams, {len(summary.reps)} reps, "
@@ -131,7 +139,49 @@ class Command(BaseCommand):
             f"{summary.leads:,} leads in {summary.seconds:.1f} s, "
             f"{quotas} quotas and {evaluation.created} coaching alerts."
         )
+        for line in automation:
+            self.stdout.write(line)
         return organization
+
+    def _automate(
+        self,
+        organization: Organization,
+        admin: User,
+        reps: list[Membership],
+        today: dt.date,
+        seed: int,
+    ) -> list[str]:
+        """Set up routing, lead intake and commission; return lines to print."""
+        create_demo_routing(organization=organization, actor=admin, reps=reps)
+        leads = receive_demo_leads(organization=organization, today=today, seed=seed)
+        plan = create_demo_plan(
+            organization=organization, actor=admin, reps=reps, today=today
+        )
+        sla_hours = routing_demo.NORTH_AMERICA_SLA_MINUTES // 60
+        lines = [
+            f"Routing: territories {', '.join(routing_demo.TERRITORIES)}, each "
+            f"with a pool (round robin with a {sla_hours}-hour response SLA, "
+            "weighted, capacity), a published rule set and "
+            f"{len(routing_demo.SCORING_RULES)} scoring rules.",
+            f"Leads: {leads.received:,} went through intake and the "
+            f"{leads.routed} of the last {routing_demo.ROUTED_WEEKS} weeks "
+            "through routing "
+            f"({leads.assigned} to pool reps, {leads.taken_from_queue} taken "
+            f"from the fallback queue by managers). {leads.queued} wait in the "
+            f"queue and {leads.disqualified} were disqualified at intake.",
+        ]
+        statements = create_demo_statements(
+            organization=organization,
+            admin=Membership.objects.get(user=admin),
+            today=today,
+        )
+        lines.append(
+            f"Commission: {plan.name!r} for {len(reps)} reps, "
+            f"{statements.approved} statements approved for last month, "
+            f"{statements.drafts} drafts for this month and "
+            f"{statements.disputes} open dispute."
+        )
+        return lines
 
     def _sample_organization(self, folder: Path, manager: User) -> Organization:
         """Create the sample organisation, with the manager login as its admin,
@@ -192,8 +242,12 @@ class Command(BaseCommand):
             (MANAGER_EMAIL, f"{manager.display_name}, {manager_role}"),
             (REP_EMAIL, f"{rep.display_name}, rep reporting to {manager.display_name}"),
         ]
+        home = reverse("measurement:home", kwargs={"org_slug": demo.slug})
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Attain demo: {url}"))
+        self.stdout.write(
+            f"Organisation {demo.name!r}, slug {demo.slug!r}: {url.rstrip('/')}{home}"
+        )
         self.stdout.write(f"Sign in with the password {PASSWORD!r} as:")
         for email, role in rows:
             self.stdout.write(f"  {email:<26} {role}")
