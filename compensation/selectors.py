@@ -584,14 +584,14 @@ def payments_of_deals(deal_currencies: dict[int, str]) -> DealPayments:
     """
     by_deal: dict[int, list[EnginePayment]] = defaultdict(list)
     mismatches = []
-    wanted_sql, wanted_params = id_in_sql(
+    deal_filter_sql, deal_filter_params = id_in_sql(
         "compensation_payment.deal_id", list(deal_currencies)
     )
     rows = (
         Payment.objects.alias(
             wanted=RawSQL(
-                wanted_sql,
-                wanted_params,
+                deal_filter_sql,
+                deal_filter_params,
                 output_field=BooleanField(),
             )
         )

@@ -4,9 +4,9 @@
 with a random ``state``. The session keeps each state for
 STATE_LIFETIME_SECONDS, bound to the organisation, the provider, the
 connection being reconnected (if any) and the redirect URI. The callback
-takes the state out of the session, so it is used at most once, then
+removes the state from the session, so a state works once. It then
 exchanges the code at the token URL and stores the tokens in the
-connection's encrypted credentials, the same fields the paste form stores.
+connection's encrypted credentials, the fields the paste form fills.
 
 The app (client ID and secret, authorization and token URLs) is set per
 deployment in the settings HUBSPOT_OAUTH_* and PIPEDRIVE_OAUTH_*. The client

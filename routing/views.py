@@ -44,10 +44,10 @@ def managers_only(view):
 @login_required
 @require_GET
 def lead_detail(request: HttpRequest, org_slug: str, lead_id) -> HttpResponse:
-    """Show a lead with its score, SLA and owners; managers also see the decision.
+    """Show a lead with its score, SLA and owners, and to managers its decision.
 
-    A rep may open only the leads they own, and sees neither the routing
-    decision (which names the other reps considered) nor the actions.
+    A rep may open only the leads they own. The page leaves out the routing
+    decision, which names the other reps considered, and the actions.
     """
     viewer = request.membership
     lead = selectors.lead_by_public_id(lead_id)

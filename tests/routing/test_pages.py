@@ -162,10 +162,10 @@ def test_lead_page_query_count(client, personas, leads, django_assert_max_num_qu
 
     # Session, user and membership (3); the lead, the members the manager
     # may see and the decision (3); the qualification and the merged
-    # submissions (2); the response timers and the owner's first touch (2);
-    # the changes of owner by hand, and the reporting tree and members for
-    # the reassign form (3); the navigation bar's own reads (3, with the
-    # unread notifications).
+    # submissions (2); the response timers and the owner's first touch (2).
+    # The changes of owner by hand, the reporting tree and the members for
+    # the reassign form add 3, and the navigation bar's own reads 3 (with
+    # the unread notifications).
     with django_assert_max_num_queries(16):
         client.get(_lead_url(leads["rep1"]))
 

@@ -59,6 +59,26 @@ def routed_lead(org, **fields) -> Lead:
     return lead
 
 
+def manager_moves_to_rep2(lead: Lead, personas) -> None:
+    """Max Manager gives rep1's lead to rep2."""
+    lead_reassign(
+        lead_id=lead.pk,
+        member=personas.rep2,
+        actor=personas.manager,
+        expected_owner_id=personas.rep1.pk,
+    )
+
+
+def rep1_calls(lead: Lead, personas, moment: dt.datetime) -> None:
+    Activity.objects.create(
+        organization=lead.organization,
+        type=Activity.Type.CALL,
+        occurred_at=moment,
+        owner=personas.rep1,
+        lead=lead,
+    )
+
+
 def queued_lead(org) -> Lead:
     publish(org, RuleSpec(name="Hold", action="fallback"))
     return routed_lead(org, first_name="Queued", last_name="Lead")
@@ -110,12 +130,7 @@ def test_reassign_ends_open_timer(acme, personas, setup, clock):
     assert lead.owner == personas.rep1
     clock.set(berlin(19, 10, 5))
 
-    lead_reassign(
-        lead_id=lead.pk,
-        member=personas.rep2,
-        actor=personas.manager,
-        expected_owner_id=personas.rep1.pk,
-    )
+    manager_moves_to_rep2(lead, personas)
 
     first, second = sla.lead_timers(lead)
     assert first.member == personas.rep1
@@ -135,21 +150,10 @@ def test_reassign_ends_open_timer(acme, personas, setup, clock):
 def test_reassign_after_touch_keeps_timer_met(acme, personas, setup, clock):
     clock.set(berlin(19, 10))
     lead = routed_lead(acme)
-    Activity.objects.create(
-        organization=acme,
-        type=Activity.Type.CALL,
-        occurred_at=berlin(19, 10, 3),
-        owner=personas.rep1,
-        lead=lead,
-    )
+    rep1_calls(lead, personas, berlin(19, 10, 3))
     clock.set(berlin(19, 10, 5))
 
-    lead_reassign(
-        lead_id=lead.pk,
-        member=personas.rep2,
-        actor=personas.manager,
-        expected_owner_id=personas.rep1.pk,
-    )
+    manager_moves_to_rep2(lead, personas)
 
     first = sla.lead_timers(lead)[0]
     assert first.status == Status.MET
@@ -160,21 +164,10 @@ def test_reassign_after_due_time_breaches(acme, personas, setup, clock):
     clock.set(berlin(19, 10))
     lead = routed_lead(acme)
     # A call after the 10:15 due time, and the sweeper has not run.
-    Activity.objects.create(
-        organization=acme,
-        type=Activity.Type.CALL,
-        occurred_at=berlin(19, 10, 17),
-        owner=personas.rep1,
-        lead=lead,
-    )
+    rep1_calls(lead, personas, berlin(19, 10, 17))
     clock.set(berlin(19, 10, 20))
 
-    lead_reassign(
-        lead_id=lead.pk,
-        member=personas.rep2,
-        actor=personas.manager,
-        expected_owner_id=personas.rep1.pk,
-    )
+    manager_moves_to_rep2(lead, personas)
 
     first = sla.lead_timers(lead)[0]
     assert first.status == Status.BREACHED
@@ -186,12 +179,7 @@ def test_sweep_leaves_ended_timer_alone(acme, personas, setup, clock):
     clock.set(berlin(19, 10))
     lead = routed_lead(acme)
     clock.set(berlin(19, 10, 5))
-    lead_reassign(
-        lead_id=lead.pk,
-        member=personas.rep2,
-        actor=personas.manager,
-        expected_owner_id=personas.rep1.pk,
-    )
+    manager_moves_to_rep2(lead, personas)
 
     # rep1's timer was due at 10:15 but has ended; rep2's is due at 10:20.
     assert sla.response_timers_sweep(now=berlin(19, 10, 16)) == 0
@@ -206,18 +194,13 @@ def test_notifications_reach_both_reps(
     Notification.objects.all().delete()
 
     with django_capture_on_commit_callbacks(execute=True):
-        lead_reassign(
-            lead_id=lead.pk,
-            member=personas.rep2,
-            actor=personas.manager,
-            expected_owner_id=personas.rep1.pk,
-        )
+        manager_moves_to_rep2(lead, personas)
 
     assigned = Notification.objects.get(event__type="lead.assigned")
     assert assigned.member == personas.rep2
-    taken = Notification.objects.get(event__type="lead.reassigned")
-    assert taken.member == personas.rep1
-    assert taken.event.title == f"Lead {lead} reassigned to Rob Rep"
+    previous_owner_notice = Notification.objects.get(event__type="lead.reassigned")
+    assert previous_owner_notice.member == personas.rep1
+    assert previous_owner_notice.event.title == f"Lead {lead} reassigned to Rob Rep"
 
 
 @pytest.mark.parametrize(
@@ -270,12 +253,7 @@ def test_owner_history_includes_changes_by_hand(acme, personas, clock):
     publish(acme, RuleSpec(name="Everyone", action="pool", pool=pool))
     lead = routed_lead(acme)
     clock.set(berlin(19, 10))
-    lead_reassign(
-        lead_id=lead.pk,
-        member=personas.rep2,
-        actor=personas.manager,
-        expected_owner_id=personas.rep1.pk,
-    )
+    manager_moves_to_rep2(lead, personas)
     clock.set(berlin(19, 11))
     lead_reassign(
         lead_id=lead.pk,
@@ -318,6 +296,23 @@ def test_queue_form_assigns_lead(client, personas):
     with tenant_context(personas.org):
         lead.refresh_from_db()
     assert lead.owner == personas.rep2
+
+
+def test_assign_query_count(client, personas, django_assert_max_num_queries):
+    with tenant_context(personas.org):
+        lead = queued_lead(personas.org)
+    login(client, personas.admin)
+
+    # Session, user and membership (3); the lead and the chosen member (2);
+    # savepoint and release (2); the locked lead, its timers and its decision
+    # (3); the lead's update, the change, the actor's user and the audit
+    # entry (4); the follow-up sequences (1).
+    with django_assert_max_num_queries(15):
+        response = client.post(
+            _assign_url(lead), {"member": str(personas.rep2.public_id)}
+        )
+
+    assert response.status_code == 302
 
 
 def test_member_outside_tree_is_rejected(client, personas):
