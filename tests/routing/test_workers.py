@@ -10,15 +10,22 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
 from activity.models import Lead
 from routing import services, tasks
 from routing.models import Assignment, RotationState
 from spm.services import api_key_create
 from spm.tenancy import tenant_context
-from tests.routing.conftest import make_pool, make_rep, publish_pool, route_new_lead
+from tests.routing.conftest import (
+    make_pool,
+    make_rep,
+    pending_lead,
+    publish_pool,
+    route_new_lead,
+)
 from tests.worker import wait_for
 
 pytestmark = pytest.mark.worker
@@ -203,3 +210,49 @@ def test_killed_worker_loses_no_lead(routing_workers, personas, no_key_rate_limi
     assert len({a.lead_id for a in assignments}) == CRASH_LEADS
     counts = Counter(a.member.display_name for a in assignments)
     assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def _worker_backends_started() -> list[dt.datetime]:
+    """Return when each other connection to the test database was opened."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT backend_start FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_kept_connections_route_each_organisation(routing_workers, personas):
+    """Workers keep their connections (CONN_MAX_AGE) across two organisations' leads.
+
+    Each lead still reaches a rep of its own organisation, because the tenant
+    setting is sent again when it differs from the last one the connection had.
+    """
+    pools = {}
+    for org in (personas.org, personas.other_org):
+        with tenant_context(org):
+            reps = [make_rep(org, f"{org.slug}-{n}") for n in range(2)]
+            publish_pool(org, make_pool(org, "round_robin", reps))
+            pools[org.pk] = {rep.pk for rep in reps}
+
+    def send(rounds: int) -> None:
+        for _ in range(rounds):
+            for org in (personas.org, personas.other_org):
+                with tenant_context(org):
+                    lead = pending_lead(org)
+                tasks.route_lead_task.delay(org.pk, lead.pk)
+
+    send(6)
+    _routed(personas.org, 6)
+    _routed(personas.other_org, 6)
+    second_half_sent = timezone.now()
+    send(6)
+    acme = _routed(personas.org, 12)
+    globex = _routed(personas.other_org, 12)
+    backends = _worker_backends_started()
+
+    assert {a.member_id for a in acme} <= pools[personas.org.pk]
+    assert {a.member_id for a in globex} <= pools[personas.other_org.pk]
+    assert backends
+    assert max(backends) < second_half_sent
