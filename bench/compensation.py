@@ -20,6 +20,14 @@ It times, in process:
 3. the floor: one plain SQL aggregation of the same credits by rep, RUNS
    times.
 
+With BENCH_WORKERS=N (2 by default, 0 to skip), the full calculation also
+runs as the product runs it: the statements of the first run are deleted,
+and the run is queued for a Celery worker with N processes (prefork pool),
+which the script starts against a Redis broker on 127.0.0.1
+(BENCH_BROKER_URL, by default redis://127.0.0.1:6379/14, on a queue of its
+own). The worker sends each batch of members to a process of its own, so
+the batches run side by side. The time is from the queue to the run's end.
+
 The results, with the hardware, are appended to docs/benchmarks.md under
 "Compensation".
 """
@@ -54,6 +62,8 @@ MARCH = (dt.date(2024, 3, 1), dt.date(2024, 4, 1))
 # Enough runs for a stable median on a machine shared with other work.
 RUNS = 20
 FULL_TARGET_S = 10
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 ONE_DEAL_TARGET_MS = 50
 
 
@@ -202,6 +212,89 @@ def full_run(org) -> tuple[float, float, object]:
     return seconds, cpu_seconds, run
 
 
+def statements_clear() -> None:
+    """Delete every run, statement, line and snapshot, so a run starts afresh."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE compensation_statementsnapshot, compensation_dispute, "
+            "compensation_disputemessage, compensation_statementline, "
+            "compensation_statement, compensation_calculationrun CASCADE"
+        )
+        cursor.execute("VACUUM ANALYZE")
+
+
+def workers_run(org, processes: int) -> tuple[float, object]:
+    """Queue the full run for a worker with ``processes`` processes, wait for it.
+
+    Returns (wall seconds from the queue to the run's end, run).
+    """
+    import subprocess
+
+    from django.db import connections, transaction
+
+    from compensation.services_statements import calculation_run_queue
+    from goals.calendar import month_range
+    from spm.celery import app as celery_app
+    from spm.tenancy import tenant_context
+
+    queue = f"bench-comp-{uuid.uuid4().hex[:8]}"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "SECRET_KEY": "bench-compensation-only-" + uuid.uuid4().hex,
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CONN_MAX_AGE": "600",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "spm", "worker",
+        "--pool=prefork", f"--concurrency={processes}", "-Q", queue,
+        "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "--loglevel=info",
+    ]  # fmt: skip
+    log_path = Path(f"/tmp/{queue}.log")
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            command,
+            cwd=BENCH_DIR.parent,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        while " ready." not in log_path.read_text():
+            if worker.poll() is not None:
+                raise SystemExit(f"The worker exited:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        celery_app.conf.broker_url = BROKER_URL
+        celery_app.conf.task_always_eager = False
+        celery_app.conf.task_default_queue = queue
+        connections.close_all()
+        with tenant_context(org):
+            started = time.perf_counter()
+            with transaction.atomic():
+                run = calculation_run_queue(
+                    organization=org, period=month_range(MARCH[0]), actor=None
+                )
+            while True:
+                run.refresh_from_db()
+                if not run.is_active:
+                    break
+                time.sleep(0.05)
+            seconds = time.perf_counter() - started
+    finally:
+        celery_app.conf.task_always_eager = True
+        worker.terminate()
+        worker.wait(timeout=60)
+        log_path.unlink(missing_ok=True)
+    return seconds, run
+
+
 def one_deal_runs(org, run) -> tuple[list[float], int]:
     """Change one deal's amount and recalculate its owner's statement, RUNS times."""
     from django.db import connection
@@ -248,8 +341,22 @@ def floor_runs(org, won) -> list[float]:
     return seconds
 
 
+def _workers_row(workers) -> list[str]:
+    """Return the table row of the run on worker processes, if there was one."""
+    if workers is None:
+        return []
+    processes, seconds, run = workers
+    return [
+        f"| full calculation queued for a Celery worker with {processes} "
+        f"processes, {run.calculated_count:,} statements stored in "
+        f"{run.batch_count} batches ({run.error_count} errors) | 1 "
+        f"| {seconds:.1f} s | {seconds:.1f} s | - | < {FULL_TARGET_S} s "
+        f"| {'yes' if seconds < FULL_TARGET_S else 'no'} |"
+    ]
+
+
 def append_results(
-    load_average, full_seconds, full_cpu, run, one_deal, one_queries, floor
+    load_average, full_seconds, full_cpu, run, one_deal, one_queries, floor, workers
 ):
     intro = (
         f"bench/compensation.py: {PAYEES:,} reps on one plan (10% flat plus a 5% "
@@ -295,6 +402,7 @@ def append_results(
         f"| {max(one_deal) * 1000:.0f} ms | {one_queries} "
         f"| < {ONE_DEAL_TARGET_MS} ms "
         f"| {'yes' if one_deal_ms < ONE_DEAL_TARGET_MS else 'no'} |",
+        *_workers_row(workers),
         f"| floor: one SQL sum of the credits by rep | {RUNS} "
         f"| {_percentile(floor, 50) * 1000:.0f} ms | {max(floor) * 1000:.0f} ms "
         "| 1 | - | - |",
@@ -326,12 +434,23 @@ def main() -> None:
                 f"Full calculation: {full_seconds:.1f} s ({full_cpu:.1f} s of "
                 f"this process's CPU time), run status {run.status}."
             )
+            workers = None
+            if WORKERS:
+                statements_clear()
+                workers_seconds, workers_run_row = workers_run(org, WORKERS)
+                workers = (WORKERS, workers_seconds, workers_run_row)
+                print(
+                    f"Full calculation on {WORKERS} worker processes: "
+                    f"{workers_seconds:.1f} s, run status {workers_run_row.status}."
+                )
         # In a deployment autovacuum analyses the new statements soon after a
         # run (it checks every minute by default). Without this ANALYZE the
         # planner would take those tables for as empty as before the run.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-        one_deal, one_queries = one_deal_runs(org, run)
+        # The statements of the last run are the ones in the database.
+        last_run = workers[2] if workers else run
+        one_deal, one_queries = one_deal_runs(org, last_run)
         print(
             f"One changed deal: p50 {_percentile(one_deal, 50) * 1000:.0f} ms, "
             f"{one_queries} queries."
@@ -339,7 +458,14 @@ def main() -> None:
         floor = floor_runs(org, won)
         print(f"SQL floor: p50 {_percentile(floor, 50) * 1000:.0f} ms.")
         path = append_results(
-            load_average, full_seconds, full_cpu, run, one_deal, one_queries, floor
+            load_average,
+            full_seconds,
+            full_cpu,
+            run,
+            one_deal,
+            one_queries,
+            floor,
+            workers,
         )
         print(f"Results appended to {path}.")
     finally:

@@ -542,6 +542,11 @@ class CalculationRun(TenantModel):
     error_count = models.PositiveIntegerField(default=0)
     # [{"member": name, "message": text}] for members whose calculation failed.
     errors = models.JSONField(default=list, blank=True)
+    batch_count = models.PositiveIntegerField(
+        default=0, help_text="Batches of members that the run calculates."
+    )
+    # The numbers of the batches stored and counted so far, from 0.
+    batches_done = models.JSONField(default=list, blank=True)
     failure = models.TextField(blank=True)
     created_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

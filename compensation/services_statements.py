@@ -10,8 +10,10 @@ Manual lines and adjustment lines already on a draft are kept by a rerun.
 A run works through the members in batches (``batch_size``). Each batch
 is calculated from one load of its rows and stored in one transaction by
 compensation.statement_store, and the run's progress is saved after each
-batch, so the statements page can show how far a run has got. Every other
-write here is one transaction with an audit log entry.
+batch, so the statements page can show how far a run has got. The Celery
+task sends each batch to a worker of its own, so a run uses as many cores
+as there are workers. Every other write here is one transaction with an
+audit log entry.
 """
 
 from __future__ import annotations
@@ -166,10 +168,12 @@ def statements_calculate(
 ) -> CalculationRun:
     """Calculate and store the statements of ``period`` for every assigned member.
 
-    Runs inside ``organization`` (``tenant_context``). Uses ``run`` when the
-    Celery task passes its queued row, or creates one. A member whose
-    calculation raises CalculationError is listed in the run's errors and
-    the others go on; the run fails only on an unexpected error.
+    Runs inside ``organization`` (``tenant_context``), one batch after the
+    other in this process. The Celery task sends the batches to workers
+    instead (``calculation_run_start`` and ``calculation_batch_run``). Uses
+    ``run`` when the caller passes a queued row, or creates one. A member
+    whose calculation raises CalculationError is listed in the run's errors
+    and the others go on. The run fails only on an unexpected error.
     """
     if run is None:
         run = CalculationRun.objects.create(
@@ -178,51 +182,102 @@ def statements_calculate(
             period_end=period.end,
             created_by=actor,
         )
+    batches = calculation_run_start(organization=organization, period=period, run=run)
+    for number, member_ids in enumerate(batches):
+        calculation_batch_run(
+            organization=organization,
+            period=period,
+            run=run,
+            number=number,
+            member_ids=member_ids,
+            actor=actor,
+        )
+    run.refresh_from_db()
+    return run
+
+
+def calculation_run_start(
+    *, organization: Organization, period: DateRange, run: CalculationRun
+) -> list[list[int]]:
+    """Mark the run running and return its members' ids in batches.
+
+    A run with no member is done at once. Starting a run again (a task
+    delivered twice) resets its counts, and each batch then counts once.
+    """
     members = _members_to_calculate(period)
+    size = batch_size(len(members))
+    batches = [
+        [member.pk for member in members[start : start + size]]
+        for start in range(0, len(members), size)
+    ]
     _run_update(
         run,
         status=CalculationRun.Status.RUNNING,
         started_at=timezone.now(),
         member_count=len(members),
         progress=0,
+        batch_count=len(batches),
+        batches_done=[],
+        calculated_count=0,
+        locked_count=0,
+        adjustment_count=0,
+        error_count=0,
+        errors=[],
     )
-    counts = {"calculated": 0, "locked": 0, "adjustments": 0}
-    errors = []
+    if not batches:
+        with transaction.atomic():
+            _run_finish(run, organization, period, run.created_by)
+    return batches
+
+
+def calculation_batch_run(
+    *,
+    organization: Organization,
+    period: DateRange,
+    run: CalculationRun,
+    number: int,
+    member_ids: list[int],
+    actor: User | None,
+) -> None:
+    """Calculate and store one batch of a run, then count it in the run.
+
+    The statements are stored in one transaction, and the run's counts in a
+    second one, under a lock on the run's row, so batches on several workers
+    add up. A batch calculated again after a lost worker stores the same
+    statements and is counted once. The batch that completes the run marks
+    it done. An unexpected error marks the run failed and is raised again,
+    except a lost database connection, which the Celery task retries.
+    """
     try:
-        size = batch_size(len(members))
-        for start in range(0, len(members), size):
-            batch = members[start : start + size]
-            results = calculate_statements(batch, period)
-            computed = []
-            for member in batch:
-                result = results[member.pk]
-                if isinstance(result, CalculationError):
-                    logger.warning(
-                        "Statement of member %s for %s not calculated: %s",
-                        member.pk,
-                        period.label,
-                        result,
-                        extra={"organization_id": organization.pk, "run_id": run.pk},
-                    )
-                    errors.append({"member": str(member), "message": str(result)})
-                else:
-                    computed.append((member, result))
-            for outcome, adjustment in store_statements(computed, period, run, actor):
-                counts[outcome] += 1
-                counts["adjustments"] += adjustment is not None
-            done = start + len(batch)
-            _run_update(
-                run,
-                progress=done * 100 // len(members),
-                calculated_count=counts["calculated"],
-                locked_count=counts["locked"],
-                adjustment_count=counts["adjustments"],
-                error_count=len(errors),
-                errors=errors,
-            )
+        members = list(
+            Membership.objects.filter(pk__in=member_ids)
+            .select_related("organization")
+            .order_by("display_name", "pk")
+        )
+        results = calculate_statements(members, period)
+        computed = []
+        errors = []
+        for member in members:
+            result = results[member.pk]
+            if isinstance(result, CalculationError):
+                logger.warning(
+                    "Statement of member %s for %s not calculated: %s",
+                    member.pk,
+                    period.label,
+                    result,
+                    extra={"organization_id": organization.pk, "run_id": run.pk},
+                )
+                errors.append({"member": str(member), "message": str(result)})
+            else:
+                computed.append((member, result))
+        counts = {"calculated": 0, "locked": 0, "adjustments": 0}
+        for outcome, adjustment in store_statements(computed, period, run, actor):
+            counts[outcome] += 1
+            counts["adjustments"] += adjustment is not None
+        _batch_count(run, organization, period, actor, number, counts, errors)
     except (OperationalError, InterfaceError):
-        # Transient: the Celery task retries the run, and marks it failed
-        # once the retries are used up.
+        # Transient: the Celery task retries the batch, and marks the run
+        # failed once the retries are used up.
         raise
     except Exception as error:
         logger.exception(
@@ -238,28 +293,67 @@ def statements_calculate(
             finished_at=timezone.now(),
         )
         raise
-    with transaction.atomic():
-        _run_update(
-            run,
-            status=CalculationRun.Status.DONE,
-            progress=100,
-            finished_at=timezone.now(),
-        )
-        audit_log_write(
-            organization=organization,
-            actor=actor,
-            action="compensation.statements_calculated",
-            obj=run,
-            new={
-                "period": period.label,
-                "members": len(members),
-                "calculated": counts["calculated"],
-                "locked": counts["locked"],
-                "adjustments": counts["adjustments"],
-                "errors": len(errors),
-            },
-        )
-    return run
+
+
+@transaction.atomic
+def _batch_count(
+    run: CalculationRun,
+    organization: Organization,
+    period: DateRange,
+    actor: User | None,
+    number: int,
+    counts: dict[str, int],
+    errors: list[dict],
+) -> None:
+    """Add a stored batch's counts to the run, once.
+
+    The batch that completes the run marks it done.
+    """
+    locked = CalculationRun.objects.select_for_update().get(pk=run.pk)
+    if number in locked.batches_done or not locked.is_active:
+        return
+    calculated = locked.calculated_count + counts["calculated"]
+    locked_count = locked.locked_count + counts["locked"]
+    all_errors = [*locked.errors, *errors]
+    done = calculated + locked_count + len(all_errors)
+    _run_update(
+        locked,
+        batches_done=[*locked.batches_done, number],
+        progress=min(done * 100 // max(locked.member_count, 1), 100),
+        calculated_count=calculated,
+        locked_count=locked_count,
+        adjustment_count=locked.adjustment_count + counts["adjustments"],
+        error_count=len(all_errors),
+        errors=all_errors,
+    )
+    if len(locked.batches_done) == locked.batch_count:
+        _run_finish(locked, organization, period, actor)
+
+
+def _run_finish(
+    run: CalculationRun, organization: Organization, period: DateRange, actor
+) -> None:
+    """Mark the run done and write its audit log entry. Call inside a transaction."""
+    _run_update(
+        run,
+        status=CalculationRun.Status.DONE,
+        progress=100,
+        finished_at=timezone.now(),
+    )
+    audit_log_write(
+        organization=organization,
+        actor=actor,
+        action="compensation.statements_calculated",
+        obj=run,
+        new={
+            "period": period.label,
+            "members": run.member_count,
+            "calculated": run.calculated_count,
+            "locked": run.locked_count,
+            "adjustments": run.adjustment_count,
+            "errors": run.error_count,
+        },
+    )
 
 
 def can_approve(

@@ -36,7 +36,13 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def celery_worker(transactional_db, tmp_path):
+def worker_processes() -> int:
+    """Child processes of the ``celery_worker`` fixture; a test module may override it."""
+    return 1
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path, worker_processes):
     """Start ``celery -A spm worker`` on a private queue and send tasks to it."""
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
         pytest.skip(
@@ -61,7 +67,7 @@ def celery_worker(transactional_db, tmp_path):
         "spm",
         "worker",
         "--pool=prefork",
-        "--concurrency=1",
+        f"--concurrency={worker_processes}",
         "--loglevel=info",
         "--without-gossip",
         "--without-mingle",

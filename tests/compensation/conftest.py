@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from django.utils import timezone
 
 from activity.models import Deal, DealSplit, Stage
@@ -137,3 +138,32 @@ def make_draw(
         start_date=start,
         recoverable=recoverable,
     )
+
+
+ATTAINMENT_TIERS = {
+    "name": "Accelerator",
+    "kind": "tiered",
+    "params": {
+        "basis": "attainment",
+        "mode": "marginal",
+        "tiers": [
+            {"from": "0", "to": "100", "rate": "0.08"},
+            {"from": "100", "rate": "0.12"},
+        ],
+    },
+}
+
+
+@pytest.fixture
+def march(in_org, personas):
+    """Rita and Rob on a 10% flat plan, with March deals; Remy has no plan."""
+    won = personas.stages["Won"]
+    plan = make_plan(in_org.pk)
+    publish_version(plan, [flat_component("0.10")])
+    assign(personas.rep1, plan)
+    assign(personas.rep2, plan)
+    won_deal(personas.rep1, won, "10000.00", dt.date(2024, 3, 5))
+    won_deal(personas.rep1, won, "2500.00", dt.date(2024, 3, 20))
+    won_deal(personas.rep2, won, "4000.00", dt.date(2024, 3, 12))
+    won_deal(personas.rep3, won, "9000.00", dt.date(2024, 3, 12))
+    return personas

@@ -15,6 +15,7 @@ from spm.models import AuditLog
 from spm.rls.policies import tenant_tables
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
+    ATTAINMENT_TIERS,
     assign,
     flat_component,
     make_plan,
@@ -25,18 +26,6 @@ from tests.compensation.conftest import (
 D = dt.date
 MARCH = month_range(D(2024, 3, 1))
 APRIL = month_range(D(2024, 4, 1))
-ATTAINMENT_TIERS = {
-    "name": "Accelerator",
-    "kind": "tiered",
-    "params": {
-        "basis": "attainment",
-        "mode": "marginal",
-        "tiers": [
-            {"from": "0", "to": "100", "rate": "0.08"},
-            {"from": "100", "rate": "0.12"},
-        ],
-    },
-}
 AMOUNT_TIERS = {
     "name": "Tiers",
     "kind": "tiered",
@@ -49,21 +38,6 @@ AMOUNT_TIERS = {
         ],
     },
 }
-
-
-@pytest.fixture
-def march(in_org, personas):
-    """Rita and Rob on a 10% flat plan, with March deals; Remy has no plan."""
-    won = personas.stages["Won"]
-    plan = make_plan(in_org.pk)
-    publish_version(plan, [flat_component("0.10")])
-    assign(personas.rep1, plan)
-    assign(personas.rep2, plan)
-    won_deal(personas.rep1, won, "10000.00", D(2024, 3, 5))
-    won_deal(personas.rep1, won, "2500.00", D(2024, 3, 20))
-    won_deal(personas.rep2, won, "4000.00", D(2024, 3, 12))
-    won_deal(personas.rep3, won, "9000.00", D(2024, 3, 12))
-    return personas
 
 
 def _calculate(personas, period=MARCH):
