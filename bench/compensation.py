@@ -245,6 +245,7 @@ def workers_run(org, processes: int) -> tuple[float, object]:
         "DATABASE_URL": os.environ["DATABASE_URL"],
         "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_CALC_QUEUE": queue,
         "SECRET_KEY": "bench-compensation-only-" + uuid.uuid4().hex,
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -274,6 +275,9 @@ def workers_run(org, processes: int) -> tuple[float, object]:
         celery_app.conf.broker_url = BROKER_URL
         celery_app.conf.task_always_eager = False
         celery_app.conf.task_default_queue = queue
+        celery_app.conf.task_routes = {"compensation.tasks.*": {"queue": queue}}
+        celery_app.amqp.flush_routes()
+        celery_app.amqp.router = celery_app.amqp.Router()
         connections.close_all()
         with tenant_context(org):
             started = time.perf_counter()

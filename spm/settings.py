@@ -244,7 +244,13 @@ CELERY_BEAT_SCHEDULE["routing-response-timers"] = {
     "options": {"expires": 55},
 }
 # Lead routing has a queue of its own, so a long import never delays a lead.
-CELERY_TASK_ROUTES: dict[str, dict] = {"routing.tasks.*": {"queue": "routing"}}
+# A commission run sends a task per batch of members, which can fill every
+# worker process for minutes, so it goes to "calc". Run the "routing" queue
+# on worker processes of its own (Docker Compose does).
+CELERY_TASK_ROUTES: dict[str, dict] = {
+    "routing.tasks.*": {"queue": "routing"},
+    "compensation.tasks.*": {"queue": env("CELERY_CALC_QUEUE", default="calc")},
+}
 # Coaching: evaluate the rules hourly, check recoveries daily, and send each
 # organisation's digest on the first hourly run after 07:00 in its time zone.
 CELERY_BEAT_SCHEDULE["coaching-evaluate"] = {

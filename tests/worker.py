@@ -37,7 +37,7 @@ def _database_url() -> str:
 
 @pytest.fixture
 def worker_processes() -> int:
-    """Child processes of the ``celery_worker`` fixture; a test module may override it."""
+    """Return the child processes of ``celery_worker``; a module may override it."""
     return 1
 
 
@@ -58,6 +58,8 @@ def celery_worker(transactional_db, tmp_path, worker_processes):
         "DATABASE_URL": _database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # Tasks that the worker sends itself, such as a calculation's batches.
+        "CELERY_CALC_QUEUE": queue,
     }
     command = [
         sys.executable,
@@ -85,10 +87,14 @@ def celery_worker(transactional_db, tmp_path, worker_processes):
         _wait_until_ready(process, log_path)
         celery_app.conf.task_always_eager = False
         celery_app.conf.task_default_queue = queue
+        # Tasks with a queue of their own go to the private queue too.
+        routes = settings.CELERY_TASK_ROUTES
+        route_tasks({pattern: {"queue": queue} for pattern in routes})
         yield process
     finally:
         celery_app.conf.task_always_eager = True
         celery_app.conf.task_default_queue = "default"
+        route_tasks(settings.CELERY_TASK_ROUTES)
         process.terminate()
         try:
             process.wait(timeout=20)
@@ -118,3 +124,13 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     pytest.fail(f"Condition not met within {timeout} s")
+
+
+def route_tasks(routes: dict) -> None:
+    """Make the app send tasks by ``routes`` from now on.
+
+    Celery builds its router once and keeps it, so it is rebuilt here.
+    """
+    celery_app.conf.task_routes = routes
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.router = celery_app.amqp.Router()

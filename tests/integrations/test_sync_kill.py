@@ -34,8 +34,8 @@ from spm.models import Membership
 from spm.tenancy import tenant_context
 from tests.integrations.conftest import make_connector
 from tests.integrations.fake_hubspot import FakeHubSpot, SimulatedClock
-from tests.routing.conftest import _route_tasks, start_workers, stop_workers
-from tests.worker import _wait_until_ready, wait_for
+from tests.routing.conftest import start_workers, stop_workers
+from tests.worker import _wait_until_ready, route_tasks, wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -249,7 +249,7 @@ def sync_queue(transactional_db, monkeypatch):
     # The fake listens on http://127.0.0.1, which needs DEBUG in the worker.
     monkeypatch.setenv("DEBUG", "true")
     queue = f"test-sync-{uuid.uuid4().hex[:12]}"
-    _route_tasks({"integrations.tasks.*": {"queue": queue}})
+    route_tasks({"integrations.tasks.*": {"queue": queue}})
     from spm.celery import app as celery_app
 
     celery_app.conf.task_always_eager = False
@@ -257,7 +257,7 @@ def sync_queue(transactional_db, monkeypatch):
         yield queue
     finally:
         celery_app.conf.task_always_eager = True
-        _route_tasks(settings.CELERY_TASK_ROUTES)
+        route_tasks(settings.CELERY_TASK_ROUTES)
 
 
 def _start_worker(queue: str, log_dir) -> list:

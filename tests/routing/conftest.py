@@ -21,7 +21,7 @@ from routing.models import Assignment, Pool
 from spm.celery import app as celery_app
 from spm.models import Membership
 from tests.factories import MembershipFactory
-from tests.worker import ROOT, _database_url, _wait_until_ready
+from tests.worker import ROOT, _database_url, _wait_until_ready, route_tasks
 
 PENDING = Lead.RoutingStatus.PENDING
 
@@ -158,22 +158,12 @@ def routing_workers(transactional_db, tmp_path):
         for number, process in enumerate(processes):
             _wait_until_ready(process, tmp_path / f"worker-{number}.log")
         celery_app.conf.task_always_eager = False
-        _route_tasks({"routing.tasks.*": {"queue": queue}})
+        route_tasks({"routing.tasks.*": {"queue": queue}})
         yield processes
     finally:
         celery_app.conf.task_always_eager = True
-        _route_tasks(settings.CELERY_TASK_ROUTES)
+        route_tasks(settings.CELERY_TASK_ROUTES)
         stop_workers(processes)
-
-
-def _route_tasks(routes: dict) -> None:
-    """Make the app send tasks by ``routes`` from now on.
-
-    Celery builds its router once and keeps it, so it is rebuilt here.
-    """
-    celery_app.conf.task_routes = routes
-    celery_app.amqp.flush_routes()
-    celery_app.amqp.router = celery_app.amqp.Router()
 
 
 def local_day(org) -> dt.date:
