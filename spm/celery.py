@@ -19,11 +19,10 @@ def _database_connections_recycle(sender=None, **kwargs) -> None:
     Celery's Django fix-up closes every connection before and after each
     task unless CELERY_DB_REUSE_MAX is set. Each task would then open a new
     PostgreSQL connection: about 4 ms on the benchmark machine, where a whole
-    routed lead now takes 8 ms. The settings give the fix-up a limit it
-    never reaches, and this handler applies Django's rules for requests
-    instead. A connection is closed once it is
-    older than CONN_MAX_AGE (0 closes it after every task), or once an error
-    has left it unusable.
+    routed lead now takes about 9 ms. The settings give the fix-up a limit
+    it never reaches, and this handler applies Django's rules for requests
+    instead. A connection is closed once it is older than CONN_MAX_AGE (0
+    closes it after every task), or once an error has left it unusable.
 
     A task run eagerly (no broker) runs inside the caller's request or
     transaction, so its connection is left alone.
