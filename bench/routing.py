@@ -11,14 +11,15 @@ The script starts, as its own subprocesses:
 - Redis, as the Celery broker;
 - gunicorn serving the app, and a Celery worker on the "routing" queue.
 
-It creates the database attain_bench_routing afresh, migrates it, creates the
-application role (row-level security applies to the web and worker
-processes, as in production), and a tenant with 16 reps in 3 pools, 4 rules
-and 2,000 accounts with owners. Then, for each rate, it posts leads at that
-rate for SECONDS seconds, each with an Idempotency-Key. The load is open
-loop: each lead is sent at its scheduled time, whether or not earlier
-responses have come back. Once every lead is routed, the script reads the
-times from PostgreSQL.
+It creates the database attain_bench_routing afresh, migrates it, creates
+the application role (row-level security applies to the web and worker
+processes, as in production), and a tenant with 16 reps in 3 pools, 4 rules,
+2,000 accounts with owners, and the demo's eight scoring rules, so intake
+qualifies each lead as it does for a configured organisation. Then, for each
+rate, it posts leads at that rate for SECONDS seconds, each with an
+Idempotency-Key. The load is open loop: each lead is sent at its scheduled
+time, whether or not earlier responses have come back. Once every lead is
+routed, the script reads the times from PostgreSQL.
 
 The latency of a lead is the commit time of the routing transaction minus
 the commit time of the intake transaction, both from
@@ -396,6 +397,7 @@ def create_tenant() -> Tenant:
                 RuleSpec(name="Everyone else", action="pool", pool=pools["all"]),
             ],
         )
+        _qualification(organization)
         domains = [f"customer{n:04d}.example" for n in range(ACCOUNTS)]
         Account.objects.bulk_create(
             Account(
@@ -414,6 +416,38 @@ def create_tenant() -> Tenant:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return Tenant(key, domains, {k: p.name for k, p in pools.items()})
+
+
+def _qualification(organization) -> None:
+    """Give the tenant the demo's scoring rules, thresholds and competitor domain.
+
+    Intake then scores every lead against eight rules, of which the country
+    ones match some bench leads, and checks the competitor domain.
+    """
+    from routing import demo
+    from routing.qualification_services import (
+        qualification_settings_update,
+        scoring_rule_create,
+    )
+
+    for name, kind, field_name, operator, value, points in demo.SCORING_RULES:
+        scoring_rule_create(
+            organization=organization,
+            actor=None,
+            name=name,
+            kind=kind,
+            field=field_name,
+            operator=operator,
+            value=value,
+            points=points,
+        )
+    qualification_settings_update(
+        organization=organization,
+        actor=None,
+        mql_threshold=demo.MQL_THRESHOLD,
+        sql_threshold=demo.SQL_THRESHOLD,
+        competitor_domains=demo.COMPETITOR_DOMAINS,
+    )
 
 
 def _pool(organization, name: str, method: str, reps):
