@@ -38,6 +38,7 @@ import datetime as dt
 import math
 import os
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -242,7 +243,6 @@ def workers_run(org, processes: int) -> tuple[float, object]:
     queue = f"bench-comp-{uuid.uuid4().hex[:8]}"
     environment = {
         **os.environ,
-        "DATABASE_URL": os.environ["DATABASE_URL"],
         "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_CALC_QUEUE": queue,
@@ -258,7 +258,7 @@ def workers_run(org, processes: int) -> tuple[float, object]:
         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
         "--without-heartbeat", "--loglevel=info",
     ]  # fmt: skip
-    log_path = Path(f"/tmp/{queue}.log")
+    log_path = Path(tempfile.gettempdir()) / f"{queue}.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen(
             command,
@@ -268,9 +268,18 @@ def workers_run(org, processes: int) -> tuple[float, object]:
             stderr=subprocess.STDOUT,
         )
     try:
+        deadline = time.monotonic() + 60
         while " ready." not in log_path.read_text():
             if worker.poll() is not None:
-                raise SystemExit(f"The worker exited:\n{log_path.read_text()}")
+                raise SystemExit(
+                    f"The Celery worker exited before it was ready:\n"
+                    f"{log_path.read_text()}"
+                )
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"The Celery worker was not ready within 60 s:\n"
+                    f"{log_path.read_text()}"
+                )
             time.sleep(0.2)
         celery_app.conf.broker_url = BROKER_URL
         celery_app.conf.task_always_eager = False

@@ -331,7 +331,10 @@ def _batch_count(
 
 
 def _run_finish(
-    run: CalculationRun, organization: Organization, period: DateRange, actor
+    run: CalculationRun,
+    organization: Organization,
+    period: DateRange,
+    actor: User | None,
 ) -> None:
     """Mark the run done and write its audit log entry. Call inside a transaction."""
     _run_update(

@@ -57,7 +57,9 @@ TASK_OPTIONS = {
 }
 
 
-def _active_run(organization_id: int, run_id: int):
+def _active_run(
+    organization_id: int, run_id: int
+) -> tuple[Organization, CalculationRun] | None:
     """Return the organisation and its run, or None when either is gone or finished."""
     organization = Organization.objects.filter(pk=organization_id).first()
     if organization is None:

@@ -37,7 +37,7 @@ def _database_url() -> str:
 
 @pytest.fixture
 def worker_processes() -> int:
-    """Return the child processes of ``celery_worker``; a module may override it."""
+    """Return the child processes of ``celery_worker``. A module may override it."""
     return 1
 
 

@@ -156,7 +156,7 @@ ATTAINMENT_TIERS = {
 
 @pytest.fixture
 def march(in_org, personas):
-    """Rita and Rob on a 10% flat plan, with March deals; Remy has no plan."""
+    """Put Rita and Rob on a 10% flat plan, with March deals. Remy has no plan."""
     won = personas.stages["Won"]
     plan = make_plan(in_org.pk)
     publish_version(plan, [flat_component("0.10")])
