@@ -126,18 +126,25 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
         return queryset.filter(organization_id=organization.pk)
 
 
-def organization_key(*, db_index: bool = True) -> models.ForeignKey:
+def organization_key(
+    *, db_index: bool = True, db_constraint: bool = True
+) -> models.ForeignKey:
     """Return the organisation column of a tenant table.
 
     A table with a full index that starts with the organisation passes
     ``db_index=False``, because that index serves lookups by organisation,
     and an index on the organisation alone only adds work to each insert.
+    A table whose rows each belong to a parent row of the same organisation
+    may pass ``db_constraint=False``, because the parent's key already ties
+    the row to an existing organisation. Deleting an organisation still
+    deletes the rows, through Django's collector.
     """
     return models.ForeignKey(
         "spm.Organization",
         on_delete=models.CASCADE,
         related_name="+",
         db_index=db_index,
+        db_constraint=db_constraint,
     )
 
 
