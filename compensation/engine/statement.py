@@ -85,7 +85,8 @@ class Payee:
 class Carry:
     """State one period leaves to the next.
 
-    ``held`` and ``paid`` are keyed by (deal id, plan version label).
+    ``held`` and ``paid`` are keyed by (deal id, plan version label), and
+    ``paid`` has the cancelled deals only.
     """
 
     draw_balance: Decimal = ZERO
@@ -183,13 +184,21 @@ def _hold(carry: Carry, line: StatementLine, segment: Segment) -> None:
 
 
 def _record_paid(
-    carry: Carry, lines: list[StatementLine], terms_by_label: Mapping[str, PlanTerms]
+    carry: Carry,
+    lines: list[StatementLine],
+    terms_by_label: Mapping[str, PlanTerms],
+    cancellations: Mapping[int, dt.date],
 ) -> None:
+    """Add what ``lines`` paid per deal to ``carry.paid``, for later clawbacks.
+
+    Only a cancelled deal is ever clawed back, so only the cancelled deals
+    are recorded.
+    """
     paid_kinds = LineKind.PAID_PER_DEAL
     paid = carry.paid
     held_deals = carry.held
     for line in lines:
-        if line.deal_id is None or line.kind not in paid_kinds:
+        if line.deal_id not in cancellations or line.kind not in paid_kinds:
             continue
         key = (line.deal_id, line.plan_version)
         before = paid.get(key)
@@ -295,7 +304,7 @@ def calculate_period(
         for assignment in payee.assignments
         for terms in assignment.versions
     }
-    _record_paid(carry, lines, terms_by_label)
+    _record_paid(carry, lines, terms_by_label, payee.cancellations)
     lines += _clawbacks(payee, carry, start, end)
 
     earned = sum((line.amount for line in lines), ZERO)
