@@ -178,10 +178,16 @@ def credit_deal(
         fx_rate = rates.rate(source_currency, currency, fx_day, deal.label)
         amount = round_money(source_amount * fx_rate)
 
-    percents = [percent for _, percent in weights]
-    total_percent = sum(percents, Decimal(0))
-    shares = _allocate(amount, percents)
-    source_shares = _allocate(source_amount, percents)
+    if _whole(weights, amount, source_amount):
+        # One member at 100% takes the whole deal, so there is nothing to split.
+        shares = [amount]
+        source_shares = [source_amount]
+        total_percent = weights[0][1]
+    else:
+        percents = [percent for _, percent in weights]
+        total_percent = sum(percents, Decimal(0))
+        shares = _allocate(amount, percents)
+        source_shares = _allocate(source_amount, percents)
     fields = {
         **deal.fields,
         "name": deal.name,
@@ -209,6 +215,25 @@ def credit_deal(
             weights, shares, source_shares, strict=True
         )
     ]
+
+
+def _whole(
+    weights: list[tuple[int, Decimal]], amount: Decimal, source_amount: Decimal
+) -> bool:
+    """Return whether one member takes a deal of whole cents at 100%.
+
+    Then ``_allocate`` would return each amount unchanged, digit for digit,
+    when its exponent is -2, as for every amount read from a numeric(18, 2)
+    column. Zero is left to ``_allocate``, which turns -0.00 into 0.00.
+    """
+    return (
+        len(weights) == 1
+        and weights[0][1] == HUNDRED
+        and amount.as_tuple().exponent == -2
+        and source_amount.as_tuple().exponent == -2
+        and amount != 0
+        and source_amount != 0
+    )
 
 
 def _allocate(amount: Decimal, percents: list[Decimal]) -> list[Decimal]:

@@ -238,3 +238,30 @@ def test_credit_deals_keeps_order():
     )
 
     assert [c.deal_id for c in credits] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("amount", "splits", "document", "credited", "share"),
+    [
+        # The owner alone, and one split at 100%: the amount as it is.
+        ("1234.56", (), "deal", "1234.56", "1"),
+        ("1234.56", ("100.0000",), "deal", "1234.56", "1"),
+        ("0.01", (), "deal", "0.01", "1"),
+        ("-75.10", (), "deal", "-75.10", "1"),
+        ("75.10", (), "credit_note", "-75.10", "1"),
+        # Zero and amounts without cents go through the largest-remainder split.
+        ("0.00", (), "credit_note", "0.00", "1"),
+        ("100", (), "deal", "100", "1"),
+    ],
+)
+def test_whole_deal_credit_text(amount, splits, document, credited, share):
+    deal = _deal(amount, *splits, document=document)
+
+    (credit,) = _credit(deal)
+
+    # Text as well as value, because snapshots store the credit as text.
+    assert str(credit.amount) == credited
+    assert str(credit.source_amount) == credited
+    assert str(credit.share) == share
+    expected = Decimal(credited)
+    assert allocate(expected, [Decimal(100)]) == [expected]
