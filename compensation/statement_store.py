@@ -11,6 +11,7 @@ already on a draft are kept and follow the new calculated lines.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -105,10 +106,21 @@ def _money(amount: Decimal) -> str:
 
 
 def _tier_text(explanation: str) -> str:
-    """Return the tiers an explanation names ("0-100%, 100-150%"), or ""."""
-    if "in tier " not in explanation:
+    """Return the tiers an explanation names ("0-100%, 100-150%"), or "".
+
+    Only the text from the first tier to the last " = " can name a tier, and
+    in a run most lines share that text, so it is parsed once per text.
+    """
+    start = explanation.find("in tier ")
+    if start < 0:
         return ""
-    return ", ".join(dict.fromkeys(_TIER.findall(explanation)))
+    end = explanation.rfind(" = ")
+    return _tiers_named(explanation[start:end] if end > start else explanation[start:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _tiers_named(text: str) -> str:
+    return ", ".join(dict.fromkeys(_TIER.findall(text)))
 
 
 def _total_refresh(statement: Statement) -> None:

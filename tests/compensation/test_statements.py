@@ -457,3 +457,38 @@ def test_statement_tables_are_tenant_scoped(march):
         assert list(CalculationRun.objects.all()) == [other_run]
         assert Statement.objects.count() == 0
         assert StatementLine.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("explanation", "tiers"),
+    [
+        ("1,000.00 x 10% = 100.00", ""),
+        (
+            "10,000.00 x 5% in tier 0.00-10,000.00 + 3,000.00 x 10% in tier "
+            "10,000.00 and up = 800.00",
+            "0.00-10,000.00, 10,000.00 and up",
+        ),
+        (
+            "2,000.00 x 12% in tier 100-150%, the tier of the period's total "
+            "61,000.00 of the 50,000.00 quota = 240.00",
+            "100-150%",
+        ),
+        (
+            "500.00 x 8% in tier 0-100% of the 50,000.00 quota (prorated for 15 "
+            "of 31 days) = 40.00",
+            "0-100% of the 50,000.00 quota (prorated for 15 of 31 days)",
+        ),
+        (
+            "200,000.00 x 10% in tier 0.00 and up, capped at 15,000.00 per deal "
+            "= 15,000.00",
+            "0.00 and up",
+        ),
+        ("4,000.00 x 5% in tier 0.00-10,000.00", "0.00-10,000.00"),
+    ],
+)
+def test_tier_text_cases(explanation, tiers):
+    from compensation.statement_store import _tier_text
+
+    # Twice, so the second answer comes from the cache.
+    assert _tier_text(explanation) == tiers
+    assert _tier_text(explanation) == tiers
