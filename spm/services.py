@@ -29,7 +29,12 @@ from spm.models import (
     User,
     normalize_email,
 )
-from spm.tenancy import TenantModel, system_context, tenant_context
+from spm.tenancy import (
+    TenantModel,
+    deleted_with_parent,
+    system_context,
+    tenant_context,
+)
 
 API_KEY_PREFIX = "attn"
 API_KEY_USE_RESOLUTION = dt.timedelta(minutes=1)
@@ -121,11 +126,15 @@ def organization_delete(
     its stage, a split to its member), so one cascade from the organisation
     fails. Each pass deletes the rows of every tenant model that no remaining
     row protects, until none are left. Rows go ``batch_size`` at a time.
+    Rows whose organisation key has no database constraint, such as
+    statement lines, go with their parent rows (``deleted_with_parent``).
     """
     remaining = [
         model
         for model in apps.get_models()
-        if issubclass(model, TenantModel) and not model._meta.abstract
+        if issubclass(model, TenantModel)
+        and not model._meta.abstract
+        and not deleted_with_parent(model)
     ]
     while remaining:
         blocked = []

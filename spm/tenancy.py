@@ -136,16 +136,26 @@ def organization_key(
     and an index on the organisation alone only adds work to each insert.
     A table whose rows each belong to a parent row of the same organisation
     may pass ``db_constraint=False``, because the parent's key already ties
-    the row to an existing organisation. Deleting an organisation still
-    deletes the rows, through Django's collector.
+    the row to an existing organisation. Such rows are deleted with their
+    parent, so deleting the organisation does not look them up by this key.
     """
     return models.ForeignKey(
         "spm.Organization",
-        on_delete=models.CASCADE,
+        on_delete=models.CASCADE if db_constraint else models.DO_NOTHING,
         related_name="+",
         db_index=db_index,
         db_constraint=db_constraint,
     )
+
+
+def deleted_with_parent(model: type[models.Model]) -> bool:
+    """Return whether ``model``'s rows go with a parent row, not by organisation.
+
+    That is a tenant model whose organisation key has no database
+    constraint (see ``organization_key``).
+    """
+    field = model._meta.get_field("organization")
+    return not field.db_constraint
 
 
 class TenantModel(models.Model):

@@ -1,8 +1,8 @@
 """The keys of stored statement lines that Django keeps instead of PostgreSQL.
 
-A line's only key with a database constraint is its statement. Its
-organisation, deal and author are relations that Django follows when their
-row is deleted, so a deletion leaves no line pointing at a missing row.
+A line's only key with a database constraint is its statement. Django
+clears a line's deal and author when that row is deleted, and deleting an
+organisation deletes its lines with their statements.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from activity.models import Deal
 from compensation.models import Statement, StatementLine
@@ -93,7 +94,12 @@ def test_organisation_delete_removes_lines(march):
     # Rita has two deals and Rob one, each with one line at 10%.
     assert StatementLine.unscoped.filter(organization_id=org_id).count() == 3
 
-    organization_delete(organization=personas.org)
+    with CaptureQueriesContext(connection) as captured:
+        organization_delete(organization=personas.org)
 
     assert not StatementLine.unscoped.filter(organization_id=org_id).exists()
     assert not Statement.unscoped.filter(organization_id=org_id).exists()
+    # Lines go with their statements: no query looks them up by organisation,
+    # which has no index on the line table.
+    by_organisation = '"compensation_statementline"."organization_id"'
+    assert not [q["sql"] for q in captured if by_organisation in q["sql"]]
