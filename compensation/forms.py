@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django import forms
 
+# Digits with an optional sign and decimal point: no exponent, no grouping.
+PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]*)?|[-+]?\.[0-9]+")
+
+
+class AmountField(forms.DecimalField):
+    """A money amount typed as plain digits, such as 1250.00 or -75.50.
+
+    DecimalField alone takes "1e3" as 1,000.00, and a typo in an exponent
+    is an easy way to pay a thousand times too much.
+    """
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not PLAIN_NUMBER.fullmatch(text):
+            raise forms.ValidationError(
+                "Enter an amount in plain digits, such as 1250.00 or -75.50, "
+                "not %(value)r.",
+                code="invalid",
+                params={"value": text},
+            )
+        return super().to_python(text)
+
 
 class ManualAdjustmentForm(forms.Form):
-    amount = forms.DecimalField(
+    amount = AmountField(
         max_digits=18,
         decimal_places=2,
         help_text="In the statement's currency; negative to take money back.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,7 +25,7 @@ from compensation import services_statements as services
 from compensation.forms import ManualAdjustmentForm
 from compensation.models import Statement
 from compensation.selectors_trust import PAYROLL_COLUMNS, payroll_rows
-from compensation.services_disputes import statement_disputes
+from compensation.services_disputes import MAX_MESSAGE_LENGTH, statement_disputes
 from goals.calendar import DateRange, month_range
 from goals.periods import organization_today
 from spm.access import admin_required, require_manager_or_admin, visible_member_ids
@@ -69,10 +70,32 @@ def _statement_or_404(request: HttpRequest, statement_id) -> Statement:
     return statement
 
 
-def _selected(request: HttpRequest, visible: set[int]) -> list[Statement]:
-    """Return the posted statements that the viewer may see; others are ignored."""
-    statements = selectors.statements_by_public_id(request.POST.getlist("statement"))
-    return [s for s in statements if s.member_id in visible]
+def _selected(request: HttpRequest, visible: set[int], action: str) -> list[Statement]:
+    """Return the posted statements that the viewer may see.
+
+    The others are left out with one error message that counts them and
+    names ``action``, without saying whether they exist.
+    """
+    posted = set(request.POST.getlist("statement"))
+    public_ids = []
+    for value in posted:
+        try:
+            public_ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    statements = selectors.statements_by_public_id(public_ids)
+    selected = [s for s in statements if s.member_id in visible]
+    left_out = len(posted) - len(selected)
+    if left_out:
+        messages.error(
+            request,
+            f"{left_out} of the selected statements {'is' if left_out == 1 else 'are'} "
+            f"not in your reporting tree, so you cannot {action} "
+            f"{'it' if left_out == 1 else 'them'}.",
+        )
+    elif not selected:
+        messages.error(request, f"Select at least one statement to {action}.")
+    return selected
 
 
 @login_required
@@ -134,9 +157,7 @@ def statements_approve(request: HttpRequest, org_slug: str) -> HttpResponse:
     viewer = request.membership
     period = _period(request)
     visible = visible_member_ids(viewer)
-    selected = _selected(request, visible)
-    if not selected:
-        messages.error(request, "Select at least one statement to approve.")
+    selected = _selected(request, visible, "approve")
     approved = 0
     for statement in selected:
         try:
@@ -169,9 +190,7 @@ def statements_approve(request: HttpRequest, org_slug: str) -> HttpResponse:
 def statements_mark_paid(request: HttpRequest, org_slug: str) -> HttpResponse:
     viewer = request.membership
     period = _period(request)
-    selected = _selected(request, visible_member_ids(viewer))
-    if not selected:
-        messages.error(request, "Select at least one statement to mark paid.")
+    selected = _selected(request, visible_member_ids(viewer), "mark paid")
     paid = 0
     for statement in selected:
         try:
@@ -252,11 +271,13 @@ def payroll_export(request: HttpRequest, org_slug: str) -> HttpResponse:
     return response
 
 
-@login_required
-@require_GET
-def statement_detail(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
+def statement_context(request: HttpRequest, statement: Statement, **extra) -> dict:
+    """Return the statement page's context, with ``extra`` entries on top.
+
+    The page itself and the failed adjustment and dispute requests render
+    the same page, so each keeps the disputes and the approve button.
+    """
     viewer = request.membership
-    statement = _statement_or_404(request, statement_id)
     may_change = services.can_approve(viewer, statement)
     context = {
         "statement": statement,
@@ -267,7 +288,19 @@ def statement_detail(request: HttpRequest, org_slug: str, statement_id) -> HttpR
         "form": ManualAdjustmentForm()
         if may_change and not statement.is_locked
         else None,
+        "dispute_line": "",
+        "dispute_message": "",
+        "dispute_message_max": MAX_MESSAGE_LENGTH,
     }
+    context.update(extra)
+    return context
+
+
+@login_required
+@require_GET
+def statement_detail(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
+    statement = _statement_or_404(request, statement_id)
+    context = statement_context(request, statement)
     return render(request, "compensation/statement_detail.html", context)
 
 
@@ -290,12 +323,7 @@ def statement_adjust(request: HttpRequest, org_slug: str, statement_id) -> HttpR
         except services.StatementLockedError as error:
             # 409: the statement is final, so no form could make this succeed.
             messages.error(request, str(error))
-            context = {
-                "statement": statement,
-                "lines": selectors.statement_lines(statement),
-                "can_approve": False,
-                "form": None,
-            }
+            context = statement_context(request, statement, form=None)
             return render(
                 request, "compensation/statement_detail.html", context, status=409
             )
@@ -308,10 +336,5 @@ def statement_adjust(request: HttpRequest, org_slug: str, statement_id) -> HttpR
                 org_slug=org_slug,
                 statement_id=statement.public_id,
             )
-    context = {
-        "statement": statement,
-        "lines": selectors.statement_lines(statement),
-        "can_approve": False,
-        "form": form,
-    }
+    context = statement_context(request, statement, form=form)
     return render(request, "compensation/statement_detail.html", context, status=400)

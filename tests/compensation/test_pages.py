@@ -192,6 +192,54 @@ def test_manager_bulk_approves_tree(statements):
     }
 
 
+def test_approve_outside_tree_says_so(statements):
+    client = login(Client(), statements.manager)
+    rex = _statement(statements, statements.rep4)
+
+    response = client.post(
+        _url("statements-approve"),
+        {"statement": [str(rex.public_id)], "period": "2024-03"},
+        follow=True,
+    )
+
+    content = response.content.decode()
+    assert (
+        "1 of the selected statements is not in your reporting tree, so you "
+        "cannot approve it." in content
+    )
+    assert "Select at least one statement" not in content
+    rex.refresh_from_db()
+    assert rex.status == Statement.Status.DRAFT
+
+
+def test_approve_bad_id_counted(statements):
+    client = login(Client(), statements.manager)
+    rita = _statement(statements, statements.rep1)
+
+    response = client.post(
+        _url("statements-approve"),
+        {"statement": [str(rita.public_id), "not-a-uuid"], "period": "2024-03"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "1 of the selected statements is not in your reporting tree" in (
+        response.content.decode()
+    )
+    rita.refresh_from_db()
+    assert rita.status == Statement.Status.APPROVED
+
+
+def test_approve_nothing_selected(statements):
+    client = login(Client(), statements.manager)
+
+    response = client.post(
+        _url("statements-approve"), {"period": "2024-03"}, follow=True
+    )
+
+    assert "Select at least one statement to approve." in response.content.decode()
+
+
 def test_admin_marks_paid(statements):
     rita = _statement(statements, statements.rep1)
     with tenant_context(statements.org):
@@ -230,6 +278,33 @@ def test_manual_adjustment_needs_reason(statements):
     response = client.post(_detail_url(rita) + "adjust/", {"amount": "10.00"})
 
     assert response.status_code == 400
+    with tenant_context(statements.org):
+        assert StatementLine.objects.filter(statement=rita).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("1e3", "not &#x27;1e3&#x27;"),
+        ("1,000", "not &#x27;1,000&#x27;"),
+        ("Infinity", "not &#x27;Infinity&#x27;"),
+        ("abc", "not &#x27;abc&#x27;"),
+        ("10.005", "no more than 2 decimal places"),
+    ],
+)
+def test_manual_adjustment_amount_invalid(statements, amount, message):
+    client = login(Client(), statements.admin)
+    rita = _statement(statements, statements.rep1)
+
+    response = client.post(
+        _detail_url(rita) + "adjust/", {"amount": amount, "reason": "Prize"}
+    )
+
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert message in content
+    # The page keeps the rest of the statement: its approve button.
+    assert "statements/approve/" in content
     with tenant_context(statements.org):
         assert StatementLine.objects.filter(statement=rita).count() == 2
 
