@@ -37,6 +37,10 @@ class DisputeError(ValueError):
     """A dispute action that the dispute's state or the actor's role forbids."""
 
 
+class DisputeOpenError(DisputeError):
+    """A second dispute on a line whose first dispute is not resolved yet."""
+
+
 def can_review(viewer: Membership, dispute: Dispute, visible=None) -> bool:
     """Return whether ``viewer`` may reply to and resolve ``dispute``."""
     return can_approve(viewer, dispute.statement, visible)
@@ -89,13 +93,28 @@ def dispute_raise(
     """Open a dispute on ``line`` of the raiser's own ``statement``.
 
     Raises DisputeError when the statement is not the raiser's, the line is
-    not on it, or the message is empty.
+    not on it, or the message is empty, and DisputeOpenError when the line
+    already has a dispute that is not resolved.
     """
     if statement.member_id != raiser.pk:
         raise DisputeError("You can dispute only the lines of your own statement.")
     if line.statement_id != statement.pk:
         raise DisputeError("That line is not on this statement.")
     body = _clean_body(body)
+    # Locking the line makes a concurrent raise on it wait, then find this one.
+    StatementLine.objects.select_for_update().filter(pk=line.pk).first()
+    unresolved = (
+        Dispute.objects.filter(line=line)
+        .exclude(status=Dispute.Status.RESOLVED)
+        .order_by("created_at")
+        .first()
+    )
+    if unresolved is not None:
+        raise DisputeOpenError(
+            f"this line already has an open dispute, raised on "
+            f"{unresolved.created_at:%Y-%m-%d}. Add your message to that "
+            "dispute's thread, listed under Disputes on this page."
+        )
     plan_id = None
     if line.plan_version_id is not None:
         plan_id = (

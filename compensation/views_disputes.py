@@ -22,7 +22,7 @@ from compensation.forms_trust import (
     DisputeResolveForm,
 )
 from compensation.models import Dispute, StatementLine
-from compensation.views import _statement_or_404
+from compensation.views import _statement_or_404, statement_context
 from spm.access import visible_member_ids
 
 
@@ -39,6 +39,20 @@ def _to_statement(org_slug: str, statement) -> HttpResponse:
     )
 
 
+def _raise_failed(
+    request: HttpRequest, statement, error: str, status: int = 400
+) -> HttpResponse:
+    """Render the statement again with the error, keeping the rep's line and text."""
+    messages.error(request, f"Dispute not raised: {error}")
+    context = statement_context(
+        request,
+        statement,
+        dispute_line=request.POST.get("line", ""),
+        dispute_message=request.POST.get("message", ""),
+    )
+    return render(request, "compensation/statement_detail.html", context, status=status)
+
+
 @login_required
 @require_POST
 def dispute_raise(request: HttpRequest, org_slug: str, statement_id) -> HttpResponse:
@@ -47,17 +61,17 @@ def dispute_raise(request: HttpRequest, org_slug: str, statement_id) -> HttpResp
         raise PermissionDenied("Only the rep can dispute their statement.")
     form = DisputeRaiseForm(request.POST)
     if not form.is_valid():
-        for field, errors in form.errors.items():
-            messages.error(request, f"Dispute not raised: {field}: {' '.join(errors)}")
-        return _to_statement(org_slug, statement)
+        error = "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+        )
+        return _raise_failed(request, statement, error)
     line = StatementLine.objects.filter(
         statement=statement, public_id=form.cleaned_data["line"]
     ).first()
     if line is None:
-        messages.error(
-            request, "Dispute not raised: that line is no longer on the statement."
+        return _raise_failed(
+            request, statement, "that line is no longer on the statement."
         )
-        return _to_statement(org_slug, statement)
     try:
         dispute = services.dispute_raise(
             statement=statement,
@@ -65,9 +79,10 @@ def dispute_raise(request: HttpRequest, org_slug: str, statement_id) -> HttpResp
             raiser=request.membership,
             body=form.cleaned_data["message"],
         )
+    except services.DisputeOpenError as error:
+        return _raise_failed(request, statement, str(error), status=409)
     except services.DisputeError as error:
-        messages.error(request, f"Dispute not raised: {error}")
-        return _to_statement(org_slug, statement)
+        return _raise_failed(request, statement, str(error))
     messages.success(request, "Dispute raised. Your manager has been notified.")
     return redirect(
         "compensation:dispute", org_slug=org_slug, dispute_id=dispute.public_id

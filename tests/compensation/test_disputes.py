@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from compensation import services_statements
+from compensation import services_disputes, services_statements
 from compensation.models import Dispute, DisputeMessage, Statement, StatementLine
 from goals.calendar import month_range
 from notifications.models import Notification
@@ -81,7 +81,7 @@ def _raise(personas, member=None) -> Dispute:
     )
     assert response.status_code == 302
     with tenant_context(personas.org):
-        return Dispute.objects.get(statement=statement)
+        return Dispute.objects.filter(statement=statement).latest("created_at", "id")
 
 
 def test_rep_raises_dispute_on_own_line(statements):
@@ -134,7 +134,8 @@ def test_line_of_other_statement_rejected(statements):
         _raise_url(statement), {"line": str(other_line.public_id), "message": "x"}
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 400
+    assert "that line is no longer on the statement" in response.content.decode()
     with tenant_context(statements.org):
         assert not Dispute.objects.exists()
 
@@ -357,3 +358,60 @@ def test_open_dispute_blocks_approval(statements):
     assert event == (
         f"Your statement for March 2024 was approved: 1,000.00 {statement.currency}"
     )
+
+
+def test_second_open_dispute_rejected(statements):
+    first = _raise(statements)
+    client = login(Client(), statements.rep1)
+    statement = _statement(statements, statements.rep1)
+    line = _line(statements, statements.rep1)
+
+    response = client.post(
+        _raise_url(statement),
+        {"line": str(line.public_id), "message": "Still 12,000, see the order."},
+    )
+
+    assert response.status_code == 409
+    content = response.content.decode()
+    assert "this line already has an open dispute" in content
+    # The rep's text stays in the form, with their line selected.
+    assert "Still 12,000, see the order.</textarea>" in content
+    assert f'value="{line.public_id}" selected' in content
+    with tenant_context(statements.org):
+        assert list(Dispute.objects.all()) == [first]
+
+
+def test_resolved_dispute_allows_another(statements):
+    first = _raise(statements)
+    with tenant_context(statements.org):
+        services_disputes.dispute_resolve(
+            dispute=first,
+            reviewer=statements.manager,
+            root_cause=Dispute.RootCause.DATA,
+            resolution="The CRM had 10,000.",
+            actor=statements.manager.user,
+        )
+
+    second = _raise(statements)
+
+    assert second.pk != first.pk
+    assert second.line_id == first.line_id
+
+
+def test_failed_dispute_keeps_text(statements):
+    client = login(Client(), statements.rep1)
+    statement = _statement(statements, statements.rep1)
+    line = _line(statements, statements.rep1)
+    text = "x" * 4001
+
+    response = client.post(
+        _raise_url(statement), {"line": str(line.public_id), "message": text}
+    )
+
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert "Dispute not raised: message: Ensure this value has at most 4000" in content
+    assert f">{text}</textarea>" in content
+    assert 'maxlength="4000"' in content
+    with tenant_context(statements.org):
+        assert not Dispute.objects.exists()
