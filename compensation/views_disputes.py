@@ -8,6 +8,8 @@ rep's tree) answer in the thread's name and resolve.
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -148,6 +150,16 @@ def dispute_resolve(request: HttpRequest, org_slug: str, dispute_id) -> HttpResp
     dispute = _dispute_or_404(request, dispute_id)
     if not services.can_review(request.membership, dispute):
         raise PermissionDenied("Only an admin or the rep's manager can resolve this.")
+    if dispute.is_resolved:
+        # The page shows no resolve form any more, so the error goes above it.
+        zone = ZoneInfo(request.organization.time_zone)
+        resolved_on = dispute.resolved_at.astimezone(zone)
+        messages.error(
+            request,
+            f"This dispute was resolved on {resolved_on:%Y-%m-%d}, so it cannot be "
+            "resolved again.",
+        )
+        return _detail(request, dispute, status=409)
     form = DisputeResolveForm(request.POST)
     if form.is_valid():
         try:

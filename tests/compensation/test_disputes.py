@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -206,6 +207,27 @@ def test_resolve_needs_valid_root_cause(statements):
     dispute.refresh_from_db()
     assert dispute.status == Dispute.Status.OPEN
     assert not AuditLog.unscoped.filter(action="compensation.dispute_resolved").exists()
+
+
+@pytest.mark.parametrize("root_cause", ["edge_case", "bogus"])
+def test_resolve_twice_says_resolved(statements, root_cause):
+    dispute = _raise(statements)
+    client = login(Client(), statements.manager)
+    url = _dispute_url(dispute, "dispute-resolve")
+    client.post(url, {"root_cause": "data", "resolution": "Fixed in the CRM."})
+    dispute.refresh_from_db()
+
+    response = client.post(url, {"root_cause": root_cause, "resolution": "Again"})
+
+    assert response.status_code == 409
+    resolved_on = dispute.resolved_at.astimezone(ZoneInfo(statements.org.time_zone))
+    assert (
+        f"This dispute was resolved on {resolved_on:%Y-%m-%d}, so it "
+        "cannot be resolved again." in response.content.decode()
+    )
+    dispute.refresh_from_db()
+    assert dispute.root_cause == "data"
+    assert dispute.resolution == "Fixed in the CRM."
 
 
 def test_rep_cannot_resolve_own_dispute(statements):
