@@ -18,7 +18,7 @@ from django.utils import timezone
 from compensation.engine.components import build_component
 from compensation.engine.spiff import LIST_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
 from compensation.engine.types import ParamsError
-from compensation.engine.values import plain
+from compensation.engine.values import date_problem, plain
 from compensation.models import MONEY, PlanComponent, PlanVersion, validate_currency
 from spm.models import Membership
 
@@ -52,9 +52,7 @@ class IsoDateField(forms.DateField):
         try:
             return super().to_python(value)
         except forms.ValidationError:
-            raise forms.ValidationError(
-                f"Date {value!r} is not a date as YYYY-MM-DD."
-            ) from None
+            raise forms.ValidationError(f"Date {date_problem(value)}") from None
 
 
 class PlanCreateForm(forms.Form):

@@ -21,6 +21,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from compensation.engine.types import ParamsError
+from compensation.engine.values import date_problem
 from compensation.models import (
     CompPlan,
     FxRate,
@@ -536,7 +537,7 @@ def _fx_cell_problems(line: int, record: dict[str, str]) -> tuple[FxRow | None, 
     try:
         values["date"] = dt.date.fromisoformat(raw_date)
     except ValueError:
-        problems.append(f"Row {line}, date: {raw_date!r} is not a date as YYYY-MM-DD.")
+        problems.append(f"Row {line}, date: {date_problem(raw_date)}")
     for column in ("from", "to"):
         code = (record.get(column) or "").strip().upper()
         try:

@@ -8,7 +8,9 @@ quota: 100 is 100%.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -89,6 +91,28 @@ def read_choice(
     return value
 
 
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def date_problem(value: Any) -> str:
+    """Describe why ``value`` is not a YYYY-MM-DD date, naming the value.
+
+    A value in the right form gets the reason: "'2026-02-30' is not a date:
+    February 2026 has 28 days." Anything else gets the expected form.
+    """
+    text = str(value)
+    found = _ISO_DATE.fullmatch(text.strip())
+    if found:
+        year, month, _ = (int(part) for part in found.groups())
+        if not 1 <= month <= 12:
+            return f"{text!r} is not a date: there is no month {month}."
+        if year >= 1:
+            days = calendar.monthrange(year, month)[1]
+            name = calendar.month_name[month]
+            return f"{text!r} is not a date: {name} {year} has {days} days."
+    return f"{text!r} is not a date as YYYY-MM-DD."
+
+
 def read_date(params: Mapping[str, Any], key: str) -> dt.date:
     value = params.get(key)
     if not value:
@@ -98,7 +122,7 @@ def read_date(params: Mapping[str, Any], key: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise ParamsError(key, f"{value!r} is not a date as YYYY-MM-DD.") from None
+        raise ParamsError(key, date_problem(value)) from None
 
 
 def check_keys(params: Any, allowed: set[str], prefix: str = "") -> Mapping[str, Any]:

@@ -726,7 +726,7 @@ def test_fx_import_bad_rows_write_nothing(personas, admin):
 
     assert response.status_code == 400
     assert response.context["import_errors"] == [
-        "Row 3, date: '2024-13-01' is not a date as YYYY-MM-DD.",
+        "Row 3, date: '2024-13-01' is not a date: there is no month 13.",
         "Row 4, to: 'XXY' is not an ISO 4217 currency code.",
         "Row 5, rate: '-2' is not a number above 0 with at most 10 decimal places.",
         "Row 6, to: 'USD' is the same currency as from.",
@@ -775,6 +775,25 @@ def test_my_plan_other_rep_not_on_plan(personas):
     assert response.status_code == 200
     assert "Every booking earns" not in response.content.decode()
     assert "You are on no plan" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("effective_from", "message"),
+    [
+        ("2026-02-30", "is not a date: February 2026 has 28 days."),
+        ("2028-02-30", "is not a date: February 2028 has 29 days."),
+        ("2026-04-31", "is not a date: April 2026 has 30 days."),
+    ],
+)
+def test_plan_date_impossible_day(personas, admin, effective_from, message):
+    response = admin.post(
+        _url("plans"),
+        {"name": "AE plan", "currency": "EUR", "effective_from": effective_from},
+    )
+
+    assert response.status_code == 400
+    assert f"Date &#x27;{effective_from}&#x27; {message}" in response.content.decode()
+    assert not CompPlan.unscoped.exists()
 
 
 def test_plan_date_only_as_iso(personas, admin):
