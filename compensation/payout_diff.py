@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from activity.models import Deal
 from compensation.engine.types import Statement as ComputedStatement
@@ -285,8 +286,7 @@ def compare(before: StatementSnapshot, after: StatementSnapshot) -> Comparison:
     return Comparison(before, after, differences)
 
 
-def run_label(snapshot: StatementSnapshot) -> str:
-    created: dt.datetime = snapshot.run.created_at
-    return (
-        f"{created:%Y-%m-%d %H:%M} UTC ({_money(snapshot.total)} {snapshot.currency})"
-    )
+def run_label(snapshot: StatementSnapshot, time_zone: str) -> str:
+    """Name a run by its local start time and the total it computed."""
+    created: dt.datetime = snapshot.run.created_at.astimezone(ZoneInfo(time_zone))
+    return f"{created:%Y-%m-%d %H:%M %Z} ({_money(snapshot.total)} {snapshot.currency})"

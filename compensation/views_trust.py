@@ -5,6 +5,7 @@ the what-if estimator, cost of commission and the reassigned-lead rule.
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,9 +13,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from compensation import payout_diff, selectors_trust, services_crediting, whatif
+from compensation import (
+    payout_diff,
+    selectors,
+    selectors_trust,
+    services_crediting,
+    whatif,
+)
 from compensation.engine.types import CalculationError
 from compensation.forms_trust import CreditingPolicyForm
+from compensation.models import StatementLine
 from compensation.views import (
     _period,
     _statement_or_404,
@@ -41,12 +49,21 @@ def payout_changes(request: HttpRequest, org_slug: str, statement_id) -> HttpRes
             before = after = None
         else:
             before, after = snapshots[-2], snapshots[-1]
+    zone = request.organization.time_zone
+    # Manual and adjustment lines belong to no run, so no comparison shows them.
+    added = [
+        line
+        for line in selectors.statement_lines(statement)
+        if line.kind != StatementLine.Kind.NORMAL
+    ]
     context = {
         "statement": statement,
-        "snapshots": [(s, payout_diff.run_label(s)) for s in snapshots],
+        "snapshots": [(s, payout_diff.run_label(s, zone)) for s in snapshots],
         "comparison": payout_diff.compare(before, after) if before else None,
-        "before_label": payout_diff.run_label(before) if before else "",
-        "after_label": payout_diff.run_label(after) if after else "",
+        "before_label": payout_diff.run_label(before, zone) if before else "",
+        "after_label": payout_diff.run_label(after, zone) if after else "",
+        "added_lines": added,
+        "added_total": sum((line.amount for line in added), Decimal("0.00")),
     }
     return render(request, "compensation/payout_changes.html", context)
 

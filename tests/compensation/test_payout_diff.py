@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -16,6 +17,7 @@ from compensation import payout_diff
 from compensation import services_statements as services
 from compensation.models import FxRate, Statement, StatementSnapshot
 from goals.calendar import month_range
+from spm.models import Organization
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
     assign,
@@ -217,3 +219,34 @@ def test_csv_hidden_from_other_rep(personas, plan):
     )
 
     assert login(Client(), personas.rep2).get(url).status_code == 404
+
+
+def test_changes_page_names_manual_lines(personas, plan):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+    _calculate(personas)
+    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
+    _calculate(personas)
+    with tenant_context(personas.org):
+        statement = Statement.objects.get(member=personas.rep1)
+        services.statement_adjust(
+            statement=statement,
+            amount=Decimal("12.50"),
+            reason="Contest prize",
+            editor=personas.admin,
+            actor=personas.admin.user,
+        )
+        last_run = payout_diff.snapshots_of(statement)[-1].run
+    url = reverse(
+        "compensation:payout-changes",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+    Organization.objects.filter(pk=personas.org.pk).update(time_zone="America/New_York")
+
+    content = login(Client(), personas.rep1).get(url).content.decode()
+
+    # 10% of 12,000.00 from the last run, plus the manual 12.50.
+    assert "1 line of 12.50 USD in all" in content
+    assert "total of 1,212.50 USD includes them" in content
+    local = last_run.created_at.astimezone(ZoneInfo("America/New_York"))
+    assert local.tzname() in ("EST", "EDT")
+    assert f"{local:%Y-%m-%d %H:%M %Z} (1,200.00 USD)" in content
