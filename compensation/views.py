@@ -205,6 +205,12 @@ def statements_mark_paid(request: HttpRequest, org_slug: str) -> HttpResponse:
         messages.success(
             request, f"Marked {paid} statement{'s' if paid != 1 else ''} paid."
         )
+    if request.POST.get("return_to") == "detail" and len(selected) == 1:
+        return redirect(
+            "compensation:statement",
+            org_slug=org_slug,
+            statement_id=selected[0].public_id,
+        )
     return redirect(_list_url(org_slug, period))
 
 
@@ -220,7 +226,11 @@ def statements_calculate(request: HttpRequest, org_slug: str) -> HttpResponse:
     except services.CalculationBusyError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Calculation of {period.label} started.")
+        messages.success(
+            request,
+            f"Calculation of {period.label} queued. Its progress and result show "
+            "under Last calculation.",
+        )
     return redirect(_list_url(org_slug, period))
 
 
@@ -285,6 +295,8 @@ def statement_context(request: HttpRequest, statement: Statement, **extra) -> di
         "disputes": statement_disputes(statement),
         "can_dispute": statement.member_id == viewer.pk,
         "can_approve": may_change and statement.status == Statement.Status.DRAFT,
+        "can_mark_paid": viewer.is_admin
+        and statement.status == Statement.Status.APPROVED,
         "form": ManualAdjustmentForm()
         if may_change and not statement.is_locked
         else None,

@@ -258,6 +258,38 @@ def test_admin_marks_paid(statements):
     assert rita.status == Statement.Status.PAID
 
 
+def test_mark_paid_from_statement_page(statements):
+    rita = _statement(statements, statements.rep1)
+    with tenant_context(statements.org):
+        services.statement_approve(
+            statement=rita, approver=statements.admin, actor=statements.admin.user
+        )
+    admin = login(Client(), statements.admin)
+    paid_url = _url("statements-paid")
+
+    page = admin.get(_detail_url(rita)).content.decode()
+    managers_page = (
+        login(Client(), statements.manager).get(_detail_url(rita)).content.decode()
+    )
+    response = admin.post(
+        paid_url,
+        {
+            "statement": [str(rita.public_id)],
+            "period": "2024-03",
+            "return_to": "detail",
+        },
+    )
+
+    assert f'action="{paid_url}"' in page
+    assert f'action="{paid_url}"' not in managers_page
+    assert response.status_code == 302
+    assert response["Location"] == _detail_url(rita)
+    rita.refresh_from_db()
+    assert rita.status == Statement.Status.PAID
+    after = admin.get(_detail_url(rita)).content.decode()
+    assert f'action="{paid_url}"' not in after
+
+
 def test_manual_adjustment_on_draft(statements):
     client = login(Client(), statements.manager)
     rita = _statement(statements, statements.rep1)
@@ -361,6 +393,30 @@ def test_calculate_button_runs_period(statements, django_capture_on_commit_callb
     rob = _statement(statements, statements.rep2)
     # The test settings run Celery tasks eagerly: (4,000 + 1,000) x 10%.
     assert rob.total == Decimal("500.00")
+    page = client.get(response["Location"]).content.decode()
+    assert "Calculation of March 2024 queued." in page
+    with tenant_context(statements.org):
+        run = CalculationRun.objects.latest("created_at")
+    # The organisation's time zone is UTC.
+    assert f'Done</strong> at <time datetime="{run.finished_at.isoformat()}' in page
+    assert f"{run.finished_at:%Y-%m-%d %H:%M} UTC</time>" in page
+
+
+def test_manual_line_labelled_once(statements):
+    rita = _statement(statements, statements.rep1)
+    with tenant_context(statements.org):
+        services.statement_adjust(
+            statement=rita,
+            amount=Decimal("25.00"),
+            reason="Contest prize",
+            editor=statements.admin,
+            actor=statements.admin.user,
+        )
+
+    page = login(Client(), statements.rep1).get(_detail_url(rita)).content.decode()
+
+    assert "<td>Manual</td>" in page
+    assert "(manual)" not in page
 
 
 def test_list_shows_progress_of_running_run(statements):
