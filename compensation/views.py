@@ -46,14 +46,17 @@ def manager_required(view):
 def _period(request: HttpRequest) -> DateRange:
     """Return the month that ``?period=YYYY-MM`` names, or the current month."""
     value = request.GET.get("period") or request.POST.get("period") or ""
+    current = month_range(organization_today(request.organization))
     if value:
         try:
             return month_range(dt.datetime.strptime(value, "%Y-%m").date())
         except ValueError:
             messages.error(
-                request, f"Invalid period {value!r}: use a month such as 2024-03."
+                request,
+                f"Invalid period {value!r}: use a month such as 2024-03. Showing "
+                f"{current.label} instead.",
             )
-    return month_range(organization_today(request.organization))
+    return current
 
 
 def _list_url(org_slug: str, period: DateRange) -> str:

@@ -12,6 +12,7 @@ from django.urls import reverse
 from compensation import services_statements as services
 from compensation.models import CalculationRun, Statement, StatementLine
 from goals.calendar import month_range
+from goals.periods import organization_today
 from spm.spreadsheet import spreadsheet_safe
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
@@ -477,3 +478,19 @@ def test_payroll_csv_keeps_negative_amounts():
     assert spreadsheet_safe("-123.45") == "-123.45"
     assert spreadsheet_safe("-SUM(A1)") == "'-SUM(A1)"
     assert spreadsheet_safe("=1+1") == "'=1+1"
+
+
+def test_bad_period_names_month_shown(statements):
+    client = login(Client(), statements.rep1)
+    with tenant_context(statements.org):
+        current = month_range(organization_today(statements.org))
+
+    response = client.get(
+        reverse("compensation:whatif", kwargs={"org_slug": "acme"}) + "?period=abc"
+    )
+
+    assert response.status_code == 200
+    assert (
+        f"Invalid period &#x27;abc&#x27;: use a month such as 2024-03. Showing "
+        f"{current.label} instead." in response.content.decode()
+    )
