@@ -11,12 +11,17 @@ from django import forms
 PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]*)?|[-+]?\.[0-9]+")
 
 
-class AmountField(forms.DecimalField):
-    """A money amount typed as plain digits, such as 1250.00 or -75.50.
+class PlainDecimalField(forms.DecimalField):
+    """A number typed as plain digits, such as 1250.00 or -75.50.
 
     DecimalField alone takes "1e3" as 1,000.00, and a typo in an exponent
-    is an easy way to pay a thousand times too much.
+    is an easy way to pay a thousand times too much. ``example`` shows the
+    expected form in the error, which also names the value.
     """
+
+    def __init__(self, *args, example: str = "1250.00 or -75.50", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.example = example
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -24,8 +29,8 @@ class AmountField(forms.DecimalField):
         text = str(value).strip()
         if not PLAIN_NUMBER.fullmatch(text):
             raise forms.ValidationError(
-                "Enter an amount in plain digits, such as 1250.00 or -75.50, "
-                "not %(value)r.",
+                f"Enter a number in plain digits, such as {self.example}, not "
+                "%(value)r.",
                 code="invalid",
                 params={"value": text},
             )
@@ -33,7 +38,7 @@ class AmountField(forms.DecimalField):
 
 
 class ManualAdjustmentForm(forms.Form):
-    amount = AmountField(
+    amount = PlainDecimalField(
         max_digits=18,
         decimal_places=2,
         help_text="In the statement's currency; negative to take money back.",

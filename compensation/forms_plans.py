@@ -13,12 +13,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 
 from compensation.engine.components import build_component
 from compensation.engine.spiff import LIST_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
 from compensation.engine.types import ParamsError
 from compensation.engine.values import date_problem, plain
+from compensation.forms import PlainDecimalField
 from compensation.models import MONEY, PlanComponent, PlanVersion, validate_currency
 from spm.models import Membership
 
@@ -261,6 +263,17 @@ def _condition_lines(conditions: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# The fields each kind of component reads, besides the common ones.
+COMMON_FIELDS = {"name", "kind", "order", "cap_per_deal", "cap_per_period"}
+KIND_FIELDS = {
+    "flat": {"rate"},
+    "override": {"rate", "levels"},
+    "tiered": {"basis", "mode", "threshold", "tiers"},
+    "bonus": {"milestones"},
+    "spiff": {"starts_on", "ends_on", "amount", "rate", "conditions"},
+}
+
+
 class ComponentForm(forms.Form):
     """One plan component, whose ``kind`` decides which fields apply."""
 
@@ -277,24 +290,32 @@ class ComponentForm(forms.Form):
         },
         help_text="Place in the plan, from 1.",
     )
-    rate = forms.DecimalField(
+    rate = PlainDecimalField(
         required=False,
+        example="8 or 12.5",
         label="Rate (%)",
         help_text="Flat rate, override or SPIFF rate, in percent: 8 for 8%.",
     )
+    # Tiered components pay very differently by basis and mode, so both start
+    # empty and must be chosen.
     basis = forms.ChoiceField(
         required=False,
-        choices=[("attainment", "% of quota"), ("amount", "amount")],
+        choices=[("", "choose"), ("attainment", "% of quota"), ("amount", "amount")],
         help_text="Tiered: what the tier bounds and threshold measure.",
     )
     mode = forms.ChoiceField(
         required=False,
-        choices=[("marginal", "marginal"), ("retroactive", "retroactive")],
+        choices=[
+            ("", "choose"),
+            ("marginal", "marginal"),
+            ("retroactive", "retroactive"),
+        ],
         help_text="Tiered: marginal pays each part at its tier's rate; "
         "retroactive pays all at the rate of the tier reached.",
     )
-    threshold = forms.DecimalField(
+    threshold = PlainDecimalField(
         required=False,
+        example="50 or 25000.00",
         help_text="Tiered: nothing is paid below this level (same unit as tiers).",
     )
     tiers = forms.CharField(
@@ -307,8 +328,10 @@ class ComponentForm(forms.Form):
     )
     starts_on = IsoDateField(required=False, help_text="SPIFF: first day, included.")
     ends_on = IsoDateField(required=False, help_text="SPIFF: last day, included.")
-    amount = forms.DecimalField(
-        required=False, help_text="SPIFF: fixed amount per deal, instead of a rate."
+    amount = PlainDecimalField(
+        required=False,
+        example="500.00",
+        help_text="SPIFF: fixed amount per deal, instead of a rate.",
     )
     conditions = forms.CharField(
         required=False,
@@ -320,11 +343,17 @@ class ComponentForm(forms.Form):
         min_value=1,
         help_text="Override: levels of reports below the manager; empty for all.",
     )
-    cap_per_deal = forms.DecimalField(
-        required=False, min_value=0, help_text="Most one deal earns, before splits."
+    cap_per_deal = PlainDecimalField(
+        required=False,
+        min_value=0,
+        example="15000.00",
+        help_text="Most one deal earns, before splits.",
     )
-    cap_per_period = forms.DecimalField(
-        required=False, min_value=0, help_text="Most this component pays a period."
+    cap_per_period = PlainDecimalField(
+        required=False,
+        min_value=0,
+        example="20000.00",
+        help_text="Most this component pays a period.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -376,9 +405,13 @@ class ComponentForm(forms.Form):
                 params["levels"] = data["levels"]
             return params
         if kind == "tiered":
+            if not data.get("basis"):
+                raise RowError("basis is required: % of quota or amount.")
+            if not data.get("mode"):
+                raise RowError("mode is required: marginal or retroactive.")
             params = {
-                "basis": data.get("basis") or "attainment",
-                "mode": data.get("mode") or "marginal",
+                "basis": data["basis"],
+                "mode": data["mode"],
                 "tiers": parse_tiers(data.get("tiers") or ""),
             }
             if data.get("threshold") is not None:
@@ -415,6 +448,13 @@ class ComponentForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         kind = data.get("kind")
+        if kind in KIND_FIELDS:
+            # Fields of other kinds are ignored, as the help text states, with any
+            # errors they carry.
+            used = COMMON_FIELDS | KIND_FIELDS[kind]
+            for name in [name for name in self._errors if name not in used]:
+                if name != NON_FIELD_ERRORS:
+                    del self._errors[name]
         if self.errors or not kind:
             return data
         try:

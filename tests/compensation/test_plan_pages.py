@@ -248,6 +248,60 @@ def test_component_bad_tiers_named(admin, draft, tiers, message):
     assert not PlanComponent.unscoped.exists()
 
 
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("basis", "basis is required: % of quota or amount."),
+        ("mode", "mode is required: marginal or retroactive."),
+    ],
+)
+def test_component_tiered_needs_basis_and_mode(admin, draft, missing, message):
+    response = admin.post(
+        _url("component-new", version_id=draft.public_id),
+        {**TIER_FORM, missing: ""},
+    )
+
+    assert response.status_code == 400
+    assert f"Component &#x27;Accelerator&#x27;: {message}" in response.content.decode()
+    assert not PlanComponent.unscoped.exists()
+
+
+def test_component_form_basis_starts_empty(admin, draft):
+    page = admin.get(
+        _url("component-new", version_id=draft.public_id) + "?kind=tiered"
+    ).content.decode()
+
+    assert '<option value="" selected>choose</option>' in page
+    assert '<option value="attainment" selected>' not in page
+    assert '<option value="marginal" selected>' not in page
+
+
+def test_component_ignores_other_kinds_fields(admin, draft):
+    response = admin.post(
+        _url("component-new", version_id=draft.public_id),
+        {**TIER_FORM, "rate": "zzz", "amount": "x", "levels": "-3"},
+    )
+
+    assert response.status_code == 302
+    component = PlanComponent.unscoped.get(version=draft)
+    assert component.kind == "tiered"
+    assert "rate" not in component.params
+
+
+def test_component_bad_threshold_named(admin, draft):
+    response = admin.post(
+        _url("component-new", version_id=draft.public_id),
+        {**TIER_FORM, "threshold": "1e2"},
+    )
+
+    assert response.status_code == 400
+    assert (
+        "Enter a number in plain digits, such as 50 or 25000.00, not "
+        "&#x27;1e2&#x27;." in response.content.decode()
+    )
+    assert not PlanComponent.unscoped.exists()
+
+
 def test_component_other_kinds_validated(admin, draft):
     spiff = {
         "name": "Spring SPIFF",
