@@ -18,6 +18,7 @@ from compensation.models import (
     PlanAssignment,
     PlanComponent,
     PlanVersion,
+    Statement,
 )
 from spm.models import Membership
 
@@ -146,3 +147,21 @@ def fx_rate_by_key(
     return FxRate.objects.filter(
         date=date, base_currency=base_currency, quote_currency=quote_currency
     ).first()
+
+
+def locked_statements_from(plan_id: int, day: dt.date) -> int:
+    """Count approved or paid statements that end after ``day``, of the plan's members.
+
+    A member counts when one of their assignments to the plan covers
+    ``day`` or starts after it. One query.
+    """
+    members = (
+        PlanAssignment.objects.filter(plan_id=plan_id)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gte=day))
+        .values("member_id")
+    )
+    return Statement.objects.filter(
+        member_id__in=members,
+        status__in=[Statement.Status.APPROVED, Statement.Status.PAID],
+        period_end__gt=day,
+    ).count()

@@ -376,6 +376,17 @@ def version_publish(request: HttpRequest, org_slug: str, version_id) -> HttpResp
             request,
             f"{version.label} published, effective from {version.effective_from}.",
         )
+        locked = selectors.locked_statements_from(
+            version.plan_id, version.effective_from
+        )
+        if locked:
+            messages.warning(
+                request,
+                f"{locked} approved or paid statement{'s' if locked != 1 else ''} "
+                f"of this plan's members end after {version.effective_from}. They "
+                "stay as they are, and the next calculation of their months adds "
+                "any change to each member's next draft as an adjustment line.",
+            )
     return redirect(_version_url(version))
 
 

@@ -19,6 +19,8 @@ from compensation.models import (
     PlanVersion,
     Statement,
 )
+from compensation.services_statements import statement_approve, statements_calculate
+from goals.calendar import month_range
 from spm.models import AuditLog
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
@@ -460,6 +462,41 @@ def test_publish_rejects_empty_or_earlier(personas, admin):
     )
     draft.refresh_from_db()
     assert draft.status == "draft"
+
+
+def test_publish_warns_of_locked_statements(personas, admin):
+    plan = make_plan(personas.org.pk)
+    publish_version(plan, [flat_component("0.1")])
+    assign(personas.rep1, plan)
+    assign(personas.rep2, plan)
+    won_deal(personas.rep1, personas.stages["Won"], "1000.00", D(2024, 3, 5))
+    won_deal(personas.rep2, personas.stages["Won"], "1000.00", D(2024, 2, 5))
+    with tenant_context(personas.org):
+        for month in (D(2024, 2, 1), D(2024, 3, 1)):
+            statements_calculate(
+                organization=personas.org, period=month_range(month), actor=None
+            )
+        for statement in Statement.objects.all():
+            statement_approve(
+                statement=statement,
+                approver=personas.admin,
+                actor=personas.admin.user,
+            )
+    draft = _draft(plan, number=2, day=D(2024, 3, 1))
+    admin.post(
+        _url("component-new", version_id=draft.public_id),
+        {"name": "Base", "kind": "flat", "order": "1", "rate": "12"},
+    )
+
+    response = admin.post(
+        _url("version-publish", version_id=draft.public_id), follow=True
+    )
+
+    # Rita's and Rob's March statements end after 1 March; February's do not.
+    assert (
+        "2 approved or paid statements of this plan&#x27;s members end after "
+        "2024-03-01." in response.content.decode()
+    )
 
 
 def test_new_draft_copies_published(personas, admin):
