@@ -110,10 +110,12 @@ def dispute_raise(
         .first()
     )
     if unresolved is not None:
+        # In a request, the local time is the organisation's.
+        raised_on = timezone.localtime(unresolved.created_at)
         raise DisputeOpenError(
-            f"this line already has an open dispute, raised on "
-            f"{unresolved.created_at:%Y-%m-%d}. Add your message to that "
-            "dispute's thread, listed under Disputes on this page."
+            f"this line already has an open dispute, raised on {raised_on:%Y-%m-%d}. "
+            "Add your message to that dispute's thread, listed under Disputes on "
+            "this page."
         )
     plan_id = None
     if line.plan_version_id is not None:
