@@ -405,10 +405,16 @@ class ComponentForm(forms.Form):
                 params["levels"] = data["levels"]
             return params
         if kind == "tiered":
-            if not data.get("basis"):
-                raise RowError("basis is required: % of quota or amount.")
-            if not data.get("mode"):
-                raise RowError("mode is required: marginal or retroactive.")
+            missing = [
+                need
+                for name, need in (
+                    ("basis", "basis (% of quota or amount)"),
+                    ("mode", "mode (marginal or retroactive)"),
+                )
+                if not data.get(name)
+            ]
+            if missing:
+                raise RowError(f"choose the {' and the '.join(missing)}.")
             params = {
                 "basis": data["basis"],
                 "mode": data["mode"],

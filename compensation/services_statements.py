@@ -463,6 +463,12 @@ def statement_mark_paid(
     statement = _locked_for_update(statement)
     if not payer.is_admin:
         raise StatementError("Only an admin can mark a statement paid.")
+    if statement.status == Status.PAID:
+        paid_on = timezone.localtime(statement.paid_at)
+        raise StatementError(
+            f"The statement of {statement.member} for {statement.period_label} "
+            f"was already marked paid on {paid_on:%Y-%m-%d}."
+        )
     if statement.status != Status.APPROVED:
         raise StatementError(
             f"The statement of {statement.member} for {statement.period_label} is "

@@ -92,9 +92,9 @@ def _selected(request: HttpRequest, visible: set[int], action: str) -> list[Stat
     if left_out:
         messages.error(
             request,
-            f"{left_out} of the selected statements {'is' if left_out == 1 else 'are'} "
-            f"not in your reporting tree, so you cannot {action} "
-            f"{'it' if left_out == 1 else 'them'}.",
+            f"{left_out} of the selected statements "
+            f"{'was' if left_out == 1 else 'were'} not found in your reporting "
+            f"tree, so you cannot {action} {'it' if left_out == 1 else 'them'}.",
         )
     elif not selected:
         messages.error(request, f"Select at least one statement to {action}.")

@@ -44,6 +44,17 @@ def payout_changes(request: HttpRequest, org_slug: str, statement_id) -> HttpRes
     by_run = {str(snapshot.run.public_id): snapshot for snapshot in snapshots}
     before = by_run.get(request.GET.get("from", ""))
     after = by_run.get(request.GET.get("to", ""))
+    unknown = [
+        request.GET[key]
+        for key, found in (("from", before), ("to", after))
+        if request.GET.get(key) and found is None
+    ]
+    if unknown:
+        messages.error(
+            request,
+            f"No calculation run {', '.join(repr(value) for value in unknown)} of "
+            "this statement; comparing its last two runs instead.",
+        )
     if before is None or after is None:
         if len(snapshots) < 2:
             before = after = None

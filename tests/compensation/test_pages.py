@@ -205,8 +205,8 @@ def test_approve_outside_tree_says_so(statements):
 
     content = response.content.decode()
     assert (
-        "1 of the selected statements is not in your reporting tree, so you "
-        "cannot approve it." in content
+        "1 of the selected statements was not found in your reporting tree, so "
+        "you cannot approve it." in content
     )
     assert "Select at least one statement" not in content
     rex.refresh_from_db()
@@ -224,7 +224,7 @@ def test_approve_bad_id_counted(statements):
     )
 
     assert response.status_code == 200
-    assert "1 of the selected statements is not in your reporting tree" in (
+    assert "1 of the selected statements was not found in your reporting tree" in (
         response.content.decode()
     )
     rita.refresh_from_db()
@@ -289,6 +289,26 @@ def test_mark_paid_from_statement_page(statements):
     assert rita.status == Statement.Status.PAID
     after = admin.get(_detail_url(rita)).content.decode()
     assert f'action="{paid_url}"' not in after
+
+
+def test_mark_paid_twice_says_paid(statements):
+    rita = _statement(statements, statements.rep1)
+    with tenant_context(statements.org):
+        services.statement_approve(
+            statement=rita, approver=statements.admin, actor=statements.admin.user
+        )
+    admin = login(Client(), statements.admin)
+    form = {"statement": [str(rita.public_id)], "period": "2024-03"}
+    admin.post(_url("statements-paid"), form)
+    rita.refresh_from_db()
+
+    response = admin.post(_url("statements-paid"), form, follow=True)
+
+    # The organisation's time zone is UTC.
+    assert (
+        f"The statement of Rita Rep for March 2024 was already marked paid on "
+        f"{rita.paid_at:%Y-%m-%d}." in response.content.decode()
+    )
 
 
 def test_manual_adjustment_on_draft(statements):

@@ -250,3 +250,26 @@ def test_changes_page_names_manual_lines(personas, plan):
     local = last_run.created_at.astimezone(ZoneInfo("America/New_York"))
     assert local.tzname() in ("EST", "EDT")
     assert f"{local:%Y-%m-%d %H:%M %Z} (1,200.00 USD)" in content
+
+
+def test_changes_page_names_unknown_run(personas, plan):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+    _calculate(personas)
+    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
+    _calculate(personas)
+    statement = Statement.unscoped.get(member=personas.rep1)
+    url = reverse(
+        "compensation:payout-changes",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+
+    response = login(Client(), personas.rep1).get(url + "?from=junk&to=junk")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        "No calculation run &#x27;junk&#x27;, &#x27;junk&#x27; of this statement; "
+        "comparing its last two runs instead." in content
+    )
+    # The last two runs are compared, as without the parameters.
+    assert "deal amount changed from 10,000.00 to 12,000.00 USD" in content

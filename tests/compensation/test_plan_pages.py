@@ -253,14 +253,19 @@ def test_component_bad_tiers_named(admin, draft, tiers, message):
 @pytest.mark.parametrize(
     ("missing", "message"),
     [
-        ("basis", "basis is required: % of quota or amount."),
-        ("mode", "mode is required: marginal or retroactive."),
+        (["basis"], "choose the basis (% of quota or amount)."),
+        (["mode"], "choose the mode (marginal or retroactive)."),
+        (
+            ["basis", "mode"],
+            "choose the basis (% of quota or amount) and the mode (marginal or "
+            "retroactive).",
+        ),
     ],
 )
 def test_component_tiered_needs_basis_and_mode(admin, draft, missing, message):
     response = admin.post(
         _url("component-new", version_id=draft.public_id),
-        {**TIER_FORM, missing: ""},
+        {**TIER_FORM, **dict.fromkeys(missing, "")},
     )
 
     assert response.status_code == 400
