@@ -52,6 +52,16 @@ def _statement(personas, member) -> Statement:
         return Statement.objects.get(member=member, period_start=MARCH.start)
 
 
+def _approved_rita(personas) -> Statement:
+    """Approve Rita's March statement, as the admin."""
+    rita = _statement(personas, personas.rep1)
+    with tenant_context(personas.org):
+        services.statement_approve(
+            statement=rita, approver=personas.admin, actor=personas.admin.user
+        )
+    return rita
+
+
 def _detail_url(statement) -> str:
     return reverse(
         "compensation:statement",
@@ -242,11 +252,7 @@ def test_approve_nothing_selected(statements):
 
 
 def test_admin_marks_paid(statements):
-    rita = _statement(statements, statements.rep1)
-    with tenant_context(statements.org):
-        services.statement_approve(
-            statement=rita, approver=statements.admin, actor=statements.admin.user
-        )
+    rita = _approved_rita(statements)
     client = login(Client(), statements.admin)
 
     response = client.post(
@@ -260,11 +266,7 @@ def test_admin_marks_paid(statements):
 
 
 def test_mark_paid_from_statement_page(statements):
-    rita = _statement(statements, statements.rep1)
-    with tenant_context(statements.org):
-        services.statement_approve(
-            statement=rita, approver=statements.admin, actor=statements.admin.user
-        )
+    rita = _approved_rita(statements)
     admin = login(Client(), statements.admin)
     paid_url = _url("statements-paid")
 
@@ -292,11 +294,7 @@ def test_mark_paid_from_statement_page(statements):
 
 
 def test_mark_paid_twice_says_paid(statements):
-    rita = _statement(statements, statements.rep1)
-    with tenant_context(statements.org):
-        services.statement_approve(
-            statement=rita, approver=statements.admin, actor=statements.admin.user
-        )
+    rita = _approved_rita(statements)
     admin = login(Client(), statements.admin)
     form = {"statement": [str(rita.public_id)], "period": "2024-03"}
     admin.post(_url("statements-paid"), form)
@@ -363,11 +361,7 @@ def test_manual_adjustment_amount_invalid(statements, amount, message):
 
 
 def test_manual_adjustment_rejected_when_approved(statements):
-    rita = _statement(statements, statements.rep1)
-    with tenant_context(statements.org):
-        services.statement_approve(
-            statement=rita, approver=statements.admin, actor=statements.admin.user
-        )
+    rita = _approved_rita(statements)
     client = login(Client(), statements.admin)
 
     response = client.post(
@@ -384,11 +378,7 @@ def test_payroll_csv_lists_approved(statements):
     statements.rep1.email = "rita@acme.test"
     statements.rep1.employee_id = "E-1001"
     statements.rep1.save()
-    rita = _statement(statements, statements.rep1)
-    with tenant_context(statements.org):
-        services.statement_approve(
-            statement=rita, approver=statements.admin, actor=statements.admin.user
-        )
+    _approved_rita(statements)
     client = login(Client(), statements.admin)
 
     response = client.get(_url("payroll-export") + "?period=2024-03")

@@ -47,6 +47,22 @@ def _comparison(personas):
         return payout_diff.compare(first, second)
 
 
+def _deal_grows(personas) -> Statement:
+    """Run March twice, with Rita's deal at 10,000.00 then 12,000.00."""
+    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+    _calculate(personas)
+    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
+    _calculate(personas)
+    return Statement.unscoped.get(member=personas.rep1)
+
+
+def _changes_url(statement: Statement) -> str:
+    return reverse(
+        "compensation:payout-changes",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+
+
 @pytest.fixture
 def plan(personas):
     plan = make_plan(personas.org.pk)
@@ -56,10 +72,7 @@ def plan(personas):
 
 
 def test_amount_change_is_data(personas, plan):
-    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
-    _calculate(personas)
-    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
-    _calculate(personas)
+    _deal_grows(personas)
 
     comparison = _comparison(personas)
 
@@ -136,15 +149,8 @@ def test_lost_deal_is_data(personas, plan):
 
 
 def test_changes_page_for_rep(personas, plan, django_assert_max_num_queries):
-    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
-    _calculate(personas)
-    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
-    _calculate(personas)
-    statement = Statement.unscoped.get(member=personas.rep1)
-    url = reverse(
-        "compensation:payout-changes",
-        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
-    )
+    statement = _deal_grows(personas)
+    url = _changes_url(statement)
     client = login(Client(), personas.rep1)
 
     with django_assert_max_num_queries(12):
@@ -222,12 +228,8 @@ def test_csv_hidden_from_other_rep(personas, plan):
 
 
 def test_changes_page_names_manual_lines(personas, plan):
-    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
-    _calculate(personas)
-    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
-    _calculate(personas)
+    statement = _deal_grows(personas)
     with tenant_context(personas.org):
-        statement = Statement.objects.get(member=personas.rep1)
         services.statement_adjust(
             statement=statement,
             amount=Decimal("12.50"),
@@ -236,10 +238,7 @@ def test_changes_page_names_manual_lines(personas, plan):
             actor=personas.admin.user,
         )
         last_run = payout_diff.snapshots_of(statement)[-1].run
-    url = reverse(
-        "compensation:payout-changes",
-        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
-    )
+    url = _changes_url(statement)
     Organization.objects.filter(pk=personas.org.pk).update(time_zone="America/New_York")
 
     content = login(Client(), personas.rep1).get(url).content.decode()
@@ -253,15 +252,8 @@ def test_changes_page_names_manual_lines(personas, plan):
 
 
 def test_changes_page_names_unknown_run(personas, plan):
-    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
-    _calculate(personas)
-    Deal.unscoped.filter(pk=deal.pk).update(amount=Decimal("12000.00"))
-    _calculate(personas)
-    statement = Statement.unscoped.get(member=personas.rep1)
-    url = reverse(
-        "compensation:payout-changes",
-        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
-    )
+    statement = _deal_grows(personas)
+    url = _changes_url(statement)
 
     response = login(Client(), personas.rep1).get(url + "?from=junk&to=junk")
 
