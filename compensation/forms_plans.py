@@ -9,6 +9,7 @@ error can name the line, the column and the value.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -45,12 +46,19 @@ CONDITION_HELP = (
 )
 
 
+ISO_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class IsoDateField(forms.DateField):
     """A date written as YYYY-MM-DD only, so 01/02/2026 is never read as 2 January."""
 
     input_formats = ["%Y-%m-%d"]
 
     def to_python(self, value):
+        # strptime alone also reads 2026-2-3, which the help does not offer.
+        if isinstance(value, str) and value.strip():
+            if not ISO_DATE_TEXT.fullmatch(value.strip()):
+                raise forms.ValidationError(f"Date {date_problem(value)}")
         try:
             return super().to_python(value)
         except forms.ValidationError:

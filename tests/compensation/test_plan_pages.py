@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -21,7 +22,7 @@ from compensation.models import (
 )
 from compensation.services_statements import statement_approve, statements_calculate
 from goals.calendar import month_range
-from spm.models import AuditLog
+from spm.models import AuditLog, Organization
 from spm.tenancy import tenant_context
 from tests.compensation.conftest import (
     assign,
@@ -448,6 +449,18 @@ def test_publish_makes_version_read_only(personas, admin, draft):
     [entry] = _audit(personas, "comp_plan.publish")
     assert entry.old == {"status": "draft"}
     assert entry.new == {"status": "published", "effective_from": "2024-01-01"}
+
+
+def test_plan_page_publish_time_zone(personas, admin):
+    plan = make_plan(personas.org.pk)
+    publish_version(plan, [flat_component("0.1")])
+    version = PlanVersion.unscoped.get(plan=plan)
+    Organization.objects.filter(pk=personas.org.pk).update(time_zone="America/New_York")
+
+    page = admin.get(_url("plan", plan_id=plan.public_id)).content.decode()
+
+    local = version.published_at.astimezone(ZoneInfo("America/New_York"))
+    assert f"{local:%Y-%m-%d %H:%M %Z}" in page
 
 
 def test_publish_rejects_empty_or_earlier(personas, admin):
@@ -879,9 +892,10 @@ def test_my_plan_other_rep_not_on_plan(personas):
         ("2026-02-30", "is not a date: February 2026 has 28 days."),
         ("2028-02-30", "is not a date: February 2028 has 29 days."),
         ("2026-04-31", "is not a date: April 2026 has 30 days."),
+        ("2026-2-3", "is not a date as YYYY-MM-DD."),
     ],
 )
-def test_plan_date_impossible_day(personas, admin, effective_from, message):
+def test_plan_date_bad_day_or_form(personas, admin, effective_from, message):
     response = admin.post(
         _url("plans"),
         {"name": "AE plan", "currency": "EUR", "effective_from": effective_from},
