@@ -682,11 +682,11 @@ class StatementLine(TenantModel):
     checks only the statement key on insert, and the only indexes are those
     that lookups use. The other keys stay ORM relations:
 
-    - the organisation is the statement's organisation;
-    - components and plan versions on lines are published, and no code path
-      deletes a published one; the line also keeps their names;
-    - a deal keeps its index, for the updates when sync merges or deletes
-      it, and the line keeps its name;
+    - The organisation is the statement's organisation.
+    - Components and plan versions on lines are published, and no code path
+      deletes a published one. The line also keeps their names.
+    - A deal keeps its index, for the updates when sync merges or deletes
+      it, and the line keeps its name.
     - ``created_by`` is set on manual lines only, with a partial index.
     """
 

@@ -101,7 +101,7 @@ def dispute_raise(
     if line.statement_id != statement.pk:
         raise DisputeError("That line is not on this statement.")
     body = _clean_body(body)
-    # Locking the line makes a concurrent raise on it wait, then find this one.
+    # Locking the line makes a concurrent raise wait, then see the dispute made here.
     StatementLine.objects.select_for_update().filter(pk=line.pk).first()
     unresolved = (
         Dispute.objects.filter(line=line)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import logging
 import uuid
 
 from django.contrib import messages
@@ -30,6 +31,8 @@ from goals.calendar import DateRange, month_range
 from goals.periods import organization_today
 from spm.access import admin_required, require_manager_or_admin, visible_member_ids
 from spm.spreadsheet import spreadsheet_safe
+
+logger = logging.getLogger(__name__)
 
 
 def manager_required(view):
@@ -90,6 +93,13 @@ def _selected(request: HttpRequest, visible: set[int], action: str) -> list[Stat
     selected = [s for s in statements if s.member_id in visible]
     left_out = len(posted) - len(selected)
     if left_out:
+        logger.info(
+            "Statement %s rejected for member %s: %s of %s ids not found in reach",
+            action,
+            request.membership.pk,
+            left_out,
+            len(posted),
+        )
         messages.error(
             request,
             f"{left_out} of the selected statements "

@@ -8,6 +8,7 @@ rep's tree) answer in the thread's name and resolve.
 
 from __future__ import annotations
 
+import logging
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -27,6 +28,8 @@ from compensation.models import Dispute, StatementLine
 from compensation.views import _statement_or_404, statement_context
 from spm.access import visible_member_ids
 
+logger = logging.getLogger(__name__)
+
 
 def _dispute_or_404(request: HttpRequest, dispute_id) -> Dispute:
     dispute = services.dispute_get(dispute_id)
@@ -45,6 +48,12 @@ def _raise_failed(
     request: HttpRequest, statement, error: str, status: int = 400
 ) -> HttpResponse:
     """Render the statement again with the error, keeping the rep's line and text."""
+    logger.info(
+        "Dispute rejected on statement %s by member %s: %s",
+        statement.public_id,
+        request.membership.pk,
+        error,
+    )
     messages.error(request, f"Dispute not raised: {error}")
     context = statement_context(
         request,
@@ -152,6 +161,11 @@ def dispute_resolve(request: HttpRequest, org_slug: str, dispute_id) -> HttpResp
         raise PermissionDenied("Only an admin or the rep's manager can resolve this.")
     if dispute.is_resolved:
         # The page shows no resolve form any more, so the error goes above it.
+        logger.info(
+            "Resolve rejected: dispute %s is already resolved (member %s)",
+            dispute.public_id,
+            request.membership.pk,
+        )
         zone = ZoneInfo(request.organization.time_zone)
         resolved_on = dispute.resolved_at.astimezone(zone)
         messages.error(

@@ -5,6 +5,7 @@ the what-if estimator, cost of commission and the reassigned-lead rule.
 from __future__ import annotations
 
 import csv
+import logging
 from decimal import Decimal
 
 from django.contrib import messages
@@ -31,6 +32,8 @@ from compensation.views import (
 from spm.access import admin_required, visible_member_ids
 from spm.spreadsheet import spreadsheet_safe
 
+logger = logging.getLogger(__name__)
+
 
 @login_required
 @require_GET
@@ -50,6 +53,11 @@ def payout_changes(request: HttpRequest, org_slug: str, statement_id) -> HttpRes
         if request.GET.get(key) and found is None
     ]
     if unknown:
+        logger.info(
+            "Payout changes of statement %s: unknown run ids %s",
+            statement.public_id,
+            unknown,
+        )
         messages.error(
             request,
             f"No calculation run {', '.join(repr(value) for value in unknown)} of "

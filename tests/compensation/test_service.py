@@ -13,6 +13,7 @@ from compensation.models import Payment, PlanVersion
 from compensation.services import CalculationError, calculate_statement
 from goals.calendar import DateRange, month_range
 from tests.compensation.conftest import (
+    ATTAINMENT_TIERS,
     assign,
     flat_component,
     make_draw,
@@ -25,18 +26,6 @@ from tests.goals.conftest import make_quota
 
 D = dt.date
 MARCH = month_range(D(2024, 3, 1))
-ATTAINMENT_TIERS = {
-    "name": "Accelerator",
-    "kind": "tiered",
-    "params": {
-        "basis": "attainment",
-        "mode": "marginal",
-        "tiers": [
-            {"from": "0", "to": "100", "rate": "0.08"},
-            {"from": "100", "rate": "0.12"},
-        ],
-    },
-}
 
 
 def _amounts(statement) -> list[Decimal]:
