@@ -14,8 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from compensation.models import CompPlan, Statement, StatementLine
-from compensation.services_disputes import dispute_raise
+from compensation.models import CompPlan, Statement
+from compensation.selectors import statement_lines
+from compensation.services_disputes import dispute_line, dispute_raise
 from compensation.services_plans import (
     plan_assignment_create,
     plan_component_save,
@@ -126,18 +127,19 @@ def create_demo_statements(
         period_start=this_month.start, status=Statement.Status.DRAFT
     ).order_by("member__external_id", "id")
     disputes = 0
-    line = (
-        StatementLine.objects.filter(statement__in=drafts, deal__isnull=False)
-        .select_related("statement__member")
-        .order_by("statement__member__external_id", "id")
-        .first()
-    )
-    if line is not None:
+    # The first draft with a line on a deal, in the order of the reps' ids.
+    for statement in drafts.select_related("member"):
+        deal_line = next(
+            (line for line in statement_lines(statement) if line.deal_id), None
+        )
+        if deal_line is None:
+            continue
         dispute_raise(
-            statement=line.statement,
-            line=line,
-            raiser=line.statement.member,
+            statement=statement,
+            line=dispute_line(statement, deal_line.public_id),
+            raiser=statement.member,
             body=DISPUTE_MESSAGE,
         )
         disputes = 1
+        break
     return DemoStatements(approved=approved, drafts=drafts.count(), disputes=disputes)

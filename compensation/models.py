@@ -787,6 +787,41 @@ class StatementLine(TenantModel):
         return f"{self.explanation} ({self.amount})"
 
 
+class StatementLineBlock(TenantModel):
+    """The calculated lines of a draft statement, stored together in one row.
+
+    ``lines`` contains one array per line, in line order, with the values of
+    ``compensation.line_blocks.FIELDS``. Runs recalculate drafts many times
+    in a period, and a row per line cost PostgreSQL about 12 µs, so a
+    draft's calculated lines take one row, which a rerun skips when its
+    ``digest`` is unchanged. The draft's manual and adjustment lines are
+    ``StatementLine`` rows, ordered after these.
+
+    A line gets a row of its own once something refers to it: the statement
+    is approved, or a dispute is raised on one of its lines. The block is
+    then replaced by ``StatementLine`` rows with the same public ids.
+    """
+
+    organization = organization_key()
+    statement = models.OneToOneField(
+        Statement,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="line_block",
+    )
+    line_count = models.PositiveIntegerField()
+    total = models.DecimalField(**MONEY)
+    digest = models.BinaryField(max_length=16)
+    lines = models.BinaryField()
+    # The deals of the block's clawback lines, which the archived-deal
+    # payouts look up.
+    clawback_deal_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.line_count} lines ({self.total})"
+
+
 # Disputes, run snapshots and the crediting policy for reassigned leads.
 
 

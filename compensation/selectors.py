@@ -22,6 +22,7 @@ from django.db.models.expressions import RawSQL
 
 from activity.dates import period_bounds
 from activity.models import Deal, DealProduct, DealSplit, Product
+from compensation import line_blocks
 from compensation.crediting import DealInput, FxRates, SplitInput
 from compensation.engine.clawback import full_months_between
 from compensation.engine.payments import Payment as EnginePayment
@@ -36,6 +37,7 @@ from compensation.models import (
     PlanVersion,
     Statement,
     StatementLine,
+    StatementLineBlock,
 )
 from spm.models import Membership
 from spm.tenancy import get_current_organization
@@ -634,9 +636,19 @@ def statement_get(public_id) -> Statement | None:
 
 
 def statement_lines(statement: Statement) -> list[StatementLine]:
-    """Return the statement's lines in order. One query."""
-    return list(
+    """Return the statement's lines in order, from its block and rows. Two queries.
+
+    A line from the block is an unsaved StatementLine with its public id.
+    """
+    rows = list(
         StatementLine.objects.filter(statement=statement).order_by("order", "pk")
+    )
+    block = line_blocks.block_of(statement)
+    if block is None:
+        return rows
+    # The sort is stable, so rows of one order keep their id order.
+    return sorted(
+        line_blocks.decode(block, statement) + rows, key=lambda line: line.order
     )
 
 
@@ -738,7 +750,8 @@ def archived_deal_payouts(
 
     A deal counts when its ``archived_at`` falls in the period, in the
     organisation's time zone, and these members were paid on it. Sorted by
-    archive date, then deal and member name. One query.
+    archive date, then deal and member name. Two queries, plus one per draft
+    block that takes back one of the deals.
     """
     organization = get_current_organization()
     start, end = period_bounds(period_start, period_end, organization.time_zone)
@@ -801,6 +814,33 @@ def archived_deal_payouts(
             payout.plan_version = plan_version
             payout.clawback = clawback or ""
             payout.clawback_term_months = term_months
+    _block_clawbacks(payouts, member_ids)
     found = [payout for payout in payouts.values() if payout.paid]
     found.sort(key=lambda p: (p.archived_on, p.deal_name, p.member_name))
     return found
+
+
+def _block_clawbacks(
+    payouts: dict[tuple[int, int], ArchivedDealPayout], member_ids: Collection[int]
+) -> None:
+    """Add the clawback lines of draft blocks to the payouts of their deals.
+
+    Only blocks whose clawback deals include a payout's deal are read. One
+    query, plus one per such block.
+    """
+    deal_ids = {deal_id for deal_id, _ in payouts}
+    if not deal_ids:
+        return
+    blocks = (
+        StatementLineBlock.objects.filter(statement__member_id__in=member_ids)
+        .exclude(clawback_deal_ids=[])
+        .select_related("statement")
+        .defer("lines")
+    )
+    for block in blocks:
+        if deal_ids.isdisjoint(block.clawback_deal_ids):
+            continue
+        for line in line_blocks.decode(block, block.statement):
+            payout = payouts.get((line.deal_id, block.statement.member_id))
+            if payout is not None and line.line_type == LineKind.CLAWBACK:
+                payout.taken_back += line.amount

@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from compensation import line_blocks
 from compensation.models import (
     Dispute,
     DisputeMessage,
@@ -84,6 +85,20 @@ def _reviewers(rep: Membership) -> list[Membership]:
             pk=rep.pk
         )
     )
+
+
+@transaction.atomic
+def dispute_line(statement: Statement, public_id) -> StatementLine | None:
+    """Return the statement's line with ``public_id`` as a row, or None.
+
+    A dispute refers to its line's row, so a line of the statement's block
+    turns the whole block into rows first, under the statement's row lock.
+    """
+    Statement.objects.select_for_update().filter(pk=statement.pk).first()
+    line = StatementLine.objects.filter(statement=statement, public_id=public_id)
+    if not line.exists() and line_blocks.line_in_block(statement, public_id):
+        line_blocks.block_expand(statement)
+    return line.first()
 
 
 @transaction.atomic

@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from compensation import line_blocks
 from compensation.engine.types import CalculationError
 from compensation.models import (
     CalculationRun,
@@ -421,6 +422,8 @@ def statement_approve(
             "Resolve them before approving it."
         )
     old = _statement_snapshot(statement)
+    # Approved lines are rows, which adjustments sum and payouts look up by deal.
+    line_blocks.block_expand(statement)
     statement.status = Status.APPROVED
     statement.approved_by = actor
     statement.approved_at = timezone.now()

@@ -1,9 +1,12 @@
 """Storing calculated statements: many members per transaction, few queries.
 
 ``store_statements`` writes what ``calculate_statements`` computed for a
-batch of members in one transaction. The calculated lines of a draft that
-changed are replaced, with one DELETE and one INSERT for the whole batch,
-and a line equal in every column stays as it is. An approved or paid
+batch of members in one transaction. A draft's calculated lines are one
+``StatementLineBlock`` (see ``compensation.line_blocks``), written only when
+it changed. A draft whose lines became rows, because a dispute was raised
+on one, keeps its rows: those that changed are replaced, with one DELETE
+and one INSERT for the whole batch, and a line equal in every column stays
+as it is. An approved or paid
 statement is locked, and a changed total goes to the member's next draft
 as an adjustment line, one member at a time. Manual and adjustment lines
 already on a draft are kept and follow the new calculated lines.
@@ -23,7 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from compensation import payout_diff
+from compensation import line_blocks, payout_diff
 from compensation.engine import Statement as ComputedStatement
 from compensation.engine import StatementLine as EngineLine
 from compensation.models import (
@@ -31,6 +34,7 @@ from compensation.models import (
     Dispute,
     Statement,
     StatementLine,
+    StatementLineBlock,
     StatementSnapshot,
 )
 from goals.calendar import DateRange, add_months
@@ -49,24 +53,7 @@ INSERT_CHUNK = 10_000
 
 # The columns that differ between calculated lines, in the order of
 # ``_line_values``. ``_line_constants`` fills the others.
-_LINE_FIELDS = (
-    "statement_id",
-    "order",
-    "line_type",
-    "component_id",
-    "component_name",
-    "plan_version_id",
-    "plan_version_label",
-    "deal_id",
-    "deal_name",
-    "credit_date",
-    "credit_share",
-    "base_amount",
-    "rate",
-    "tier",
-    "explanation",
-    "amount",
-)
+_LINE_FIELDS = ("statement_id", "order", *line_blocks.FIELDS)
 
 # The position in ``_LINE_FIELDS`` of each numeric column, and its scale.
 _DECIMAL_SCALES = tuple(
@@ -128,19 +115,31 @@ def _total_refresh(statement: Statement) -> None:
     total = StatementLine.objects.filter(statement=statement).aggregate(
         total=Sum("amount")
     )["total"]
+    block_total = (
+        StatementLineBlock.unscoped.filter(statement_id=statement.pk)
+        .values_list("total", flat=True)
+        .first()
+    )
     # SQLite's SUM drops trailing zeros (1174.5), so the total gets its cents.
-    statement.total = ZERO if total is None else total.quantize(CENT)
+    total = (total or ZERO) + (block_total or ZERO)
+    statement.total = total.quantize(CENT)
     statement.save(update_fields=["total"])
 
 
 def _next_order(statement: Statement) -> int:
+    """Return the order of a line added after all of the statement's lines."""
     last = (
         StatementLine.objects.filter(statement=statement)
         .order_by("-order")
         .values_list("order", flat=True)
         .first()
     )
-    return 0 if last is None else last + 1
+    in_block = (
+        StatementLineBlock.unscoped.filter(statement_id=statement.pk)
+        .values_list("line_count", flat=True)
+        .first()
+    )
+    return max(0 if last is None else last + 1, in_block or 0)
 
 
 def _next_draft(statement: Statement) -> Statement:
@@ -226,13 +225,9 @@ def _adjust_locked(
     return line
 
 
-def _line_values(
-    line: EngineLine, order: int, share: Decimal | None, statement: Statement
-) -> tuple:
-    """Return a calculated line's column values, in the order of ``_LINE_FIELDS``."""
-    return (
-        statement.pk,
-        order,
+def _block_values(line: EngineLine, share: Decimal | None) -> list:
+    """Return a calculated line's values, in the order of ``line_blocks.FIELDS``."""
+    return [
         line.kind,
         line.component_id,
         line.component,
@@ -247,7 +242,14 @@ def _line_values(
         _tier_text(line.explanation),
         line.explanation,
         line.amount,
-    )
+    ]
+
+
+def _line_values(
+    line: EngineLine, order: int, share: Decimal | None, statement: Statement
+) -> tuple:
+    """Return a calculated line's column values, in the order of ``_LINE_FIELDS``."""
+    return (statement.pk, order, *_block_values(line, share))
 
 
 def _line_constants(organization_id: int, now) -> dict[str, tuple[str, list]]:
@@ -663,22 +665,43 @@ def store_statements(
     if drafts:
         _drafts_update([statement for statement, _ in drafts])
 
-    # Only the calculated lines that changed are replaced.
+    # A draft whose calculated lines are rows (a dispute was raised on one)
+    # keeps them, and only the lines that changed are replaced. Every other
+    # draft's calculated lines are one block, written when it changed.
+    block_digests = line_blocks.digests([statement.pk for statement, _ in drafts])
     stale_ids = []
     rows = []
+    blocks = []
+    emptied = []
     for statement, result in drafts + new:
         shares = {credit.deal_id: credit.share for credit in result.credits}
-        new_rows = [
-            _line_values(line, order, shares.get(line.deal_id), statement)
-            for order, line in enumerate(result.lines)
-        ]
-        stale, added = _changed_lines(stored.get(statement.pk, []), new_rows)
-        stale_ids += stale
-        rows += added
+        stored_rows = stored.get(statement.pk)
+        if stored_rows:
+            new_rows = [
+                _line_values(line, order, shares.get(line.deal_id), statement)
+                for order, line in enumerate(result.lines)
+            ]
+            stale, added = _changed_lines(stored_rows, new_rows)
+            stale_ids += stale
+            rows += added
+            continue
+        if not result.lines:
+            if statement.pk in block_digests:
+                emptied.append(statement.pk)
+            continue
+        block = line_blocks.encode(
+            statement.pk,
+            [_block_values(line, shares.get(line.deal_id)) for line in result.lines],
+        )
+        if block_digests.get(statement.pk) != block.digest:
+            blocks.append(block)
+    organization_id = computed[0][0].organization_id
     _lines_delete(stale_ids)
     _lines_reorder(reordered)
     if rows:
-        _lines_insert(rows, computed[0][0].organization_id, now)
+        _lines_insert(rows, organization_id, now)
+    line_blocks.blocks_delete(emptied)
+    line_blocks.blocks_write(blocks, organization_id, now)
     _snapshots_store(locked + drafts + new, run, now)
 
     adjustments: dict[int, StatementLine | None] = {}

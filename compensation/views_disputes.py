@@ -24,7 +24,7 @@ from compensation.forms_trust import (
     DisputeReplyForm,
     DisputeResolveForm,
 )
-from compensation.models import Dispute, StatementLine
+from compensation.models import Dispute
 from compensation.views import _statement_or_404, statement_context
 from spm.access import visible_member_ids
 
@@ -76,9 +76,7 @@ def dispute_raise(request: HttpRequest, org_slug: str, statement_id) -> HttpResp
             f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
         )
         return _raise_failed(request, statement, error)
-    line = StatementLine.objects.filter(
-        statement=statement, public_id=form.cleaned_data["line"]
-    ).first()
+    line = services.dispute_line(statement, form.cleaned_data["line"])
     if line is None:
         return _raise_failed(
             request, statement, "that line is no longer on the statement."

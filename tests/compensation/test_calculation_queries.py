@@ -10,8 +10,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from activity.models import Deal
+from compensation import line_blocks, selectors
 from compensation import services_statements as services
-from compensation.models import CalculationRun, Statement, StatementLine
+from compensation.models import (
+    CalculationRun,
+    Statement,
+    StatementLine,
+    StatementLineBlock,
+)
 from goals.calendar import month_range
 from spm.models import Membership
 from tests.compensation.conftest import (
@@ -101,9 +107,7 @@ def test_batch_stores_hand_worked_totals(personas, plan):
     # upper tier: 1,000 + 500 + 250 + 250 = 2,000.00.
     for rep in reps:
         statement = Statement.objects.get(member=rep, period_start=MARCH.start)
-        amounts = list(
-            statement.lines.order_by("order").values_list("amount", flat=True)
-        )
+        amounts = [line.amount for line in selectors.statement_lines(statement)]
         assert amounts == [
             Decimal("1000.00"),
             Decimal("500.00"),
@@ -135,7 +139,7 @@ def test_rerun_keeps_manual_line_last(personas, plan):
     # The new deal adds 1,000 x 10% = 100.00 and 1,000 x 10% in the upper
     # tier = 100.00. The manual line keeps its amount and follows them.
     statement.refresh_from_db()
-    lines = list(statement.lines.order_by("order"))
+    lines = selectors.statement_lines(statement)
     assert [line.kind for line in lines] == [StatementLine.Kind.NORMAL] * 6 + [
         StatementLine.Kind.MANUAL
     ]
@@ -168,12 +172,69 @@ def test_one_member_store_queries_fixed(personas, plan):
     assert many <= 20
 
 
-def test_rerun_replaces_only_changed_lines(personas, plan):
+def test_rerun_skips_unchanged_block(personas, plan):
     (rep,) = _add_reps(personas, plan, 1)
     services.statements_calculate(
         organization=personas.org, period=MARCH, actor=personas.admin.user
     )
     statement = Statement.objects.get(member=rep, period_start=MARCH.start)
+    block = StatementLineBlock.objects.get(statement=statement)
+    ids = [line.public_id for line in selectors.statement_lines(statement)]
+
+    with CaptureQueriesContext(connection) as queries:
+        services.statements_calculate(
+            organization=personas.org, period=MARCH, actor=personas.admin.user
+        )
+
+    # The same lines give the same digest, so the block row is not written
+    # again and the lines keep their public ids.
+    assert not [
+        q
+        for q in queries
+        if "statementlineblock" in q["sql"].lower()
+        and q["sql"].lstrip().upper().startswith(("INSERT", "DELETE"))
+    ]
+    block_after = StatementLineBlock.objects.get(statement=statement)
+    assert block_after.created_at == block.created_at
+    assert [line.public_id for line in selectors.statement_lines(statement)] == ids
+
+
+def test_rerun_rewrites_changed_block(personas, plan):
+    (rep,) = _add_reps(personas, plan, 1)
+    services.statements_calculate(
+        organization=personas.org, period=MARCH, actor=personas.admin.user
+    )
+    statement = Statement.objects.get(member=rep, period_start=MARCH.start)
+    later_deal = Deal.objects.get(owner=rep, close_date=D(2024, 3, 20))
+    Deal.objects.filter(pk=later_deal.pk).update(amount=Decimal("3000.00"))
+
+    services.statements_calculate(
+        organization=personas.org, period=MARCH, actor=personas.admin.user
+    )
+
+    # The 3,000.00 deal now pays 300.00 flat and 300.00 in the upper tier.
+    block = StatementLineBlock.objects.get(statement=statement)
+    assert block.line_count == 4
+    assert block.total == Decimal("2100.00")
+    assert [line.amount for line in selectors.statement_lines(statement)] == [
+        Decimal("1000.00"),
+        Decimal("500.00"),
+        Decimal("300.00"),
+        Decimal("300.00"),
+    ]
+    assert not StatementLine.objects.filter(statement=statement).exists()
+    statement.refresh_from_db()
+    assert statement.total == Decimal("2100.00")
+
+
+def test_rerun_replaces_only_changed_rows(personas, plan):
+    (rep,) = _add_reps(personas, plan, 1)
+    services.statements_calculate(
+        organization=personas.org, period=MARCH, actor=personas.admin.user
+    )
+    statement = Statement.objects.get(member=rep, period_start=MARCH.start)
+    # A dispute on a line turns the block into rows, which reruns then keep.
+    line_blocks.block_expand(statement)
     before = list(statement.lines.order_by("order").values_list("pk", flat=True))
     later_deal = Deal.objects.get(owner=rep, close_date=D(2024, 3, 20))
     Deal.objects.filter(pk=later_deal.pk).update(amount=Decimal("3000.00"))
@@ -216,5 +277,5 @@ def test_batch_writes_under_row_level_security(personas, plan):
     statement = Statement.objects.get(member=rep, period_start=MARCH.start)
     assert run.calculated_count == 1
     assert statement.total == Decimal("2100.00")
-    assert statement.lines.count() == 4
+    assert len(selectors.statement_lines(statement)) == 4
     assert statement.snapshots.count() == 2

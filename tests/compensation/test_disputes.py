@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from compensation import services_disputes, services_statements
+from compensation import selectors, services_disputes, services_statements
 from compensation.models import Dispute, DisputeMessage, Statement, StatementLine
 from goals.calendar import month_range
 from notifications.models import Notification
@@ -53,8 +53,10 @@ def _statement(personas, member) -> Statement:
 
 
 def _line(personas, member) -> StatementLine:
+    """Return the member's one March line, as the statement page lists it."""
     with tenant_context(personas.org):
-        return StatementLine.objects.get(statement__member=member)
+        [line] = selectors.statement_lines(_statement(personas, member))
+        return line
 
 
 def _raise_url(statement) -> str:

@@ -15,7 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from activity.models import Deal
-from compensation.models import Statement, StatementLine
+from compensation import line_blocks
+from compensation.models import Statement, StatementLine, StatementLineBlock
 from compensation.services_statements import statement_adjust, statements_calculate
 from goals.calendar import month_range
 from spm.services import organization_delete
@@ -28,6 +29,12 @@ def _rita_lines(personas) -> list[StatementLine]:
     return list(
         StatementLine.unscoped.filter(statement__member=personas.rep1).order_by("order")
     )
+
+
+def _expand_rita(personas) -> None:
+    """Turn Rita's block of lines into rows, as approval or a dispute does."""
+    with tenant_context(personas.org):
+        line_blocks.block_expand(Statement.objects.get(member=personas.rep1))
 
 
 def test_line_foreign_key_only_statement(db):
@@ -47,6 +54,7 @@ def test_line_foreign_key_only_statement(db):
 def test_deleted_deal_keeps_line_name(march):
     personas = march
     statements_calculate(organization=personas.org, period=MARCH, actor=None)
+    _expand_rita(personas)
     deal = Deal.unscoped.get(owner=personas.rep1, amount=Decimal("10000.00"))
     lines = _rita_lines(personas)
     assert [line.deal_id for line in lines] == [
@@ -87,17 +95,22 @@ def test_deleted_author_keeps_manual_line(march):
 def test_organisation_delete_removes_lines(march):
     personas = march
     statements_calculate(organization=personas.org, period=MARCH, actor=None)
+    _expand_rita(personas)
     other = personas.other_org
     with tenant_context(other):
         assert not StatementLine.objects.exists()
+        assert not StatementLineBlock.objects.exists()
     org_id = personas.org.pk
-    # Rita has two deals and Rob one, each with one line at 10%.
-    assert StatementLine.unscoped.filter(organization_id=org_id).count() == 3
+    # Rita has two deals and Rob one, each with one line at 10%. Rita's
+    # lines are rows, and Rob's line is in a block.
+    assert StatementLine.unscoped.filter(organization_id=org_id).count() == 2
+    assert StatementLineBlock.unscoped.get(organization_id=org_id).line_count == 1
 
     with CaptureQueriesContext(connection) as captured:
         organization_delete(organization=personas.org)
 
     assert not StatementLine.unscoped.filter(organization_id=org_id).exists()
+    assert not StatementLineBlock.unscoped.filter(organization_id=org_id).exists()
     assert not Statement.unscoped.filter(organization_id=org_id).exists()
     # Lines go with their statements: no query looks them up by organisation,
     # which has no index on the line table.

@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from compensation import selectors
 from compensation.models import Statement, StatementLine
 from goals.calendar import month_range
 from spm.tenancy import tenant_context
@@ -103,7 +104,7 @@ def test_calculate_read_approve_lock(page, live_server, acme, artifacts):
     assert "800.00 USD" in row
     with tenant_context(organization):
         statement = Statement.objects.get(member__display_name="Rita Rep")
-        lines = list(statement.lines.order_by("order"))
+        lines = selectors.statement_lines(statement)
     assert [line.amount for line in lines] == [Decimal("400.00"), Decimal("400.00")]
     assert statement.total == Decimal("800.00")
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from compensation import selectors
 from compensation.models import PlanVersion, Statement, StatementLine
 from goals.calendar import month_range
 from spm.tenancy import tenant_context
@@ -134,7 +135,7 @@ def test_build_publish_assign_calculate(page, live_server, acme, artifacts):
     assert "800.00 USD" in page.locator("tr", has_text="Rita Rep").inner_text()
     with tenant_context(organization):
         statement = Statement.objects.get(member=rita, period_start=month.start)
-        lines = list(statement.lines.order_by("order"))
+        lines = selectors.statement_lines(statement)
     assert [line.amount for line in lines] == [Decimal("400.00"), Decimal("400.00")]
 
     # Rita reads the statement, the tier split of the second line and her plan.
@@ -165,9 +166,10 @@ def test_build_publish_assign_calculate(page, live_server, acme, artifacts):
         kept = list(statement.lines.order_by("order"))
         adjustment = StatementLine.objects.get(kind=StatementLine.Kind.ADJUSTMENT)
     statement.refresh_from_db()
-    assert [(line.pk, line.amount) for line in kept] == [
-        (lines[0].pk, Decimal("400.00")),
-        (lines[1].pk, Decimal("400.00")),
+    # Approval kept the lines the rep saw, with their public ids, as rows.
+    assert [(line.public_id, line.amount) for line in kept] == [
+        (lines[0].public_id, Decimal("400.00")),
+        (lines[1].public_id, Decimal("400.00")),
     ]
     assert statement.total == Decimal("800.00")
     assert adjustment.amount == Decimal("100.00")
