@@ -30,6 +30,7 @@ from compensation.engine.components import KINDS_WITH_DEAL_CAP, build_component
 from compensation.engine.plans import FxRateDate, PayoutTiming
 from compensation.engine.tiers import TierTable
 from compensation.engine.types import ParamsError
+from compensation.fields import CompactJSONField
 from spm.models import Membership, User
 from spm.tenancy import TenantModel, organization_key
 
@@ -952,8 +953,8 @@ class StatementSnapshot(TenantModel):
     )
     total = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3, blank=True)
-    deals = models.JSONField(default=list)
-    other_lines = models.JSONField(default=list)
+    deals = CompactJSONField(default=list)
+    other_lines = CompactJSONField(default=list)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

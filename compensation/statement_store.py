@@ -15,7 +15,6 @@ already on a draft are kept and follow the new calculated lines.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import uuid
 from collections import defaultdict
@@ -391,7 +390,7 @@ def _snapshots_store(
             values = dict(zip(_SNAPSHOT_FIELDS, row, strict=True))
             for name in ("deals", "other_lines"):
                 # Decimals and dates as text, as the PostgreSQL path sends them.
-                values[name] = json.loads(json.dumps(values[name], default=str))
+                values[name] = orjson.loads(orjson.dumps(values[name], default=str))
             snapshots.append(StatementSnapshot(**values))
         StatementSnapshot.objects.bulk_create(
             snapshots,
@@ -400,10 +399,32 @@ def _snapshots_store(
             update_fields=["total", "currency", "deals", "other_lines", "created_at"],
         )
         return
-    sql, params = _json_rows_insert_sql(
-        StatementSnapshot, _SNAPSHOT_FIELDS, conflict=conflict
+    # The deal entries are bytea columns, sent as bytes. psycopg sends the
+    # statements of executemany together, in a pipeline.
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(StatementSnapshot._meta.get_field(name).column)
+        for name in _SNAPSHOT_FIELDS
     )
-    _json_rows_insert(sql, rows, params)
+    updates = ", ".join(
+        f"{name} = EXCLUDED.{name}"
+        for name in ("total", "currency", "deals", "other_lines")
+    )
+    sql = (
+        f"INSERT INTO {quote(StatementSnapshot._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(_SNAPSHOT_FIELDS))}) "
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
+    )
+    deals_index = _SNAPSHOT_FIELDS.index("deals")
+    others_index = _SNAPSHOT_FIELDS.index("other_lines")
+    params = []
+    for row in rows:
+        values = list(row)
+        values[deals_index] = orjson.dumps(values[deals_index], default=str)
+        values[others_index] = orjson.dumps(values[others_index], default=str)
+        params.append(values)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _lines_insert(rows: list[tuple], organization_id: int, now) -> None:

@@ -9,12 +9,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from activity.models import Deal
 from compensation import payout_diff
 from compensation import services_statements as services
+from compensation.fields import CompactJSONField
 from compensation.models import FxRate, Statement, StatementSnapshot
 from goals.calendar import month_range
 from spm.models import Organization
@@ -265,3 +267,72 @@ def test_changes_page_names_unknown_run(personas, plan):
     )
     # The last two runs are compared, as without the parameters.
     assert "deal amount changed from 10,000.00 to 12,000.00 USD" in content
+
+
+def test_snapshot_stores_deal_entries_as_text(personas, plan):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
+
+    _calculate(personas)
+
+    snapshot = StatementSnapshot.unscoped.get()
+    # Amounts, shares and dates read back as the text they were written as.
+    assert snapshot.deals == [
+        {
+            "deal_id": deal.pk,
+            "deal_name": deal.name,
+            "deal_amount": "10000.00",
+            "deal_currency": "USD",
+            "credit_date": "2024-03-05",
+            "share": "1",
+            "credited": "10000.00",
+            "fx_rate": None,
+            "fx_rate_date": None,
+            "plan_version_id": snapshot.deals[0]["plan_version_id"],
+            "plan_version": "AE plan v1",
+            "commission": "1000.00",
+        }
+    ]
+    assert snapshot.deals[0]["plan_version_id"] is not None
+    assert snapshot.other_lines == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's catalogue")
+def test_snapshot_columns_are_bytea(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'compensation_statementsnapshot'::regclass "
+            "AND attname IN ('deals', 'other_lines') ORDER BY attname"
+        )
+        columns = cursor.fetchall()
+
+    assert columns == [("deals", "bytea"), ("other_lines", "bytea")]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b'[{"amount": "1.50"}]',
+        memoryview(b'[{"amount": "1.50"}]'),
+        # SQLite keeps the JSON text written before the column became binary.
+        '[{"amount": "1.50"}]',
+    ],
+)
+def test_compact_json_field_reads_bytes_and_text(stored):
+    field = CompactJSONField(default=list)
+
+    assert field.from_db_value(stored, None, connection) == [{"amount": "1.50"}]
+    assert field.to_python(stored) == [{"amount": "1.50"}]
+
+
+def test_compact_json_field_writes_text():
+    field = CompactJSONField(default=list)
+    value = [{"amount": Decimal("12.50"), "date": D(2024, 2, 29)}]
+
+    stored = field.get_db_prep_value(value, connection)
+
+    # psycopg's Binary wraps the bytes in ``obj``, and SQLite takes a memoryview.
+    assert bytes(getattr(stored, "obj", stored)) == (
+        b'[{"amount":"12.50","date":"2024-02-29"}]'
+    )
+    assert field.get_db_prep_value(None, connection) is None
