@@ -74,15 +74,25 @@ ZERO = Decimal("0.00")
 class BlockContent:
     """A statement's calculated lines, encoded for a ``StatementLineBlock``."""
 
-    statement_id: int
     lines: bytes
     line_count: int
     total: Decimal
     digest: bytes
     clawback_deal_ids: list[int]
+    # Set once the statement is stored.
+    statement_id: int | None = None
 
 
-def encode(statement_id: int, rows: Sequence[list]) -> BlockContent:
+def _stored_text(value: Decimal, scale: Decimal) -> str:
+    """Return ``value`` rounded half away from zero to ``scale``, as text."""
+    # A value of that scale already is its own rounding, and the check is
+    # about a third of the cost of quantize.
+    if value.same_quantum(scale):
+        return str(value)
+    return str(value.quantize(scale, rounding=ROUND_HALF_UP))
+
+
+def encode(rows: Sequence[list]) -> BlockContent:
     """Encode a statement's calculated lines, each a list of ``FIELDS`` values.
 
     Numbers are rounded half away from zero to the scale of their
@@ -96,15 +106,16 @@ def encode(statement_id: int, rows: Sequence[list]) -> BlockContent:
         for index, scale in _OPTIONAL_SCALES:
             value = values[index]
             if value is not None:
-                values[index] = str(value.quantize(scale, rounding=ROUND_HALF_UP))
-        amount = values[_AMOUNT].quantize(_AMOUNT_SCALE, rounding=ROUND_HALF_UP)
+                values[index] = _stored_text(value, scale)
+        amount = values[_AMOUNT]
+        if not amount.same_quantum(_AMOUNT_SCALE):
+            amount = amount.quantize(_AMOUNT_SCALE, rounding=ROUND_HALF_UP)
         values[_AMOUNT] = str(amount)
         total += amount
         if values[_LINE_TYPE] == LineKind.CLAWBACK and values[_DEAL] is not None:
             clawbacks.append(values[_DEAL])
     lines = orjson.dumps(rows)
     return BlockContent(
-        statement_id=statement_id,
         lines=lines,
         line_count=len(rows),
         total=total,

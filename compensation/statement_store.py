@@ -554,6 +554,8 @@ def _changed_lines(
 
 def _stored_amount(amount: Decimal) -> Decimal:
     """Return ``amount`` as a numeric(18, 2) column stores it (half away from 0)."""
+    if amount.same_quantum(CENT):
+        return amount
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -665,14 +667,25 @@ def store_statements(
         statement.run = run
         statement.calculated_at = now
 
-    # Manual and adjustment lines stay, after the calculated lines.
+    # Manual and adjustment lines stay, after the calculated lines. A draft
+    # whose calculated lines are rows (a dispute was raised on one) keeps
+    # them. Every other draft's calculated lines are one block.
     stored: StoredLines = {}
     other_lines: OtherLines = {}
     if drafts:
         stored, other_lines = _draft_lines([statement.pk for statement, _ in drafts])
     reordered = []
+    encoded: list[tuple[Statement, line_blocks.BlockContent]] = []
     for statement, result in drafts + new:
-        total = sum((_stored_amount(line.amount) for line in result.lines), ZERO)
+        if statement.pk in stored:
+            total = sum((_stored_amount(line.amount) for line in result.lines), ZERO)
+        else:
+            shares = {credit.deal_id: credit.share for credit in result.credits}
+            block = line_blocks.encode(
+                [_block_values(line, shares.get(line.deal_id)) for line in result.lines]
+            )
+            encoded.append((statement, block))
+            total = block.total
         statement_other_lines = other_lines.get(statement.pk, [])
         for order, (pk, old_order, amount) in enumerate(
             statement_other_lines, start=len(result.lines)
@@ -686,18 +699,13 @@ def store_statements(
     if drafts:
         _drafts_update([statement for statement, _ in drafts])
 
-    # A draft whose calculated lines are rows (a dispute was raised on one)
-    # keeps them, and only the lines that changed are replaced. Every other
-    # draft's calculated lines are one block, written when it changed.
-    block_digests = line_blocks.digests([statement.pk for statement, _ in drafts])
+    # Only the line rows that changed are replaced, and only the blocks.
     stale_ids = []
     rows = []
-    blocks = []
-    emptied = []
-    for statement, result in drafts + new:
-        shares = {credit.deal_id: credit.share for credit in result.credits}
+    for statement, result in drafts:
         stored_rows = stored.get(statement.pk)
         if stored_rows:
+            shares = {credit.deal_id: credit.share for credit in result.credits}
             new_rows = [
                 _line_values(line, order, shares.get(line.deal_id), statement)
                 for order, line in enumerate(result.lines)
@@ -705,16 +713,16 @@ def store_statements(
             stale, added = _changed_lines(stored_rows, new_rows)
             stale_ids += stale
             rows += added
-            continue
-        if not result.lines:
+    block_digests = line_blocks.digests([statement.pk for statement, _ in drafts])
+    blocks = []
+    emptied = []
+    for statement, block in encoded:
+        if not block.line_count:
             if statement.pk in block_digests:
                 emptied.append(statement.pk)
             continue
-        block = line_blocks.encode(
-            statement.pk,
-            [_block_values(line, shares.get(line.deal_id)) for line in result.lines],
-        )
         if block_digests.get(statement.pk) != block.digest:
+            block.statement_id = statement.pk
             blocks.append(block)
     organization_id = computed[0][0].organization_id
     _lines_delete(stale_ids)

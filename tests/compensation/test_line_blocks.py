@@ -65,9 +65,15 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
         # Half a cent rounds away from zero, also below zero.
         _row(line_type="clawback", deal_id=8, amount=Decimal("-10.005")),
         _row(line_type="clawback", deal_id=8, amount=Decimal("0.005")),
+        # Values with fewer or more places than the column take its scale.
+        _row(
+            credit_share=Decimal("1"),
+            rate=Decimal("0.10"),
+            amount=Decimal("1E+1"),
+        ),
     ]
 
-    block = line_blocks.encode(statement.pk, rows)
+    block = line_blocks.encode(rows)
     stored = StatementLineBlock.objects.create(
         statement=statement,
         line_count=block.line_count,
@@ -78,14 +84,10 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
     )
     lines = line_blocks.decode(stored, statement)
 
-    assert [line.amount for line in lines] == [
-        Decimal("25.00"),
-        Decimal("-10.01"),
-        Decimal("0.01"),
-    ]
-    # 25.00 - 10.01 + 0.01, the sum of the amounts as stored.
-    assert block.total == Decimal("15.00")
-    assert block.line_count == 3
+    assert [str(line.amount) for line in lines] == ["25.00", "-10.01", "0.01", "10.00"]
+    # 25.00 - 10.01 + 0.01 + 10.00, the sum of the amounts as stored.
+    assert block.total == Decimal("25.00")
+    assert block.line_count == 4
     assert block.clawback_deal_ids == [8]
     first = lines[0]
     assert first.credit_share == Decimal("0.333333")
@@ -95,7 +97,9 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
     assert first.deal_id == 7
     assert first.kind == StatementLine.Kind.NORMAL
     assert first.pk is None
-    assert [line.order for line in lines] == [0, 1, 2]
+    assert [line.order for line in lines] == [0, 1, 2, 3]
+    assert str(lines[3].credit_share) == "1.000000"
+    assert str(lines[3].rate) == "0.100000"
     assert lines[1].credit_share is None
     assert lines[1].credit_date is None
 
@@ -111,11 +115,9 @@ def test_public_ids_follow_statement_and_content(in_org, personas):
         for member in (personas.rep1, personas.rep2)
     )
     digest = line_blocks.encode(
-        rita_statement.pk, [_row(amount=Decimal("1.00")), _row(amount=Decimal("2.00"))]
+        [_row(amount=Decimal("1.00")), _row(amount=Decimal("2.00"))]
     ).digest
-    changed = line_blocks.encode(
-        rita_statement.pk, [_row(amount=Decimal("1.00"))]
-    ).digest
+    changed = line_blocks.encode([_row(amount=Decimal("1.00"))]).digest
 
     ids = [
         line_blocks.line_public_id(rita_statement, digest, order) for order in (0, 1)
