@@ -18,7 +18,9 @@ It times, in process:
    changed (``calculate_statement`` and the store of that one statement),
    RUNS times, after an ANALYZE of the tables the full run filled;
 3. the floor: one plain SQL aggregation of the same credits by rep, RUNS
-   times.
+   times;
+4. the approval of RUNS statements, each of which turns its block of
+   calculated lines into rows.
 
 With BENCH_WORKERS=N (2 by default, 0 to skip), the full calculation also
 runs as the product runs it: the statements of the first run are deleted,
@@ -354,6 +356,41 @@ def floor_runs(org, won) -> list[float]:
     return seconds
 
 
+def approval_runs(org) -> tuple[list[float], int, int]:
+    """Approve RUNS statements, each turning its block of lines into rows.
+
+    Returns the seconds of each approval, the queries of the last one and
+    the number of lines per statement.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from compensation import services_statements
+    from compensation.models import Statement
+    from spm.models import Membership
+    from spm.tenancy import tenant_context
+
+    seconds = []
+    queries = 0
+    with tenant_context(org):
+        admin = Membership.objects.create(display_name="Bench admin", role="admin")
+        drafts = list(
+            Statement.objects.filter(status=Statement.Status.DRAFT).order_by("-pk")[
+                :RUNS
+            ]
+        )
+        for statement in drafts:
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                services_statements.statement_approve(
+                    statement=statement, approver=admin, actor=None
+                )
+                seconds.append(time.perf_counter() - started)
+            queries = len(captured.captured_queries)
+        lines = drafts[-1].lines.count() if drafts else 0
+    return seconds, queries, lines
+
+
 def _workers_row(workers) -> list[str]:
     """Return the table row of the run on worker processes, if there was one."""
     if workers is None:
@@ -369,7 +406,15 @@ def _workers_row(workers) -> list[str]:
 
 
 def append_results(
-    load_average, full_seconds, full_cpu, run, one_deal, one_queries, floor, workers
+    load_average,
+    full_seconds,
+    full_cpu,
+    run,
+    one_deal,
+    one_queries,
+    floor,
+    workers,
+    approval,
 ):
     intro = (
         f"bench/compensation.py: {PAYEES:,} reps on one plan (10% flat plus a 5% "
@@ -420,6 +465,14 @@ def append_results(
         f"| {_percentile(floor, 50) * 1000:.0f} ms | {max(floor) * 1000:.0f} ms "
         "| 1 | - | - |",
     ]
+    approval_seconds, approval_queries, approval_lines = approval
+    if approval_seconds:
+        lines.append(
+            f"| approval of one statement, whose {approval_lines} calculated "
+            f"lines become rows | {len(approval_seconds)} "
+            f"| {_percentile(approval_seconds, 50) * 1000:.0f} ms "
+            f"| {max(approval_seconds) * 1000:.0f} ms | {approval_queries} | - | - |"
+        )
     with report.RESULTS.open("a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     return report.RESULTS
@@ -470,6 +523,13 @@ def main() -> None:
         )
         floor = floor_runs(org, won)
         print(f"SQL floor: p50 {_percentile(floor, 50) * 1000:.0f} ms.")
+        approval = approval_runs(org)
+        if approval[0]:
+            print(
+                f"Approval of one statement of {approval[2]} lines: p50 "
+                f"{_percentile(approval[0], 50) * 1000:.0f} ms, "
+                f"{approval[1]} queries."
+            )
         path = append_results(
             load_average,
             full_seconds,
@@ -479,6 +539,7 @@ def main() -> None:
             one_queries,
             floor,
             workers,
+            approval,
         )
         print(f"Results appended to {path}.")
     finally:
