@@ -225,12 +225,13 @@ def _whole(
     Then ``_allocate`` would return each amount unchanged, digit for digit,
     when its exponent is -2, as for every amount read from a numeric(18, 2)
     column. Zero is left to ``_allocate``, which turns -0.00 into 0.00.
+    ``same_quantum`` compares the exponents without building ``as_tuple``.
     """
     return (
         len(weights) == 1
         and weights[0][1] == HUNDRED
-        and amount.as_tuple().exponent == -2
-        and source_amount.as_tuple().exponent == -2
+        and amount.same_quantum(CENT)
+        and source_amount.same_quantum(CENT)
         and amount != 0
         and source_amount != 0
     )
