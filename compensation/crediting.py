@@ -36,7 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from compensation.engine.plans import FxRateDate
-from compensation.engine.types import CalculationError, Credit
+from compensation.engine.types import CalculationError, Credit, frozen_instance
 from spm.money import CENT, allocate, round_money
 
 # Percentages are stored with four decimals, so each share may be off by
@@ -194,22 +194,26 @@ def credit_deal(
         "currency": source_currency,
         "amount": amount,
     }
+    # Every field of Credit, as frozen_instance requires.
     return [
-        Credit(
-            deal_id=deal.deal_id,
-            deal_name=deal.name,
-            member_id=member_id,
-            credit_date=day,
-            amount=share,
-            deal_amount=amount,
-            share=percent / total_percent,
-            currency=currency,
-            source_amount=source_share,
-            deal_source_amount=source_amount,
-            source_currency=source_currency,
-            fx_rate=fx_rate,
-            fx_rate_date=fx_day,
-            fields=fields,
+        frozen_instance(
+            Credit,
+            {
+                "deal_id": deal.deal_id,
+                "deal_name": deal.name,
+                "member_id": member_id,
+                "credit_date": day,
+                "amount": share,
+                "deal_amount": amount,
+                "share": percent / total_percent,
+                "currency": currency,
+                "source_amount": source_share,
+                "deal_source_amount": source_amount,
+                "source_currency": source_currency,
+                "fx_rate": fx_rate,
+                "fx_rate_date": fx_day,
+                "fields": fields,
+            },
         )
         for (member_id, percent), share, source_share in zip(
             weights, shares, source_shares, strict=True
