@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import pickle
 from decimal import Decimal
 
 import pytest
 
+from activity.models import Deal
+from compensation import selectors
 from compensation.crediting import DealInput, FxRates, SplitInput, credit_deal
 from compensation.engine import Assignment, Component, StatementLine
 from compensation.engine.plans import Segment
 from compensation.engine.types import Credit, frozen_instance
+from goals.calendar import month_range
 from tests.compensation.builders import D, terms
+from tests.compensation.conftest import won_deal
+
+MARCH = month_range(D(2024, 3, 1))
 
 
 def assert_as_built_by_init(value) -> None:
@@ -199,3 +206,42 @@ def test_credits_as_built_by_init(amount, currency, percents, document):
         assert isinstance(credit, Credit)
         assert_as_built_by_init(credit)
         assert credit.fields["segment"] == "SMB"
+
+
+def test_loaded_deals_match_orm_loader(march):
+    personas = march
+    won = personas.stages["Won"]
+    won_deal(
+        personas.rep1,
+        won,
+        "999.99",
+        D(2024, 3, 7),
+        splits=[(personas.rep1, "60"), (personas.rep2, "40")],
+    )
+    # Archived after it closed, so it is a cancellation.
+    won_deal(
+        personas.rep2,
+        won,
+        "50.00",
+        D(2024, 3, 8),
+        archived_at=dt.datetime(2024, 3, 20, 12, tzinfo=dt.UTC),
+    )
+    undated = won_deal(personas.rep3, won, "75", D(2024, 3, 9))
+    Deal.unscoped.filter(pk=undated.pk).update(
+        close_date=None, stage_changed_at=dt.datetime(2024, 3, 31, 23, tzinfo=dt.UTC)
+    )
+    member_ids = [personas.rep1.pk, personas.rep2.pk, personas.rep3.pk]
+
+    loaded = selectors.won_deals_of_members(
+        member_ids, MARCH.start, MARCH.end, "America/New_York"
+    )
+    expected, cancellations = selectors.won_deals(
+        member_ids, MARCH.start, MARCH.end, "America/New_York"
+    )
+
+    assert len(loaded.deals) == 7
+    assert loaded.deals == expected
+    assert loaded.cancellations == cancellations
+    assert [len(deal.splits) for deal in loaded.deals].count(2) == 1
+    for deal in loaded.deals:
+        assert_as_built_by_init(deal)
