@@ -36,7 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from compensation.engine.plans import FxRateDate
-from compensation.engine.types import CalculationError, Credit
+from compensation.engine.types import CalculationError, Credit, frozen_instance
 from spm.money import CENT, allocate, round_money
 
 # Percentages are stored with four decimals, so each share may be off by
@@ -194,22 +194,26 @@ def credit_deal(
         "currency": source_currency,
         "amount": amount,
     }
+    # Every field of Credit, as frozen_instance requires.
     return [
-        Credit(
-            deal_id=deal.deal_id,
-            deal_name=deal.name,
-            member_id=member_id,
-            credit_date=day,
-            amount=share,
-            deal_amount=amount,
-            share=percent / total_percent,
-            currency=currency,
-            source_amount=source_share,
-            deal_source_amount=source_amount,
-            source_currency=source_currency,
-            fx_rate=fx_rate,
-            fx_rate_date=fx_day,
-            fields=fields,
+        frozen_instance(
+            Credit,
+            {
+                "deal_id": deal.deal_id,
+                "deal_name": deal.name,
+                "member_id": member_id,
+                "credit_date": day,
+                "amount": share,
+                "deal_amount": amount,
+                "share": percent / total_percent,
+                "currency": currency,
+                "source_amount": source_share,
+                "deal_source_amount": source_amount,
+                "source_currency": source_currency,
+                "fx_rate": fx_rate,
+                "fx_rate_date": fx_day,
+                "fields": fields,
+            },
         )
         for (member_id, percent), share, source_share in zip(
             weights, shares, source_shares, strict=True
@@ -225,12 +229,13 @@ def _whole(
     Then ``_allocate`` would return each amount unchanged, digit for digit,
     when its exponent is -2, as for every amount read from a numeric(18, 2)
     column. Zero is left to ``_allocate``, which turns -0.00 into 0.00.
+    ``same_quantum`` compares the exponents without building ``as_tuple``.
     """
     return (
         len(weights) == 1
         and weights[0][1] == HUNDRED
-        and amount.as_tuple().exponent == -2
-        and source_amount.as_tuple().exponent == -2
+        and amount.same_quantum(CENT)
+        and source_amount.same_quantum(CENT)
         and amount != 0
         and source_amount != 0
     )

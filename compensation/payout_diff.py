@@ -36,48 +36,49 @@ class Cause:
     LABELS = {DATA: "Data", RULE: "Rule", FX: "Exchange rate"}
 
 
-def _text(value) -> str | None:
-    return None if value is None else str(value)
-
-
 def _deal_entries(computed: ComputedStatement) -> list[dict]:
     """Return one entry per deal of the computed statement, in line order."""
     entries: dict[int, dict] = {}
-    for credit in computed.credits:
-        entries.setdefault(
-            credit.deal_id,
-            {
-                "deal_id": credit.deal_id,
-                "deal_name": credit.deal_name,
-                "deal_amount": str(credit.deal_source_amount),
-                "deal_currency": credit.source_currency,
-                "credit_date": credit.credit_date.isoformat(),
-                "share": str(credit.share),
-                "credited": str(credit.amount),
-                "fx_rate": _text(credit.fx_rate),
-                "fx_rate_date": _text(credit.fx_rate_date),
-                "plan_version_id": None,
-                "plan_version": "",
-                "commission": "0.00",
-            },
-        )
     # Each deal's commission is summed as a Decimal and written as text once,
-    # which gives the same text as adding each line to the parsed text.
+    # which gives the same text as adding each line to the parsed text. Each
+    # sum starts from the entry's first "commission" text as a Decimal.
     commissions: dict[int, Decimal] = {}
-    for line in computed.lines:
-        if line.deal_id is None:
+    for credit in computed.credits:
+        deal_id = credit.deal_id
+        if deal_id in entries:
             continue
-        entry = entries.get(line.deal_id)
+        fx_rate = credit.fx_rate
+        fx_rate_date = credit.fx_rate_date
+        entries[deal_id] = {
+            "deal_id": deal_id,
+            "deal_name": credit.deal_name,
+            "deal_amount": str(credit.deal_source_amount),
+            "deal_currency": credit.source_currency,
+            "credit_date": credit.credit_date.isoformat(),
+            "share": str(credit.share),
+            "credited": str(credit.amount),
+            "fx_rate": None if fx_rate is None else str(fx_rate),
+            "fx_rate_date": None if fx_rate_date is None else str(fx_rate_date),
+            "plan_version_id": None,
+            "plan_version": "",
+            "commission": "0.00",
+        }
+        commissions[deal_id] = ZERO
+    for line in computed.lines:
+        deal_id = line.deal_id
+        if deal_id is None:
+            continue
+        entry = entries.get(deal_id)
         if entry is None:
-            entry = entries[line.deal_id] = {
-                "deal_id": line.deal_id,
+            # A deal with lines but no credit in the period, such as a
+            # clawback of an earlier period's deal.
+            entry = entries[deal_id] = {
+                "deal_id": deal_id,
                 "deal_name": line.deal_name,
                 "commission": "0",
             }
-        commission = commissions.get(line.deal_id)
-        if commission is None:
-            commission = Decimal(entry["commission"])
-        commissions[line.deal_id] = commission + line.amount
+            commissions[deal_id] = Decimal(0)
+        commissions[deal_id] += line.amount
         if line.plan_version_id is not None:
             entry["plan_version_id"] = line.plan_version_id
             entry["plan_version"] = line.plan_version

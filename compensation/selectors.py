@@ -23,10 +23,10 @@ from django.db.models.expressions import RawSQL
 from activity.dates import period_bounds
 from activity.models import Deal, DealProduct, DealSplit, Product
 from compensation import line_blocks
-from compensation.crediting import DealInput, FxRates, SplitInput
+from compensation.crediting import DealInput, Document, FxRates, SplitInput
 from compensation.engine.clawback import full_months_between
 from compensation.engine.payments import Payment as EnginePayment
-from compensation.engine.types import CalculationError, LineKind
+from compensation.engine.types import CalculationError, LineKind, frozen_instance
 from compensation.models import (
     CalculationRun,
     DealOwnerShare,
@@ -388,28 +388,36 @@ def won_deals_of_members(
             if cancelled_on <= close_day:
                 continue
             found.cancellations[pk] = cancelled_on
-        deal_splits = splits.get(pk) or shares.get(pk, ())
+        deal_splits = ()
+        if pk in splits or pk in shares:
+            deal_splits = tuple(
+                SplitInput(member, percent)
+                for member, percent in splits.get(pk) or shares[pk]
+            )
         index = len(found.deals)
+        # Every field of DealInput, as frozen_instance requires.
         found.deals.append(
-            DealInput(
-                deal_id=pk,
-                # The same text as Deal.__str__.
-                name=name or external_id or str(public_id),
-                amount=amount,
-                currency=currency,
-                owner_id=owner_id,
-                splits=tuple(
-                    SplitInput(member, percent) for member, percent in deal_splits
-                ),
-                close_date=close_date,
-                closed_at=closed_at,
-                fields={
-                    "pipeline": pipeline_name,
-                    "account": account_name if account_id else "",
-                    "account_industry": account_industry if account_id else "",
-                    "deal_type": deal_type,
-                    "segment": segment,
-                    "product": products.get(pk, []),
+            frozen_instance(
+                DealInput,
+                {
+                    "deal_id": pk,
+                    # The same text as Deal.__str__.
+                    "name": name or external_id or str(public_id),
+                    "amount": amount,
+                    "currency": currency,
+                    "owner_id": owner_id,
+                    "splits": deal_splits,
+                    "close_date": close_date,
+                    "closed_at": closed_at,
+                    "document": Document.DEAL,
+                    "fields": {
+                        "pipeline": pipeline_name,
+                        "account": account_name if account_id else "",
+                        "account_industry": account_industry if account_id else "",
+                        "deal_type": deal_type,
+                        "segment": segment,
+                        "product": products.get(pk, []),
+                    },
                 },
             )
         )

@@ -34,7 +34,10 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
     cap = component.cap_per_deal
     lines = []
     for credit in segment.credits:
-        exact, cap_note = cap_per_deal(credit.amount * rate, credit, cap)
+        exact = credit.amount * rate
+        cap_note = ""
+        if cap is not None:
+            exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
         explanation = f"{money(credit.amount)} x {rate_text}{cap_note}"
         lines.append(

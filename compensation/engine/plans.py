@@ -12,12 +12,17 @@ segment by days; attainment uses the quota prorated to the segment's days.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from typing import Any
 
 from compensation.engine.tiers import TierTable
-from compensation.engine.types import CalculationError, Credit, StatementLine
+from compensation.engine.types import (
+    CalculationError,
+    Credit,
+    StatementLine,
+    frozen_instance,
+)
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -177,16 +182,53 @@ class Segment:
         return self.quota
 
     def line(self, component: Component, kind: str, **values: Any) -> StatementLine:
-        """Build a line of ``component`` under this segment's plan version."""
-        return StatementLine(
-            kind=kind,
-            currency=self.terms.currency,
-            component=component.name,
-            component_id=component.id,
-            plan_version=self.terms.label,
-            plan_version_id=self.terms.version_id,
+        """Build a line of ``component`` under this segment's plan version.
+
+        ``values`` are the other fields of ``StatementLine``: ``amount`` and
+        ``explanation`` are required. The line equals the one
+        ``StatementLine(...)`` builds, with the same defaults, and an unknown
+        or missing field raises TypeError as it would.
+        """
+        if not _LINE_REQUIRED <= values.keys() <= _LINE_CALLER_FIELDS:
+            raise TypeError(
+                f"Invalid fields {sorted(values)} for Segment.line(): it requires "
+                f"{sorted(_LINE_REQUIRED)} and takes only "
+                f"{sorted(_LINE_CALLER_FIELDS)}."
+            )
+        terms = self.terms
+        line_values = {
+            **_LINE_DEFAULTS,
             **values,
-        )
+            "kind": kind,
+            "currency": terms.currency,
+            "component": component.name,
+            "component_id": component.id,
+            "plan_version": terms.label,
+            "plan_version_id": terms.version_id,
+        }
+        # What StatementLine.__post_init__ does, which frozen_instance skips.
+        if line_values["gross"] is None:
+            line_values["gross"] = line_values["amount"]
+        return frozen_instance(StatementLine, line_values)
+
+
+# The StatementLine fields that a caller of Segment.line may pass, those it
+# must pass, and the defaults of the others it may pass. Segment.line sets
+# the remaining fields from the component and the plan version.
+_LINE_CALLER_FIELDS = frozenset(field.name for field in fields(StatementLine)) - {
+    "kind",
+    "currency",
+    "component",
+    "component_id",
+    "plan_version",
+    "plan_version_id",
+}
+_LINE_REQUIRED = frozenset({"amount", "explanation"})
+_LINE_DEFAULTS = {
+    field.name: field.default
+    for field in fields(StatementLine)
+    if field.name in _LINE_CALLER_FIELDS and field.default is not MISSING
+}
 
 
 @dataclass(frozen=True)

@@ -237,9 +237,22 @@ def _clawbacks(
     return lines
 
 
+def _covers(ranges: list[SegmentRange], start: dt.date, end: dt.date) -> bool:
+    """Return whether every day of ``[start, end)`` falls in one of ``ranges``."""
+    reached = start
+    for found in sorted(ranges, key=attrgetter("start")):
+        if found.start > reached:
+            break
+        reached = max(reached, found.end)
+    return reached >= end
+
+
 def _uncovered_notes(
     payee: Payee, ranges: list[SegmentRange], start: dt.date, end: dt.date
 ) -> list[str]:
+    # Usually the segments cover the whole period, so no credit can be left out.
+    if _covers(ranges, start, end):
+        return []
     seen: dict[int, Credit] = {}
     for credits in payee.credits.values():
         for credit in credits:

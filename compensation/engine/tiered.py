@@ -125,7 +125,11 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
             exact = ZERO
             for index, amount in parts:
                 exact += amount * rates[index]
-            if parts:
+            if len(parts) == 1:
+                # A move within one tier, the usual case, needs no join.
+                index, amount = parts[0]
+                sentence = f"{money(amount)}{tier_texts[index]}"
+            elif parts:
                 sentence = " + ".join(
                     f"{money(amount)}{tier_texts[index]}" for index, amount in parts
                 )
@@ -135,7 +139,9 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
             exact = credit.amount * rates[final]
             sentence = f"{money(credit.amount)}{retroactive_text}"
         running += credit.amount
-        exact, cap_note = cap_per_deal(exact, credit, cap)
+        cap_note = ""
+        if cap is not None:
+            exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
         sentence = f"{sentence}{context}{cap_note} = {money(amount)}"
         lines.append(_line(component, segment, credit, amount, sentence))

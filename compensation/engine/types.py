@@ -14,7 +14,25 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def frozen_instance(cls: type[T], values: dict[str, Any]) -> T:
+    """Build an instance of the frozen dataclass ``cls`` without its ``__init__``.
+
+    ``values`` must map every field of ``cls`` to its value, and becomes the
+    instance's ``__dict__``, so the caller must not keep using it. Neither
+    ``__init__`` nor ``__post_init__`` runs, so no default is filled in. The
+    instance compares, hashes, prints and rejects assignment as one built
+    by ``cls(**values)``. This is for the values a run builds per deal: the
+    generated ``__init__`` of a frozen dataclass sets each field with its own
+    ``object.__setattr__`` call, which is slower than one dict.
+    """
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", values)
+    return instance
 
 
 class CalculationError(ValueError):

@@ -252,6 +252,10 @@ def test_credit_deals_keeps_order():
         # Zero and amounts without cents go through the largest-remainder split.
         ("0.00", (), "credit_note", "0.00", "1"),
         ("100", (), "deal", "100", "1"),
+        ("100.0", (), "deal", "100.0", "1"),
+        ("100.000", (), "deal", "100.00", "1"),
+        ("-0.00", (), "deal", "0.00", "1"),
+        ("100", ("100.0000",), "credit_note", "-100", "1"),
     ],
 )
 def test_whole_deal_credit_text(amount, splits, document, credited, share):

@@ -17,6 +17,7 @@ from compensation.engine import ClawbackTerms, DrawTerms
 from tests.compensation.builders import (
     D,
     amounts,
+    assignment,
     component,
     credit,
     flat,
@@ -269,3 +270,48 @@ def test_credit_after_assignment_end_is_noted():
         "Late deal, credited on 2024-03-20, falls on a day with no published plan "
         "assigned, so it earns nothing.",
     )
+
+
+def test_credits_in_assignment_gap_noted():
+    plan = terms(flat("0.10"))
+    credits = [
+        credit("1000", D(2024, 3, 1), 1),
+        credit("1000", D(2024, 3, 10), 2, name="Gap start"),
+        credit("1000", D(2024, 3, 19), 3, name="Gap end"),
+        credit("1000", D(2024, 3, 20), 4),
+        credit("1000", D(2024, 3, 31), 5),
+    ]
+    member = replace(
+        payee(plan, credits),
+        assignments=(
+            assignment(plan, end=D(2024, 3, 9)),
+            assignment(plan, start=D(2024, 3, 20)),
+        ),
+    )
+
+    statement = run(member, D(2024, 3, 1))[0]
+
+    assert amounts(statement) == [Decimal("100.00")] * 3
+    assert statement.notes == (
+        "Gap start, credited on 2024-03-10, falls on a day with no published plan "
+        "assigned, so it earns nothing.",
+        "Gap end, credited on 2024-03-19, falls on a day with no published plan "
+        "assigned, so it earns nothing.",
+    )
+
+
+def test_overlapping_assignments_leave_no_note():
+    plan = terms(flat("0.10"))
+    credits = [credit("1000", D(2024, 3, 1), 1), credit("1000", D(2024, 3, 31), 2)]
+    member = replace(
+        payee(plan, credits),
+        assignments=(
+            assignment(plan, end=D(2024, 3, 20)),
+            assignment(plan, start=D(2024, 3, 10)),
+        ),
+    )
+
+    statement = run(member, D(2024, 3, 1))[0]
+
+    assert amounts(statement) == [Decimal("100.00")] * 2
+    assert statement.notes == ()

@@ -16,6 +16,8 @@ from django.urls import reverse
 from activity.models import Deal
 from compensation import payout_diff
 from compensation import services_statements as services
+from compensation.engine import Credit, StatementLine
+from compensation.engine import Statement as ComputedStatement
 from compensation.fields import CompactJSONField
 from compensation.models import FxRate, Statement, StatementSnapshot
 from goals.calendar import month_range
@@ -336,3 +338,124 @@ def test_compact_json_field_writes_text():
         b'[{"amount":"12.50","date":"2024-02-29"}]'
     )
     assert field.get_db_prep_value(None, connection) is None
+
+
+def _snapshot_credit(deal_id: int, amount: str, **values) -> Credit:
+    fields = {
+        "deal_id": deal_id,
+        "deal_name": f"Deal {deal_id}",
+        "member_id": 1,
+        "credit_date": D(2024, 3, 28),
+        "amount": Decimal(amount),
+        "deal_amount": Decimal(amount),
+        "share": Decimal(1),
+        "currency": "USD",
+        "source_amount": Decimal(amount),
+        "deal_source_amount": Decimal(amount),
+        "source_currency": "USD",
+    }
+    return Credit(**{**fields, **values})
+
+
+def _snapshot_line(deal_id: int | None, amount: str, **values) -> StatementLine:
+    return StatementLine(
+        kind=values.pop("kind", "commission"),
+        amount=Decimal(amount),
+        currency="USD",
+        explanation="",
+        deal_id=deal_id,
+        deal_name="" if deal_id is None else f"Deal {deal_id}",
+        **values,
+    )
+
+
+def test_snapshot_deal_entries_as_text():
+    converted = _snapshot_credit(
+        1,
+        "650.00",
+        share=Decimal("0.6"),
+        deal_amount=Decimal("1083.33"),
+        source_amount=Decimal("600.00"),
+        deal_source_amount=Decimal("1000.00"),
+        source_currency="EUR",
+        fx_rate=Decimal("1.0833"),
+        fx_rate_date=D(2024, 3, 28),
+    )
+    # A second credit of deal 1, under another basis: the first one counts.
+    other_basis = _snapshot_credit(1, "1.00")
+    version = {"plan_version_id": 7, "plan_version": "AE v1"}
+    lines = (
+        _snapshot_line(1, "65.00", **version),
+        _snapshot_line(1, "2.50", **version),
+        # A clawback of a deal credited in an earlier period.
+        _snapshot_line(3, "-40.00", kind="clawback"),
+        _snapshot_line(None, "100.00", kind="bonus", component="Bonus"),
+    )
+    statement = ComputedStatement(
+        member_id=1,
+        member_name="Rita Rep",
+        period_start=MARCH.start,
+        period_end=MARCH.end,
+        currency="USD",
+        lines=lines,
+        total=Decimal("127.50"),
+        earned=Decimal("127.50"),
+        credits=(converted, other_basis, _snapshot_credit(2, "250.00")),
+    )
+
+    deals, other_lines = payout_diff.snapshot_content(statement)
+
+    assert deals == [
+        {
+            "deal_id": 1,
+            "deal_name": "Deal 1",
+            "deal_amount": "1000.00",
+            "deal_currency": "EUR",
+            "credit_date": "2024-03-28",
+            "share": "0.6",
+            "credited": "650.00",
+            "fx_rate": "1.0833",
+            "fx_rate_date": "2024-03-28",
+            "plan_version_id": 7,
+            "plan_version": "AE v1",
+            "commission": "67.50",
+        },
+        {
+            "deal_id": 2,
+            "deal_name": "Deal 2",
+            "deal_amount": "250.00",
+            "deal_currency": "USD",
+            "credit_date": "2024-03-28",
+            "share": "1",
+            "credited": "250.00",
+            "fx_rate": None,
+            "fx_rate_date": None,
+            "plan_version_id": None,
+            "plan_version": "",
+            "commission": "0.00",
+        },
+        {"deal_id": 3, "deal_name": "Deal 3", "commission": "-40.00"},
+    ]
+    # The stored JSON keeps this key order.
+    assert list(deals[0]) == [
+        "deal_id",
+        "deal_name",
+        "deal_amount",
+        "deal_currency",
+        "credit_date",
+        "share",
+        "credited",
+        "fx_rate",
+        "fx_rate_date",
+        "plan_version_id",
+        "plan_version",
+        "commission",
+    ]
+    assert other_lines == [
+        {
+            "kind": "bonus",
+            "component": "Bonus",
+            "plan_version": "",
+            "amount": "100.00",
+        }
+    ]

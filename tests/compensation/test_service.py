@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from compensation import services
 from compensation.models import Payment, PlanVersion
 from compensation.services import CalculationError, calculate_statement
 from goals.calendar import DateRange, month_range
@@ -247,3 +249,39 @@ def test_period_must_be_whole_months(in_org, personas):
 def test_other_organisations_member_rejected(in_org, personas):
     with pytest.raises(ValueError, match="is not a member of Acme"):
         calculate_statement(personas.other_rep, MARCH)
+
+
+def test_gc_pause_restores_enabled_collector():
+    assert gc.isenabled()
+
+    with services._cyclic_gc_paused():
+        paused = gc.isenabled()
+
+    assert paused is False
+    assert gc.isenabled()
+
+
+def test_gc_pause_keeps_disabled_collector():
+    gc.disable()
+    try:
+        with services._cyclic_gc_paused():
+            pass
+        still_disabled = not gc.isenabled()
+    finally:
+        gc.enable()
+
+    assert still_disabled
+
+
+def test_gc_pause_restores_after_error():
+    with pytest.raises(CalculationError), services._cyclic_gc_paused():
+        raise CalculationError("Invalid split.")
+
+    assert gc.isenabled()
+
+
+def test_statement_leaves_gc_enabled(march_deals, personas):
+    statement = calculate_statement(personas.rep1, MARCH)
+
+    assert statement.lines
+    assert gc.isenabled()

@@ -163,3 +163,46 @@ def test_invalid_tier_table_names_field(rows, field):
         TierTable.parse(rows)
 
     assert raised.value.field == field
+
+
+def test_marginal_lines_explain_each_move():
+    plan = terms(
+        component("tiered", basis="amount", mode="marginal", tiers=CYCLE_BANDS)
+    )
+    credits = [
+        credit(amount, D(2024, 3, day), day)
+        for day, amount in enumerate(["400.00", "0.00", "-100.50", "300.50"], start=1)
+    ]
+
+    statement = run(payee(plan, credits), D(2024, 3, 1))[0]
+
+    # -100.50 x 25% = -25.125 and 200.50 x 25% + 100.00 x 30% = 80.125 round
+    # half away from zero, to -25.13 and 80.13.
+    assert [line.explanation for line in statement.lines] == [
+        "400.00 x 25% in tier 0.00-500.00 = 100.00",
+        "0.00 x 25% = 0.00",
+        "-100.50 x 25% in tier 0.00-500.00 = -25.13",
+        "200.50 x 25% in tier 0.00-500.00 + 100.00 x 30% in tier "
+        "500.00-3,000.00 = 80.13",
+    ]
+    assert amounts(statement) == [
+        Decimal("100.00"),
+        Decimal("0.00"),
+        Decimal("-25.13"),
+        Decimal("80.13"),
+    ]
+
+
+def test_marginal_deal_cap_explained():
+    tiered = component(
+        "tiered", basis="amount", mode="marginal", tiers=CYCLE_BANDS, cap_per_deal="90"
+    )
+    credits = [credit("400.00", D(2024, 3, 1), 1), credit("-400.00", D(2024, 3, 2), 2)]
+
+    statement = run(payee(terms(tiered), credits), D(2024, 3, 1))[0]
+
+    assert [line.explanation for line in statement.lines] == [
+        "400.00 x 25% in tier 0.00-500.00; capped at 90.00 per deal = 90.00",
+        "-400.00 x 25% in tier 0.00-500.00; capped at 90.00 per deal = -90.00",
+    ]
+    assert amounts(statement) == [Decimal("90.00"), Decimal("-90.00")]
