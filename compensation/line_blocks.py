@@ -83,13 +83,19 @@ class BlockContent:
     statement_id: int | None = None
 
 
-def _stored_text(value: Decimal, scale: Decimal) -> str:
-    """Return ``value`` rounded half away from zero to ``scale``, as text."""
+def _stored_number(value: Decimal, scale: Decimal) -> Decimal:
+    """Return ``value`` as a numeric column of ``scale`` stores it.
+
+    The value is rounded half away from zero, and PostgreSQL's numeric has
+    no negative zero, so -0.004 becomes 0.00.
+    """
     # A value of that scale already is its own rounding, and the check is
     # about a third of the cost of quantize.
-    if value.same_quantum(scale):
-        return str(value)
-    return str(value.quantize(scale, rounding=ROUND_HALF_UP))
+    if not value.same_quantum(scale):
+        value = value.quantize(scale, rounding=ROUND_HALF_UP)
+    if not value and value.is_signed():
+        value = value.copy_abs()
+    return value
 
 
 def encode(rows: Sequence[list]) -> BlockContent:
@@ -102,14 +108,19 @@ def encode(rows: Sequence[list]) -> BlockContent:
     """
     total = ZERO
     clawbacks = []
+    # Shares and rates repeat from line to line, and equal numbers round to
+    # the same text.
+    texts: list[dict[Decimal, str]] = [{} for _ in _OPTIONAL_SCALES]
     for values in rows:
-        for index, scale in _OPTIONAL_SCALES:
+        for (index, scale), known in zip(_OPTIONAL_SCALES, texts, strict=True):
             value = values[index]
-            if value is not None:
-                values[index] = _stored_text(value, scale)
-        amount = values[_AMOUNT]
-        if not amount.same_quantum(_AMOUNT_SCALE):
-            amount = amount.quantize(_AMOUNT_SCALE, rounding=ROUND_HALF_UP)
+            if value is None:
+                continue
+            text = known.get(value)
+            if text is None:
+                text = known[value] = str(_stored_number(value, scale))
+            values[index] = text
+        amount = _stored_number(values[_AMOUNT], _AMOUNT_SCALE)
         values[_AMOUNT] = str(amount)
         total += amount
         if values[_LINE_TYPE] == LineKind.CLAWBACK and values[_DEAL] is not None:

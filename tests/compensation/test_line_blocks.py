@@ -71,6 +71,11 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
             rate=Decimal("0.10"),
             amount=Decimal("1E+1"),
         ),
+        # Equal rates written differently give one text, and a numeric
+        # column has no negative zero.
+        _row(rate=Decimal("0.1"), amount=Decimal("0.00")),
+        _row(rate=Decimal("-0"), amount=Decimal("-0.004")),
+        _row(rate=Decimal("0"), amount=Decimal("-0.00")),
     ]
 
     block = line_blocks.encode(rows)
@@ -84,10 +89,24 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
     )
     lines = line_blocks.decode(stored, statement)
 
-    assert [str(line.amount) for line in lines] == ["25.00", "-10.01", "0.01", "10.00"]
+    assert [str(line.amount) for line in lines] == [
+        "25.00",
+        "-10.01",
+        "0.01",
+        "10.00",
+        "0.00",
+        "0.00",
+        "0.00",
+    ]
     # 25.00 - 10.01 + 0.01 + 10.00, the sum of the amounts as stored.
     assert block.total == Decimal("25.00")
-    assert block.line_count == 4
+    assert block.line_count == 7
+    assert [str(line.rate) for line in lines[3:]] == [
+        "0.100000",
+        "0.100000",
+        "0.000000",
+        "0.000000",
+    ]
     assert block.clawback_deal_ids == [8]
     first = lines[0]
     assert first.credit_share == Decimal("0.333333")
@@ -97,7 +116,7 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
     assert first.deal_id == 7
     assert first.kind == StatementLine.Kind.NORMAL
     assert first.pk is None
-    assert [line.order for line in lines] == [0, 1, 2, 3]
+    assert [line.order for line in lines] == list(range(7))
     assert str(lines[3].credit_share) == "1.000000"
     assert str(lines[3].rate) == "0.100000"
     assert lines[1].credit_share is None
