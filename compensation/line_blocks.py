@@ -26,6 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import orjson
 from django.db import connection
 
+from compensation import json_rows
 from compensation.engine.types import LineKind
 from compensation.models import (
     Statement,
@@ -246,10 +247,32 @@ def block_expand(statement: Statement) -> int:
     block = block_of(statement)
     if block is None:
         return 0
-    lines = decode(block, statement)
-    StatementLine.objects.bulk_create(lines)
+    if connection.vendor != "postgresql":
+        lines = decode(block, statement)
+        StatementLine.objects.bulk_create(lines)
+        block.delete()
+        return len(lines)
+    # One INSERT from the block's own arrays, with each line's public id and
+    # order in front: Django's bulk_create took most of an approval's time.
+    digest = bytes(block.digest)
+    rows = [
+        [str(line_public_id(statement, digest, order)), order, *values]
+        for order, values in enumerate(orjson.loads(bytes(block.lines)))
+    ]
+    sql, params = json_rows.insert_sql(
+        StatementLine,
+        ("public_id", "order", *FIELDS),
+        constants={
+            "organization_id": ("%s", [statement.organization_id]),
+            "statement_id": ("%s", [statement.pk]),
+            "kind": ("%s", [StatementLine.Kind.NORMAL]),
+            "reason": ("%s", [""]),
+            "created_at": ("%s", [block.created_at]),
+        },
+    )
+    json_rows.execute_with_rows(sql, rows, params)
     block.delete()
-    return len(lines)
+    return len(rows)
 
 
 def line_in_block(statement: Statement, public_id: uuid.UUID) -> bool:

@@ -270,6 +270,13 @@ def test_approval_turns_block_into_rows(march):
     assert [(r.public_id, r.amount, r.explanation) for r in rows] == [
         (s.public_id, s.amount, s.explanation) for s in page_lines
     ]
+    # Every column of the rows is the value the block's line had.
+    names = ("order", "kind", "reason", "created_at", *line_blocks.FIELDS)
+    for row, shown in zip(rows, page_lines, strict=True):
+        assert {name: getattr(row, name) for name in names} == {
+            name: getattr(shown, name) for name in names
+        }
+        assert row.organization_id == rita.organization_id
     rita.refresh_from_db()
     assert rita.status == Statement.Status.APPROVED
     assert rita.total == Decimal("1250.00")
