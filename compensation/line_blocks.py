@@ -61,7 +61,7 @@ DECIMAL_SCALES = tuple(
     )
     for name in ("credit_share", "base_amount", "rate", "amount")
 )
-# The amount is never empty; the other numbers may be.
+# The amount is never empty, while the other numbers may be.
 _AMOUNT = FIELDS.index("amount")
 _AMOUNT_SCALE = DECIMAL_SCALES[-1][1]
 _OPTIONAL_SCALES = DECIMAL_SCALES[:-1]
