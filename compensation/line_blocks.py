@@ -7,11 +7,11 @@ as rows, each with its indexes and foreign key check. The statement's
 manual and adjustment lines stay ``StatementLine`` rows, ordered after the
 block's lines.
 
-A block's lines have public ids derived from the statement, the block's
-digest and the line's position, so they stay the same while the block is
-unchanged. ``block_expand`` turns a block into ``StatementLine`` rows with
-those ids. Approval does it, so approved and paid statements keep their
-lines as rows, and so does a dispute raised on a line.
+A block line's public id is derived from the statement and the line's own
+values, so it stays the same while the line is unchanged. ``block_expand``
+turns a block into ``StatementLine`` rows with those ids. Approval does it,
+so approved and paid statements keep their lines as rows, and so does a
+dispute raised on a line.
 """
 
 from __future__ import annotations
@@ -136,17 +136,32 @@ def encode(rows: Sequence[list]) -> BlockContent:
     )
 
 
-def line_public_id(statement: Statement, digest: bytes, order: int) -> uuid.UUID:
-    """Return the public id of the block line at ``order``."""
-    key = statement.public_id.bytes + bytes(digest) + order.to_bytes(4, "big")
-    return uuid.UUID(bytes=hashlib.blake2b(key, digest_size=16).digest(), version=4)
+def line_public_ids(statement: Statement, lines: Sequence[list]) -> list[uuid.UUID]:
+    """Return the public ids of a block's lines, given as their stored arrays.
+
+    An id comes from the statement's public id, the line's own values and
+    the number of equal lines before it. So a line keeps its id while it is
+    unchanged, even when a rerun changes, adds or removes other lines.
+    """
+    prefix = statement.public_id.bytes
+    seen: dict[bytes, int] = {}
+    ids = []
+    for values in lines:
+        content = orjson.dumps(values)
+        occurrence = seen.get(content, 0)
+        seen[content] = occurrence + 1
+        key = prefix + occurrence.to_bytes(4, "big") + content
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        ids.append(uuid.UUID(bytes=digest, version=4))
+    return ids
 
 
 def decode(block: StatementLineBlock, statement: Statement) -> list[StatementLine]:
     """Return the block's lines as unsaved StatementLine objects, in order."""
+    stored = orjson.loads(bytes(block.lines))
+    public_ids = line_public_ids(statement, stored)
     lines = []
-    digest = bytes(block.digest)
-    for order, values in enumerate(orjson.loads(bytes(block.lines))):
+    for order, (values, public_id) in enumerate(zip(stored, public_ids, strict=True)):
         for index, _ in DECIMAL_SCALES:
             if values[index] is not None:
                 values[index] = Decimal(values[index])
@@ -154,7 +169,7 @@ def decode(block: StatementLineBlock, statement: Statement) -> list[StatementLin
             values[_DATE] = dt.date.fromisoformat(values[_DATE])
         line = StatementLine(
             organization_id=statement.organization_id,
-            public_id=line_public_id(statement, digest, order),
+            public_id=public_id,
             statement=statement,
             order=order,
             kind=StatementLine.Kind.NORMAL,
@@ -254,10 +269,13 @@ def block_expand(statement: Statement) -> int:
         return len(lines)
     # One INSERT from the block's own arrays, with each line's public id and
     # order in front: Django's bulk_create took most of an approval's time.
-    digest = bytes(block.digest)
+    stored = orjson.loads(bytes(block.lines))
+    public_ids = line_public_ids(statement, stored)
     rows = [
-        [str(line_public_id(statement, digest, order)), order, *values]
-        for order, values in enumerate(orjson.loads(bytes(block.lines)))
+        [str(public_id), order, *values]
+        for order, (values, public_id) in enumerate(
+            zip(stored, public_ids, strict=True)
+        )
     ]
     sql, params = json_rows.insert_sql(
         StatementLine,
@@ -277,14 +295,11 @@ def block_expand(statement: Statement) -> int:
 
 def line_in_block(statement: Statement, public_id: uuid.UUID) -> bool:
     """Return whether ``public_id`` names a line of the statement's block."""
-    block = (
+    lines = (
         StatementLineBlock.unscoped.filter(statement_id=statement.pk)
-        .values_list("digest", "line_count")
+        .values_list("lines", flat=True)
         .first()
     )
-    if block is None:
+    if lines is None:
         return False
-    digest, count = bytes(block[0]), block[1]
-    return any(
-        line_public_id(statement, digest, order) == public_id for order in range(count)
-    )
+    return public_id in line_public_ids(statement, orjson.loads(bytes(lines)))

@@ -318,6 +318,8 @@ def statement_context(request: HttpRequest, statement: Statement, **extra) -> di
         "dispute_message_max": MAX_MESSAGE_LENGTH,
     }
     context.update(extra)
+    # A dispute form posted with a line that changed since selects no line.
+    context["line_ids"] = {str(line.public_id) for line in context["lines"]}
     return context
 
 

@@ -10,6 +10,10 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
+import orjson
+from django.test import Client
+from django.urls import reverse
+
 from activity.models import Deal
 from compensation import line_blocks, selectors
 from compensation import services_disputes as disputes
@@ -21,6 +25,7 @@ from compensation.models import (
 )
 from goals.calendar import month_range
 from tests.compensation.conftest import won_deal
+from tests.conftest import login
 
 D = dt.date
 MARCH = month_range(D(2024, 3, 1))
@@ -123,7 +128,12 @@ def test_encode_rounds_like_the_line_columns(in_org, personas):
     assert lines[1].credit_date is None
 
 
-def test_public_ids_follow_statement_and_content(in_org, personas):
+def _stored(rows: list[list]) -> list[list]:
+    """Return lines as a block stores them, for ``line_public_ids``."""
+    return orjson.loads(line_blocks.encode(rows).lines)
+
+
+def test_public_ids_follow_statement_and_line(in_org, personas):
     rita_statement, rob_statement = (
         Statement.objects.create(
             member=member,
@@ -133,22 +143,40 @@ def test_public_ids_follow_statement_and_content(in_org, personas):
         )
         for member in (personas.rep1, personas.rep2)
     )
-    digest = line_blocks.encode(
-        [_row(amount=Decimal("1.00")), _row(amount=Decimal("2.00"))]
-    ).digest
-    changed = line_blocks.encode([_row(amount=Decimal("1.00"))]).digest
+    first = _stored([_row(amount=Decimal("1.00")), _row(amount=Decimal("2.00"))])
+    # The first line changed, a line was added before the unchanged one.
+    second = _stored(
+        [
+            _row(amount=Decimal("3.00")),
+            _row(amount=Decimal("1.50")),
+            _row(amount=Decimal("2.00")),
+        ]
+    )
 
-    ids = [
-        line_blocks.line_public_id(rita_statement, digest, order) for order in (0, 1)
-    ]
+    ids = line_blocks.line_public_ids(rita_statement, first)
+    later = line_blocks.line_public_ids(rita_statement, second)
 
-    assert ids == [
-        line_blocks.line_public_id(rita_statement, digest, order) for order in (0, 1)
-    ]
+    assert ids == line_blocks.line_public_ids(rita_statement, first)
     assert ids[0] != ids[1]
-    assert line_blocks.line_public_id(rob_statement, digest, 0) != ids[0]
-    assert line_blocks.line_public_id(rita_statement, changed, 0) != ids[0]
+    # The 2.00 line keeps its id, and the changed and new lines get new ones.
+    assert later[2] == ids[1]
+    assert ids[0] not in later
+    assert line_blocks.line_public_ids(rob_statement, first)[0] != ids[0]
     assert all(isinstance(value, uuid.UUID) for value in ids)
+
+
+def test_equal_lines_get_distinct_ids(in_org, personas):
+    statement = Statement.objects.create(
+        member=personas.rep1,
+        period_start=MARCH.start,
+        period_end=MARCH.end,
+        currency="USD",
+    )
+    same = [_row(amount=Decimal("5.00")), _row(amount=Decimal("5.00"))]
+
+    ids = line_blocks.line_public_ids(statement, _stored(same))
+
+    assert len(set(ids)) == 2
 
 
 def test_run_stores_one_block_per_draft(march):
@@ -272,9 +300,9 @@ def test_approval_turns_block_into_rows(march):
     ]
     # Every column of the rows is the value the block's line had.
     names = ("order", "kind", "reason", "created_at", *line_blocks.FIELDS)
-    for row, shown in zip(rows, page_lines, strict=True):
+    for row, page_line in zip(rows, page_lines, strict=True):
         assert {name: getattr(row, name) for name in names} == {
-            name: getattr(shown, name) for name in names
+            name: getattr(page_line, name) for name in names
         }
         assert row.organization_id == rita.organization_id
     rita.refresh_from_db()
@@ -319,3 +347,56 @@ def test_one_changed_member_rewrites_one_block(march):
     assert rita.line_count == 3
     # 1,000.00 + 250.00 + 50.00.
     assert rita.total == Decimal("1300.00")
+
+
+def _raise_url(statement: Statement) -> str:
+    return reverse(
+        "compensation:dispute-raise",
+        kwargs={"org_slug": "acme", "statement_id": statement.public_id},
+    )
+
+
+def test_unchanged_line_keeps_id_after_rerun(march):
+    _calculate(march)
+    rita = _rita(march)
+    first, second = selectors.statement_lines(rita)
+    # Only the 2,500.00 deal changes, to 3,000.00.
+    Deal.objects.filter(owner=march.rep1, amount=Decimal("2500.00")).update(
+        amount=Decimal("3000.00")
+    )
+    _calculate(march)
+
+    client = login(Client(), march.rep1)
+    response = client.post(
+        _raise_url(rita), {"line": str(first.public_id), "message": "Check it."}
+    )
+
+    # The 10,000.00 line did not change, so the open form still finds it.
+    assert response.status_code == 302
+    again_first, again_second = selectors.statement_lines(rita)
+    assert again_first.public_id == first.public_id
+    assert again_second.public_id != second.public_id
+    assert again_second.amount == Decimal("300.00")
+
+
+def test_changed_line_selects_no_line(march):
+    _calculate(march)
+    rita = _rita(march)
+    _, second = selectors.statement_lines(rita)
+    Deal.objects.filter(owner=march.rep1, amount=Decimal("2500.00")).update(
+        amount=Decimal("3000.00")
+    )
+    _calculate(march)
+
+    client = login(Client(), march.rep1)
+    response = client.post(
+        _raise_url(rita), {"line": str(second.public_id), "message": "Too low."}
+    )
+
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert "that line is no longer on the statement" in content
+    # The rep chooses the line again rather than filing on the first one.
+    assert '<option value="" selected>Choose a line</option>' in content
+    assert content.count(" selected>") == 1
+    assert "Too low." in content
