@@ -79,7 +79,10 @@ def dispute_raise(request: HttpRequest, org_slug: str, statement_id) -> HttpResp
     line = services.dispute_line(statement, form.cleaned_data["line"])
     if line is None:
         return _raise_failed(
-            request, statement, "that line is no longer on the statement."
+            request,
+            statement,
+            "that line is not on this statement. It may have changed since you "
+            "opened the page, so choose the line again.",
         )
     try:
         dispute = services.dispute_raise(

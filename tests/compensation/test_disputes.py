@@ -138,7 +138,7 @@ def test_line_of_other_statement_rejected(statements):
     )
 
     assert response.status_code == 400
-    assert "that line is no longer on the statement" in response.content.decode()
+    assert "that line is not on this statement" in response.content.decode()
     with tenant_context(statements.org):
         assert not Dispute.objects.exists()
 

@@ -395,7 +395,7 @@ def test_changed_line_selects_no_line(march):
 
     assert response.status_code == 400
     content = response.content.decode()
-    assert "that line is no longer on the statement" in content
+    assert "that line is not on this statement" in content
     # The rep chooses the line again rather than filing on the first one.
     assert '<option value="" selected>Choose a line</option>' in content
     assert content.count(" selected>") == 1
