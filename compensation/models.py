@@ -787,6 +787,15 @@ class StatementLine(TenantModel):
     def __str__(self) -> str:
         return f"{self.explanation} ({self.amount})"
 
+    @property
+    def label(self) -> str:
+        """Name the line's source: its component, else its kind of line."""
+        if self.component_name:
+            return self.component_name
+        if self.kind == self.Kind.NORMAL and self.line_type:
+            return self.line_type.replace("_", " ").capitalize()
+        return self.get_kind_display()
+
 
 class StatementLineBlock(TenantModel):
     """The calculated lines of a draft statement, stored together in one row.

@@ -234,13 +234,21 @@ def _deal_differences(before: StatementSnapshot, after: StatementSnapshot):
         now = Decimal(second["commission"]) if second else ZERO
         name = (second or first)["deal_name"]
         if first is None:
-            causes = [
-                (Cause.DATA, f"newly credited: {_deal_state(deals.get(deal_id))}")
-            ]
+            # An entry without "credited" comes from lines only, such as the
+            # clawback or payment of a deal credited in an earlier period.
+            change = (
+                "newly credited"
+                if "credited" in second
+                else "new line on a deal credited in an earlier period"
+            )
+            causes = [(Cause.DATA, f"{change}: {_deal_state(deals.get(deal_id))}")]
         elif second is None:
-            causes = [
-                (Cause.DATA, f"no longer credited: {_deal_state(deals.get(deal_id))}")
-            ]
+            change = (
+                "no longer credited"
+                if "credited" in first
+                else "line removed on a deal credited in an earlier period"
+            )
+            causes = [(Cause.DATA, f"{change}: {_deal_state(deals.get(deal_id))}")]
         elif was == now:
             continue
         else:

@@ -20,6 +20,7 @@ from compensation.engine import Credit, StatementLine
 from compensation.engine import Statement as ComputedStatement
 from compensation.fields import CompactJSONField
 from compensation.models import FxRate, Statement, StatementSnapshot
+from compensation.models import StatementLine as StoredLine
 from goals.calendar import month_range
 from spm.models import Organization
 from spm.tenancy import tenant_context
@@ -459,3 +460,50 @@ def test_snapshot_deal_entries_as_text():
             "amount": "100.00",
         }
     ]
+
+
+def test_clawback_only_deal_named_as_earlier_credit(in_org, personas):
+    deal = won_deal(personas.rep1, personas.stages["Won"], "5000.00", D(2024, 2, 5))
+    credited = {
+        "deal_id": deal.pk,
+        "deal_name": deal.name,
+        "credited": "5000.00",
+        "commission": "500.00",
+    }
+    # A run that only took the deal's commission back has no credit for it.
+    taken_back = {"deal_id": deal.pk, "deal_name": deal.name, "commission": "-500.00"}
+    empty = StatementSnapshot(deals=[], other_lines=[], total=0, currency="USD")
+    clawback = StatementSnapshot(
+        deals=[taken_back], other_lines=[], total=-500, currency="USD"
+    )
+    paid = StatementSnapshot(
+        deals=[credited], other_lines=[], total=500, currency="USD"
+    )
+
+    [added] = payout_diff.compare(empty, clawback).differences
+    [removed] = payout_diff.compare(clawback, empty).differences
+    [credit] = payout_diff.compare(empty, paid).differences
+
+    state = "now in stage Won, close date 2024-02-05"
+    assert added.causes == [
+        ("data", f"new line on a deal credited in an earlier period: {state}")
+    ]
+    assert removed.causes == [
+        ("data", f"line removed on a deal credited in an earlier period: {state}")
+    ]
+    assert credit.causes == [("data", f"newly credited: {state}")]
+
+
+@pytest.mark.parametrize(
+    ("values", "label"),
+    [
+        ({"component_name": "Accelerator", "line_type": "commission"}, "Accelerator"),
+        ({"line_type": "clawback"}, "Clawback"),
+        ({"line_type": "draw_recovery"}, "Draw recovery"),
+        ({"kind": "manual", "line_type": "manual"}, "Manual"),
+        ({"kind": "adjustment", "line_type": "adjustment"}, "Adjustment"),
+        ({}, "Calculated"),
+    ],
+)
+def test_line_label(values, label):
+    assert StoredLine(**values).label == label
