@@ -63,6 +63,17 @@ def payout_changes(request: HttpRequest, org_slug: str, statement_id) -> HttpRes
             f"No calculation run {', '.join(repr(value) for value in unknown)} of "
             "this statement; comparing its last two runs instead.",
         )
+    elif (before is None) != (after is None):
+        # One known run alone cannot be compared, so say which one is missing.
+        missing = "to" if after is None else "from"
+        logger.info(
+            "Payout changes of statement %s: no %r run id", statement.public_id, missing
+        )
+        messages.error(
+            request,
+            f"Choose both runs to compare: the {missing!r} run is missing, so "
+            "the last two runs are compared instead.",
+        )
     if before is None or after is None:
         if len(snapshots) < 2:
             before = after = None

@@ -272,6 +272,23 @@ def test_changes_page_names_unknown_run(personas, plan):
     assert "deal amount changed from 10,000.00 to 12,000.00 USD" in content
 
 
+def test_changes_page_needs_both_runs(personas, plan):
+    statement = _deal_grows(personas)
+    with tenant_context(personas.org):
+        first, _ = payout_diff.snapshots_of(statement)
+    url = _changes_url(statement)
+
+    response = login(Client(), personas.rep1).get(f"{url}?from={first.run.public_id}")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        "Choose both runs to compare: the &#x27;to&#x27; run is missing, so the "
+        "last two runs are compared instead." in content
+    )
+    assert "deal amount changed from 10,000.00 to 12,000.00 USD" in content
+
+
 def test_snapshot_stores_deal_entries_as_text(personas, plan):
     deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
 
