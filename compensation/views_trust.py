@@ -64,7 +64,7 @@ def payout_changes(request: HttpRequest, org_slug: str, statement_id) -> HttpRes
             "this statement; comparing its last two runs instead.",
         )
     elif (before is None) != (after is None):
-        # One known run alone cannot be compared, so say which one is missing.
+        # One known run alone cannot be compared, so the message names the other.
         missing = "to" if after is None else "from"
         logger.info(
             "Payout changes of statement %s: no %r run id", statement.public_id, missing
