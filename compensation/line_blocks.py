@@ -243,6 +243,7 @@ def blocks_write(blocks: list[BlockContent], organization_id: int, now) -> None:
 
 
 def blocks_delete(statement_ids: list[int]) -> None:
+    """Delete the blocks of these statements."""
     if statement_ids:
         StatementLineBlock.unscoped.filter(statement_id__in=statement_ids).delete()
 
@@ -268,7 +269,7 @@ def block_expand(statement: Statement) -> int:
         block.delete()
         return len(lines)
     # One INSERT from the block's own arrays, with each line's public id and
-    # order in front: Django's bulk_create took most of an approval's time.
+    # order in front, because Django's bulk_create took most of an approval.
     stored = orjson.loads(bytes(block.lines))
     public_ids = line_public_ids(statement, stored)
     rows = [

@@ -41,7 +41,7 @@ def _deal_entries(computed: ComputedStatement) -> list[dict]:
     entries: dict[int, dict] = {}
     # Each deal's commission is summed as a Decimal and written as text once,
     # which gives the same text as adding each line to the parsed text. Each
-    # sum starts from the entry's first "commission" text as a Decimal.
+    # sum starts at the entry's first "commission" text, "0.00" or "0".
     commissions: dict[int, Decimal] = {}
     for credit in computed.credits:
         deal_id = credit.deal_id

@@ -4,12 +4,12 @@
 batch of members in one transaction. A draft's calculated lines are one
 ``StatementLineBlock`` (see ``compensation.line_blocks``), written only when
 it changed. A draft whose lines became rows, because a dispute was raised
-on one, keeps its rows: those that changed are replaced, with one DELETE
+on one, keeps its rows. Those that changed are replaced, with one DELETE
 and one INSERT for the whole batch, and a line equal in every column stays
-as it is. An approved or paid
-statement is locked, and a changed total goes to the member's next draft
-as an adjustment line, one member at a time. Manual and adjustment lines
-already on a draft are kept and follow the new calculated lines.
+as it is. An approved or paid statement is locked, and a changed total goes
+to the member's next draft as an adjustment line, one member at a time.
+Manual and adjustment lines already on a draft are kept and follow the new
+calculated lines.
 """
 
 from __future__ import annotations
@@ -630,7 +630,8 @@ def store_statements(
     if drafts:
         _drafts_update([statement for statement, _ in drafts])
 
-    # Only the line rows that changed are replaced, and only the blocks.
+    # Only the line rows that changed are replaced, and only the blocks whose
+    # digest changed are written.
     stale_ids = []
     rows = []
     for statement, result in drafts:

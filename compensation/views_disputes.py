@@ -81,8 +81,8 @@ def dispute_raise(request: HttpRequest, org_slug: str, statement_id) -> HttpResp
         return _raise_failed(
             request,
             statement,
-            "that line is not on this statement. It may have changed since you "
-            "opened the page, so choose the line again.",
+            f"line {form.cleaned_data['line']} is not on this statement. It may "
+            "have changed since you opened the page, so choose the line again.",
         )
     try:
         dispute = services.dispute_raise(

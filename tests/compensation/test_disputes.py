@@ -138,7 +138,8 @@ def test_line_of_other_statement_rejected(statements):
     )
 
     assert response.status_code == 400
-    assert "that line is not on this statement" in response.content.decode()
+    content = response.content.decode()
+    assert f"line {other_line.public_id} is not on this statement" in content
     with tenant_context(statements.org):
         assert not Dispute.objects.exists()
 

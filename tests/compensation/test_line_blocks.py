@@ -249,7 +249,7 @@ def test_dispute_turns_block_into_rows(march):
     assert rita.total == Decimal("1290.00")
 
 
-def test_dispute_line_of_another_statement_is_none(march):
+def test_dispute_line_other_statement_none(march):
     _calculate(march)
     rob = Statement.objects.get(member=march.rep2)
     [rob_line] = selectors.statement_lines(rob)
@@ -261,7 +261,7 @@ def test_dispute_line_of_another_statement_is_none(march):
     assert StatementLineBlock.objects.filter(statement=_rita(march)).exists()
 
 
-def test_rerun_after_dispute_keeps_rows_and_dispute(march):
+def test_rerun_after_dispute_keeps_rows(march):
     _calculate(march)
     rita = _rita(march)
     first = selectors.statement_lines(rita)[0]
@@ -356,20 +356,28 @@ def _raise_url(statement: Statement) -> str:
     )
 
 
-def test_unchanged_line_keeps_id_after_rerun(march):
-    _calculate(march)
-    rita = _rita(march)
-    first, second = selectors.statement_lines(rita)
-    # Only the 2,500.00 deal changes, to 3,000.00.
-    Deal.objects.filter(owner=march.rep1, amount=Decimal("2500.00")).update(
+def _dispute_after_rerun(personas, index: int, message: str):
+    """Post a dispute on Rita's line at ``index`` as the page listed it before a rerun.
+
+    Only the 2,500.00 deal changes before the rerun, to 3,000.00. Returns
+    the statement, its lines before the rerun and the response.
+    """
+    _calculate(personas)
+    rita = _rita(personas)
+    before = selectors.statement_lines(rita)
+    Deal.objects.filter(owner=personas.rep1, amount=Decimal("2500.00")).update(
         amount=Decimal("3000.00")
     )
-    _calculate(march)
+    _calculate(personas)
 
-    client = login(Client(), march.rep1)
-    response = client.post(
-        _raise_url(rita), {"line": str(first.public_id), "message": "Check it."}
+    response = login(Client(), personas.rep1).post(
+        _raise_url(rita), {"line": str(before[index].public_id), "message": message}
     )
+    return rita, before, response
+
+
+def test_unchanged_line_keeps_id_after_rerun(march):
+    rita, (first, second), response = _dispute_after_rerun(march, 0, "Check it.")
 
     # The 10,000.00 line did not change, so the open form still finds it.
     assert response.status_code == 302
@@ -380,22 +388,12 @@ def test_unchanged_line_keeps_id_after_rerun(march):
 
 
 def test_changed_line_selects_no_line(march):
-    _calculate(march)
-    rita = _rita(march)
-    _, second = selectors.statement_lines(rita)
-    Deal.objects.filter(owner=march.rep1, amount=Decimal("2500.00")).update(
-        amount=Decimal("3000.00")
-    )
-    _calculate(march)
-
-    client = login(Client(), march.rep1)
-    response = client.post(
-        _raise_url(rita), {"line": str(second.public_id), "message": "Too low."}
-    )
+    _, before, response = _dispute_after_rerun(march, 1, "Too low.")
 
     assert response.status_code == 400
     content = response.content.decode()
-    assert "that line is not on this statement" in content
+    assert f"line {before[1].public_id} is not on this statement" in content
+    assert "It may have changed since you opened the page" in content
     # The rep chooses the line again rather than filing on the first one.
     assert '<option value="" selected>Choose a line</option>' in content
     assert content.count(" selected>") == 1

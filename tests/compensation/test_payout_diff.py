@@ -289,7 +289,7 @@ def test_changes_page_needs_both_runs(personas, plan):
     assert "deal amount changed from 10,000.00 to 12,000.00 USD" in content
 
 
-def test_snapshot_stores_deal_entries_as_text(personas, plan):
+def test_snapshot_reads_back_as_text(personas, plan):
     deal = won_deal(personas.rep1, personas.stages["Won"], "10000.00", D(2024, 3, 5))
 
     _calculate(personas)
@@ -479,7 +479,7 @@ def test_snapshot_deal_entries_as_text():
     ]
 
 
-def test_clawback_only_deal_named_as_earlier_credit(in_org, personas):
+def test_clawback_deal_named_earlier_credit(in_org, personas):
     deal = won_deal(personas.rep1, personas.stages["Won"], "5000.00", D(2024, 2, 5))
     credited = {
         "deal_id": deal.pk,
