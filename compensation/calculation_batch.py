@@ -263,11 +263,18 @@ def load_inputs(
         if currencies:
             payments = selectors.payments_of_deals(currencies)
 
+    return Inputs(rates, payments, quota_figures(plans))
+
+
+def quota_figures(plans: list[MemberPlan]) -> services.QuotaFigures:
+    """Load the quotas of the members' segments paid on attainment.
+
+    Two queries per distinct segment.
+    """
     segments: dict[tuple[dt.date, dt.date], list[Membership]] = defaultdict(list)
     for plan in plans:
         for key in services.quota_segments(plan.assignments, plan.periods):
             segments[key].append(plan.member)
-    quota_figures = {
+    return {
         key: member_quotas(members, key[0], key[1]) for key, members in segments.items()
     }
-    return Inputs(rates, payments, quota_figures)

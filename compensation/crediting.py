@@ -221,6 +221,44 @@ def credit_deal(
     ]
 
 
+def owner_credit(
+    *,
+    deal_id: int,
+    deal_name: str,
+    owner_id: int,
+    day: dt.date,
+    amount: Decimal,
+    currency: str,
+) -> Credit:
+    """Return the credit of a deal its owner takes whole, in the plan's currency.
+
+    The credit ``credit_deal`` gives a deal with no splits, an amount of
+    whole cents above zero and the plan's currency, except that ``fields``
+    holds no deal value for SPIFF conditions, only the name, currency and
+    amount.
+    """
+    # Every field of Credit, as frozen_instance requires.
+    return frozen_instance(
+        Credit,
+        {
+            "deal_id": deal_id,
+            "deal_name": deal_name,
+            "member_id": owner_id,
+            "credit_date": day,
+            "amount": amount,
+            "deal_amount": amount,
+            "share": HUNDRED / HUNDRED,
+            "currency": currency,
+            "source_amount": amount,
+            "deal_source_amount": amount,
+            "source_currency": currency,
+            "fx_rate": None,
+            "fx_rate_date": None,
+            "fields": {"name": deal_name, "currency": currency, "amount": amount},
+        },
+    )
+
+
 def _whole(
     weights: list[tuple[int, Decimal]], amount: Decimal, source_amount: Decimal
 ) -> bool:

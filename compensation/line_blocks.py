@@ -17,7 +17,9 @@ dispute raised on a line.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -61,6 +63,7 @@ DECIMAL_SCALES = tuple(
     )
     for name in ("credit_share", "base_amount", "rate", "amount")
 )
+_SCALES = {FIELDS[index]: scale for index, scale in DECIMAL_SCALES}
 # The amount is never empty, while the other numbers may be.
 _AMOUNT = FIELDS.index("amount")
 _AMOUNT_SCALE = DECIMAL_SCALES[-1][1]
@@ -69,6 +72,26 @@ _DATE = FIELDS.index("credit_date")
 _DEAL = FIELDS.index("deal_id")
 _LINE_TYPE = FIELDS.index("line_type")
 ZERO = Decimal("0.00")
+# A tier an explanation names: "in tier 100-150%" up to the next part.
+_TIER = re.compile(r"in tier (.+?)(?= \+ | = |, |$)")
+
+
+def tier_text(explanation: str) -> str:
+    """Return the tiers an explanation names ("0-100%, 100-150%"), or "".
+
+    Only the text from the first tier to the last " = " can name a tier, and
+    in a run most lines share that text, so it is parsed once per text.
+    """
+    start = explanation.find("in tier ")
+    if start < 0:
+        return ""
+    end = explanation.rfind(" = ")
+    return _tiers_named(explanation[start:end] if end > start else explanation[start:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _tiers_named(text: str) -> str:
+    return ", ".join(dict.fromkeys(_TIER.findall(text)))
 
 
 @dataclass
@@ -126,6 +149,17 @@ def encode(rows: Sequence[list]) -> BlockContent:
         total += amount
         if values[_LINE_TYPE] == LineKind.CLAWBACK and values[_DEAL] is not None:
             clawbacks.append(values[_DEAL])
+    return pack(rows, total, clawbacks)
+
+
+def pack(
+    rows: Sequence[list], total: Decimal, clawbacks: Iterable[int]
+) -> BlockContent:
+    """Encode lines whose numbers are already their stored text (see ``encode``).
+
+    ``total`` is the sum of the lines' amounts and ``clawbacks`` the deal
+    ids of their clawback lines.
+    """
     lines = orjson.dumps(rows)
     return BlockContent(
         lines=lines,
@@ -134,6 +168,16 @@ def encode(rows: Sequence[list]) -> BlockContent:
         digest=hashlib.blake2b(lines, digest_size=16).digest(),
         clawback_deal_ids=sorted(set(clawbacks)),
     )
+
+
+def stored_amount(value: Decimal) -> Decimal:
+    """Return a line's amount as its numeric column stores it."""
+    return _stored_number(value, _AMOUNT_SCALE)
+
+
+def number_text(value: Decimal, name: str) -> str:
+    """Return the text a block stores for ``value`` in the numeric field ``name``."""
+    return str(_stored_number(value, _SCALES[name]))
 
 
 def line_public_ids(statement: Statement, lines: Sequence[list]) -> list[uuid.UUID]:

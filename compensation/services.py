@@ -25,7 +25,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 
+from django.db import connection
+
 from compensation import calculation_batch as batch
+from compensation import direct as direct_statements
 from compensation import selectors
 from compensation.crediting import DealInput, FxRates, credit_deals, rate_date
 from compensation.engine import (
@@ -303,7 +306,9 @@ def calculate_statements(
     members: Sequence[Membership],
     period: DateRange,
     extra_deals: Sequence[DealInput] = (),
-) -> dict[int, Statement | CalculationError]:
+    *,
+    direct: bool = False,
+) -> dict[int, Statement | direct_statements.DirectStatement | CalculationError]:
     """Calculate the statements of several members for ``period``, in memory.
 
     Returns each member's statement, or the ``CalculationError`` that stopped
@@ -313,6 +318,11 @@ def calculate_statements(
     not grow with the number of members or deals. It grows only with the
     number of distinct segments paid on attainment (two each, for quotas).
     ``extra_deals`` are added to every member's stored deals.
+
+    With ``direct``, on PostgreSQL and without extra deals, the members on
+    simple plans get a ``DirectStatement``, calculated straight into the
+    block and snapshot a run stores (compensation.direct). Only the
+    statement store reads those.
 
     Runs inside the members' organisation (``tenant_context``) and raises
     ValueError for a member of another organisation or a period that is not
@@ -326,6 +336,8 @@ def calculate_statements(
     results: dict[int, Statement | CalculationError] = {}
     with _cyclic_gc_paused():
         plans = batch.member_plans(members, period, results)
+        if direct and plans and not extra_deals and connection.vendor == "postgresql":
+            plans = direct_statements.calculate(plans, period, organization, results)
         if not plans:
             return results
         inputs = batch.load_inputs(plans, period, organization, extra_deals)

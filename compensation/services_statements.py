@@ -37,7 +37,7 @@ from compensation.models import (
     Statement,
     StatementLine,
 )
-from compensation.services import calculate_statement, calculate_statements
+from compensation.services import calculate_statements
 from compensation.statement_store import (
     _next_order,
     _total_refresh,
@@ -114,7 +114,9 @@ def _store_member(
 
     Raises CalculationError when the member's data is invalid.
     """
-    computed = calculate_statement(member, period)
+    computed = calculate_statements([member], period, direct=True)[member.pk]
+    if isinstance(computed, CalculationError):
+        raise computed
     return store_statements([(member, computed)], period, run, actor)[0]
 
 
@@ -255,7 +257,7 @@ def calculation_batch_run(
             .select_related("organization")
             .order_by("display_name", "pk")
         )
-        results = calculate_statements(members, period)
+        results = calculate_statements(members, period, direct=True)
         computed = []
         errors = []
         for member in members:

@@ -14,8 +14,6 @@ calculated lines.
 
 from __future__ import annotations
 
-import functools
-import re
 import uuid
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,6 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from compensation import line_blocks, payout_diff
+from compensation.direct import DirectStatement
 from compensation.engine import Statement as ComputedStatement
 from compensation.engine import StatementLine as EngineLine
 from compensation.json_rows import execute_with_rows as _json_rows_insert
@@ -46,7 +45,6 @@ Status = Statement.Status
 Kind = StatementLine.Kind
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
-_TIER = re.compile(r"in tier (.+?)(?= \+ | = |, |$)")
 
 
 # The columns that differ between calculated lines, in the order of
@@ -88,24 +86,6 @@ def _postgresql() -> bool:
 
 def _money(amount: Decimal) -> str:
     return f"{amount:,.2f}"
-
-
-def _tier_text(explanation: str) -> str:
-    """Return the tiers an explanation names ("0-100%, 100-150%"), or "".
-
-    Only the text from the first tier to the last " = " can name a tier, and
-    in a run most lines share that text, so it is parsed once per text.
-    """
-    start = explanation.find("in tier ")
-    if start < 0:
-        return ""
-    end = explanation.rfind(" = ")
-    return _tiers_named(explanation[start:end] if end > start else explanation[start:])
-
-
-@functools.lru_cache(maxsize=4096)
-def _tiers_named(text: str) -> str:
-    return ", ".join(dict.fromkeys(_TIER.findall(text)))
 
 
 def _total_refresh(statement: Statement) -> None:
@@ -237,7 +217,7 @@ def _block_values(line: EngineLine, share: Decimal | None) -> list:
         share,
         line.base,
         line.rate,
-        _tier_text(line.explanation),
+        line_blocks.tier_text(line.explanation),
         line.explanation,
         line.amount,
     ]
@@ -301,7 +281,10 @@ def _snapshots_store(
     """
     rows = []
     for statement, result in computed:
-        deals, other_lines = payout_diff.snapshot_content(result)
+        if isinstance(result, DirectStatement):
+            deals, other_lines = result.deals, []
+        else:
+            deals, other_lines = payout_diff.snapshot_content(result)
         rows.append(
             (
                 statement.organization_id,
@@ -608,18 +591,25 @@ def store_statements(
     reordered = []
     encoded: list[tuple[Statement, line_blocks.BlockContent]] = []
     for statement, result in drafts + new:
+        block = getattr(result, "block", None)
         if statement.pk in stored:
             total = sum((_stored_amount(line.amount) for line in result.lines), ZERO)
+            line_count = len(result.lines)
         else:
-            shares = {credit.deal_id: credit.share for credit in result.credits}
-            block = line_blocks.encode(
-                [_block_values(line, shares.get(line.deal_id)) for line in result.lines]
-            )
+            if block is None:
+                shares = {credit.deal_id: credit.share for credit in result.credits}
+                block = line_blocks.encode(
+                    [
+                        _block_values(line, shares.get(line.deal_id))
+                        for line in result.lines
+                    ]
+                )
             encoded.append((statement, block))
             total = block.total
+            line_count = block.line_count
         statement_other_lines = other_lines.get(statement.pk, [])
         for order, (pk, old_order, amount) in enumerate(
-            statement_other_lines, start=len(result.lines)
+            statement_other_lines, start=line_count
         ):
             total += amount
             if old_order != order:

@@ -12,7 +12,7 @@ from typing import Any
 
 from compensation.engine.caps import cap_per_deal
 from compensation.engine.plans import Component, Segment
-from compensation.engine.types import LineKind, StatementLine
+from compensation.engine.types import Credit, LineKind, StatementLine
 from compensation.engine.values import check_keys, money, percent, read_rate
 from spm.money import round_money
 
@@ -29,28 +29,45 @@ def parse(params: Mapping[str, Any]) -> FlatSpec:
 
 def calculate(component: Component, segment: Segment) -> list[StatementLine]:
     rate = component.spec.rate
+    return [
+        segment.line(
+            component,
+            LineKind.COMMISSION,
+            amount=amount,
+            explanation=explanation,
+            deal_id=credit.deal_id,
+            deal_name=credit.deal_name,
+            date=credit.credit_date,
+            base=credit.amount,
+            rate=rate,
+        )
+        for credit, amount, explanation in entries(component, segment)
+    ]
+
+
+def entries(
+    component: Component, segment: Segment
+) -> list[tuple[Credit, Decimal, str]]:
+    """Return each credit of the segment with the amount it earns and why.
+
+    Every line pays the component's rate, which is the line's ``rate``.
+    """
+    rate = component.spec.rate
     # The same for every line, so formatted once per segment.
     rate_text = percent(rate)
     cap = component.cap_per_deal
-    lines = []
+    found = []
     for credit in segment.credits:
         exact = credit.amount * rate
         cap_note = ""
         if cap is not None:
             exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
-        explanation = f"{money(credit.amount)} x {rate_text}{cap_note}"
-        lines.append(
-            segment.line(
-                component,
-                LineKind.COMMISSION,
-                amount=amount,
-                explanation=f"{explanation} = {money(amount)}",
-                deal_id=credit.deal_id,
-                deal_name=credit.deal_name,
-                date=credit.credit_date,
-                base=credit.amount,
-                rate=rate,
+        found.append(
+            (
+                credit,
+                amount,
+                f"{money(credit.amount)} x {rate_text}{cap_note} = {money(amount)}",
             )
         )
-    return lines
+    return found

@@ -80,6 +80,30 @@ def _tier_label(spec: TieredSpec, table: TierTable):
 
 
 def calculate(component: Component, segment: Segment) -> list[StatementLine]:
+    return [
+        segment.line(
+            component,
+            LineKind.COMMISSION,
+            amount=amount,
+            explanation=explanation,
+            deal_id=credit.deal_id,
+            deal_name=credit.deal_name,
+            date=credit.credit_date,
+            base=credit.amount,
+        )
+        for credit, amount, explanation in entries(component, segment)
+    ]
+
+
+def entries(
+    component: Component, segment: Segment
+) -> list[tuple[Credit, Decimal, str]]:
+    """Return each credit of the segment with the amount it earns and why.
+
+    The lines have no single rate, so their ``rate`` is empty. Raises
+    CalculationError when the basis is attainment and the member has no
+    quota above zero.
+    """
     spec: TieredSpec = component.spec
     if spec.basis == "attainment":
         quota = segment.require_quota(component)
@@ -100,11 +124,11 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
             f"below the threshold of {threshold}"
         )
         return [
-            _line(component, segment, credit, ZERO, f"{money(credit.amount)}: {reason}")
+            (credit, ZERO, f"{money(credit.amount)}: {reason}")
             for credit in segment.credits
         ]
 
-    lines = []
+    found = []
     running = ZERO
     final = table.index_at(total)
     rates = [tier.rate for tier in table.tiers]
@@ -143,25 +167,7 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
         if cap is not None:
             exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
-        sentence = f"{sentence}{context}{cap_note} = {money(amount)}"
-        lines.append(_line(component, segment, credit, amount, sentence))
-    return lines
-
-
-def _line(
-    component: Component,
-    segment: Segment,
-    credit: Credit,
-    amount: Decimal,
-    explanation: str,
-) -> StatementLine:
-    return segment.line(
-        component,
-        LineKind.COMMISSION,
-        amount=amount,
-        explanation=explanation,
-        deal_id=credit.deal_id,
-        deal_name=credit.deal_name,
-        date=credit.credit_date,
-        base=credit.amount,
-    )
+        found.append(
+            (credit, amount, f"{sentence}{context}{cap_note} = {money(amount)}")
+        )
+    return found

@@ -497,8 +497,8 @@ def test_statement_tables_are_tenant_scoped(march):
     ],
 )
 def test_tier_text_cases(explanation, tiers):
-    from compensation.statement_store import _tier_text
+    from compensation.line_blocks import tier_text
 
     # Twice, so the second result comes from the cache.
-    assert _tier_text(explanation) == tiers
-    assert _tier_text(explanation) == tiers
+    assert tier_text(explanation) == tiers
+    assert tier_text(explanation) == tiers

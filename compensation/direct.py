@@ -1,0 +1,372 @@
+"""Statements of simple plans, calculated straight into what a run stores.
+
+Most members are paid on flat and tiered components alone, on their own
+deals of the period. For them a run skips the engine's credit splitting,
+line objects and encoding passes: ``calculate`` reads their deals with one
+query, runs the components' own arithmetic and sentences
+(``flat.entries`` and ``tiered.entries``) and writes the lines straight
+into the block and the snapshot entries the store writes. The block is the
+one the engine's lines encode to, byte for byte.
+
+A member is left to the engine when any of these holds:
+
+- a component other than flat or tiered, a cap, a plan year schedule, a
+  clawback term, payout on payment or a draw;
+- more than one segment in the period (two assignments, a plan change or a
+  partial month), or days of the period with no plan;
+- a deal of the period that is split, shared between reassigned-lead
+  owners, cancelled, in a currency other than the plan's, or of an amount
+  that is not whole cents above zero;
+- a split or share of another owner's deal in the period.
+
+This path runs on PostgreSQL only, and only for a run's statements: the
+what-if estimator, the plan preview and the tests without PostgreSQL use
+the engine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from operator import attrgetter, itemgetter
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+
+from activity.dates import period_bounds
+from activity.models import Deal, DealSplit, Stage
+from compensation import calculation_batch as batch
+from compensation import line_blocks, services
+from compensation.crediting import HUNDRED, owner_credit
+from compensation.engine import flat, tiered
+from compensation.engine.plans import PayoutTiming, Segment, SegmentRange, plan_segments
+from compensation.engine.types import CalculationError, LineKind, Statement
+from compensation.models import DealOwnerShare
+from goals.calendar import DateRange
+from spm.models import Membership, Organization
+from spm.money import CENT
+
+ZERO = Decimal("0.00")
+ENTRIES = {"flat": flat.entries, "tiered": tiered.entries}
+# Credits are taken in order of credit date, then deal id, as the engine takes them.
+_CREDIT_ORDER = attrgetter("credit_date", "deal_id")
+_LINE_DATE = itemgetter(line_blocks.FIELDS.index("credit_date"))
+_AMOUNT = line_blocks.FIELDS.index("amount")
+_DEAL = line_blocks.FIELDS.index("deal_id")
+
+
+class DirectStatement:
+    """A member's statement as a run stores it: a block of lines and snapshot entries.
+
+    It has the attributes of the engine's ``Statement`` that the store reads.
+    ``lines`` and ``credits`` come from the engine, calculated on first use:
+    only a draft whose lines are rows (a dispute was raised on one) needs them.
+    """
+
+    held = ()
+    notes = ()
+    draw_balance = ZERO
+
+    def __init__(
+        self,
+        *,
+        member: Membership,
+        period: DateRange,
+        currency: str,
+        block: line_blocks.BlockContent,
+        deals: list[dict],
+    ) -> None:
+        self.member_id = member.pk
+        self.member_name = str(member)
+        self.period_start = period.start
+        self.period_end = period.end
+        self.currency = currency
+        self.block = block
+        self.total = self.earned = block.total
+        self.deals = deals
+        self._member = member
+        self._period = period
+        self._statement: Statement | None = None
+
+    def engine_statement(self) -> Statement:
+        """Return the engine's statement of the member. Raises CalculationError."""
+        if self._statement is None:
+            result = services.calculate_statements([self._member], self._period)[
+                self._member.pk
+            ]
+            if isinstance(result, CalculationError):
+                raise result
+            self._statement = result
+        return self._statement
+
+    @property
+    def lines(self):
+        return self.engine_statement().lines
+
+    @property
+    def credits(self):
+        return self.engine_statement().credits
+
+
+def segment_range(plan: batch.MemberPlan, period: DateRange) -> SegmentRange | None:
+    """Return the member's one segment of ``period`` if their plan is simple."""
+    if plan.draws or plan.tree or plan.on_payment or len(plan.periods) != 1:
+        return None
+    ranges = plan_segments(period.start, period.end, tuple(plan.assignments))
+    if len(ranges) != 1:
+        return None
+    found = ranges[0]
+    terms = found.terms
+    if (
+        (found.start, found.end) != (period.start, period.end)
+        or not terms.components
+        or terms.cap_per_period is not None
+        or terms.year_payout_tiers is not None
+        or terms.clawback is not None
+        or terms.payout_timing != PayoutTiming.AT_CLOSE
+    ):
+        return None
+    for component in terms.components:
+        if (
+            component.kind not in ENTRIES
+            or component.cap_per_deal is not None
+            or component.cap_per_period is not None
+        ):
+            return None
+    return found
+
+
+def calculate(
+    plans: list[batch.MemberPlan],
+    period: DateRange,
+    organization: Organization,
+    results: dict,
+) -> list[batch.MemberPlan]:
+    """Calculate the statements of the members on simple plans into ``results``.
+
+    Returns the plans left for the engine. Three queries, plus two per
+    distinct segment paid on attainment for quotas.
+    """
+    ranges = {}
+    for plan in plans:
+        found = segment_range(plan, period)
+        if found is not None:
+            ranges[plan.member.pk] = found
+    if not ranges:
+        return plans
+    deals, left = _deals(list(ranges), period, organization)
+    direct = []
+    for plan in plans:
+        member_id = plan.member.pk
+        found = ranges.get(member_id)
+        if found is None or member_id in left:
+            continue
+        currency = found.terms.currency
+        if any(deal[3] != currency for deal in deals.get(member_id, ())):
+            continue
+        direct.append(plan)
+    figures = batch.quota_figures(direct)
+    for plan in direct:
+        member = plan.member
+        try:
+            quotas = services._quotas(member, plan.assignments, plan.periods, figures)
+            results[member.pk] = _statement(
+                member, period, ranges[member.pk], deals.get(member.pk, ()), quotas
+            )
+        except CalculationError as error:
+            results[member.pk] = error
+    done = {plan.member.pk for plan in direct}
+    return [plan for plan in plans if plan.member.pk not in done]
+
+
+def _deals(
+    member_ids: list[int], period: DateRange, organization: Organization
+) -> tuple[dict[int, list[tuple]], set[int]]:
+    """Return the won deals of the period owned by each member, and who to leave out.
+
+    A deal is ``(deal id, name, amount, currency, local credit date)``. The
+    members left out have a deal the engine must credit, or a split or share
+    of another owner's deal. Two queries.
+    """
+    quote = connection.ops.quote_name
+    deal_table = quote(Deal._meta.db_table)
+    stage_table = quote(Stage._meta.db_table)
+    split_table = quote(DealSplit._meta.db_table)
+    share_table = quote(DealOwnerShare._meta.db_table)
+    first, last = period_bounds(period.start, period.end, organization.time_zone)
+    # The deals won_deals_of_members reads, for owners only, with whether
+    # another table gives them credits.
+    window = (
+        "((deal.close_date >= %s AND deal.close_date < %s) OR "
+        "(deal.close_date IS NULL AND deal.stage_changed_at >= %s "
+        "AND deal.stage_changed_at < %s))"
+    )
+    window_params = [period.start, period.end, first, last]
+    sql = (
+        "SELECT deal.id, COALESCE(NULLIF(deal.name, ''), "
+        "NULLIF(deal.external_id, ''), deal.public_id::text), deal.amount, "
+        "deal.currency, deal.owner_id, deal.close_date, deal.stage_changed_at, "
+        "deal.archived_at IS NOT NULL "
+        f"OR deal.id IN (SELECT deal_id FROM {split_table} "
+        "WHERE organization_id = %s) "
+        f"OR deal.id IN (SELECT deal_id FROM {share_table} "
+        "WHERE organization_id = %s) "
+        f"FROM {deal_table} AS deal JOIN {stage_table} AS stage "
+        "ON stage.id = deal.stage_id "
+        "WHERE deal.organization_id = %s AND stage.is_won "
+        "AND deal.amount IS NOT NULL AND deal.owner_id = ANY(%s::bigint[]) "
+        f"AND {window}"
+    )
+    others = (
+        f"SELECT part.member_id FROM {split_table} AS part JOIN {deal_table} AS deal "
+        "ON deal.id = part.deal_id WHERE part.organization_id = %s "
+        f"AND part.member_id = ANY(%s::bigint[]) AND {window} "
+        f"UNION SELECT part.member_id FROM {share_table} AS part "
+        f"JOIN {deal_table} AS deal ON deal.id = part.deal_id "
+        "WHERE part.organization_id = %s "
+        f"AND part.member_id = ANY(%s::bigint[]) AND {window}"
+    )
+    organization_id = organization.pk
+    zone = ZoneInfo(organization.time_zone)
+    default_currency = organization.currency
+    deals: dict[int, list[tuple]] = defaultdict(list)
+    left: set[int] = set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [organization_id] * 3 + [member_ids] + window_params,
+        )
+        for (
+            deal_id,
+            name,
+            amount,
+            currency,
+            owner_id,
+            close_date,
+            closed_at,
+            engine_only,
+        ) in cursor.fetchall():
+            if engine_only or amount <= 0 or not amount.same_quantum(CENT):
+                left.add(owner_id)
+                continue
+            day = close_date or closed_at.astimezone(zone).date()
+            deals[owner_id].append(
+                (deal_id, name, amount, currency or default_currency, day)
+            )
+        cursor.execute(
+            others,
+            [organization_id, member_ids, *window_params] * 2,
+        )
+        left.update(member_id for (member_id,) in cursor.fetchall())
+    return deals, left
+
+
+def _no_tier(explanation: str) -> str:
+    return ""
+
+
+def _statement(
+    member: Membership,
+    period: DateRange,
+    found: SegmentRange,
+    deals: list[tuple],
+    quotas: dict,
+) -> DirectStatement:
+    """Calculate one member's statement into a block and snapshot entries.
+
+    Raises CalculationError as the engine does, for a missing quota.
+    """
+    terms = found.terms
+    currency = terms.currency
+    member_id = member.pk
+    credits = [
+        owner_credit(
+            deal_id=deal_id,
+            deal_name=name,
+            owner_id=member_id,
+            day=day,
+            amount=amount,
+            currency=currency,
+        )
+        for deal_id, name, amount, _, day in deals
+    ]
+    credits.sort(key=_CREDIT_ORDER)
+    segment = Segment(
+        start=found.start,
+        end=found.end,
+        period_start=period.start,
+        period_end=period.end,
+        terms=terms,
+        assignment=found.assignment,
+        payee_name=str(member),
+        credits=tuple(credits),
+        quota=quotas.get((found.start, found.end)),
+    )
+    share = line_blocks.number_text(HUNDRED / HUNDRED, "credit_share")
+    version_id = terms.version_id
+    label = terms.label
+    number_text = line_blocks.number_text
+    rows = []
+    for component in terms.components:
+        if component.kind == "flat":
+            rate = number_text(component.spec.rate, "rate")
+            # A flat line's sentence names no tier.
+            tier_text = _no_tier
+        else:
+            rate = None
+            tier_text = line_blocks.tier_text
+        for credit, amount, explanation in ENTRIES[component.kind](component, segment):
+            rows.append(
+                [
+                    LineKind.COMMISSION,
+                    component.id,
+                    component.name,
+                    version_id,
+                    label,
+                    credit.deal_id,
+                    credit.deal_name,
+                    credit.credit_date,
+                    share,
+                    number_text(credit.amount, "base_amount"),
+                    rate,
+                    tier_text(explanation),
+                    explanation,
+                    amount,
+                ]
+            )
+    # The engine orders a segment's lines by date, keeping the component order.
+    rows.sort(key=_LINE_DATE)
+
+    commissions = {credit.deal_id: ZERO for credit in credits}
+    total = ZERO
+    for row in rows:
+        amount = row[_AMOUNT]
+        commissions[row[_DEAL]] += amount
+        stored = line_blocks.stored_amount(amount)
+        row[_AMOUNT] = str(stored)
+        total += stored
+    # The entries payout_diff.snapshot_content gives the engine's statement.
+    entries = [
+        {
+            "deal_id": credit.deal_id,
+            "deal_name": credit.deal_name,
+            "deal_amount": str(credit.deal_source_amount),
+            "deal_currency": credit.source_currency,
+            "credit_date": credit.credit_date.isoformat(),
+            "share": str(credit.share),
+            "credited": str(credit.amount),
+            "fx_rate": None,
+            "fx_rate_date": None,
+            "plan_version_id": version_id,
+            "plan_version": label,
+            "commission": str(commissions[credit.deal_id]),
+        }
+        for credit in credits
+    ]
+    return DirectStatement(
+        member=member,
+        period=period,
+        currency=currency,
+        block=line_blocks.pack(rows, total, ()),
+        deals=entries,
+    )
