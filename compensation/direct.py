@@ -2,10 +2,10 @@
 
 Most members are paid on flat and tiered components alone, on their own
 deals of the period. For them a run skips the engine's credit splitting,
-line objects and encoding passes: ``calculate`` reads their deals with one
-query, runs the components' own arithmetic and sentences
-(``flat.entries`` and ``tiered.entries``) and writes the lines straight
-into the block and the snapshot entries the store writes. The block is the
+line objects and encoding passes. ``calculate`` reads their deals with one
+query and runs the components' own arithmetic and sentences
+(``flat.entries`` and ``tiered.entries``). It writes the lines straight into
+the block and the snapshot entries the store writes, and the block is the
 one the engine's lines encode to, byte for byte.
 
 A member is left to the engine when any of these holds:
@@ -59,8 +59,8 @@ class DirectStatement:
     """A member's statement as a run stores it: a block of lines and snapshot entries.
 
     It has the attributes of the engine's ``Statement`` that the store reads.
-    ``lines`` and ``credits`` come from the engine, calculated on first use:
-    only a draft whose lines are rows (a dispute was raised on one) needs them.
+    ``lines`` and ``credits`` come from the engine, calculated on first use.
+    Only a draft whose lines are rows (a dispute was raised on one) needs them.
     """
 
     held = ()
@@ -303,11 +303,27 @@ def _statement(
         quota=quotas.get((found.start, found.end)),
     )
     share = line_blocks.number_text(HUNDRED / HUNDRED, "credit_share")
-    version_id = terms.version_id
-    label = terms.label
     number_text = line_blocks.number_text
+    # The values of a line that depend on its credit alone, in FIELDS order.
+    credit_values = [
+        (
+            credit.deal_id,
+            credit.deal_name,
+            credit.credit_date,
+            share,
+            number_text(credit.amount, "base_amount"),
+        )
+        for credit in credits
+    ]
     rows = []
     for component in terms.components:
+        head = (
+            LineKind.COMMISSION,
+            component.id,
+            component.name,
+            terms.version_id,
+            terms.label,
+        )
         if component.kind == "flat":
             rate = number_text(component.spec.rate, "rate")
             # A flat line's sentence names no tier.
@@ -315,24 +331,14 @@ def _statement(
         else:
             rate = None
             tier_text = line_blocks.tier_text
-        for credit, amount, explanation in ENTRIES[component.kind](component, segment):
+        # Each kind's entries are one per credit, in the segment's order.
+        for values, (_, amount, explanation) in zip(
+            credit_values,
+            ENTRIES[component.kind](component, segment),
+            strict=True,
+        ):
             rows.append(
-                [
-                    LineKind.COMMISSION,
-                    component.id,
-                    component.name,
-                    version_id,
-                    label,
-                    credit.deal_id,
-                    credit.deal_name,
-                    credit.credit_date,
-                    share,
-                    number_text(credit.amount, "base_amount"),
-                    rate,
-                    tier_text(explanation),
-                    explanation,
-                    amount,
-                ]
+                [*head, *values, rate, tier_text(explanation), explanation, amount]
             )
     # The engine orders a segment's lines by date, keeping the component order.
     rows.sort(key=_LINE_DATE)
@@ -342,9 +348,12 @@ def _statement(
     for row in rows:
         amount = row[_AMOUNT]
         commissions[row[_DEAL]] += amount
-        stored = line_blocks.stored_amount(amount)
-        row[_AMOUNT] = str(stored)
-        total += stored
+        # The components round each amount to the cent, as the column
+        # stores it, except that the column has no -0.00.
+        if not amount:
+            amount = ZERO
+        row[_AMOUNT] = str(amount)
+        total += amount
     # The entries payout_diff.snapshot_content gives the engine's statement.
     entries = [
         {
@@ -357,8 +366,8 @@ def _statement(
             "credited": str(credit.amount),
             "fx_rate": None,
             "fx_rate_date": None,
-            "plan_version_id": version_id,
-            "plan_version": label,
+            "plan_version_id": terms.version_id,
+            "plan_version": terms.label,
             "commission": str(commissions[credit.deal_id]),
         }
         for credit in credits

@@ -143,9 +143,37 @@ def entries(
     )
     marginal = spec.mode == "marginal"
     cap = component.cap_per_deal
+    # ``current`` is the tier of the running total. A credit that moves the
+    # total up without leaving that tier, the usual case, is the one portion
+    # table.portions would return: the whole credit in that tier. That holds
+    # when the tiers are ascending and leave no gap, as a parsed table's do;
+    # any other table always goes through portions.
+    tiers = table.tiers
+    within = tiers[-1].upper is None and all(
+        tier.lower < tier.upper == following.lower
+        for tier, following in zip(tiers, tiers[1:], strict=False)
+    )
+    current = 0
+    lower, upper = tiers[0].lower, tiers[0].upper
     for credit in segment.credits:
         if marginal:
-            parts = table.portions(running, running + credit.amount)
+            end = running + credit.amount
+            if (
+                within
+                and lower <= running
+                and running < end
+                and (upper is None or end <= upper)
+            ):
+                parts = [(current, end - running)]
+            else:
+                parts = table.portions(running, end)
+            if within:
+                while upper is not None and end >= upper:
+                    current += 1
+                    lower, upper = tiers[current].lower, tiers[current].upper
+                if end < lower:
+                    current = table.index_at(end)
+                    lower, upper = tiers[current].lower, tiers[current].upper
             exact = ZERO
             for index, amount in parts:
                 exact += amount * rates[index]

@@ -206,3 +206,62 @@ def test_marginal_deal_cap_explained():
         "-400.00 x 25% in tier 0.00-500.00; capped at 90.00 per deal = -90.00",
     ]
     assert amounts(statement) == [Decimal("90.00"), Decimal("-90.00")]
+
+
+# Credits that stay in a tier, land on a bound, start on one, cross one
+# just past it or two at once, and go back down (credit notes), with a zero
+# among them.
+RUNNING_TOTAL_MOVES = [
+    "300.00",
+    "200.00",
+    "0.01",
+    "2499.99",
+    "1000.00",
+    "-1500.00",
+    "0.00",
+    "-2000.00",
+    "-100.00",
+    "150.00",
+    "3450.00",
+    "-3999.00",
+    "4000.00",
+    "50.50",
+]
+
+
+def test_marginal_lines_match_portions():
+    """Each line pays and names the tier portions of its move.
+
+    The expected values come from the table itself: ``marginal_total(b) -
+    marginal_total(a)`` for the amount, and ``describe_portions`` of
+    ``portions(a, b)`` for the sentence.
+    """
+    from compensation.engine.tiered import _tier_label, parse
+    from compensation.engine.tiers import describe_portions
+    from spm.money import round_money
+
+    spec = parse({"basis": "amount", "mode": "marginal", "tiers": CYCLE_BANDS})
+    table = spec.tiers
+    label = _tier_label(spec, table)
+    plan = terms(
+        component("tiered", basis="amount", mode="marginal", tiers=CYCLE_BANDS)
+    )
+    credits = [
+        credit(amount, D(2024, 3, 1 + index), index + 1)
+        for index, amount in enumerate(RUNNING_TOTAL_MOVES)
+    ]
+    lines = run(payee(plan, credits), D(2024, 3, 1))[0].lines
+    assert len(lines) == len(RUNNING_TOTAL_MOVES)
+    running = Decimal("0.00")
+    for line, moved in zip(lines, RUNNING_TOTAL_MOVES, strict=True):
+        end = running + Decimal(moved)
+        expected = round_money(
+            table.marginal_total(end) - table.marginal_total(running)
+        )
+        assert line.amount == expected, (moved, running)
+        parts = table.portions(running, end)
+        if parts:
+            assert line.explanation.startswith(describe_portions(table, parts, label))
+        else:
+            assert line.explanation.startswith(f"{moved} x 25%")
+        running = end
