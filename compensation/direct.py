@@ -53,6 +53,8 @@ _CREDIT_ORDER = attrgetter("credit_date", "deal_id")
 _LINE_DATE = itemgetter(line_blocks.FIELDS.index("credit_date"))
 _AMOUNT = line_blocks.FIELDS.index("amount")
 _DEAL = line_blocks.FIELDS.index("deal_id")
+# Whether a line stores its base amount in cents, the scale of a deal amount.
+_BASE_IN_CENTS = line_blocks.number_text(CENT, "base_amount") == str(CENT)
 
 
 class DirectStatement:
@@ -304,16 +306,15 @@ def _statement(
     )
     share = line_blocks.number_text(HUNDRED / HUNDRED, "credit_share")
     number_text = line_blocks.number_text
+    # Each amount is whole cents (see _deals), so its text is the text of
+    # the base amount a line stores, of the deal amount and of the credit.
+    amount_texts = [str(credit.amount) for credit in credits]
+    if not _BASE_IN_CENTS:
+        amount_texts = [number_text(credit.amount, "base_amount") for credit in credits]
     # The values of a line that depend on its credit alone, in FIELDS order.
     credit_values = [
-        (
-            credit.deal_id,
-            credit.deal_name,
-            credit.credit_date,
-            share,
-            number_text(credit.amount, "base_amount"),
-        )
-        for credit in credits
+        (credit.deal_id, credit.deal_name, credit.credit_date, share, text)
+        for credit, text in zip(credits, amount_texts, strict=True)
     ]
     rows = []
     for component in terms.components:
@@ -355,22 +356,26 @@ def _statement(
         row[_AMOUNT] = str(amount)
         total += amount
     # The entries payout_diff.snapshot_content gives the engine's statement.
+    # The credit date stays a date, which orjson writes in the same ISO form.
+    share_text = str(HUNDRED / HUNDRED)
+    version_id = terms.version_id
+    label = terms.label
     entries = [
         {
             "deal_id": credit.deal_id,
             "deal_name": credit.deal_name,
-            "deal_amount": str(credit.deal_source_amount),
-            "deal_currency": credit.source_currency,
-            "credit_date": credit.credit_date.isoformat(),
-            "share": str(credit.share),
-            "credited": str(credit.amount),
+            "deal_amount": text,
+            "deal_currency": currency,
+            "credit_date": credit.credit_date,
+            "share": share_text,
+            "credited": text,
             "fx_rate": None,
             "fx_rate_date": None,
-            "plan_version_id": terms.version_id,
-            "plan_version": terms.label,
+            "plan_version_id": version_id,
+            "plan_version": label,
             "commission": str(commissions[credit.deal_id]),
         }
-        for credit in credits
+        for credit, text in zip(credits, amount_texts, strict=True)
     ]
     return DirectStatement(
         member=member,
