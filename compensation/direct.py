@@ -156,15 +156,14 @@ def calculate(
             ranges[plan.member.pk] = found
     if not ranges:
         return plans
-    deals, left = _deals(list(ranges), period, organization)
+    deals, currencies, left = _deals(list(ranges), period, organization)
     direct = []
     for plan in plans:
         member_id = plan.member.pk
         found = ranges.get(member_id)
         if found is None or member_id in left:
             continue
-        currency = found.terms.currency
-        if any(deal[3] != currency for deal in deals.get(member_id, ())):
+        if not currencies.get(member_id, set()) <= {found.terms.currency}:
             continue
         direct.append(plan)
     figures = batch.quota_figures(direct)
@@ -183,12 +182,13 @@ def calculate(
 
 def _deals(
     member_ids: list[int], period: DateRange, organization: Organization
-) -> tuple[dict[int, list[tuple]], set[int]]:
+) -> tuple[dict[int, list[tuple]], dict[int, set[str]], set[int]]:
     """Return the won deals of the period owned by each member, and who to leave out.
 
-    A deal is ``(deal id, name, amount, currency, local credit date)``. The
-    members left out have a deal the engine must credit, or a split or share
-    of another owner's deal. Two queries.
+    A deal is ``(deal id, name, amount, local credit date)``. The second
+    result is the currencies of each member's deals. The members left out
+    have a deal the engine must credit, or a split or share of another
+    owner's deal. Two queries.
     """
     quote = connection.ops.quote_name
     deal_table = quote(Deal._meta.db_table)
@@ -232,6 +232,7 @@ def _deals(
     zone = ZoneInfo(organization.time_zone)
     default_currency = organization.currency
     deals: dict[int, list[tuple]] = defaultdict(list)
+    currencies: dict[int, set[str]] = defaultdict(set)
     left: set[int] = set()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -252,15 +253,14 @@ def _deals(
                 left.add(owner_id)
                 continue
             day = close_date or closed_at.astimezone(zone).date()
-            deals[owner_id].append(
-                (deal_id, name, amount, currency or default_currency, day)
-            )
+            deals[owner_id].append((deal_id, name, amount, day))
+            currencies[owner_id].add(currency or default_currency)
         cursor.execute(
             others,
             [organization_id, member_ids, *window_params] * 2,
         )
         left.update(member_id for (member_id,) in cursor.fetchall())
-    return deals, left
+    return deals, currencies, left
 
 
 def _no_tier(explanation: str) -> str:
@@ -290,7 +290,7 @@ def _statement(
             amount=amount,
             currency=currency,
         )
-        for deal_id, name, amount, _, day in deals
+        for deal_id, name, amount, day in deals
     ]
     credits.sort(key=_CREDIT_ORDER)
     segment = Segment(

@@ -85,15 +85,18 @@ def _statement_snapshot(statement: Statement) -> dict:
     }
 
 
-def _members_to_calculate(period: DateRange) -> list[Membership]:
-    """Return the members with a plan assignment overlapping ``period``. One query."""
+def _members_to_calculate(period: DateRange) -> list[int]:
+    """Return the ids of the members with a plan assignment overlapping ``period``.
+
+    In order of name, then id. One query.
+    """
     assigned = PlanAssignment.objects.filter(start_date__lt=period.end).filter(
         Q(end_date__isnull=True) | Q(end_date__gte=period.start)
     )
     return list(
         Membership.objects.filter(pk__in=assigned.values("member_id"))
-        .select_related("organization")
         .order_by("display_name", "pk")
+        .values_list("pk", flat=True)
     )
 
 
@@ -209,10 +212,7 @@ def calculation_run_start(
     """
     members = _members_to_calculate(period)
     size = batch_size(len(members))
-    batches = [
-        [member.pk for member in members[start : start + size]]
-        for start in range(0, len(members), size)
-    ]
+    batches = [members[start : start + size] for start in range(0, len(members), size)]
     _run_update(
         run,
         status=CalculationRun.Status.RUNNING,
