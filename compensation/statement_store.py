@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from compensation import line_blocks, payout_diff
+from compensation import json_rows, line_blocks, payout_diff
 from compensation.direct import DirectStatement
 from compensation.engine import Statement as ComputedStatement
 from compensation.engine import StatementLine as EngineLine
@@ -268,6 +268,41 @@ def _drafts_update(statements: list[Statement]) -> None:
         for statement in statements
     ]
     _json_rows_insert(sql, rows)
+
+
+# Every column of a new statement but its id.
+_NEW_FIELDS = tuple(
+    field.attname for field in Statement._meta.concrete_fields if not field.primary_key
+)
+
+
+def _statements_insert(statements: list[Statement]) -> None:
+    """Insert new statements and set their ids. One INSERT per chunk.
+
+    In a profile of 1,000 new statements, Django's bulk_create spent about
+    0.13 ms per statement preparing each field of each object for its query.
+    """
+    if not _postgresql():
+        Statement.objects.bulk_create(statements)
+        return
+    sql, params = _json_rows_insert_sql(Statement, _NEW_FIELDS)
+    # A run stores one statement per member and period.
+    sql += " RETURNING id, member_id"
+    by_member = {statement.member_id: statement for statement in statements}
+    rows = [
+        [getattr(statement, name) for name in _NEW_FIELDS] for statement in statements
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), json_rows.INSERT_CHUNK):
+            payload = orjson.dumps(
+                rows[start : start + json_rows.INSERT_CHUNK], default=str
+            ).decode()
+            cursor.execute(sql, [*params, payload])
+            for pk, member_id in cursor.fetchall():
+                by_member[member_id].pk = pk
+    for statement in statements:
+        statement._state.adding = False
+        statement._state.db = connection.alias
 
 
 def _snapshots_store(
@@ -616,7 +651,7 @@ def store_statements(
                 reordered.append((pk, order))
         statement.total = total
     if new:
-        Statement.objects.bulk_create([statement for statement, _ in new])
+        _statements_insert([statement for statement, _ in new])
     if drafts:
         _drafts_update([statement for statement, _ in drafts])
 

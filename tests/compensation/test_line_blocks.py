@@ -196,6 +196,30 @@ def test_run_stores_one_block_per_draft(march):
     assert lines[0].explanation == "10,000.00 x 10% = 1,000.00"
 
 
+def test_new_statement_row_columns(march):
+    run = _calculate(march)
+
+    statements = Statement.objects.filter(period_start=MARCH.start)
+    assert {s.member_id for s in statements} == {march.rep1.pk, march.rep2.pk}
+    rita = _rita(march)
+    rob = Statement.objects.get(member=march.rep2, period_start=MARCH.start)
+    assert rita.organization_id == march.org.pk
+    assert rita.period_end == MARCH.end
+    assert rita.status == Statement.Status.DRAFT
+    assert rita.run_id == run.pk
+    assert rita.currency == "USD"
+    assert rita.notes == []
+    assert rita.total == Decimal("1250.00")
+    assert rob.total == Decimal("400.00")
+    assert rita.calculated_at is not None
+    assert rita.calculated_at == rob.calculated_at
+    assert rita.created_at is not None
+    assert rita.approved_by_id is None
+    assert rita.paid_at is None
+    assert rita.public_id != rob.public_id
+    assert rita.public_id.version == 4
+
+
 def test_manual_line_follows_block(march):
     _calculate(march)
     rita = _rita(march)
