@@ -40,7 +40,7 @@ from compensation import line_blocks, services
 from compensation.crediting import HUNDRED, owner_credit
 from compensation.engine import flat, tiered
 from compensation.engine.plans import PayoutTiming, Segment, SegmentRange, plan_segments
-from compensation.engine.types import CalculationError, LineKind, Statement
+from compensation.engine.types import CalculationError, LineKind
 from compensation.models import DealOwnerShare
 from goals.calendar import DateRange
 from spm.models import Membership, Organization
@@ -60,9 +60,9 @@ _BASE_IN_CENTS = line_blocks.number_text(CENT, "base_amount") == str(CENT)
 class DirectStatement:
     """A member's statement as a run stores it: a block of lines and snapshot entries.
 
-    It has the attributes of the engine's ``Statement`` that the store reads.
-    ``lines`` and ``credits`` come from the engine, calculated on first use.
-    Only a draft whose lines are rows (a dispute was raised on one) needs them.
+    It has the attributes of the engine's ``Statement`` that the store
+    reads, but no line objects: the store takes a draft's lines from the
+    block, also when they are stored as rows (a dispute was raised on one).
     """
 
     held = ()
@@ -86,28 +86,6 @@ class DirectStatement:
         self.block = block
         self.total = self.earned = block.total
         self.deals = deals
-        self._member = member
-        self._period = period
-        self._statement: Statement | None = None
-
-    def engine_statement(self) -> Statement:
-        """Return the engine's statement of the member. Raises CalculationError."""
-        if self._statement is None:
-            result = services.calculate_statements([self._member], self._period)[
-                self._member.pk
-            ]
-            if isinstance(result, CalculationError):
-                raise result
-            self._statement = result
-        return self._statement
-
-    @property
-    def lines(self):
-        return self.engine_statement().lines
-
-    @property
-    def credits(self):
-        return self.engine_statement().credits
 
 
 def segment_range(plan: batch.MemberPlan, period: DateRange) -> SegmentRange | None:

@@ -200,17 +200,28 @@ def line_public_ids(statement: Statement, lines: Sequence[list]) -> list[uuid.UU
     return ids
 
 
+def _parsed(values: list) -> list:
+    """Turn a stored line's number texts and date text into values, in place."""
+    for index, _ in DECIMAL_SCALES:
+        if values[index] is not None:
+            values[index] = Decimal(values[index])
+    if values[_DATE] is not None:
+        values[_DATE] = dt.date.fromisoformat(values[_DATE])
+    return values
+
+
+def content_values(content: BlockContent) -> list[list]:
+    """Return the lines of encoded content as ``FIELDS`` values, in order."""
+    return [_parsed(values) for values in orjson.loads(content.lines)]
+
+
 def decode(block: StatementLineBlock, statement: Statement) -> list[StatementLine]:
     """Return the block's lines as unsaved StatementLine objects, in order."""
     stored = orjson.loads(bytes(block.lines))
     public_ids = line_public_ids(statement, stored)
     lines = []
     for order, (values, public_id) in enumerate(zip(stored, public_ids, strict=True)):
-        for index, _ in DECIMAL_SCALES:
-            if values[index] is not None:
-                values[index] = Decimal(values[index])
-        if values[_DATE] is not None:
-            values[_DATE] = dt.date.fromisoformat(values[_DATE])
+        _parsed(values)
         line = StatementLine(
             organization_id=statement.organization_id,
             public_id=public_id,

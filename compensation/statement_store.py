@@ -626,8 +626,11 @@ def store_statements(
     reordered = []
     encoded: list[tuple[Statement, line_blocks.BlockContent]] = []
     for statement, result in drafts + new:
-        block = getattr(result, "block", None)
-        if statement.pk in stored:
+        block = result.block if isinstance(result, DirectStatement) else None
+        if statement.pk in stored and block is not None:
+            total = block.total
+            line_count = block.line_count
+        elif statement.pk in stored:
             total = sum((_stored_amount(line.amount) for line in result.lines), ZERO)
             line_count = len(result.lines)
         else:
@@ -661,15 +664,24 @@ def store_statements(
     rows = []
     for statement, result in drafts:
         stored_rows = stored.get(statement.pk)
-        if stored_rows:
+        if not stored_rows:
+            continue
+        if isinstance(result, DirectStatement):
+            # The block's lines, already rounded as the columns store them,
+            # from the one calculation that also gave the total and snapshot.
+            values = line_blocks.content_values(result.block)
+            new_rows = [
+                (statement.pk, order, *line) for order, line in enumerate(values)
+            ]
+        else:
             shares = {credit.deal_id: credit.share for credit in result.credits}
             new_rows = [
                 _line_values(line, order, shares.get(line.deal_id), statement)
                 for order, line in enumerate(result.lines)
             ]
-            stale, added = _changed_lines(stored_rows, new_rows)
-            stale_ids += stale
-            rows += added
+        stale, added = _changed_lines(stored_rows, new_rows)
+        stale_ids += stale
+        rows += added
     block_digests = line_blocks.digests([statement.pk for statement, _ in drafts])
     blocks = []
     emptied = []

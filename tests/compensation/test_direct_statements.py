@@ -38,6 +38,7 @@ from compensation.models import (
     StatementSnapshot,
 )
 from goals.calendar import month_range
+from goals.models import Quota
 from spm.models import Membership
 from tests.compensation.conftest import (
     ATTAINMENT_TIERS,
@@ -891,6 +892,75 @@ def test_disputed_draft_rerun_alike(in_org, personas, monkeypatch):
         Decimal("248.00"),
     ]
     _assert_same(with_direct, with_engine)
+
+
+def _change_before_store(monkeypatch, change) -> None:
+    """Run ``change`` after a run's calculation and before its store.
+
+    It acts as a CRM sync that lands while a batch is calculated.
+    """
+    store = services.store_statements
+
+    def changed_then_stored(*args, **kwargs):
+        change()
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(services, "store_statements", changed_then_stored)
+
+
+def _disputed_rita(personas, components: list[dict]) -> Statement:
+    plan = _plan_with(personas, components)
+    assign(personas.rep1, plan)
+    make_quota(personas.rep1, "20000.00", MARCH.start, MARCH.end)
+    _deal(personas.rep1, personas, "10000.00", D(2024, 3, 5))
+    _deal(personas.rep1, personas, "2500.00", D(2024, 3, 20))
+    _calculate(personas)
+    rita = Statement.objects.get(member=personas.rep1, period_start=MARCH.start)
+    line = disputes.dispute_line(rita, selectors.statement_lines(rita)[0].public_id)
+    disputes.dispute_raise(
+        statement=rita, line=line, raiser=personas.rep1, body="Check the amount."
+    )
+    return rita
+
+
+def test_disputed_rows_match_snapshot_after_change(in_org, personas, monkeypatch):
+    rita = _disputed_rita(personas, [flat_component("0.10")])
+    _change_before_store(
+        monkeypatch,
+        lambda: Deal.objects.filter(
+            owner=personas.rep1, amount=Decimal("2500.00")
+        ).update(amount=Decimal("3100.00")),
+    )
+
+    run = _calculate(personas)
+
+    rita.refresh_from_db()
+    snapshot = StatementSnapshot.objects.get(statement=rita, run=run)
+    rows = StatementLine.objects.filter(statement=rita).order_by("order")
+    # The run read 10,000.00 and 2,500.00 at 10%, before the change.
+    assert [line.amount for line in rows] == [Decimal("1000.00"), Decimal("250.00")]
+    assert rita.total == Decimal("1250.00")
+    assert snapshot.total == Decimal("1250.00")
+    assert [deal["deal_amount"] for deal in snapshot.deals] == ["10000.00", "2500.00"]
+
+
+def test_disputed_member_error_spares_run(in_org, personas, monkeypatch):
+    _disputed_rita(personas, [ATTAINMENT_TIERS])
+    plan = make_plan(personas.org.pk, "Rob's plan")
+    publish_version(plan, [flat_component("0.10")])
+    assign(personas.rep2, plan)
+    _deal(personas.rep2, personas, "4000.00", D(2024, 3, 12))
+    _change_before_store(
+        monkeypatch,
+        lambda: Quota.unscoped.filter(member=personas.rep1).delete(),
+    )
+
+    run = _calculate(personas)
+
+    assert run.status == CalculationRun.Status.DONE
+    assert run.error_count == 0
+    rob = Statement.objects.get(member=personas.rep2, period_start=MARCH.start)
+    assert rob.total == Decimal("400.00")
 
 
 # One member recalculated ---------------------------------------------------------
