@@ -43,6 +43,8 @@ from spm.money import CENT, allocate, round_money
 # up to 0.0001 from the exact fraction (33.3333 for a third).
 PERCENT_TOLERANCE_PER_SPLIT = Decimal("0.0001")
 HUNDRED = Decimal(100)
+# The share of a member credited with 100% of a deal, as credit_deal writes it.
+WHOLE_SHARE = HUNDRED / HUNDRED
 
 
 class CreditingError(CalculationError):
@@ -247,7 +249,7 @@ def owner_credit(
             "credit_date": day,
             "amount": amount,
             "deal_amount": amount,
-            "share": HUNDRED / HUNDRED,
+            "share": WHOLE_SHARE,
             "currency": currency,
             "source_amount": amount,
             "deal_source_amount": amount,

@@ -51,8 +51,6 @@ ENTRIES = {"flat": flat.entries, "tiered": tiered.entries}
 # Credits are taken in order of credit date, then deal id, as the engine takes them.
 _CREDIT_ORDER = attrgetter("credit_date", "deal_id")
 _LINE_DATE = itemgetter(line_blocks.FIELDS.index("credit_date"))
-_AMOUNT = line_blocks.FIELDS.index("amount")
-_DEAL = line_blocks.FIELDS.index("deal_id")
 # Whether a line stores its base amount in cents, the scale of a deal amount.
 _BASE_IN_CENTS = line_blocks.number_text(CENT, "base_amount") == str(CENT)
 
@@ -295,6 +293,9 @@ def _statement(
         for credit, text in zip(credits, amount_texts, strict=True)
     ]
     rows = []
+    # What each credit's lines pay, in the order of ``credits``.
+    commissions = [ZERO] * len(credits)
+    total = ZERO
     for component in terms.components:
         head = (
             LineKind.COMMISSION,
@@ -311,28 +312,22 @@ def _statement(
             rate = None
             tier_text = line_blocks.tier_text
         # Each kind's entries are one per credit, in the segment's order.
-        for values, (_, amount, explanation) in zip(
-            credit_values,
-            ENTRIES[component.kind](component, segment),
-            strict=True,
+        found = ENTRIES[component.kind](component, segment)
+        for index, (values, (_, amount, explanation)) in enumerate(
+            zip(credit_values, found, strict=True)
         ):
+            # The components round each amount to the cent, as the column
+            # stores it, except that the column has no -0.00.
+            if not amount:
+                amount = ZERO
             rows.append(
-                [*head, *values, rate, tier_text(explanation), explanation, amount]
+                [*head, *values, rate, tier_text(explanation), explanation, str(amount)]
             )
+            commissions[index] += amount
+            total += amount
     # The engine orders a segment's lines by date, keeping the component order.
     rows.sort(key=_LINE_DATE)
 
-    commissions = {credit.deal_id: ZERO for credit in credits}
-    total = ZERO
-    for row in rows:
-        amount = row[_AMOUNT]
-        commissions[row[_DEAL]] += amount
-        # The components round each amount to the cent, as the column
-        # stores it, except that the column has no -0.00.
-        if not amount:
-            amount = ZERO
-        row[_AMOUNT] = str(amount)
-        total += amount
     # The entries payout_diff.snapshot_content gives the engine's statement.
     # The credit date stays a date, which orjson writes in the same ISO form.
     share_text = str(HUNDRED / HUNDRED)
@@ -351,9 +346,11 @@ def _statement(
             "fx_rate_date": None,
             "plan_version_id": version_id,
             "plan_version": label,
-            "commission": str(commissions[credit.deal_id]),
+            "commission": str(commission),
         }
-        for credit, text in zip(credits, amount_texts, strict=True)
+        for credit, text, commission in zip(
+            credits, amount_texts, commissions, strict=True
+        )
     ]
     return DirectStatement(
         member=member,
