@@ -234,10 +234,10 @@ def owner_credit(
 ) -> Credit:
     """Return the credit of a deal its owner takes whole, in the plan's currency.
 
-    The credit ``credit_deal`` gives a deal with no splits, an amount of
-    whole cents above zero and the plan's currency, except that ``fields``
-    holds no deal value for SPIFF conditions, only the name, currency and
-    amount.
+    This is the credit ``credit_deal`` gives a deal with no splits, an amount
+    of whole cents above zero and the plan's currency. Only ``fields``
+    differs: it contains the name, currency and amount, and none of the
+    deal values that SPIFF conditions test.
     """
     # Every field of Credit, as frozen_instance requires.
     return frozen_instance(

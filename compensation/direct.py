@@ -8,7 +8,7 @@ query and runs the components' own arithmetic and sentences
 the block and the snapshot entries the store writes, and the block is the
 one the engine's lines encode to, byte for byte.
 
-A member is left to the engine when any of these holds:
+A member is left to the engine when any of these applies:
 
 - a component other than flat or tiered, a cap, a plan year schedule, a
   clawback term, payout on payment or a draw;
@@ -132,12 +132,12 @@ def calculate(
             ranges[plan.member.pk] = found
     if not ranges:
         return plans
-    deals, currencies, left = _deals(list(ranges), period, organization)
+    deals, currencies, to_engine = _deals(list(ranges), period, organization)
     direct = []
     for plan in plans:
         member_id = plan.member.pk
         found = ranges.get(member_id)
-        if found is None or member_id in left:
+        if found is None or member_id in to_engine:
             continue
         if not currencies.get(member_id, set()) <= {found.terms.currency}:
             continue
@@ -195,7 +195,7 @@ def _deals(
         "AND deal.amount IS NOT NULL AND deal.owner_id = ANY(%s::bigint[]) "
         f"AND {window}"
     )
-    others = (
+    other_owners_sql = (
         f"SELECT part.member_id FROM {split_table} AS part JOIN {deal_table} AS deal "
         "ON deal.id = part.deal_id WHERE part.organization_id = %s "
         f"AND part.member_id = ANY(%s::bigint[]) AND {window} "
@@ -209,7 +209,7 @@ def _deals(
     default_currency = organization.currency
     deals: dict[int, list[tuple]] = defaultdict(list)
     currencies: dict[int, set[str]] = defaultdict(set)
-    left: set[int] = set()
+    to_engine: set[int] = set()
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -226,17 +226,17 @@ def _deals(
             engine_only,
         ) in cursor.fetchall():
             if engine_only or amount <= 0 or not amount.same_quantum(CENT):
-                left.add(owner_id)
+                to_engine.add(owner_id)
                 continue
             day = close_date or closed_at.astimezone(zone).date()
             deals[owner_id].append((deal_id, name, amount, day))
             currencies[owner_id].add(currency or default_currency)
         cursor.execute(
-            others,
+            other_owners_sql,
             [organization_id, member_ids, *window_params] * 2,
         )
-        left.update(member_id for (member_id,) in cursor.fetchall())
-    return deals, currencies, left
+        to_engine.update(member_id for (member_id,) in cursor.fetchall())
+    return deals, currencies, to_engine
 
 
 def _no_tier(explanation: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from compensation.engine.caps import cap_per_deal
 from compensation.engine.plans import Component, Segment
-from compensation.engine.types import Credit, LineKind, StatementLine
+from compensation.engine.types import Credit, StatementLine
 from compensation.engine.values import check_keys, money, percent, read_rate
 from spm.money import round_money
 
@@ -28,21 +28,9 @@ def parse(params: Mapping[str, Any]) -> FlatSpec:
 
 
 def calculate(component: Component, segment: Segment) -> list[StatementLine]:
-    rate = component.spec.rate
-    return [
-        segment.line(
-            component,
-            LineKind.COMMISSION,
-            amount=amount,
-            explanation=explanation,
-            deal_id=credit.deal_id,
-            deal_name=credit.deal_name,
-            date=credit.credit_date,
-            base=credit.amount,
-            rate=rate,
-        )
-        for credit, amount, explanation in entries(component, segment)
-    ]
+    return segment.commission_lines(
+        component, entries(component, segment), component.spec.rate
+    )
 
 
 def entries(

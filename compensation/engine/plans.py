@@ -20,6 +20,7 @@ from compensation.engine.tiers import TierTable
 from compensation.engine.types import (
     CalculationError,
     Credit,
+    LineKind,
     StatementLine,
     frozen_instance,
 )
@@ -210,6 +211,32 @@ class Segment:
         if line_values["gross"] is None:
             line_values["gross"] = line_values["amount"]
         return frozen_instance(StatementLine, line_values)
+
+    def commission_lines(
+        self,
+        component: Component,
+        entries: list[tuple[Credit, Decimal, str]],
+        rate: Decimal | None = None,
+    ) -> list[StatementLine]:
+        """Build a commission line of ``component`` for each credit's entry.
+
+        An entry is a credit with the amount it earns and the sentence that
+        explains it. ``rate`` is the rate every line pays, if there is one.
+        """
+        return [
+            self.line(
+                component,
+                LineKind.COMMISSION,
+                amount=amount,
+                explanation=explanation,
+                deal_id=credit.deal_id,
+                deal_name=credit.deal_name,
+                date=credit.credit_date,
+                base=credit.amount,
+                rate=rate,
+            )
+            for credit, amount, explanation in entries
+        ]
 
 
 # The StatementLine fields that a caller of Segment.line may pass, those it

@@ -26,7 +26,7 @@ from typing import Any
 from compensation.engine.caps import cap_per_deal
 from compensation.engine.plans import Component, Segment
 from compensation.engine.tiers import TierTable
-from compensation.engine.types import Credit, LineKind, ParamsError, StatementLine
+from compensation.engine.types import Credit, ParamsError, StatementLine
 from compensation.engine.values import (
     check_keys,
     money,
@@ -80,19 +80,7 @@ def _tier_label(spec: TieredSpec, table: TierTable):
 
 
 def calculate(component: Component, segment: Segment) -> list[StatementLine]:
-    return [
-        segment.line(
-            component,
-            LineKind.COMMISSION,
-            amount=amount,
-            explanation=explanation,
-            deal_id=credit.deal_id,
-            deal_name=credit.deal_name,
-            date=credit.credit_date,
-            base=credit.amount,
-        )
-        for credit, amount, explanation in entries(component, segment)
-    ]
+    return segment.commission_lines(component, entries(component, segment))
 
 
 def entries(

@@ -855,10 +855,10 @@ def _disputed_rerun(personas, monkeypatch, engine: bool) -> tuple[dict, dict]:
     dispute.refresh_from_db()
     assert dispute.line_id == line.pk
     assert not StatementLineBlock.objects.filter(statement=rita).exists()
-    kept = StatementLine.objects.filter(pk=line.pk).values(
+    disputed_line = StatementLine.objects.filter(pk=line.pk).values(
         "order", "kind", *line_blocks.FIELDS
     )
-    return _stored(), kept.get()
+    return _stored(), disputed_line.get()
 
 
 def test_disputed_draft_rerun_alike(in_org, personas, monkeypatch):
@@ -875,14 +875,14 @@ def test_disputed_draft_rerun_alike(in_org, personas, monkeypatch):
     _deal(personas.rep1, personas, "2500.00", D(2024, 3, 20))
     _deal(personas.rep2, personas, "4000.00", D(2024, 3, 12))
 
-    with_direct, kept_direct = _disputed_rerun(personas, monkeypatch, engine=False)
+    with_direct, disputed_direct = _disputed_rerun(personas, monkeypatch, engine=False)
     Statement.objects.all().delete()
     Deal.objects.filter(owner=personas.rep1, amount=Decimal("3100.00")).update(
         amount=Decimal("2500.00")
     )
-    with_engine, kept_engine = _disputed_rerun(personas, monkeypatch, engine=True)
+    with_engine, disputed_engine = _disputed_rerun(personas, monkeypatch, engine=True)
 
-    assert kept_direct == kept_engine
+    assert disputed_direct == disputed_engine
     rita = with_engine[str(personas.rep1)]
     # 10,000 x 10%, 10,000 x 5%, 3,100 x 10%, 3,100 x 8%.
     assert [row[-1] for row in rita["rows"]] == [
