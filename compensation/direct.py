@@ -239,10 +239,6 @@ def _deals(
     return deals, currencies, to_engine
 
 
-def _no_tier(explanation: str) -> str:
-    return ""
-
-
 def _statement(
     member: Membership,
     period: DateRange,
@@ -293,9 +289,9 @@ def _statement(
         for credit, text in zip(credits, amount_texts, strict=True)
     ]
     rows = []
-    # What each credit's lines pay, in the order of ``credits``.
-    commissions = [ZERO] * len(credits)
-    total = ZERO
+    # What each credit's lines pay, one list per component, in credit order.
+    amounts = []
+    tier_text = line_blocks.tier_text
     for component in terms.components:
         head = (
             LineKind.COMMISSION,
@@ -304,29 +300,39 @@ def _statement(
             terms.version_id,
             terms.label,
         )
+        # Each kind's entries are one per credit, in the segment's order. The
+        # components round each amount to the cent, as the column stores it.
+        # The column has no -0.00, which ``or ZERO`` turns into 0.00.
+        paid = ENTRIES[component.kind](component, segment)
         if component.kind == "flat":
+            # A flat line pays one rate, and its sentence names no tier.
             rate = number_text(component.spec.rate, "rate")
-            # A flat line's sentence names no tier.
-            tier_text = _no_tier
+            rows += [
+                [*head, *values, rate, "", explanation, str(amount or ZERO)]
+                for values, (_, amount, explanation) in zip(
+                    credit_values, paid, strict=True
+                )
+            ]
         else:
-            rate = None
-            tier_text = line_blocks.tier_text
-        # Each kind's entries are one per credit, in the segment's order.
-        found = ENTRIES[component.kind](component, segment)
-        for index, (values, (_, amount, explanation)) in enumerate(
-            zip(credit_values, found, strict=True)
-        ):
-            # The components round each amount to the cent, as the column
-            # stores it, except that the column has no -0.00.
-            if not amount:
-                amount = ZERO
-            rows.append(
-                [*head, *values, rate, tier_text(explanation), explanation, str(amount)]
-            )
-            commissions[index] += amount
-            total += amount
+            rows += [
+                [
+                    *head,
+                    *values,
+                    None,
+                    tier_text(explanation),
+                    explanation,
+                    str(amount or ZERO),
+                ]
+                for values, (_, amount, explanation) in zip(
+                    credit_values, paid, strict=True
+                )
+            ]
+        amounts.append([amount for _, amount, _ in paid])
+    commissions = [sum(paid, ZERO) for paid in zip(*amounts, strict=True)]
+    total = sum(commissions, ZERO)
     # The engine orders a segment's lines by date, keeping the component order.
-    rows.sort(key=_LINE_DATE)
+    if len(terms.components) > 1:
+        rows.sort(key=_LINE_DATE)
 
     # The entries payout_diff.snapshot_content gives the engine's statement.
     # The credit date stays a date, which orjson writes in the same ISO form.

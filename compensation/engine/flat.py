@@ -45,17 +45,13 @@ def entries(
     rate_text = percent(rate)
     cap = component.cap_per_deal
     found = []
-    for credit in segment.credits:
+    for credit, text in zip(segment.credits, segment.credit_texts, strict=True):
         exact = credit.amount * rate
         cap_note = ""
         if cap is not None:
             exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
         found.append(
-            (
-                credit,
-                amount,
-                f"{money(credit.amount)} x {rate_text}{cap_note} = {money(amount)}",
-            )
+            (credit, amount, f"{text} x {rate_text}{cap_note} = {money(amount)}")
         )
     return found

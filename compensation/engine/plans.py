@@ -12,6 +12,7 @@ segment by days; attainment uses the quota prorated to the segment's days.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,7 @@ from compensation.engine.types import (
     StatementLine,
     frozen_instance,
 )
+from compensation.engine.values import money
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -165,6 +167,15 @@ class Segment:
     def fraction(self) -> Decimal:
         """The segment's share of the period, by days."""
         return Decimal(self.days) / Decimal(self.period_days)
+
+    @functools.cached_property
+    def credit_texts(self) -> list[str]:
+        """Each credit's amount as an explanation writes it, in credit order.
+
+        Several components explain the same credits, so each amount is
+        formatted once per segment.
+        """
+        return [money(credit.amount) for credit in self.credits]
 
     def prorate_note(self) -> str:
         if not self.is_partial:

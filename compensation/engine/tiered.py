@@ -106,14 +106,16 @@ def entries(
     label = _tier_label(spec, table)
     total = sum((credit.amount for credit in segment.credits), ZERO)
 
+    credits = segment.credits
+    texts = segment.credit_texts
     if spec.threshold is not None and total < spec.threshold * scale:
         reason = (
             f"no commission, because the period's total of {money(total)} is "
             f"below the threshold of {threshold}"
         )
         return [
-            (credit, ZERO, f"{money(credit.amount)}: {reason}")
-            for credit in segment.credits
+            (credit, ZERO, f"{text}: {reason}")
+            for credit, text in zip(credits, texts, strict=True)
         ]
 
     found = []
@@ -143,18 +145,23 @@ def entries(
     )
     current = 0
     lower, upper = tiers[0].lower, tiers[0].upper
-    for credit in segment.credits:
+    for credit, text in zip(credits, texts, strict=True):
         if marginal:
             end = running + credit.amount
-            if (
-                within
-                and lower <= running
-                and running < end
-                and (upper is None or end <= upper)
-            ):
-                parts = [(current, end - running)]
+            if within and lower <= running < end and (upper is None or end <= upper):
+                exact = credit.amount * rates[current]
+                sentence = f"{text}{tier_texts[current]}"
             else:
                 parts = table.portions(running, end)
+                exact = ZERO
+                for index, part in parts:
+                    exact += part * rates[index]
+                if parts:
+                    sentence = " + ".join(
+                        f"{money(part)}{tier_texts[index]}" for index, part in parts
+                    )
+                else:
+                    sentence = f"{text}{first_rate_text}"
             if within:
                 while upper is not None and end >= upper:
                     current += 1
@@ -162,23 +169,10 @@ def entries(
                 if end < lower:
                     current = table.index_at(end)
                     lower, upper = tiers[current].lower, tiers[current].upper
-            exact = ZERO
-            for index, amount in parts:
-                exact += amount * rates[index]
-            if len(parts) == 1:
-                # A move within one tier, the usual case, needs no join.
-                index, amount = parts[0]
-                sentence = f"{money(amount)}{tier_texts[index]}"
-            elif parts:
-                sentence = " + ".join(
-                    f"{money(amount)}{tier_texts[index]}" for index, amount in parts
-                )
-            else:
-                sentence = f"{money(credit.amount)}{first_rate_text}"
+            running = end
         else:
             exact = credit.amount * rates[final]
-            sentence = f"{money(credit.amount)}{retroactive_text}"
-        running += credit.amount
+            sentence = f"{text}{retroactive_text}"
         cap_note = ""
         if cap is not None:
             exact, cap_note = cap_per_deal(exact, credit, cap)
