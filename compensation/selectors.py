@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import BooleanField, Min, Prefetch, Q
+from django.db.models import BooleanField, Count, Min, Prefetch, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 
 from activity.dates import period_bounds
@@ -40,6 +40,7 @@ from compensation.models import (
     StatementLineBlock,
 )
 from spm.models import Membership
+from spm.money import CENT
 from spm.tenancy import get_current_organization
 
 
@@ -664,15 +665,67 @@ def period_statements(
     member_ids: Collection[int], period_start: dt.date, period_end: dt.date
 ) -> list[Statement]:
     """Return the period's statements of these members, by name. One query."""
-    return list(
-        Statement.objects.filter(
-            member_id__in=member_ids,
-            period_start=period_start,
-            period_end=period_end,
-        )
-        .select_related("member__user")
-        .order_by("member__display_name", "pk")
+    return list(period_statements_query(member_ids, period_start, period_end))
+
+
+def period_statements_query(
+    member_ids: Collection[int],
+    period_start: dt.date,
+    period_end: dt.date,
+    status: str = "",
+) -> QuerySet[Statement]:
+    """Return the period's statements of these members, by name, for paging.
+
+    With ``status``, only the statements of that status.
+    """
+    statements = Statement.objects.filter(
+        member_id__in=member_ids, period_start=period_start, period_end=period_end
     )
+    if status:
+        statements = statements.filter(status=status)
+    return statements.select_related("member__user").order_by(
+        "member__display_name", "pk"
+    )
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """The number of a period's statements of one status, and their totals."""
+
+    status: str
+    label: str
+    count: int
+    # (currency, total), by currency.
+    totals: list[tuple[str, Decimal]]
+
+
+def period_summary(
+    member_ids: Collection[int], period_start: dt.date, period_end: dt.date
+) -> list[StatusSummary]:
+    """Count the period's statements of these members by status, with totals.
+
+    Every status is listed, in the order draft, approved, paid, also with no
+    statement. The totals are by currency, since plans may pay in several.
+    One query.
+    """
+    rows = (
+        Statement.objects.filter(
+            member_id__in=member_ids, period_start=period_start, period_end=period_end
+        )
+        .order_by()
+        .values_list("status", "currency")
+        .annotate(count=Count("pk"), total=Sum("total"))
+    )
+    counts: dict[str, int] = defaultdict(int)
+    totals: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
+    for status, currency, count, total in sorted(rows):
+        counts[status] += count
+        # SQLite's SUM drops trailing zeros, so each total gets its cents.
+        totals[status].append((currency, total.quantize(CENT)))
+    return [
+        StatusSummary(status, label, counts[status], totals[status])
+        for status, label in Statement.Status.choices
+    ]
 
 
 def member_statements(member_id: int) -> list[Statement]:

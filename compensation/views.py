@@ -12,9 +12,11 @@ import datetime as dt
 import functools
 import logging
 import uuid
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,6 +35,10 @@ from spm.access import admin_required, require_manager_or_admin, visible_member_
 from spm.spreadsheet import spreadsheet_safe
 
 logger = logging.getLogger(__name__)
+
+# Statements per page of the statements list. A page is what a manager
+# reviews and selects for approval at once.
+STATEMENTS_PER_PAGE = 100
 
 
 def manager_required(view):
@@ -62,9 +68,24 @@ def _period(request: HttpRequest) -> DateRange:
     return current
 
 
-def _list_url(org_slug: str, period: DateRange) -> str:
+def _list_url(
+    org_slug: str, period: DateRange, request: HttpRequest | None = None
+) -> str:
+    """Return the statements list of ``period``.
+
+    With ``request``, a posted list form's status filter and page are kept,
+    so the manager returns to the page they approved from.
+    """
     url = reverse("compensation:statements", kwargs={"org_slug": org_slug})
-    return f"{url}?period={period.start:%Y-%m}"
+    query = {"period": f"{period.start:%Y-%m}"}
+    if request is not None:
+        status = request.POST.get("status", "")
+        if status in Statement.Status.values:
+            query["status"] = status
+        page = request.POST.get("page", "")
+        if page.isdigit() and page != "1":
+            query["page"] = page
+    return f"{url}?{urlencode(query)}"
 
 
 def _statement_or_404(request: HttpRequest, statement_id) -> Statement:
@@ -138,13 +159,30 @@ def my_commission(request: HttpRequest, org_slug: str) -> HttpResponse:
 @manager_required
 @require_GET
 def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """List the period's statements of the viewer's reach, a page at a time.
+
+    A summary above the list counts every statement by status, with totals
+    by currency. ``status`` shows one status only, and ``page`` picks the
+    page.
+    """
     viewer = request.membership
     period = _period(request)
     visible = visible_member_ids(viewer)
-    statements = selectors.period_statements(visible, period.start, period.end)
+    status = request.GET.get("status", "")
+    if status not in Statement.Status.values:
+        if status:
+            messages.error(
+                request,
+                f"There is no statement status {status!r}; all statements are shown.",
+            )
+        status = ""
+    statements = selectors.period_statements_query(
+        visible, period.start, period.end, status
+    )
+    page = Paginator(statements, STATEMENTS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [
         (statement, services.can_approve(viewer, statement, visible))
-        for statement in statements
+        for statement in page.object_list
     ]
     run = None
     if viewer.is_admin:
@@ -153,7 +191,10 @@ def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
         "period": period,
         "previous_month": month_range(period.start - dt.timedelta(days=1)),
         "next_month": month_range(period.end),
+        "page": page,
         "rows": rows,
+        "status": status,
+        "summary": selectors.period_summary(visible, period.start, period.end),
         "run": run,
         "can_approve_any": any(allowed for _, allowed in rows),
         "archived_payouts": selectors.archived_deal_payouts(
@@ -194,7 +235,7 @@ def statements_approve(request: HttpRequest, org_slug: str) -> HttpResponse:
             org_slug=org_slug,
             statement_id=selected[0].public_id,
         )
-    return redirect(_list_url(org_slug, period))
+    return redirect(_list_url(org_slug, period, request))
 
 
 @login_required
@@ -224,7 +265,7 @@ def statements_mark_paid(request: HttpRequest, org_slug: str) -> HttpResponse:
             org_slug=org_slug,
             statement_id=selected[0].public_id,
         )
-    return redirect(_list_url(org_slug, period))
+    return redirect(_list_url(org_slug, period, request))
 
 
 @login_required

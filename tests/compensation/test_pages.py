@@ -141,9 +141,10 @@ def test_detail_query_count(statements, django_assert_max_num_queries):
 def test_manager_list_shows_tree_only(statements, django_assert_max_num_queries):
     client = login(Client(), statements.manager)
 
-    # One of them reads "CRM data as of" and the deals changed since, and
-    # one the commission paid on deals archived in the period.
-    with django_assert_max_num_queries(10):
+    # One of them reads "CRM data as of" and the deals changed since, one
+    # the commission paid on deals archived in the period, one counts the
+    # page's statements and one sums them all by status.
+    with django_assert_max_num_queries(12):
         response = client.get(_url("statements") + "?period=2024-03")
 
     rows = [(s.member.display_name, s.total) for s, _ in response.context["rows"]]
@@ -153,13 +154,101 @@ def test_manager_list_shows_tree_only(statements, django_assert_max_num_queries)
 def test_list_query_count_fixed(statements, django_assert_max_num_queries):
     client = login(Client(), statements.admin)
 
-    # One of them reads "CRM data as of" and the deals changed since, and
-    # one the commission paid on deals archived in the period.
-    with django_assert_max_num_queries(11):
+    # One of them reads "CRM data as of" and the deals changed since, one
+    # the commission paid on deals archived in the period, one counts the
+    # page's statements and one sums them all by status.
+    with django_assert_max_num_queries(13):
         response = client.get(_url("statements") + "?period=2024-03")
 
     assert len(response.context["rows"]) == 3
     assert response.context["run"].status == "done"
+
+
+def _summary(response) -> dict:
+    return {row.status: (row.count, row.totals) for row in response.context["summary"]}
+
+
+def test_list_summary_counts_every_status(statements):
+    _approved_rita(statements)
+    admin = login(Client(), statements.admin)
+    manager = login(Client(), statements.manager)
+
+    everyone = admin.get(_url("statements") + "?period=2024-03")
+    tree = manager.get(_url("statements") + "?period=2024-03")
+
+    usd = "USD"
+    # Rob 400.00 and Rex 900.00 are drafts; Rita's 1,250.00 is approved.
+    assert _summary(everyone) == {
+        "draft": (2, [(usd, Decimal("1300.00"))]),
+        "approved": (1, [(usd, Decimal("1250.00"))]),
+        "paid": (0, []),
+    }
+    # Rex reports to another manager.
+    assert _summary(tree) == {
+        "draft": (1, [(usd, Decimal("400.00"))]),
+        "approved": (1, [(usd, Decimal("1250.00"))]),
+        "paid": (0, []),
+    }
+    assert "1,300.00 USD" in everyone.content.decode()
+
+
+def test_list_pages_statements_by_name(statements, monkeypatch):
+    monkeypatch.setattr("compensation.views.STATEMENTS_PER_PAGE", 2)
+    client = login(Client(), statements.admin)
+    url = _url("statements") + "?period=2024-03"
+
+    pages = {page: client.get(f"{url}&page={page}") for page in ("1", "2", "9", "x")}
+
+    names = {
+        page: [s.member.display_name for s, _ in response.context["rows"]]
+        for page, response in pages.items()
+    }
+    assert names == {
+        "1": ["Rex Rep", "Rita Rep"],
+        "2": ["Rob Rep"],
+        # A page past the end shows the last one, and a page that is not a
+        # number the first.
+        "9": ["Rob Rep"],
+        "x": ["Rex Rep", "Rita Rep"],
+    }
+    assert "statements 3 to 3 of 3" in pages["2"].content.decode()
+    # The summary covers every page.
+    assert _summary(pages["2"])["draft"][0] == 3
+
+
+def test_list_filters_by_status(statements):
+    _approved_rita(statements)
+    client = login(Client(), statements.admin)
+    url = _url("statements") + "?period=2024-03"
+
+    approved = client.get(url + "&status=approved")
+    unknown = client.get(url + "&status=pending")
+
+    assert [s.member.display_name for s, _ in approved.context["rows"]] == ["Rita Rep"]
+    assert len(unknown.context["rows"]) == 3
+    assert (
+        "There is no statement status &#x27;pending&#x27;; all statements are shown."
+        in unknown.content.decode()
+    )
+
+
+def test_approve_returns_to_same_page_and_status(statements):
+    client = login(Client(), statements.admin)
+    rob = _statement(statements, statements.rep2)
+
+    response = client.post(
+        _url("statements-approve"),
+        {
+            "statement": [str(rob.public_id)],
+            "period": "2024-03",
+            "status": "draft",
+            "page": "2",
+        },
+    )
+
+    assert response["Location"] == (
+        _url("statements") + "?period=2024-03&status=draft&page=2"
+    )
 
 
 def test_rep_cannot_list_or_approve(statements):
