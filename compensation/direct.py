@@ -41,12 +41,28 @@ from compensation.crediting import HUNDRED, owner_credit
 from compensation.engine import flat, tiered
 from compensation.engine.plans import PayoutTiming, Segment, SegmentRange, plan_segments
 from compensation.engine.types import CalculationError, LineKind
+from compensation.fields import Table
 from compensation.models import DealOwnerShare
 from goals.calendar import DateRange
 from spm.models import Membership, Organization
 from spm.money import CENT
 
 ZERO = Decimal("0.00")
+# The keys of a snapshot's deal entry, in payout_diff's order.
+SNAPSHOT_COLUMNS = (
+    "deal_id",
+    "deal_name",
+    "deal_amount",
+    "deal_currency",
+    "credit_date",
+    "share",
+    "credited",
+    "fx_rate",
+    "fx_rate_date",
+    "plan_version_id",
+    "plan_version",
+    "commission",
+)
 ENTRIES = {"flat": flat.entries, "tiered": tiered.entries}
 # Credits are taken in order of credit date, then deal id, as the engine takes them.
 _CREDIT_ORDER = attrgetter("credit_date", "deal_id")
@@ -74,7 +90,7 @@ class DirectStatement:
         period: DateRange,
         currency: str,
         block: line_blocks.BlockContent,
-        deals: list[dict],
+        deals: Table,
     ) -> None:
         self.member_id = member.pk
         self.member_name = str(member)
@@ -334,30 +350,34 @@ def _statement(
     if len(terms.components) > 1:
         rows.sort(key=_LINE_DATE)
 
-    # The entries payout_diff.snapshot_content gives the engine's statement.
-    # The credit date stays a date, which orjson writes in the same ISO form.
+    # The entries payout_diff.snapshot_content gives the engine's statement,
+    # as a table. The credit date stays a date, which orjson writes in the
+    # same ISO form.
     share_text = str(HUNDRED / HUNDRED)
     version_id = terms.version_id
     label = terms.label
-    entries = [
-        {
-            "deal_id": credit.deal_id,
-            "deal_name": credit.deal_name,
-            "deal_amount": text,
-            "deal_currency": currency,
-            "credit_date": credit.credit_date,
-            "share": share_text,
-            "credited": text,
-            "fx_rate": None,
-            "fx_rate_date": None,
-            "plan_version_id": version_id,
-            "plan_version": label,
-            "commission": str(commission),
-        }
-        for credit, text, commission in zip(
-            credits, amount_texts, commissions, strict=True
-        )
-    ]
+    entries = Table(
+        SNAPSHOT_COLUMNS,
+        [
+            (
+                credit.deal_id,
+                credit.deal_name,
+                text,
+                currency,
+                credit.credit_date,
+                share_text,
+                text,
+                None,
+                None,
+                version_id,
+                label,
+                str(commission),
+            )
+            for credit, text, commission in zip(
+                credits, amount_texts, commissions, strict=True
+            )
+        ],
+    )
     return DirectStatement(
         member=member,
         period=period,

@@ -27,6 +27,7 @@ from compensation import json_rows, line_blocks, payout_diff
 from compensation.direct import DirectStatement
 from compensation.engine import Statement as ComputedStatement
 from compensation.engine import StatementLine as EngineLine
+from compensation.fields import compact_json, compact_json_loads
 from compensation.json_rows import execute_with_rows as _json_rows_insert
 from compensation.json_rows import insert_sql as _json_rows_insert_sql
 from compensation.models import (
@@ -339,7 +340,7 @@ def _snapshots_store(
             values = dict(zip(_SNAPSHOT_FIELDS, row, strict=True))
             for name in ("deals", "other_lines"):
                 # Decimals and dates as text, as the PostgreSQL path sends them.
-                values[name] = orjson.loads(orjson.dumps(values[name], default=str))
+                values[name] = compact_json_loads(compact_json(values[name]))
             snapshots.append(StatementSnapshot(**values))
         StatementSnapshot.objects.bulk_create(
             snapshots,
@@ -369,8 +370,8 @@ def _snapshots_store(
     params = []
     for row in rows:
         values = list(row)
-        values[deals_index] = orjson.dumps(values[deals_index], default=str)
-        values[others_index] = orjson.dumps(values[others_index], default=str)
+        values[deals_index] = compact_json(values[deals_index])
+        values[others_index] = compact_json(values[others_index])
         params.append(values)
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

@@ -28,6 +28,7 @@ from compensation import services_disputes as disputes
 from compensation import services_statements as services
 from compensation.engine.types import CalculationError
 from compensation.engine.types import Statement as EngineStatement
+from compensation.fields import compact_json_loads
 from compensation.models import (
     CalculationRun,
     DealOwnerShare,
@@ -536,7 +537,7 @@ def test_direct_statements_hand_worked(in_org, personas):
     assert stored["Euro plan"]["snapshot.total"] == Decimal("373.33")
     # The won-stage moves at local midnight of 1 March and one second before
     # 1 April count in March, the two just outside do not.
-    midnight = orjson.loads(stored["Flat midnight"]["snapshot.deals"])
+    midnight = compact_json_loads(stored["Flat midnight"]["snapshot.deals"])
     assert [(deal["deal_amount"], deal["credit_date"]) for deal in midnight] == [
         ("1100.00", "2024-03-01"),
         ("1500.00", "2024-03-15"),

@@ -18,7 +18,12 @@ from compensation import payout_diff
 from compensation import services_statements as services
 from compensation.engine import Credit, StatementLine
 from compensation.engine import Statement as ComputedStatement
-from compensation.fields import CompactJSONField
+from compensation.fields import (
+    CompactJSONField,
+    Table,
+    compact_json,
+    compact_json_loads,
+)
 from compensation.models import FxRate, Statement, StatementSnapshot
 from compensation.models import StatementLine as StoredLine
 from goals.calendar import month_range
@@ -345,17 +350,52 @@ def test_compact_json_field_reads_bytes_and_text(stored):
     assert field.to_python(stored) == [{"amount": "1.50"}]
 
 
-def test_compact_json_field_writes_text():
+def test_compact_json_field_writes_table():
     field = CompactJSONField(default=list)
-    value = [{"amount": Decimal("12.50"), "date": D(2024, 2, 29)}]
+    value = [
+        {"amount": Decimal("12.50"), "date": D(2024, 2, 29)},
+        {"amount": Decimal("-3.00"), "date": None},
+    ]
 
     stored = field.get_db_prep_value(value, connection)
 
     # psycopg's Binary wraps the bytes in ``obj``, and SQLite takes a memoryview.
-    assert bytes(getattr(stored, "obj", stored)) == (
-        b'[{"amount":"12.50","date":"2024-02-29"}]'
+    data = bytes(getattr(stored, "obj", stored))
+    assert data == (
+        b'{"columns":["amount","date"],"rows":[["12.50","2024-02-29"],["-3.00",null]]}'
     )
+    assert field.from_db_value(data, None, connection) == [
+        {"amount": "12.50", "date": "2024-02-29"},
+        {"amount": "-3.00", "date": None},
+    ]
     assert field.get_db_prep_value(None, connection) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        # Objects whose keys differ, or come in another order, stay a list.
+        ([{"a": 1}, {"a": 2, "b": 3}], b'[{"a":1},{"a":2,"b":3}]'),
+        ([{"a": 1, "b": 2}, {"b": 3, "a": 4}], b'[{"a":1,"b":2},{"b":3,"a":4}]'),
+        ([], b"[]"),
+        ([1, 2], b"[1,2]"),
+        (Table(("a", "b"), []), b"[]"),
+        (Table(("a", "b"), [(1, "x")]), b'{"columns":["a","b"],"rows":[[1,"x"]]}'),
+    ],
+)
+def test_compact_json_other_values(value, stored):
+    assert compact_json(value) == stored
+
+
+def test_compact_json_table_reads_as_list():
+    data = compact_json(Table(("a", "b"), [(1, "x"), (2, None)]))
+
+    assert compact_json_loads(data) == [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
+
+
+def test_compact_json_rejects_table_lookalike():
+    with pytest.raises(ValueError, match="only the keys 'columns' and 'rows'"):
+        compact_json({"columns": [], "rows": []})
 
 
 def _snapshot_credit(deal_id: int, amount: str, **values) -> Credit:
