@@ -68,10 +68,10 @@ class CompactJSONField(models.BinaryField):
     PostgreSQL parses every jsonb value on insert. A calculation run stores
     a snapshot of every statement, with an entry per credited deal, and
     nothing queries inside those entries in SQL, so they are stored as the
-    bytes ``compact_json`` writes. The Python value is what ``json.loads``
-    returns for the value that was written, with a list stored as a table
-    read back as that list. Values written to a JSON text column before
-    (SQLite), and lists written whole before tables, read the same.
+    bytes ``compact_json`` writes. Reading gives the value that was written,
+    as ``json.loads`` returns it, and a list stored as a table reads as that
+    list. Values written to a JSON text column (SQLite) and lists stored
+    whole, as before tables, read the same.
     """
 
     def from_db_value(self, value, expression, connection):
