@@ -579,6 +579,89 @@ class CalculationRun(TenantModel):
         return self.status in self.ACTIVE
 
 
+class ApprovalRun(TenantModel):
+    """One "Approve all drafts" request for a period, with its status and progress.
+
+    ``statement_ids`` are the drafts that the requester could approve when
+    they clicked, so the run approves what the page offered. The Celery task
+    approves them one at a time and saves its counts every few statements,
+    so the statements page can show a progress bar.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="The first day after the period.")
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)], help_text="Percent, 0 to 100."
+    )
+    requested_by = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The approver: their role and reporting tree are checked again "
+        "for each statement.",
+    )
+    actor = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The user recorded as approver and in the audit log.",
+    )
+    # The primary keys of the statements to approve, in the order of the list.
+    statement_ids = models.JSONField(default=list, blank=True)
+    statement_count = models.PositiveIntegerField(default=0)
+    processed_count = models.PositiveIntegerField(
+        default=0,
+        help_text="Statements of statement_ids handled so far, approved or skipped.",
+    )
+    approved_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    # [{"member": name, "message": text}] for the statements not approved.
+    skipped = models.JSONField(default=list, blank=True)
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")),
+                name="approval_run_period_not_empty",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "period_start", "created_at"],
+                name="approval_run_period",
+            )
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"Approval of {self.period_start:%B %Y} drafts "
+            f"({self.get_status_display()})"
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
 class Statement(TenantModel):
     """A member's stored statement for one period: its lines pay ``total``.
 

@@ -28,6 +28,7 @@ from compensation.engine.clawback import full_months_between
 from compensation.engine.payments import Payment as EnginePayment
 from compensation.engine.types import CalculationError, LineKind, frozen_instance
 from compensation.models import (
+    ApprovalRun,
     CalculationRun,
     DealOwnerShare,
     Draw,
@@ -758,6 +759,52 @@ def calculation_run_latest(
 def calculation_run_get(public_id) -> CalculationRun | None:
     try:
         return CalculationRun.objects.filter(public_id=public_id).first()
+    except ValidationError:
+        return None
+
+
+def drafts_to_approve_query(
+    viewer: Membership,
+    member_ids: Collection[int],
+    period_start: dt.date,
+    period_end: dt.date,
+) -> QuerySet[Statement]:
+    """Return the period's drafts that ``viewer`` may approve, by name.
+
+    ``member_ids`` is the viewer's ``visible_member_ids``. The filter is the
+    rule of ``services_statements.can_approve``: admins and managers approve
+    the statements they see, except their own, and reps approve none.
+    """
+    if not (viewer.is_admin or viewer.is_manager):
+        return Statement.objects.none()
+    return period_statements_query(
+        member_ids, period_start, period_end, Statement.Status.DRAFT
+    ).exclude(member_id=viewer.pk)
+
+
+def approval_run_latest(
+    viewer: Membership, period_start: dt.date, period_end: dt.date
+) -> ApprovalRun | None:
+    """Return the period's most recent approval run that ``viewer`` may see, or None.
+
+    Admins see every member's runs, managers only their own. One query.
+    """
+    runs = ApprovalRun.objects.filter(period_start=period_start, period_end=period_end)
+    if not viewer.is_admin:
+        runs = runs.filter(requested_by=viewer)
+    return runs.select_related("requested_by").order_by("-created_at", "-pk").first()
+
+
+def approval_run_get(viewer: Membership, public_id) -> ApprovalRun | None:
+    """Return the approval run with ``public_id`` if ``viewer`` may see it, or None.
+
+    Admins see every member's runs, managers only their own.
+    """
+    runs = ApprovalRun.objects.filter(public_id=public_id)
+    if not viewer.is_admin:
+        runs = runs.filter(requested_by=viewer)
+    try:
+        return runs.select_related("requested_by").first()
     except ValidationError:
         return None
 

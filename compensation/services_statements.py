@@ -14,6 +14,10 @@ batch, so the statements page can show how far a run has got. The Celery
 task sends each batch to a worker of its own, so a run uses as many cores
 as there are workers. Every other write here is one transaction with an
 audit log entry.
+
+An approval run ("Approve all drafts") approves a period's drafts in the
+Celery task, one statement per transaction, and saves its progress every
+few statements (``approval_progress_interval``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from decimal import Decimal
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -28,9 +33,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from compensation import line_blocks
+from compensation import line_blocks, selectors
 from compensation.engine.types import CalculationError
 from compensation.models import (
+    ApprovalRun,
     CalculationRun,
     Dispute,
     PlanAssignment,
@@ -57,6 +63,10 @@ ZERO = Decimal("0.00")
 # Members per batch of a calculation run (see batch_size).
 BATCH_MIN = 50
 BATCH_MAX = 1000
+# Statements an approval run approves between two saves of its progress
+# (see approval_progress_interval).
+APPROVAL_PROGRESS_MIN = 10
+APPROVAL_PROGRESS_MAX = 50
 
 
 class StatementError(ValueError):
@@ -69,6 +79,14 @@ class StatementLockedError(StatementError):
 
 class CalculationBusyError(StatementError):
     """A calculation of the period is already queued or running."""
+
+
+class ApprovalBusyError(StatementError):
+    """The member's approval of the period's drafts is already queued or running."""
+
+
+class NothingToApproveError(StatementError):
+    """The period has no draft statement that the member may approve."""
 
 
 def period_label(period_start: dt.date, period_end: dt.date) -> str:
@@ -552,3 +570,243 @@ def statement_adjust(
         new={"amount": str(amount), "reason": reason, "total": str(statement.total)},
     )
     return line
+
+
+# Approve all drafts of a period
+
+
+def approval_progress_interval(statement_count: int) -> int:
+    """Return how many statements an approval run approves between progress saves.
+
+    About twenty saves per run, so the progress bar moves, but at least
+    APPROVAL_PROGRESS_MIN statements, which keeps the writes of small runs
+    low, and at most APPROVAL_PROGRESS_MAX. At an estimated 25 to 40 ms per
+    approval, the largest interval is 1.3 to 2 s, close to the page's
+    polling interval of 1 s.
+    """
+    return min(
+        APPROVAL_PROGRESS_MAX,
+        max(APPROVAL_PROGRESS_MIN, math.ceil(statement_count / 20)),
+    )
+
+
+@transaction.atomic
+def approval_run_queue(
+    *, viewer: Membership, period: DateRange, actor: User | None
+) -> ApprovalRun:
+    """Queue the approval of every draft of ``period`` that ``viewer`` may approve.
+
+    The ids of those drafts are stored on the run now, so the run approves
+    what the page offered, and a statement calculated after the click waits
+    for the next request. The Celery task starts when the transaction
+    commits. Raises ApprovalBusyError while the viewer's approval of the
+    period is queued or running, and NothingToApproveError when no draft is
+    left to approve.
+    """
+    from compensation import tasks
+
+    # Lock the viewer's row, so two clicks cannot both pass the check.
+    Membership.objects.select_for_update().filter(pk=viewer.pk).first()
+    busy = ApprovalRun.objects.filter(
+        requested_by=viewer,
+        period_start=period.start,
+        period_end=period.end,
+        status__in=ApprovalRun.ACTIVE,
+    ).exists()
+    if busy:
+        raise ApprovalBusyError(
+            f"Your approval of the {period.label} drafts is already running; wait "
+            "for it to finish."
+        )
+    visible = visible_member_ids(viewer)
+    drafts = (
+        selectors.drafts_to_approve_query(viewer, visible, period.start, period.end)
+        .select_related(None)
+        .only("pk", "member_id")
+    )
+    statement_ids = [
+        statement.pk for statement in drafts if can_approve(viewer, statement, visible)
+    ]
+    if not statement_ids:
+        raise NothingToApproveError(
+            f"There are no draft statements for {period.label} that you can "
+            "approve, so nothing was queued."
+        )
+    run = ApprovalRun.objects.create(
+        organization_id=viewer.organization_id,
+        period_start=period.start,
+        period_end=period.end,
+        requested_by=viewer,
+        actor=actor,
+        statement_ids=statement_ids,
+        statement_count=len(statement_ids),
+    )
+    organization_id, run_id = viewer.organization_id, run.pk
+    transaction.on_commit(
+        lambda: tasks.statements_approve_task.delay(organization_id, run_id)
+    )
+    return run
+
+
+def approval_run_execute(
+    *, organization: Organization, run: ApprovalRun, seconds: float | None = None
+) -> bool:
+    """Approve the run's statements, each in its own transaction, then mark it done.
+
+    Runs inside ``organization`` (``tenant_context``). A statement that
+    ``statement_approve`` rejects (no longer a draft, an open dispute, out
+    of the requester's reach) is listed in the run's skipped statements
+    with the message. The counts and progress are saved every
+    ``approval_progress_interval`` statements. With ``seconds``, it stops
+    at the first save after that time and returns False, and a later call
+    goes on from there. Returns True once the run is done or failed.
+
+    A run delivered again goes on after the last save, and counts the
+    statements that its actor approved since the run started as approved.
+    An unexpected error marks the run failed and is raised again, except a
+    lost database connection, which the Celery task retries.
+    """
+    deadline = None if seconds is None else time.monotonic() + seconds
+    resumed = run.status == ApprovalRun.Status.RUNNING
+    _approval_update(
+        run,
+        status=ApprovalRun.Status.RUNNING,
+        started_at=run.started_at or timezone.now(),
+    )
+    try:
+        approver = run.requested_by
+        if approver is None or not approver.is_active:
+            logger.warning(
+                "Approval run %s failed: requesting member not found or inactive",
+                run.pk,
+                extra={"organization_id": organization.pk, "run_id": run.pk},
+            )
+            _approval_fail(
+                run,
+                "The member who requested the approval is no longer active, so "
+                "the remaining drafts were not approved.",
+            )
+            return True
+        visible = visible_member_ids(approver)
+        interval = approval_progress_interval(run.statement_count)
+        pending = run.statement_ids[run.processed_count :]
+        for start in range(0, len(pending), interval):
+            chunk = pending[start : start + interval]
+            approved, skipped = _approve_chunk(run, approver, visible, chunk, resumed)
+            processed = run.processed_count + len(chunk)
+            _approval_update(
+                run,
+                processed_count=processed,
+                progress=processed * 100 // max(run.statement_count, 1),
+                approved_count=run.approved_count + approved,
+                skipped_count=run.skipped_count + len(skipped),
+                skipped=[*run.skipped, *skipped],
+            )
+            more = processed < run.statement_count
+            if more and deadline is not None and time.monotonic() >= deadline:
+                return False
+        _approval_finish(run, organization)
+        return True
+    except (OperationalError, InterfaceError):
+        # Transient: the Celery task retries, and marks the run failed once
+        # the retries are used up.
+        raise
+    except Exception as error:
+        logger.exception(
+            "Approval run %s for %s failed",
+            run.pk,
+            period_label(run.period_start, run.period_end),
+            extra={"organization_id": organization.pk, "run_id": run.pk},
+        )
+        _approval_fail(run, f"{type(error).__name__}: {error}")
+        raise
+
+
+def _approve_chunk(
+    run: ApprovalRun,
+    approver: Membership,
+    visible: set[int],
+    statement_ids: list[int],
+    resumed: bool,
+) -> tuple[int, list[dict]]:
+    """Approve these statements of the run and return (approved, skipped)."""
+    statements = Statement.objects.select_related("member").in_bulk(statement_ids)
+    approved = 0
+    skipped = []
+    for statement_id in statement_ids:
+        statement = statements.get(statement_id)
+        if statement is None:
+            skipped.append({"member": "", "message": "The statement no longer exists."})
+            continue
+        if resumed and _approved_by_run(statement, run):
+            approved += 1
+            continue
+        try:
+            statement_approve(
+                statement=statement, approver=approver, actor=run.actor, visible=visible
+            )
+        except StatementError as error:
+            logger.info(
+                "Approval run %s skipped statement %s: %s",
+                run.pk,
+                statement.pk,
+                error,
+                extra={"organization_id": run.organization_id, "run_id": run.pk},
+            )
+            skipped.append({"member": str(statement.member), "message": str(error)})
+        else:
+            approved += 1
+    return approved, skipped
+
+
+def _approved_by_run(statement: Statement, run: ApprovalRun) -> bool:
+    """Return whether an earlier delivery of ``run`` approved the statement.
+
+    That delivery stopped before it saved its counts. Another approval by
+    the same user since the run started counts too.
+    """
+    return (
+        statement.status != Status.DRAFT
+        and run.actor_id is not None
+        and statement.approved_by_id == run.actor_id
+        and statement.approved_at is not None
+        and statement.approved_at >= run.started_at
+    )
+
+
+def _approval_update(run: ApprovalRun, **fields) -> None:
+    for name, value in fields.items():
+        setattr(run, name, value)
+    ApprovalRun.objects.filter(pk=run.pk).update(**fields)
+
+
+@transaction.atomic
+def _approval_finish(run: ApprovalRun, organization: Organization) -> None:
+    """Mark the run done and write its audit log entry."""
+    _approval_update(
+        run,
+        status=ApprovalRun.Status.DONE,
+        progress=100,
+        finished_at=timezone.now(),
+    )
+    audit_log_write(
+        organization=organization,
+        actor=run.actor,
+        action="compensation.drafts_approved",
+        obj=run,
+        new={
+            "period": period_label(run.period_start, run.period_end),
+            "statements": run.statement_count,
+            "approved": run.approved_count,
+            "skipped": run.skipped_count,
+        },
+    )
+
+
+def _approval_fail(run: ApprovalRun, failure: str) -> None:
+    _approval_update(
+        run,
+        status=ApprovalRun.Status.FAILED,
+        failure=failure,
+        finished_at=timezone.now(),
+    )

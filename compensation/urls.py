@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.my_commission, name="mine"),
     path("statements/", views.statement_list, name="statements"),
     path("statements/approve/", views.statements_approve, name="statements-approve"),
+    path(
+        "statements/approve-all/",
+        views.statements_approve_all,
+        name="statements-approve-all",
+    ),
     path("statements/paid/", views.statements_mark_paid, name="statements-paid"),
     path(
         "statements/calculate/",
@@ -19,6 +24,11 @@ urlpatterns = [
         "runs/<uuid:run_id>/progress/",
         views.run_progress,
         name="run-progress",
+    ),
+    path(
+        "approval-runs/<uuid:run_id>/progress/",
+        views.approval_progress,
+        name="approval-progress",
     ),
     path(
         "statements/<uuid:statement_id>/",

@@ -2,7 +2,8 @@
 
 Everyone sees their own statements. Managers see those of their reporting
 tree, admins all of them, and any other statement id is a 404. Managers and
-admins approve; admins calculate, mark paid and export for payroll.
+admins approve, either the selected statements or every draft of the period
+in a background task. Admins calculate, mark paid and export for payroll.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from compensation.services_disputes import MAX_MESSAGE_LENGTH, statement_dispute
 from goals.calendar import DateRange, month_range
 from goals.periods import organization_today
 from spm.access import admin_required, require_manager_or_admin, visible_member_ids
+from spm.models import Membership
 from spm.spreadsheet import spreadsheet_safe
 
 logger = logging.getLogger(__name__)
@@ -155,6 +157,37 @@ def my_commission(request: HttpRequest, org_slug: str) -> HttpResponse:
     return render(request, "compensation/mine.html", context)
 
 
+def _approve_all_context(
+    viewer: Membership,
+    visible: set[int],
+    period: DateRange,
+    summary: list[selectors.StatusSummary],
+) -> dict:
+    """Return the list page's "Approve all drafts" entries. Two queries at most.
+
+    The drafts are counted only when the summary has some, and the latest
+    approval run that the viewer may see is read.
+    """
+    drafts = next(row.count for row in summary if row.status == Statement.Status.DRAFT)
+    drafts_to_approve = 0
+    if drafts:
+        drafts_to_approve = selectors.drafts_to_approve_query(
+            viewer, visible, period.start, period.end
+        ).count()
+    approval_run = selectors.approval_run_latest(viewer, period.start, period.end)
+    # The viewer's own queued or running approval would reject a second click.
+    busy = (
+        approval_run is not None
+        and approval_run.is_active
+        and approval_run.requested_by_id == viewer.pk
+    )
+    return {
+        "drafts_to_approve": drafts_to_approve,
+        "can_approve_all": drafts_to_approve > 0 and not busy,
+        "approval_run": approval_run,
+    }
+
+
 @login_required
 @manager_required
 @require_GET
@@ -187,6 +220,7 @@ def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
     run = None
     if viewer.is_admin:
         run = selectors.calculation_run_latest(period.start, period.end)
+    summary = selectors.period_summary(visible, period.start, period.end)
     context = {
         "period": period,
         "previous_month": month_range(period.start - dt.timedelta(days=1)),
@@ -194,8 +228,9 @@ def statement_list(request: HttpRequest, org_slug: str) -> HttpResponse:
         "page": page,
         "rows": rows,
         "status": status,
-        "summary": selectors.period_summary(visible, period.start, period.end),
+        "summary": summary,
         "run": run,
+        **_approve_all_context(viewer, visible, period, summary),
         "can_approve_any": any(allowed for _, allowed in rows),
         "archived_payouts": selectors.archived_deal_payouts(
             visible, period.start, period.end
@@ -236,6 +271,47 @@ def statements_approve(request: HttpRequest, org_slug: str) -> HttpResponse:
             statement_id=selected[0].public_id,
         )
     return redirect(_list_url(org_slug, period, request))
+
+
+@login_required
+@manager_required
+@require_POST
+def statements_approve_all(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """Queue the approval of every draft of the period that the viewer may approve."""
+    period = _period(request)
+    try:
+        run = services.approval_run_queue(
+            viewer=request.membership, period=period, actor=request.user
+        )
+    except services.StatementError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            f"Approval of {run.statement_count} draft "
+            f"statement{'s' if run.statement_count != 1 else ''} for "
+            f"{period.label} queued. Its progress and result show under Last "
+            "approval of all drafts.",
+        )
+    return redirect(_list_url(org_slug, period))
+
+
+@login_required
+@manager_required
+@require_GET
+def approval_progress(request: HttpRequest, org_slug: str, run_id) -> HttpResponse:
+    """Return an approval run's progress, or make htmx reload the page once it stops.
+
+    Managers see only the runs they requested, admins every run.
+    """
+    run = selectors.approval_run_get(request.membership, run_id)
+    if run is None:
+        raise Http404("No such approval run.")
+    if request.htmx and not run.is_active:
+        return HttpResponseClientRefresh()
+    return render(
+        request, "compensation/_approval_progress.html", {"approval_run": run}
+    )
 
 
 @login_required

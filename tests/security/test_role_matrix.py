@@ -38,8 +38,9 @@ no one else may mark read.
 Commission rows target ``stmt`` (a draft March 2024 statement of ``rep1``),
 ``stmt4`` (the same for ``rep4``, outside the tree of ``manager`` and ``vp``),
 ``paidable`` (an approved statement of ``rep1``), ``run`` (a finished
-calculation run of ``acme``) or ``dispute`` (an open dispute of ``rep1`` on
-the line of a draft statement like ``stmt``).
+calculation run of ``acme``), ``approval`` (a finished approval run that
+``manager`` requested, which ``vp`` may not see) or ``dispute`` (an open
+dispute of ``rep1`` on the line of a draft statement like ``stmt``).
 
 Plan builder rows target ``plan`` (a plan of ``acme`` with a published
 version and no draft), ``draftv`` (a draft version of another plan, with
@@ -102,6 +103,7 @@ from activity.forms import ImportMappingForm
 from activity.models import ImportJob, Lead
 from coaching.models import Alert, Rule
 from compensation.models import (
+    ApprovalRun,
     CalculationRun,
     Dispute,
     PlanComponent,
@@ -320,6 +322,8 @@ compensation:statements               GET    -       login 404   404   200   200
 compensation:statements               POST   -       login 404   404   405   405   405
 compensation:statements-approve       GET    stmt    login 404   404   405   405   405
 compensation:statements-approve       POST   stmt    login 404   404   302   302   302
+compensation:statements-approve-all   GET    stmt    login 404   404   405   405   405
+compensation:statements-approve-all   POST   stmt    login 404   404   302   302   302
 compensation:statements-paid          GET    paidable login 404  404   404   404   405
 compensation:statements-paid          POST   paidable login 404  404   404   404   302
 compensation:statements-calculate     GET    -       login 404   404   404   404   405
@@ -328,6 +332,8 @@ compensation:payroll-export           GET    -       login 404   404   404   404
 compensation:payroll-export           POST   -       login 404   404   404   404   405
 compensation:run-progress             GET    run     login 404   404   404   404   200
 compensation:run-progress             POST   run     login 404   404   404   404   405
+compensation:approval-progress        GET    approval login 404  404   200   404   200
+compensation:approval-progress        POST   approval login 404  404   405   405   405
 compensation:statement                GET    stmt    login 404   200   200   200   200
 compensation:statement                GET    stmt4   login 404   404   404   404   200
 compensation:statement                POST   stmt    login 404   405   405   405   405
@@ -982,6 +988,18 @@ def _compensation_run(personas: Personas) -> dict[str, str]:
     return {"run_id": str(run.public_id)}
 
 
+def _approval_run(personas: Personas) -> dict[str, str]:
+    run = ApprovalRun.unscoped.create(
+        organization=personas.org,
+        period_start=dt.date(2024, 3, 1),
+        period_end=dt.date(2024, 4, 1),
+        status="done",
+        progress=100,
+        requested_by=personas.manager,
+    )
+    return {"run_id": str(run.public_id)}
+
+
 def _plan_values(personas: Personas) -> dict[str, str]:
     plan = make_plan(personas.org.pk, "Matrix plan")
     publish_version(plan, [flat_component("0.1")])
@@ -1045,6 +1063,7 @@ COMPENSATION_TARGETS: dict[str, Callable[[Personas], dict[str, str]]] = {
     "stmt4": lambda personas: _compensation_values(personas.rep4),
     "paidable": lambda personas: _compensation_values(personas.rep1, "approved"),
     "run": _compensation_run,
+    "approval": _approval_run,
     "dispute": lambda personas: _compensation_dispute(personas.rep1),
     "plan": _plan_values,
     "draftv": _draft_version_values,
@@ -1495,6 +1514,7 @@ PAYLOADS: dict[str, Callable[[MatrixObjects], dict]] = {
     },
     "compensation:statements-approve": _statement_selection,
     "compensation:statements-paid": _statement_selection,
+    "compensation:statements-approve-all": lambda objects: {"period": "2024-03"},
     "compensation:statements-calculate": lambda objects: {"period": "2024-03"},
     "compensation:plans": lambda objects: {
         "name": "New plan",
