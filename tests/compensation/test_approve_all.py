@@ -464,6 +464,25 @@ def test_progress_partial_shows_running_run(statements):
     assert '<progress class="progress" max="100" value="50">' in page
 
 
+def test_progress_lists_first_fifty_skipped(statements):
+    run = _running_run(statements, statements.manager)
+    run.status = "done"
+    run.skipped = [
+        {"member": f"Rep {number:02d}", "message": "The statement is already approved."}
+        for number in range(53)
+    ]
+    run.skipped_count = 53
+    with tenant_context(statements.org):
+        run.save()
+    client = login(Client(), statements.manager)
+
+    body = client.get(_progress_url(run)).content.decode()
+
+    assert "Rep 49: The statement is already approved." in body
+    assert "Rep 50:" not in body
+    assert "and 3 more skipped statements." in body
+
+
 def test_progress_reloads_page_when_done(
     statements, django_capture_on_commit_callbacks
 ):
