@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from tests.factories import (
 )
 
 pytest_plugins = ["tests.worker"]
+
+# The lead model's gradient boosting runs an OpenMP thread per core in each
+# pytest-xdist process, so on two cores the processes fought over them: the
+# model tests took 50 s in two processes, and 17 s with one thread each.
+# OpenMP reads this when scikit-learn is first imported, which no test
+# module does at import time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAVEN_DIR = SHARED_DATA / "maven-crm-sales-opportunities"
