@@ -618,15 +618,15 @@ def approval_run_queue(
             f"Your approval of the {period.label} drafts is already running; wait "
             "for it to finish."
         )
-    visible = visible_member_ids(viewer)
-    drafts = (
-        selectors.drafts_to_approve_query(viewer, visible, period.start, period.end)
+    # The query applies the rule of can_approve, and the task checks each
+    # statement again when it approves it.
+    statement_ids = list(
+        selectors.drafts_to_approve_query(
+            viewer, visible_member_ids(viewer), period.start, period.end
+        )
         .select_related(None)
-        .only("pk", "member_id")
+        .values_list("pk", flat=True)
     )
-    statement_ids = [
-        statement.pk for statement in drafts if can_approve(viewer, statement, visible)
-    ]
     if not statement_ids:
         raise NothingToApproveError(
             f"There are no draft statements for {period.label} that you can "
