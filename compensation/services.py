@@ -334,7 +334,7 @@ def calculate_statements(
             raise ValueError(f"{member} is not a member of {organization}.")
     _months_in(period)
     results: dict[int, Statement | CalculationError] = {}
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         plans = batch.member_plans(members, period, results)
         if direct and plans and not extra_deals and connection.vendor == "postgresql":
             plans = direct_statements.calculate(plans, period, organization, results)
@@ -350,7 +350,7 @@ def calculate_statements(
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector, then restore it as it was.
 
     A batch builds several container objects per deal and keeps nearly all
@@ -358,7 +358,9 @@ def _cyclic_gc_paused() -> Iterator[None]:
     objects but took about 30% of this function's CPU time in a benchmark
     run of 1,000 reps (bench/compensation.py, CPython 3.11). Reference
     counting still frees every object outside a cycle, and the cycles
-    left are collected after the batch.
+    left are collected after the batch. A run's batch keeps the collector
+    paused until it has stored the statements and let them go
+    (services_statements.calculation_batch_run).
 
     NOTE: the collector is process-wide, so in a threaded server it is
     paused for every thread while one calculation runs.

@@ -43,7 +43,7 @@ from compensation.models import (
     Statement,
     StatementLine,
 )
-from compensation.services import calculate_statements
+from compensation.services import calculate_statements, cyclic_gc_paused
 from compensation.statement_store import (
     _next_order,
     _total_refresh,
@@ -270,31 +270,12 @@ def calculation_batch_run(
     except a lost database connection, which the Celery task retries.
     """
     try:
-        members = list(
-            Membership.objects.filter(pk__in=member_ids)
-            .select_related("organization")
-            .order_by("display_name", "pk")
-        )
-        results = calculate_statements(members, period, direct=True)
-        computed = []
-        errors = []
-        for member in members:
-            result = results[member.pk]
-            if isinstance(result, CalculationError):
-                logger.warning(
-                    "Statement of member %s for %s not calculated: %s",
-                    member.pk,
-                    period.label,
-                    result,
-                    extra={"organization_id": organization.pk, "run_id": run.pk},
-                )
-                errors.append({"member": str(member), "message": str(result)})
-            else:
-                computed.append((member, result))
-        counts = {"calculated": 0, "locked": 0, "adjustments": 0}
-        for outcome, adjustment in store_statements(computed, period, run, actor):
-            counts[outcome] += 1
-            counts["adjustments"] += adjustment is not None
+        # The collector stays paused until the batch's statements are freed,
+        # so its first pass after the batch has few objects to look at. A
+        # pass over the statements still held took about 5% of a run's CPU
+        # time.
+        with cyclic_gc_paused():
+            counts, errors = _batch_store(organization, period, run, member_ids, actor)
         _batch_count(run, organization, period, actor, number, counts, errors)
     except (OperationalError, InterfaceError):
         # Transient: the Celery task retries the batch, and marks the run
@@ -314,6 +295,45 @@ def calculation_batch_run(
             finished_at=timezone.now(),
         )
         raise
+
+
+def _batch_store(
+    organization: Organization,
+    period: DateRange,
+    run: CalculationRun,
+    member_ids: list[int],
+    actor: User | None,
+) -> tuple[dict[str, int], list[dict]]:
+    """Calculate and store the statements of a batch's members.
+
+    Returns the counts of what happened to them and the calculation errors.
+    """
+    members = list(
+        Membership.objects.filter(pk__in=member_ids)
+        .select_related("organization")
+        .order_by("display_name", "pk")
+    )
+    results = calculate_statements(members, period, direct=True)
+    computed = []
+    errors = []
+    for member in members:
+        result = results[member.pk]
+        if isinstance(result, CalculationError):
+            logger.warning(
+                "Statement of member %s for %s not calculated: %s",
+                member.pk,
+                period.label,
+                result,
+                extra={"organization_id": organization.pk, "run_id": run.pk},
+            )
+            errors.append({"member": str(member), "message": str(result)})
+        else:
+            computed.append((member, result))
+    counts = {"calculated": 0, "locked": 0, "adjustments": 0}
+    for outcome, adjustment in store_statements(computed, period, run, actor):
+        counts[outcome] += 1
+        counts["adjustments"] += adjustment is not None
+    return counts, errors
 
 
 @transaction.atomic

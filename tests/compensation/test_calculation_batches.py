@@ -7,6 +7,7 @@ batch, batch 0 is Remy's, 1 is Rita's and 2 is Rob's.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from decimal import Decimal
 
 import pytest
@@ -161,3 +162,38 @@ def test_run_started_again_counts_from_zero(march, one_per_batch):
     run = _batch(march, run, batches, 1)
     assert run.status == Status.DONE
     assert run.calculated_count == 2
+
+
+def test_batch_stores_with_collector_paused_then_restores_it(march, monkeypatch):
+    store = services.store_statements
+    seen = []
+
+    def store_watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(services, "store_statements", store_watched)
+    run, batches = _start(march)
+
+    run = _batch(march, run, batches, 0)
+
+    assert seen == [False]
+    assert gc.isenabled()
+    assert run.status == Status.DONE
+    assert _total(march.rep1) == Decimal("1250.00")
+
+
+def test_failed_batch_restores_collector(march, monkeypatch):
+    def store_fails(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "store_statements", store_fails)
+    run, batches = _start(march)
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        _batch(march, run, batches, 0)
+
+    assert gc.isenabled()
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert run.failure == "RuntimeError: disk full"

@@ -254,7 +254,7 @@ def test_other_organisations_member_rejected(in_org, personas):
 def test_gc_pause_restores_enabled_collector():
     assert gc.isenabled()
 
-    with services._cyclic_gc_paused():
+    with services.cyclic_gc_paused():
         paused = gc.isenabled()
 
     assert paused is False
@@ -264,7 +264,7 @@ def test_gc_pause_restores_enabled_collector():
 def test_gc_pause_keeps_disabled_collector():
     gc.disable()
     try:
-        with services._cyclic_gc_paused():
+        with services.cyclic_gc_paused():
             pass
         still_disabled = not gc.isenabled()
     finally:
@@ -274,7 +274,7 @@ def test_gc_pause_keeps_disabled_collector():
 
 
 def test_gc_pause_restores_after_error():
-    with pytest.raises(CalculationError), services._cyclic_gc_paused():
+    with pytest.raises(CalculationError), services.cyclic_gc_paused():
         raise CalculationError("Invalid split.")
 
     assert gc.isenabled()
