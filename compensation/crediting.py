@@ -43,8 +43,6 @@ from spm.money import CENT, allocate, round_money
 # up to 0.0001 from the exact fraction (33.3333 for a third).
 PERCENT_TOLERANCE_PER_SPLIT = Decimal("0.0001")
 HUNDRED = Decimal(100)
-# The share of a member credited with 100% of a deal, as credit_deal writes it.
-WHOLE_SHARE = HUNDRED / HUNDRED
 
 
 class CreditingError(CalculationError):
@@ -221,44 +219,6 @@ def credit_deal(
             weights, shares, source_shares, strict=True
         )
     ]
-
-
-def owner_credit(
-    *,
-    deal_id: int,
-    deal_name: str,
-    owner_id: int,
-    day: dt.date,
-    amount: Decimal,
-    currency: str,
-) -> Credit:
-    """Return the credit of a deal its owner takes whole, in the plan's currency.
-
-    This is the credit ``credit_deal`` gives a deal with no splits, an amount
-    of whole cents above zero and the plan's currency. Only ``fields``
-    differs: it contains the name, currency and amount, and none of the
-    deal values that SPIFF conditions test.
-    """
-    # Every field of Credit, as frozen_instance requires.
-    return frozen_instance(
-        Credit,
-        {
-            "deal_id": deal_id,
-            "deal_name": deal_name,
-            "member_id": owner_id,
-            "credit_date": day,
-            "amount": amount,
-            "deal_amount": amount,
-            "share": WHOLE_SHARE,
-            "currency": currency,
-            "source_amount": amount,
-            "deal_source_amount": amount,
-            "source_currency": currency,
-            "fx_rate": None,
-            "fx_rate_date": None,
-            "fields": {"name": deal_name, "currency": currency, "amount": amount},
-        },
-    )
 
 
 def _whole(

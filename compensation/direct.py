@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -37,7 +37,7 @@ from activity.dates import period_bounds
 from activity.models import Deal, DealSplit, Stage
 from compensation import calculation_batch as batch
 from compensation import line_blocks, services
-from compensation.crediting import HUNDRED, owner_credit
+from compensation.crediting import HUNDRED
 from compensation.engine import flat, tiered
 from compensation.engine.plans import PayoutTiming, Segment, SegmentRange, plan_segments
 from compensation.engine.types import CalculationError, LineKind
@@ -65,10 +65,28 @@ SNAPSHOT_COLUMNS = (
 )
 ENTRIES = {"flat": flat.entries, "tiered": tiered.entries}
 # Credits are taken in order of credit date, then deal id, as the engine takes them.
-_CREDIT_ORDER = attrgetter("credit_date", "deal_id")
+_CREDIT_ORDER = itemgetter(3, 0)
 _LINE_DATE = itemgetter(line_blocks.FIELDS.index("credit_date"))
 # Whether a line stores its base amount in cents, the scale of a deal amount.
 _BASE_IN_CENTS = line_blocks.number_text(CENT, "base_amount") == str(CENT)
+
+
+class OwnerCredit(tuple):
+    """A deal of the period its owner takes whole: (deal id, name, amount, date).
+
+    The amount is in the plan's currency and the date is the credit date.
+    The components read a credit's ``amount``, as they read the engine's
+    ``Credit``, so a segment of these credits goes through the same code.
+    A tuple is quicker to build than a ``Credit``, and a run builds one per
+    deal.
+    """
+
+    __slots__ = ()
+
+    deal_id = property(itemgetter(0))
+    deal_name = property(itemgetter(1))
+    amount = property(itemgetter(2))
+    credit_date = property(itemgetter(3))
 
 
 class DirectStatement:
@@ -148,16 +166,15 @@ def calculate(
             ranges[plan.member.pk] = found
     if not ranges:
         return plans
-    deals, currencies, to_engine = _deals(list(ranges), period, organization)
-    direct = []
-    for plan in plans:
-        member_id = plan.member.pk
-        found = ranges.get(member_id)
-        if found is None or member_id in to_engine:
-            continue
-        if not currencies.get(member_id, set()) <= {found.terms.currency}:
-            continue
-        direct.append(plan)
+    currencies = {
+        member_id: found.terms.currency for member_id, found in ranges.items()
+    }
+    deals, to_engine = _deals(currencies, period, organization)
+    direct = [
+        plan
+        for plan in plans
+        if plan.member.pk in ranges and plan.member.pk not in to_engine
+    ]
     figures = batch.quota_figures(direct)
     for plan in direct:
         member = plan.member
@@ -173,14 +190,14 @@ def calculate(
 
 
 def _deals(
-    member_ids: list[int], period: DateRange, organization: Organization
-) -> tuple[dict[int, list[tuple]], dict[int, set[str]], set[int]]:
+    currencies: dict[int, str], period: DateRange, organization: Organization
+) -> tuple[dict[int, list[OwnerCredit]], set[int]]:
     """Return the won deals of the period owned by each member, and who to leave out.
 
-    A deal is ``(deal id, name, amount, local credit date)``. The second
-    result is the currencies of each member's deals. The members left out
-    have a deal the engine must credit, or a split or share of another
-    owner's deal. Two queries.
+    ``currencies`` has the plan currency of each member to read. Each
+    member's deals are their ``OwnerCredit``, in no order. The members left
+    out have a deal the engine must credit (see the module's docstring),
+    or a split or share of another owner's deal. Two queries.
     """
     quote = connection.ops.quote_name
     deal_table = quote(Deal._meta.db_table)
@@ -189,7 +206,9 @@ def _deals(
     share_table = quote(DealOwnerShare._meta.db_table)
     first, last = period_bounds(period.start, period.end, organization.time_zone)
     # The deals won_deals_of_members reads, for owners only, with whether
-    # another table gives them credits.
+    # the engine must credit them: another table gives them credits, or the
+    # amount is not whole cents above zero. The time a deal was won is only
+    # read when it has no close date.
     window = (
         "((deal.close_date >= %s AND deal.close_date < %s) OR "
         "(deal.close_date IS NULL AND deal.stage_changed_at >= %s "
@@ -199,8 +218,10 @@ def _deals(
     sql = (
         "SELECT deal.id, COALESCE(NULLIF(deal.name, ''), "
         "NULLIF(deal.external_id, ''), deal.public_id::text), deal.amount, "
-        "deal.currency, deal.owner_id, deal.close_date, deal.stage_changed_at, "
-        "deal.archived_at IS NOT NULL "
+        "COALESCE(NULLIF(deal.currency, ''), %s), deal.owner_id, deal.close_date, "
+        "CASE WHEN deal.close_date IS NULL THEN deal.stage_changed_at END, "
+        "deal.archived_at IS NOT NULL OR deal.amount <= 0 "
+        "OR scale(deal.amount) <> 2 "
         f"OR deal.id IN (SELECT deal_id FROM {split_table} "
         "WHERE organization_id = %s) "
         f"OR deal.id IN (SELECT deal_id FROM {share_table} "
@@ -221,15 +242,17 @@ def _deals(
         f"AND part.member_id = ANY(%s::bigint[]) AND {window}"
     )
     organization_id = organization.pk
+    member_ids = list(currencies)
     zone = ZoneInfo(organization.time_zone)
-    default_currency = organization.currency
-    deals: dict[int, list[tuple]] = defaultdict(list)
-    currencies: dict[int, set[str]] = defaultdict(set)
+    deals: dict[int, list[OwnerCredit]] = defaultdict(list)
     to_engine: set[int] = set()
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
-            [organization_id] * 3 + [member_ids] + window_params,
+            [organization.currency]
+            + [organization_id] * 3
+            + [member_ids]
+            + window_params,
         )
         for (
             deal_id,
@@ -241,25 +264,24 @@ def _deals(
             closed_at,
             engine_only,
         ) in cursor.fetchall():
-            if engine_only or amount <= 0 or not amount.same_quantum(CENT):
+            if engine_only or currency != currencies[owner_id]:
                 to_engine.add(owner_id)
                 continue
             day = close_date or closed_at.astimezone(zone).date()
-            deals[owner_id].append((deal_id, name, amount, day))
-            currencies[owner_id].add(currency or default_currency)
+            deals[owner_id].append(OwnerCredit((deal_id, name, amount, day)))
         cursor.execute(
             other_owners_sql,
             [organization_id, member_ids, *window_params] * 2,
         )
         to_engine.update(member_id for (member_id,) in cursor.fetchall())
-    return deals, currencies, to_engine
+    return deals, to_engine
 
 
 def _statement(
     member: Membership,
     period: DateRange,
     found: SegmentRange,
-    deals: list[tuple],
+    deals: list[OwnerCredit],
     quotas: dict,
 ) -> DirectStatement:
     """Calculate one member's statement into a block and snapshot entries.
@@ -268,19 +290,7 @@ def _statement(
     """
     terms = found.terms
     currency = terms.currency
-    member_id = member.pk
-    credits = [
-        owner_credit(
-            deal_id=deal_id,
-            deal_name=name,
-            owner_id=member_id,
-            day=day,
-            amount=amount,
-            currency=currency,
-        )
-        for deal_id, name, amount, day in deals
-    ]
-    credits.sort(key=_CREDIT_ORDER)
+    credits = sorted(deals, key=_CREDIT_ORDER)
     segment = Segment(
         start=found.start,
         end=found.end,
@@ -296,13 +306,15 @@ def _statement(
     number_text = line_blocks.number_text
     # Each amount is whole cents (see _deals), so its text is the text of
     # the base amount a line stores, of the deal amount and of the credit.
-    amount_texts = [str(credit.amount) for credit in credits]
+    amount_texts = [str(amount) for _, _, amount, _ in credits]
     if not _BASE_IN_CENTS:
-        amount_texts = [number_text(credit.amount, "base_amount") for credit in credits]
+        amount_texts = [
+            number_text(amount, "base_amount") for _, _, amount, _ in credits
+        ]
     # The values of a line that depend on its credit alone, in FIELDS order.
     credit_values = [
-        (credit.deal_id, credit.deal_name, credit.credit_date, share, text)
-        for credit, text in zip(credits, amount_texts, strict=True)
+        (deal_id, name, day, share, text)
+        for (deal_id, name, _, day), text in zip(credits, amount_texts, strict=True)
     ]
     rows = []
     # What each credit's lines pay, one list per component, in credit order.
@@ -360,11 +372,11 @@ def _statement(
         SNAPSHOT_COLUMNS,
         [
             (
-                credit.deal_id,
-                credit.deal_name,
+                deal_id,
+                name,
                 text,
                 currency,
-                credit.credit_date,
+                day,
                 share_text,
                 text,
                 None,
@@ -373,7 +385,7 @@ def _statement(
                 label,
                 str(commission),
             )
-            for credit, text, commission in zip(
+            for (deal_id, name, _, day), text, commission in zip(
                 credits, amount_texts, commissions, strict=True
             )
         ],
