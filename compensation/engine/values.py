@@ -20,6 +20,12 @@ from compensation.engine.types import ParamsError
 
 def money(amount: Decimal) -> str:
     """Format an amount with thousands separators and cents: 12,500.00."""
+    text = str(amount)
+    # An amount to the cent below 1,000 needs no separator, and str writes
+    # it as format does, in half the time. A run formats two amounts per
+    # deal, most of them commissions of this size.
+    if len(text) < 7 and text[-3:-2] == ".":
+        return text
     # The same text as f"{amount:,.2f}", about a sixth faster for a Decimal.
     return amount.__format__(",.2f")
 
