@@ -483,6 +483,26 @@ def test_progress_lists_first_fifty_skipped(statements):
     assert "and 3 more skipped statements." in body
 
 
+@pytest.mark.parametrize("skipped", [0, 53])
+def test_progress_query_count_fixed(statements, django_assert_num_queries, skipped):
+    run = _running_run(statements, statements.manager)
+    run.skipped = [
+        {"member": f"Rep {number:02d}", "message": "The statement is already approved."}
+        for number in range(skipped)
+    ]
+    run.skipped_count = skipped
+    with tenant_context(statements.org):
+        run.save()
+    client = login(Client(), statements.manager)
+    client.get(_progress_url(run))
+
+    # The session, the user, the membership with its organisation, the run.
+    with django_assert_num_queries(4):
+        response = client.get(_progress_url(run), headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+
+
 def test_progress_reloads_page_when_done(
     statements, django_capture_on_commit_callbacks
 ):
