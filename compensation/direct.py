@@ -63,7 +63,8 @@ SNAPSHOT_COLUMNS = (
     "plan_version",
     "commission",
 )
-ENTRIES = {"flat": flat.entries, "tiered": tiered.entries}
+# The component kinds this path calculates.
+KINDS = frozenset({"flat", "tiered"})
 # Credits are taken in order of credit date, then deal id, as the engine takes them.
 _CREDIT_ORDER = itemgetter(3, 0)
 _LINE_DATE = itemgetter(line_blocks.FIELDS.index("credit_date"))
@@ -140,7 +141,7 @@ def segment_range(plan: batch.MemberPlan, period: DateRange) -> SegmentRange | N
         return None
     for component in terms.components:
         if (
-            component.kind not in ENTRIES
+            component.kind not in KINDS
             or component.cap_per_deal is not None
             or component.cap_per_period is not None
         ):
@@ -319,7 +320,6 @@ def _statement(
     rows = []
     # What each credit's lines pay, one list per component, in credit order.
     amounts = []
-    tier_text = line_blocks.tier_text
     for component in terms.components:
         head = (
             LineKind.COMMISSION,
@@ -331,9 +331,9 @@ def _statement(
         # Each kind's entries are one per credit, in the segment's order. The
         # components round each amount to the cent, as the column stores it.
         # The column has no -0.00, which ``or ZERO`` turns into 0.00.
-        paid = ENTRIES[component.kind](component, segment)
         if component.kind == "flat":
             # A flat line pays one rate, and its sentence names no tier.
+            paid = flat.entries(component, segment)
             rate = number_text(component.spec.rate, "rate")
             rows += [
                 [*head, *values, rate, "", explanation, str(amount or ZERO)]
@@ -342,17 +342,12 @@ def _statement(
                 )
             ]
         else:
+            tier_column: list[str] = []
+            paid = tiered.entries(component, segment, tier_column)
             rows += [
-                [
-                    *head,
-                    *values,
-                    None,
-                    tier_text(explanation),
-                    explanation,
-                    str(amount or ZERO),
-                ]
-                for values, (_, amount, explanation) in zip(
-                    credit_values, paid, strict=True
+                [*head, *values, None, tiers, explanation, str(amount or ZERO)]
+                for values, (_, amount, explanation), tiers in zip(
+                    credit_values, paid, tier_column, strict=True
                 )
             ]
         amounts.append([amount for _, amount, _ in paid])

@@ -27,6 +27,7 @@ from compensation import json_rows, line_blocks, payout_diff
 from compensation.direct import DirectStatement
 from compensation.engine import Statement as ComputedStatement
 from compensation.engine import StatementLine as EngineLine
+from compensation.engine.tiers import tier_text
 from compensation.fields import compact_json, compact_json_loads
 from compensation.json_rows import execute_with_rows as _json_rows_insert
 from compensation.json_rows import insert_sql as _json_rows_insert_sql
@@ -218,7 +219,7 @@ def _block_values(line: EngineLine, share: Decimal | None) -> list:
         share,
         line.base,
         line.rate,
-        line_blocks.tier_text(line.explanation),
+        tier_text(line.explanation),
         line.explanation,
         line.amount,
     ]

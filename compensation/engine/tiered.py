@@ -25,7 +25,7 @@ from typing import Any
 
 from compensation.engine.caps import cap_per_deal
 from compensation.engine.plans import Component, Segment
-from compensation.engine.tiers import TierTable
+from compensation.engine.tiers import TierTable, tier_text
 from compensation.engine.types import Credit, ParamsError, StatementLine
 from compensation.engine.values import (
     check_keys,
@@ -84,13 +84,14 @@ def calculate(component: Component, segment: Segment) -> list[StatementLine]:
 
 
 def entries(
-    component: Component, segment: Segment
+    component: Component, segment: Segment, tier_column: list[str] | None = None
 ) -> list[tuple[Credit, Decimal, str]]:
     """Return each credit of the segment with the amount it earns and why.
 
     The lines have no single rate, so their ``rate`` is empty. Raises
     CalculationError when the basis is attainment and the member has no
-    quota above zero.
+    quota above zero. With ``tier_column``, the tiers each sentence names,
+    as ``tier_text`` reads them, are appended to it in the same order.
     """
     spec: TieredSpec = component.spec
     if spec.basis == "attainment":
@@ -113,6 +114,9 @@ def entries(
             f"no commission, because the period's total of {money(total)} is "
             f"below the threshold of {threshold}"
         )
+        if tier_column is not None:
+            # The amount in front of the reason names no tier.
+            tier_column += [tier_text(reason)] * len(credits)
         return [
             (credit, ZERO, f"{text}: {reason}")
             for credit, text in zip(credits, texts, strict=True)
@@ -131,6 +135,16 @@ def entries(
     retroactive_text = (
         f"{tier_texts[final]}, the tier of the period's total {money(total)}"
     )
+    # The tiers named by the sentence of an uncapped credit that stays in
+    # tier i, or earns the retroactive rate. tier_text reads neither the
+    # amount in front of the first tier nor the result after the last " = ",
+    # so these are the same for every such credit.
+    if tier_column is None:
+        within_columns = [None] * len(tier_texts)
+        retroactive_column = None
+    else:
+        within_columns = [tier_text(f"{named}{context} = ") for named in tier_texts]
+        retroactive_column = tier_text(f"{retroactive_text}{context} = ")
     marginal = spec.mode == "marginal"
     cap = component.cap_per_deal
     # ``current`` is the tier of the running total. A credit that moves the
@@ -151,7 +165,9 @@ def entries(
             if within and lower <= running < end and (upper is None or end <= upper):
                 exact = credit.amount * rates[current]
                 sentence = f"{text}{tier_texts[current]}"
+                column = within_columns[current]
             else:
+                column = None
                 parts = table.portions(running, end)
                 exact = ZERO
                 for index, part in parts:
@@ -173,11 +189,15 @@ def entries(
         else:
             exact = credit.amount * rates[final]
             sentence = f"{text}{retroactive_text}"
+            column = retroactive_column
         cap_note = ""
         if cap is not None:
             exact, cap_note = cap_per_deal(exact, credit, cap)
         amount = round_money(exact)
-        found.append(
-            (credit, amount, f"{sentence}{context}{cap_note} = {money(amount)}")
-        )
+        explanation = f"{sentence}{context}{cap_note} = {money(amount)}"
+        found.append((credit, amount, explanation))
+        if tier_column is not None:
+            if column is None or cap_note:
+                column = tier_text(explanation)
+            tier_column.append(column)
     return found

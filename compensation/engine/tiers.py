@@ -18,6 +18,8 @@ credit note earns a negative commission at the first rate.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +35,27 @@ from compensation.engine.values import (
 )
 
 ZERO = Decimal(0)
+
+# A tier an explanation names: "in tier 100-150%" up to the next part.
+_TIER = re.compile(r"in tier (.+?)(?= \+ | = |, |$)")
+
+
+def tier_text(explanation: str) -> str:
+    """Return the tiers an explanation names ("0-100%, 100-150%"), or "".
+
+    Only the text from the first tier to the last " = " can name a tier, and
+    in a run most lines share that text, so it is parsed once per text.
+    """
+    start = explanation.find("in tier ")
+    if start < 0:
+        return ""
+    end = explanation.rfind(" = ")
+    return _tiers_named(explanation[start:end] if end > start else explanation[start:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _tiers_named(text: str) -> str:
+    return ", ".join(dict.fromkeys(_TIER.findall(text)))
 
 
 @dataclass(frozen=True)

@@ -497,7 +497,7 @@ def test_statement_tables_are_tenant_scoped(march):
     ],
 )
 def test_tier_text_cases(explanation, tiers):
-    from compensation.line_blocks import tier_text
+    from compensation.engine.tiers import tier_text
 
     # Twice, so the second result comes from the cache.
     assert tier_text(explanation) == tiers

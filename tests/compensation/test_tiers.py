@@ -265,3 +265,76 @@ def test_marginal_lines_match_portions():
         else:
             assert line.explanation.startswith(f"{moved} x 25%")
         running = end
+
+
+MARCH_START = D(2024, 3, 1)
+
+
+def _segment(plan, credits, *, start=MARCH_START, quota=None):
+    from compensation.engine.plans import Segment
+    from tests.compensation.builders import assignment
+
+    return Segment(
+        start=start,
+        end=D(2024, 4, 1),
+        period_start=D(2024, 3, 1),
+        period_end=D(2024, 4, 1),
+        terms=plan,
+        assignment=assignment(plan),
+        credits=tuple(credits),
+        quota=quota,
+    )
+
+
+ATTAINMENT_BANDS = [
+    {"from": "0", "to": "100", "rate": "0.08"},
+    {"from": "100", "to": "150", "rate": "0.10"},
+    {"from": "150", "rate": "0.12"},
+]
+
+
+@pytest.mark.parametrize(
+    ("basis", "mode", "options", "start", "quota"),
+    [
+        ("amount", "marginal", {}, D(2024, 3, 1), None),
+        ("amount", "retroactive", {}, D(2024, 3, 1), None),
+        ("amount", "marginal", {"cap_per_deal": "600"}, D(2024, 3, 1), None),
+        ("amount", "marginal", {"threshold": "99999"}, D(2024, 3, 1), None),
+        ("amount", "marginal", {}, D(2024, 3, 17), None),
+        ("attainment", "marginal", {}, D(2024, 3, 1), "4000"),
+        ("attainment", "retroactive", {}, D(2024, 3, 1), "4000"),
+        ("attainment", "marginal", {}, D(2024, 3, 10), "4000"),
+        ("attainment", "marginal", {"threshold": "50"}, D(2024, 3, 1), "90000"),
+    ],
+)
+def test_tier_column_matches_sentences(basis, mode, options, start, quota):
+    """The tiers ``entries`` reports for each line are what ``tier_text`` reads.
+
+    The runs cover credits that stay in a tier, cross one or two, go back
+    down, are capped, are prorated and stay below a threshold.
+    """
+    from compensation.engine import tiered
+    from compensation.engine.tiers import tier_text
+
+    bands = CYCLE_BANDS if basis == "amount" else ATTAINMENT_BANDS
+    tiered_component = component(
+        "tiered", basis=basis, mode=mode, tiers=bands, **options
+    )
+    credits = [
+        credit(amount, D(2024, 3, 1 + index % 28), index + 1)
+        for index, amount in enumerate(RUNNING_TOTAL_MOVES)
+    ]
+    segment = _segment(
+        terms(tiered_component),
+        credits,
+        start=start,
+        quota=Decimal(quota) if quota else None,
+    )
+    column: list[str] = []
+
+    found = tiered.entries(tiered_component, segment, column)
+
+    assert len(column) == len(found) == len(credits)
+    for (_, _, explanation), tiers in zip(found, column, strict=True):
+        assert tiers == tier_text(explanation), explanation
+    assert tiered.entries(tiered_component, segment) == found
