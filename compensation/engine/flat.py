@@ -44,12 +44,17 @@ def entries(
     # The same for every line, so formatted once per segment.
     rate_text = percent(rate)
     cap = component.cap_per_deal
+    credits = segment.credits
+    texts = segment.credit_texts
+    if cap is None:
+        paid = [round_money(credit.amount * rate) for credit in credits]
+        return [
+            (credit, amount, f"{text} x {rate_text} = {money(amount)}")
+            for credit, text, amount in zip(credits, texts, paid, strict=True)
+        ]
     found = []
-    for credit, text in zip(segment.credits, segment.credit_texts, strict=True):
-        exact = credit.amount * rate
-        cap_note = ""
-        if cap is not None:
-            exact, cap_note = cap_per_deal(exact, credit, cap)
+    for credit, text in zip(credits, texts, strict=True):
+        exact, cap_note = cap_per_deal(credit.amount * rate, credit, cap)
         amount = round_money(exact)
         found.append(
             (credit, amount, f"{text} x {rate_text}{cap_note} = {money(amount)}")
