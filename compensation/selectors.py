@@ -782,29 +782,36 @@ def drafts_to_approve_query(
     ).exclude(member_id=viewer.pk)
 
 
+def _approval_runs_seen_by(viewer: Membership) -> QuerySet[ApprovalRun]:
+    """Return the approval runs that ``viewer`` may see.
+
+    Admins see every member's runs, managers only their own.
+    """
+    runs = ApprovalRun.objects.select_related("requested_by")
+    if not viewer.is_admin:
+        runs = runs.filter(requested_by=viewer)
+    return runs
+
+
 def approval_run_latest(
     viewer: Membership, period_start: dt.date, period_end: dt.date
 ) -> ApprovalRun | None:
     """Return the period's most recent approval run that ``viewer`` may see, or None.
 
-    Admins see every member's runs, managers only their own. One query.
+    One query.
     """
-    runs = ApprovalRun.objects.filter(period_start=period_start, period_end=period_end)
-    if not viewer.is_admin:
-        runs = runs.filter(requested_by=viewer)
-    return runs.select_related("requested_by").order_by("-created_at", "-pk").first()
+    return (
+        _approval_runs_seen_by(viewer)
+        .filter(period_start=period_start, period_end=period_end)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def approval_run_get(viewer: Membership, public_id) -> ApprovalRun | None:
-    """Return the approval run with ``public_id`` if ``viewer`` may see it, or None.
-
-    Admins see every member's runs, managers only their own.
-    """
-    runs = ApprovalRun.objects.filter(public_id=public_id)
-    if not viewer.is_admin:
-        runs = runs.filter(requested_by=viewer)
+    """Return the approval run with ``public_id`` if ``viewer`` may see it, or None."""
     try:
-        return runs.select_related("requested_by").first()
+        return _approval_runs_seen_by(viewer).filter(public_id=public_id).first()
     except ValidationError:
         return None
 

@@ -635,8 +635,8 @@ def approval_run_queue(
     ).exists()
     if busy:
         raise ApprovalBusyError(
-            f"Your approval of the {period.label} drafts is already running; wait "
-            "for it to finish."
+            f"Your approval of the {period.label} drafts is already running. Wait "
+            "for it to finish, then try again."
         )
     # The query applies the rule of can_approve, and the task checks each
     # statement again when it approves it.

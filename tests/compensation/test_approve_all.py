@@ -395,8 +395,8 @@ def test_second_click_while_queued_rejected(
     with tenant_context(statements.org):
         assert ApprovalRun.objects.count() == 1
     assert (
-        "Your approval of the March 2024 drafts is already running; wait for it "
-        "to finish." in page
+        "Your approval of the March 2024 drafts is already running. Wait for it "
+        "to finish, then try again." in page
     )
     # The running approval replaces the button.
     assert "Approve all 2 drafts" not in page

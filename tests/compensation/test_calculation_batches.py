@@ -164,7 +164,7 @@ def test_run_started_again_counts_from_zero(march, one_per_batch):
     assert run.calculated_count == 2
 
 
-def test_batch_stores_with_collector_paused_then_restores_it(march, monkeypatch):
+def test_batch_store_pauses_collector(march, monkeypatch):
     store = services.store_statements
     seen = []
 

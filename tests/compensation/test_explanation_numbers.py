@@ -40,7 +40,7 @@ def test_money_writes_separators_and_cents(amount, expected):
     assert money(Decimal(amount)) == expected
 
 
-def test_money_matches_format_for_random_amounts():
+def test_money_random_amounts_match_format():
     generator = random.Random(20261206)
     for _ in range(20_000):
         digits = generator.randint(0, 10)
